@@ -1,0 +1,473 @@
+/*
+ * weft.h — the public API of libweft, a WebSocket stack (RFC 6455, RFC 7692) in C11.
+ *
+ * Layers exposed here:
+ *   1. proto: sans-I/O protocol primitives (frames, masking, UTF-8, close, handshake).
+ *      No I/O, no allocation; every buffer belongs to the caller. Thread-safe in the sense
+ *      that distinct objects may be used from distinct threads; one object is never shared.
+ *   2. net + ws (declared further below): the event loop, connections, server and pub/sub.
+ *
+ * Conventions: every public symbol starts with weft_ / WEFT_. Functions that can fail return
+ * an enum weft_err or a negative value documented at the declaration. The library never prints
+ * and never exits.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_VERSION "0.1.0"
+
+/* ======================================================================================== */
+/* Errors                                                                                    */
+/* ======================================================================================== */
+
+/* Generic result codes of library calls. */
+enum weft_err {
+    WEFT_OK = 0,
+    WEFT_ERR_NOMEM = -1,    /* allocation failed */
+    WEFT_ERR_INVAL = -2,    /* invalid argument */
+    WEFT_ERR_SPACE = -3,    /* caller buffer too small */
+    WEFT_ERR_PROTO = -4,    /* peer violated the protocol */
+    WEFT_ERR_IO = -5,       /* a system call failed (errno is kept where meaningful) */
+    WEFT_ERR_CLOSED = -6,   /* the connection is closed or closing */
+    WEFT_ERR_TIMEOUT = -7,  /* a deadline passed */
+    WEFT_ERR_ADDRESS = -8,  /* address could not be parsed or bound */
+};
+
+/* Returns a static, human-readable name for an enum weft_err value. Never NULL. */
+const char *weft_strerror(int err);
+
+/* ======================================================================================== */
+/* proto: opcodes and close codes                                                            */
+/* ======================================================================================== */
+
+enum weft_opcode {
+    WEFT_OP_CONT = 0x0,
+    WEFT_OP_TEXT = 0x1,
+    WEFT_OP_BINARY = 0x2,
+    WEFT_OP_CLOSE = 0x8,
+    WEFT_OP_PING = 0x9,
+    WEFT_OP_PONG = 0xA,
+};
+
+/* Close status codes of RFC 6455 §7.4.1 that the library itself sends. */
+enum weft_close_code {
+    WEFT_CLOSE_NORMAL = 1000,
+    WEFT_CLOSE_GOING_AWAY = 1001,
+    WEFT_CLOSE_PROTOCOL = 1002,
+    WEFT_CLOSE_UNSUPPORTED = 1003,
+    WEFT_CLOSE_NO_STATUS = 1005,   /* never on the wire: "the close frame had no code" */
+    WEFT_CLOSE_ABNORMAL = 1006,    /* never on the wire: "no close frame was received" */
+    WEFT_CLOSE_INVALID_DATA = 1007,
+    WEFT_CLOSE_POLICY = 1008,
+    WEFT_CLOSE_TOO_BIG = 1009,
+    WEFT_CLOSE_EXTENSION = 1010,
+    WEFT_CLOSE_INTERNAL = 1011,
+    WEFT_CLOSE_RESTART = 1012,
+    WEFT_CLOSE_TRY_AGAIN = 1013,
+};
+
+/* Role of an endpoint: servers require masked input and send unmasked frames; clients the
+ * reverse. */
+enum weft_role {
+    WEFT_ROLE_SERVER = 0,
+    WEFT_ROLE_CLIENT = 1,
+};
+
+/* ======================================================================================== */
+/* proto: masking                                                                            */
+/* ======================================================================================== */
+
+/*
+ * XORs buf[0..len) in place with the 4-byte mask, starting at mask phase `phase` (0..3): the
+ * byte buf[i] is XORed with mask[(phase + i) % 4]. Returns the phase that the next byte of the
+ * same payload would use, so a payload split across reads is unmasked by calling it again with
+ * the returned phase. Works at any alignment; uses 8-byte words or SSE2/AVX2 where available.
+ */
+unsigned weft_mask(uint8_t *buf, size_t len, const uint8_t mask[4], unsigned phase);
+
+/* A small pool of random bytes for client masking keys and handshake nonces, refilled with
+ * getrandom(2) a few hundred bytes at a time. Zero-initialise before first use. Not
+ * thread-safe: one per thread or per connection. */
+struct weft_random {
+    uint8_t pool[256];
+    uint16_t pos; /* bytes of pool already used; 0 in a zeroed struct means "empty" */
+    uint8_t filled;
+};
+
+/* Fills out[0..len) with random bytes. Returns WEFT_OK, or WEFT_ERR_IO if the kernel refused
+ * (out is then still filled from a weaker fallback so the caller can proceed). */
+int weft_random_bytes(struct weft_random *r, void *out, size_t len);
+
+/* ======================================================================================== */
+/* proto: UTF-8 validation                                                                   */
+/* ======================================================================================== */
+
+/* Incremental UTF-8 validator state. Zero-initialise (or weft_utf8_reset) before a message. */
+struct weft_utf8 {
+    uint32_t state; /* 0 = between code points (accept); otherwise inside a sequence */
+};
+
+enum weft_utf8_result {
+    WEFT_UTF8_OK = 0,        /* all bytes valid and the text ends on a code-point boundary */
+    WEFT_UTF8_PARTIAL = 1,   /* all bytes valid so far, but a sequence is still open */
+    WEFT_UTF8_INVALID = -1,  /* an invalid byte was found */
+};
+
+static inline void weft_utf8_reset(struct weft_utf8 *u)
+{
+    u->state = 0;
+}
+
+/*
+ * Validates the next chunk of a text. Fail-fast: returns WEFT_UTF8_INVALID as soon as a byte
+ * makes the text invalid whatever follows (overlongs, surrogates, > U+10FFFF, stray
+ * continuation bytes, truncated sequences followed by a non-continuation). If bad_offset is not
+ * NULL it receives the offset in buf of the first offending byte. WEFT_UTF8_PARTIAL means
+ * "valid so far, a code point is still open": at the end of a message that is an error (1007),
+ * mid-message it means "need more". ASCII runs are checked a word at a time.
+ */
+enum weft_utf8_result weft_utf8_validate(struct weft_utf8 *u, const uint8_t *buf, size_t len,
+                                         size_t *bad_offset);
+
+/* Validates a complete string in one call. Returns true if it is entirely valid UTF-8. */
+bool weft_utf8_valid(const uint8_t *buf, size_t len);
+
+/* ======================================================================================== */
+/* proto: frame parser                                                                       */
+/* ======================================================================================== */
+
+/* A parsed frame header. */
+struct weft_frame_header {
+    bool fin;
+    uint8_t rsv;        /* the three RSV bits as 0bRRR (RSV1 = 4, RSV2 = 2, RSV3 = 1) */
+    uint8_t opcode;     /* enum weft_opcode */
+    bool masked;
+    uint8_t mask[4];
+    uint64_t length;    /* payload length */
+};
+
+/* Configuration of a frame parser. */
+struct weft_frame_limits {
+    enum weft_role role;    /* our role: a server requires masked frames, a client forbids them */
+    uint8_t allowed_rsv;    /* RSV bits an extension claimed (e.g. 4 for permessage-deflate) */
+    uint64_t max_frame;     /* largest accepted payload of one frame; 0 = no limit (2^63-1) */
+};
+
+enum weft_frame_event_type {
+    WEFT_FRAME_NEED_MORE = 0, /* all input consumed; call again with more bytes */
+    WEFT_FRAME_HEADER,        /* a frame header was read: ev->header */
+    WEFT_FRAME_DATA,          /* a chunk of payload, already unmasked in place */
+    WEFT_FRAME_ERROR,         /* protocol error: ev->close_code says what to close with */
+};
+
+struct weft_frame_event {
+    enum weft_frame_event_type type;
+    struct weft_frame_header header; /* for HEADER (and kept valid through the frame's DATA) */
+    uint8_t *data;                   /* for DATA: points into the caller's input buffer */
+    size_t len;                      /* for DATA: bytes at data (may be 0 for an empty frame) */
+    bool frame_end;                  /* for DATA: this chunk ends the frame's payload */
+    uint16_t close_code;             /* for ERROR */
+    const char *reason;              /* for ERROR: static text naming the violation */
+};
+
+/* Incremental frame parser. Initialise with weft_frame_parser_init. Holds at most the 14 bytes
+ * of a partial header; payload is never copied. */
+struct weft_frame_parser {
+    struct weft_frame_limits limits;
+    struct weft_frame_header header;
+    uint64_t remaining;  /* payload bytes of the current frame not yet returned */
+    uint8_t hbuf[14];    /* partial header bytes */
+    uint8_t hlen;        /* bytes in hbuf */
+    uint8_t state;       /* internal */
+    uint8_t phase;       /* mask phase of the next payload byte */
+    uint16_t error_code; /* sticky error: once set, every call returns it */
+    const char *error_reason;
+};
+
+void weft_frame_parser_init(struct weft_frame_parser *p, const struct weft_frame_limits *limits);
+
+/*
+ * Parses bytes at data[0..len). Consumes some prefix, reports how many bytes through *consumed
+ * and fills *ev with one event. Payload bytes are unmasked in place in `data` (which is why it
+ * is not const). Every frame yields exactly one HEADER event followed by one or more DATA
+ * events, the last with frame_end set (an empty frame yields one DATA of length 0). Input may
+ * be split at any byte. Returns ev->type. After ERROR the parser stays in error.
+ */
+enum weft_frame_event_type weft_frame_parse(struct weft_frame_parser *p, uint8_t *data,
+                                            size_t len, size_t *consumed,
+                                            struct weft_frame_event *ev);
+
+/* ======================================================================================== */
+/* proto: message assembler                                                                  */
+/* ======================================================================================== */
+
+enum weft_msg_event_type {
+    WEFT_MSG_NEED_MORE = 0, /* all input consumed */
+    WEFT_MSG_DATA,          /* a chunk of a text or binary message */
+    WEFT_MSG_CONTROL,       /* a complete ping, pong or close frame */
+    WEFT_MSG_ERROR,         /* protocol error; close with ev->close_code */
+};
+
+struct weft_msg_event {
+    enum weft_msg_event_type type;
+    uint8_t opcode;       /* DATA: WEFT_OP_TEXT or WEFT_OP_BINARY; CONTROL: ping/pong/close */
+    bool first;           /* DATA: first chunk of the message */
+    bool fin;             /* DATA: last chunk of the message (the message is complete) */
+    bool compressed;      /* DATA: RSV1 was set on the first frame (permessage-deflate) */
+    const uint8_t *data;  /* DATA: points into the input; CONTROL: into input or parser buffer */
+    size_t len;
+    uint16_t close_code;  /* ERROR: code to close with; CONTROL close: peer's code (1005 if none) */
+    const char *reason;   /* ERROR: static text; CONTROL close: peer's reason (not terminated) */
+    size_t reason_len;    /* CONTROL close */
+};
+
+struct weft_msg_limits {
+    struct weft_frame_limits frame;
+    uint64_t max_message;   /* largest accepted message (sum of its frames); 0 = no limit */
+    bool validate_utf8;     /* validate text messages (true unless the caller does it) */
+};
+
+/* Message assembler: frame parser + sequencing rules + UTF-8 of text + close payload checks. */
+struct weft_msg_parser {
+    struct weft_frame_parser fp;
+    uint64_t max_message;
+    uint64_t msg_len;       /* bytes of the current data message so far */
+    struct weft_utf8 utf8;
+    uint8_t msg_opcode;     /* opcode of the data message in progress, 0 when none */
+    bool msg_compressed;
+    bool validate_utf8;
+    bool in_frame_first;    /* next DATA of the current frame is the first of its message */
+    bool ctrl_active;       /* current frame is a control frame */
+    uint8_t ctrl_len;
+    uint8_t ctrl_buf[125];
+    uint16_t error_code;
+    const char *error_reason;
+};
+
+void weft_msg_parser_init(struct weft_msg_parser *p, const struct weft_msg_limits *limits);
+
+/*
+ * Parses data[0..len) (unmasked in place), consumes a prefix (*consumed) and fills *ev with
+ * one event. A text/binary message arrives as one or more DATA events, `first` on the first
+ * and `fin` on the last; a whole single-frame message read in one go arrives as one DATA event
+ * with both set, pointing straight into the caller's buffer. Control frames interleaved in a
+ * fragmented message are reported whole as CONTROL events. For compressed messages UTF-8 is
+ * not checked here (the inflater must check the inflated text). Returns ev->type.
+ */
+enum weft_msg_event_type weft_msg_parse(struct weft_msg_parser *p, uint8_t *data, size_t len,
+                                        size_t *consumed, struct weft_msg_event *ev);
+
+/* ======================================================================================== */
+/* proto: frame encoder                                                                      */
+/* ======================================================================================== */
+
+/* Largest frame header: 2 + 8 (length) + 4 (mask). */
+#define WEFT_FRAME_HEADER_MAX 14
+
+/* Size of the header weft_frame_header_write would produce. */
+size_t weft_frame_header_size(uint64_t payload_len, bool masked);
+
+/*
+ * Writes a frame header into out (at least WEFT_FRAME_HEADER_MAX bytes, or
+ * weft_frame_header_size) and returns its length. `rsv` is the RSV bits as in
+ * struct weft_frame_header. If mask is not NULL the MASK bit and key are written; the caller
+ * must then mask the payload with weft_mask(payload, len, mask, 0).
+ */
+size_t weft_frame_header_write(uint8_t *out, uint8_t opcode, bool fin, uint8_t rsv,
+                               uint64_t payload_len, const uint8_t *mask);
+
+/*
+ * Encodes a whole frame (header + payload) into out[0..cap). In the client role a fresh mask
+ * key is drawn from rnd (required then) and the payload is masked in the copy. Returns the
+ * frame length, or WEFT_ERR_SPACE if cap is too small, WEFT_ERR_INVAL for a control payload
+ * over 125 bytes.
+ */
+long weft_frame_encode(uint8_t *out, size_t cap, enum weft_role role, struct weft_random *rnd,
+                       uint8_t opcode, bool fin, uint8_t rsv, const void *payload, size_t len);
+
+/* ======================================================================================== */
+/* proto: close frames                                                                       */
+/* ======================================================================================== */
+
+/* True if `code` may appear in a close frame on the wire: 1000-1003, 1007-1011, the later
+ * IANA registrations 1012-1014 (service restart, try again later, bad gateway), 3000-4999. */
+bool weft_close_code_valid(unsigned code);
+
+/*
+ * Parses and validates a close frame payload. On success returns 0 and sets *code (1005 when
+ * the payload is empty) and *reason / *reason_len (pointing into payload). On failure returns
+ * the close code to answer with: 1002 for a 1-byte payload or an invalid code, 1007 for a
+ * reason that is not UTF-8.
+ */
+uint16_t weft_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const char **reason,
+                          size_t *reason_len);
+
+/* Writes a close payload (2-byte code + reason truncated to 123 bytes at a UTF-8 boundary)
+ * into out[125]. code 0 writes an empty payload. Returns the payload length. */
+size_t weft_close_payload(uint8_t out[125], uint16_t code, const char *reason, size_t reason_len);
+
+/* ======================================================================================== */
+/* proto: HTTP/1.1 opening handshake                                                         */
+/* ======================================================================================== */
+
+#define WEFT_HTTP_MAX_HEADERS 100
+#define WEFT_HTTP_MAX_HEAD 8192
+
+/* A header as a slice of the caller's buffer (not NUL-terminated). */
+struct weft_http_header {
+    const char *name;
+    size_t name_len;
+    const char *value; /* leading and trailing whitespace trimmed */
+    size_t value_len;
+};
+
+struct weft_http_request {
+    const char *method;
+    size_t method_len;
+    const char *target; /* request-target: path and query */
+    size_t target_len;
+    int minor_version;  /* HTTP/1.x */
+    size_t num_headers;
+    struct weft_http_header headers[WEFT_HTTP_MAX_HEADERS];
+};
+
+struct weft_http_response {
+    int status;
+    int minor_version;
+    const char *reason;
+    size_t reason_len;
+    size_t num_headers;
+    struct weft_http_header headers[WEFT_HTTP_MAX_HEADERS];
+};
+
+/*
+ * Parses an HTTP/1.1 request head from buf[0..len) (the caller accumulates bytes as they
+ * arrive). Returns the length of the head (through the blank line) when complete, 0 when more
+ * bytes are needed, or a negative HTTP status: -400 for a malformed head, -431 when the head
+ * exceeds max_head bytes (0 = WEFT_HTTP_MAX_HEAD) or has more than WEFT_HTTP_MAX_HEADERS
+ * headers. `req` points into buf and is valid while buf is.
+ */
+int weft_http_parse_request(const char *buf, size_t len, size_t max_head,
+                            struct weft_http_request *req);
+
+/* As weft_http_parse_request, for a response head (client side); errors return -1. */
+int weft_http_parse_response(const char *buf, size_t len, size_t max_head,
+                             struct weft_http_response *resp);
+
+/* Finds a header by case-insensitive name. Returns the first match or NULL. */
+const struct weft_http_header *weft_http_find_header(const struct weft_http_header *headers,
+                                                     size_t n, const char *name);
+
+/* True if the comma-separated token list in value[0..len) contains `token`
+ * (case-insensitive, optional whitespace around elements). */
+bool weft_http_list_has(const char *value, size_t len, const char *token);
+
+/* Computes Sec-WebSocket-Accept for a key (as sent, base64 of 16 bytes): base64(SHA-1(key +
+ * GUID)). Writes 28 characters and a NUL into out. */
+void weft_ws_accept(const char *key, size_t key_len, char out[29]);
+
+/* What a valid upgrade request asks for, as slices into the request buffer. */
+struct weft_upgrade_info {
+    const char *key;           /* Sec-WebSocket-Key */
+    size_t key_len;
+    const char *host;
+    size_t host_len;
+    const char *origin;        /* NULL if absent */
+    size_t origin_len;
+    const char *protocols;     /* Sec-WebSocket-Protocol values joined by the parser, NULL if
+                                  absent; use weft_http_list_next to walk them */
+    size_t protocols_len;
+    const char *extensions;    /* first Sec-WebSocket-Extensions header, NULL if absent */
+    size_t extensions_len;
+};
+
+/*
+ * Checks that a parsed request is a valid WebSocket upgrade (RFC 6455 §4.2.1): method GET,
+ * HTTP/1.1 or later, Host present, Upgrade: websocket, Connection containing "upgrade", version
+ * 13, a key that base64-decodes to 16 bytes. Returns 0 and fills *info, or the HTTP status to
+ * answer with: 400 (malformed or missing field), 426 (unsupported version; answer with
+ * weft_http_error_response and the header Sec-WebSocket-Version: 13), 405 for a method other
+ * than GET.
+ */
+int weft_handshake_check_request(const struct weft_http_request *req,
+                                 struct weft_upgrade_info *info);
+
+/*
+ * Iterates a comma-separated list: on each call returns the next trimmed element of
+ * list[0..len) starting at *pos (initially 0) through *item / *item_len and advances *pos.
+ * Returns false when the list is exhausted. Empty elements are skipped.
+ */
+bool weft_http_list_next(const char *list, size_t len, size_t *pos, const char **item,
+                         size_t *item_len);
+
+/*
+ * Writes the 101 Switching Protocols response for `key` into out[0..cap). protocol and
+ * extensions may be NULL; extra_headers (may be NULL) is inserted verbatim and must consist of
+ * complete "Name: value\r\n" lines. Returns the length written or WEFT_ERR_SPACE.
+ */
+int weft_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
+                            const char *protocol, const char *extensions,
+                            const char *extra_headers);
+
+/* Writes an HTTP error response (status line, Content-Type text/plain, Content-Length,
+ * Connection: close, extra_headers lines, body) into out. status 426 adds
+ * Sec-WebSocket-Version: 13. Returns the length or WEFT_ERR_SPACE. */
+int weft_http_error_response(char *out, size_t cap, int status, const char *extra_headers,
+                             const char *body);
+
+/* Standard reason phrase of an HTTP status ("Bad Request"), "Unknown" if not known. */
+const char *weft_http_reason(int status);
+
+/* Client side: what to put in the opening request. */
+struct weft_client_request {
+    const char *host;          /* Host header value, including ":port" when not default */
+    const char *path;          /* request target, "/" if NULL */
+    const char *origin;        /* may be NULL */
+    const char *protocols;     /* comma-separated subprotocols to offer, may be NULL */
+    const char *extensions;    /* Sec-WebSocket-Extensions offer, may be NULL */
+    const char *extra_headers; /* complete "Name: value\r\n" lines, may be NULL */
+};
+
+/* Generates a fresh Sec-WebSocket-Key (base64 of 16 random bytes) into key[25]. */
+void weft_handshake_key(struct weft_random *rnd, char key[25]);
+
+/* Writes the client's upgrade request with `key` into out. Returns the length or
+ * WEFT_ERR_SPACE. */
+int weft_handshake_request(char *out, size_t cap, const struct weft_client_request *cr,
+                           const char key[25]);
+
+/* Result of checking the server's response. */
+struct weft_handshake_result {
+    const char *protocol;      /* chosen subprotocol (slice of the response), NULL if none */
+    size_t protocol_len;
+    const char *extensions;    /* accepted extensions, NULL if none */
+    size_t extensions_len;
+    const char *error;         /* static text describing why the check failed */
+};
+
+/*
+ * Checks a parsed response against the request we sent: status 101, Upgrade: websocket,
+ * Connection: upgrade, Sec-WebSocket-Accept matching key, a subprotocol we offered (if any) and
+ * extensions whose names we offered. Returns WEFT_OK or WEFT_ERR_PROTO with res->error set.
+ */
+int weft_handshake_check_response(const struct weft_http_response *resp, const char key[25],
+                                  const char *offered_protocols, const char *offered_extensions,
+                                  struct weft_handshake_result *res);
+
+/* Base64 (standard alphabet, padded). encode returns the length written (4*ceil(n/3)) and
+ * NUL-terminates; decode returns the decoded length or -1 for invalid input. */
+size_t weft_base64_encode(const uint8_t *in, size_t n, char *out);
+long weft_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_H */

@@ -371,7 +371,8 @@ const struct weft_http_header *weft_http_find_header(const struct weft_http_head
 bool weft_http_list_has(const char *value, size_t len, const char *token);
 
 /* Computes Sec-WebSocket-Accept for a key (as sent, base64 of 16 bytes): base64(SHA-1(key +
- * GUID)). Writes 28 characters and a NUL into out. */
+ * GUID)). Writes 28 characters and a NUL into out; a key longer than 128 bytes (a valid one has
+ * 24) yields the empty string, which matches no accept value. */
 void weft_ws_accept(const char *key, size_t key_len, char out[29]);
 
 /* What a valid upgrade request asks for, as slices into the request buffer. */
@@ -382,8 +383,9 @@ struct weft_upgrade_info {
     size_t host_len;
     const char *origin;        /* NULL if absent */
     size_t origin_len;
-    const char *protocols;     /* Sec-WebSocket-Protocol values joined by the parser, NULL if
-                                  absent; use weft_http_list_next to walk them */
+    const char *protocols;     /* first Sec-WebSocket-Protocol header, NULL if absent (later
+                                  ones are ignored: slices cannot be joined without copying);
+                                  use weft_http_list_next to walk it */
     size_t protocols_len;
     const char *extensions;    /* first Sec-WebSocket-Extensions header, NULL if absent */
     size_t extensions_len;
@@ -393,7 +395,8 @@ struct weft_upgrade_info {
  * Checks that a parsed request is a valid WebSocket upgrade (RFC 6455 §4.2.1): method GET,
  * HTTP/1.1 or later, Host present, Upgrade: websocket, Connection containing "upgrade", version
  * 13, a key that base64-decodes to 16 bytes. Returns 0 and fills *info, or the HTTP status to
- * answer with: 400 (malformed or missing field), 426 (unsupported version; answer with
+ * answer with: 400 (malformed or missing field, Sec-WebSocket-Version missing, Host or
+ * Sec-WebSocket-Key repeated), 426 (a version other than exactly "13"; answer with
  * weft_http_error_response and the header Sec-WebSocket-Version: 13), 405 for a method other
  * than GET.
  */
@@ -411,7 +414,9 @@ bool weft_http_list_next(const char *list, size_t len, size_t *pos, const char *
 /*
  * Writes the 101 Switching Protocols response for `key` into out[0..cap). protocol and
  * extensions may be NULL; extra_headers (may be NULL) is inserted verbatim and must consist of
- * complete "Name: value\r\n" lines. Returns the length written or WEFT_ERR_SPACE.
+ * complete "Name: value\r\n" lines. Returns the length written (no NUL is added),
+ * WEFT_ERR_SPACE, or WEFT_ERR_INVAL if a field contains CR, LF or another control character,
+ * extra_headers is not complete lines, or the key is longer than 128 bytes.
  */
 int weft_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
                             const char *protocol, const char *extensions,
@@ -419,7 +424,8 @@ int weft_handshake_response(char *out, size_t cap, const char *key, size_t key_l
 
 /* Writes an HTTP error response (status line, Content-Type text/plain, Content-Length,
  * Connection: close, extra_headers lines, body) into out. status 426 adds
- * Sec-WebSocket-Version: 13. Returns the length or WEFT_ERR_SPACE. */
+ * Sec-WebSocket-Version: 13. body NULL means empty. Returns the length, WEFT_ERR_SPACE, or
+ * WEFT_ERR_INVAL for a status outside 100..999 or extra_headers that are not complete lines. */
 int weft_http_error_response(char *out, size_t cap, int status, const char *extra_headers,
                              const char *body);
 
@@ -439,8 +445,9 @@ struct weft_client_request {
 /* Generates a fresh Sec-WebSocket-Key (base64 of 16 random bytes) into key[25]. */
 void weft_handshake_key(struct weft_random *rnd, char key[25]);
 
-/* Writes the client's upgrade request with `key` into out. Returns the length or
- * WEFT_ERR_SPACE. */
+/* Writes the client's upgrade request with `key` into out. Returns the length, WEFT_ERR_SPACE,
+ * or WEFT_ERR_INVAL (host missing, key not 24 characters, path with SP or control characters,
+ * a field with CR, LF or control characters, extra_headers not complete lines). */
 int weft_handshake_request(char *out, size_t cap, const struct weft_client_request *cr,
                            const char key[25]);
 
@@ -456,7 +463,9 @@ struct weft_handshake_result {
 /*
  * Checks a parsed response against the request we sent: status 101, Upgrade: websocket,
  * Connection: upgrade, Sec-WebSocket-Accept matching key, a subprotocol we offered (if any) and
- * extensions whose names we offered. Returns WEFT_OK or WEFT_ERR_PROTO with res->error set.
+ * extensions whose names we offered. Sec-WebSocket-Accept, -Protocol and -Extensions may each
+ * appear at most once. Returns WEFT_OK or WEFT_ERR_PROTO with res->error set (for a status
+ * other than 101 the text is generic: read resp->status).
  */
 int weft_handshake_check_response(const struct weft_http_response *resp, const char key[25],
                                   const char *offered_protocols, const char *offered_extensions,
@@ -466,6 +475,267 @@ int weft_handshake_check_response(const struct weft_http_response *resp, const c
  * NUL-terminates; decode returns the decoded length or -1 for invalid input. */
 size_t weft_base64_encode(const uint8_t *in, size_t n, char *out);
 long weft_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
+
+/* ======================================================================================== */
+/* net: the event loop                                                                       */
+/* ======================================================================================== */
+
+/*
+ * An event loop: epoll (edge-triggered), a timer wheel, an eventfd for wake-ups and a signalfd.
+ * One loop per thread; a loop and everything attached to it (servers, connections, timers) is
+ * used only from the thread that runs it, except weft_loop_defer and weft_loop_stop.
+ */
+struct weft_loop;
+
+/* Creates a loop. Returns NULL on failure (errno set). */
+struct weft_loop *weft_loop_new(void);
+
+/* Frees a loop. Everything attached to it must have been closed first. */
+void weft_loop_free(struct weft_loop *loop);
+
+/* Runs the loop until weft_loop_stop. Returns WEFT_OK or WEFT_ERR_IO. */
+int weft_loop_run(struct weft_loop *loop);
+
+/* Runs one iteration, waiting at most timeout_ms (-1 = until an event, 0 = do not wait).
+ * For applications that embed weft in their own loop (see weft_loop_fd). Returns the number
+ * of events handled or WEFT_ERR_IO. */
+int weft_loop_poll(struct weft_loop *loop, int timeout_ms);
+
+/* The epoll descriptor: readable when weft_loop_poll has work. For embedding. */
+int weft_loop_fd(const struct weft_loop *loop);
+
+/* Makes weft_loop_run return after the current iteration. Thread-safe. */
+void weft_loop_stop(struct weft_loop *loop);
+
+/* Milliseconds of CLOCK_MONOTONIC as of the start of the current iteration. */
+uint64_t weft_loop_now(const struct weft_loop *loop);
+
+/* Runs fn(arg) on the loop's thread at its next iteration. Thread-safe (wakes the loop).
+ * Returns WEFT_OK or WEFT_ERR_NOMEM. */
+int weft_loop_defer(struct weft_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* Calls fn(signo, arg) on the loop's thread when the process receives signo (the signal is
+ * blocked in the calling thread and delivered through a signalfd; call this before starting
+ * other threads so they inherit the mask). One handler per signal. Returns WEFT_OK or
+ * WEFT_ERR_IO. */
+int weft_loop_on_signal(struct weft_loop *loop, int signo, void (*fn)(int signo, void *arg),
+                        void *arg);
+
+/* A one-shot timer owned by the caller (embed it in your own struct). Zero-initialise. */
+struct weft_timer {
+    struct weft_timer *next, **pprev; /* internal: wheel slot links */
+    uint64_t expires;                 /* internal */
+    void (*cb)(struct weft_timer *t); /* called once on the loop's thread when due */
+};
+
+/* (Re)starts a timer due in `ms` milliseconds (resolution about 8 ms). */
+void weft_timer_start(struct weft_loop *loop, struct weft_timer *t, uint64_t ms);
+/* Stops a timer; harmless if it is not running. */
+void weft_timer_stop(struct weft_timer *t);
+static inline bool weft_timer_active(const struct weft_timer *t)
+{
+    return t->pprev != NULL;
+}
+
+/* ======================================================================================== */
+/* ws: servers and connections                                                               */
+/* ======================================================================================== */
+
+struct weft_server;
+struct weft_conn;
+struct weft_request;
+
+/* What happens to messages sent to a connection whose unsent data (backpressure) has reached
+ * max_backpressure. */
+enum weft_slow_policy {
+    WEFT_SLOW_DROP = 0, /* refuse new messages (WEFT_SEND_DROPPED) and count them */
+    WEFT_SLOW_CLOSE,    /* close the connection with 1008 (policy violation) */
+};
+
+/* Result of a send. */
+enum weft_send_result {
+    WEFT_SEND_SENT = 0,  /* accepted; goes out at the end of this loop iteration (corked) */
+    WEFT_SEND_QUEUED,    /* accepted, but the peer is slow: data is waiting for the kernel */
+    WEFT_SEND_DROPPED,   /* refused: over max_backpressure (slow-consumer policy) */
+    WEFT_SEND_CLOSED,    /* refused: the connection is closing or closed */
+};
+
+/* Callbacks of a WebSocket route. All are optional and run on the loop's thread. The
+ * route_user pointer given at registration is available as weft_conn_route_user. */
+struct weft_ws_handlers {
+    /* Before the 101: inspect the request and call weft_request_accept (optionally with a
+     * subprotocol and user data) or weft_request_reject. If the callback does neither, or is
+     * NULL, the upgrade is accepted with no subprotocol and NULL user data. */
+    void (*on_upgrade)(struct weft_request *req, void *route_user);
+    /* After the 101 was queued: the connection is open. */
+    void (*on_open)(struct weft_conn *c);
+    /* A whole message. `data` is valid only during the call (it may point into the loop's
+     * receive buffer). Text is valid UTF-8. */
+    void (*on_message)(struct weft_conn *c, const void *data, size_t len, bool binary);
+    /* Streaming alternative for large messages: if set, messages arrive as chunks instead of
+     * whole (on_message is not called); `fin` marks the last chunk. */
+    void (*on_fragment)(struct weft_conn *c, const void *data, size_t len, bool binary,
+                        bool first, bool fin);
+    /* The backlog of unsent data has drained completely after a WEFT_SEND_QUEUED. */
+    void (*on_drain)(struct weft_conn *c);
+    /* A pong arrived (payload valid during the call). Pings are answered automatically. */
+    void (*on_pong)(struct weft_conn *c, const void *data, size_t len);
+    /* The connection is gone. code/reason: the close code and reason received from the peer
+     * (or the one we sent if the peer never answered; 1006 if no close frame was exchanged).
+     * `clean` is true when the close handshake completed. The conn pointer is invalid after
+     * this returns. */
+    void (*on_close)(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
+                     bool clean);
+};
+
+/* A plain HTTP handler: answer with weft_request_respond before returning. */
+typedef void (*weft_http_handler)(struct weft_request *req, void *route_user);
+
+/* Server configuration. Zero means "the default" for every numeric field. */
+struct weft_server_config {
+    const char *host;              /* address to listen on (default "0.0.0.0"; "::" for IPv6) */
+    uint16_t port;                 /* default 8080; listens only if unix_path is NULL */
+    bool port_ephemeral;           /* bind port 0 (any free port; see weft_server_port) */
+    const char *unix_path;         /* listen on a Unix domain socket instead */
+    bool reuse_port;               /* SO_REUSEPORT, for several processes/threads on one port */
+    int backlog;                   /* listen backlog (default 1024) */
+
+    uint64_t max_message;          /* default 16 MiB (close 1009 beyond) */
+    uint64_t max_frame;            /* default = max_message */
+    uint32_t max_head;             /* HTTP request head limit, default 8 KiB (431 beyond) */
+    uint32_t handshake_timeout_ms; /* default 10 s */
+    uint32_t idle_timeout_ms;      /* close 1001 after no traffic at all; default 0 = never */
+    uint32_t ping_interval_ms;     /* send a ping after this much silence; 0 = never */
+    uint32_t pong_timeout_ms;      /* close a peer that does not answer a ping (default 10 s) */
+    uint32_t close_timeout_ms;     /* wait for the peer's close frame / FIN (default 5 s) */
+    size_t max_backpressure;       /* unsent bytes per connection before the policy (1 MiB) */
+    enum weft_slow_policy slow_policy;
+
+    /* Log sink for library events (accept errors, protocol errors). NULL = silent. */
+    void (*log)(void *log_user, int level, const char *msg);
+    void *log_user;
+};
+
+/* Log levels passed to the log callback. */
+enum weft_log_level { WEFT_LOG_DEBUG = 0, WEFT_LOG_INFO, WEFT_LOG_WARN, WEFT_LOG_ERROR };
+
+/* Creates a server on loop and starts listening. On failure returns NULL and sets *err
+ * (WEFT_ERR_ADDRESS for an unusable address, WEFT_ERR_IO with errno for bind/listen). */
+struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_server_config *cfg,
+                                    int *err);
+
+/* Registers a WebSocket route. pattern is an exact path ("/echo") or a prefix ending in a
+ * star ("/ws/" + star matches "/ws/anything"; a lone star matches everything). Routes are
+ * matched in registration order against the path (without the query). handlers is copied.
+ * Returns WEFT_OK, WEFT_ERR_INVAL or WEFT_ERR_NOMEM. */
+int weft_server_ws(struct weft_server *s, const char *pattern, const struct weft_ws_handlers *h,
+                   void *route_user);
+
+/* Registers a plain HTTP route for method ("GET", or NULL for any) and pattern. A request
+ * that matches no route gets 404; a WebSocket upgrade to an HTTP-only path gets 404 too. */
+int weft_server_http(struct weft_server *s, const char *method, const char *pattern,
+                     weft_http_handler fn, void *route_user);
+
+/* The TCP port actually bound (useful when cfg.port_ephemeral asked for any free port);
+ * 0 for a Unix socket. */
+uint16_t weft_server_port(const struct weft_server *s);
+
+/* Graceful shutdown: stop accepting, send close 1001 (or `code`) to every connection, wait
+ * for the close handshakes up to deadline_ms, then drop what remains and call done(arg).
+ * Calling it twice is harmless. */
+void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadline_ms,
+                          void (*done)(void *arg), void *arg);
+
+/* Frees a server; all its connections are dropped without a close handshake. */
+void weft_server_free(struct weft_server *s);
+
+/* Statistics of a server (monotonic counters and gauges). */
+struct weft_server_stats {
+    uint64_t connections;       /* open WebSocket connections now */
+    uint64_t accepted_total;    /* TCP connections accepted */
+    uint64_t upgrades_total;    /* successful handshakes */
+    uint64_t rejected_total;    /* handshakes answered with an HTTP error */
+    uint64_t http_requests;     /* plain HTTP requests served */
+    uint64_t messages_in, messages_out;
+    uint64_t bytes_in, bytes_out;        /* payload bytes */
+    uint64_t dropped_backpressure;       /* sends refused by WEFT_SLOW_DROP */
+    uint64_t closed_slow;                /* connections closed by WEFT_SLOW_CLOSE */
+    uint64_t protocol_errors;            /* connections closed for a peer protocol error */
+    uint64_t publishes, deliveries;
+    uint64_t topics;                     /* topics with at least one subscriber */
+};
+void weft_server_stats(const struct weft_server *s, struct weft_server_stats *out);
+
+/* --- the HTTP request, during on_upgrade and HTTP handlers --------------------------- */
+
+/* Request line parts (not NUL-terminated; valid during the callback only). */
+const char *weft_request_method(const struct weft_request *r, size_t *len);
+const char *weft_request_path(const struct weft_request *r, size_t *len);  /* without query */
+const char *weft_request_query(const struct weft_request *r, size_t *len); /* after '?', or NULL */
+/* A header value by case-insensitive name, NULL if absent. */
+const char *weft_request_header(const struct weft_request *r, const char *name, size_t *len);
+/* Iterates headers: returns false past the last. */
+bool weft_request_header_at(const struct weft_request *r, size_t i, const char **name,
+                            size_t *name_len, const char **value, size_t *value_len);
+/* The peer address as text ("127.0.0.1:5000", "[::1]:5000", "unix"). */
+const char *weft_request_remote(const struct weft_request *r);
+/* The subprotocols the client offered (comma list), NULL if none. */
+const char *weft_request_protocols(const struct weft_request *r, size_t *len);
+
+/* In on_upgrade: accept, choosing `protocol` (must be one the client offered, or NULL) and
+ * attaching user data to the new connection. extra_headers: complete "Name: v\r\n" lines
+ * added to the 101, or NULL. */
+void weft_request_accept(struct weft_request *r, const char *protocol, void *user,
+                         const char *extra_headers);
+/* In on_upgrade: refuse with an HTTP status (e.g. 401, 403, 503), optional extra header lines
+ * and body. */
+void weft_request_reject(struct weft_request *r, int status, const char *extra_headers,
+                         const char *body);
+/* In an HTTP handler: send a complete response. content_type may be NULL (text/plain). */
+void weft_request_respond(struct weft_request *r, int status, const char *content_type,
+                          const char *extra_headers, const void *body, size_t body_len);
+
+/* --- connections -------------------------------------------------------------------- */
+
+/* Sends a message (opcode WEFT_OP_TEXT or WEFT_OP_BINARY; text must be valid UTF-8, which is
+ * not re-checked). The data is copied; it goes out corked at the end of the iteration. */
+enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size_t len,
+                                     enum weft_opcode opcode);
+/* Sends a ping (payload ≤ 125 bytes). */
+enum weft_send_result weft_conn_ping(struct weft_conn *c, const void *data, size_t len);
+/* Bytes accepted by send but not yet taken by the kernel. */
+size_t weft_conn_buffered_amount(const struct weft_conn *c);
+/* Starts the close handshake with code (1000 if 0) and reason (≤ 123 bytes). on_close follows
+ * when the peer answers or the close timeout passes. */
+void weft_conn_close(struct weft_conn *c, uint16_t code, const char *reason);
+/* Drops the TCP connection at once (no close frame); on_close reports 1006. */
+void weft_conn_terminate(struct weft_conn *c);
+/* Stops / restarts reading from the peer (receive-side flow control). */
+void weft_conn_pause(struct weft_conn *c);
+void weft_conn_resume(struct weft_conn *c);
+/* Accessors. */
+void *weft_conn_user(const struct weft_conn *c);
+void weft_conn_set_user(struct weft_conn *c, void *user);
+void *weft_conn_route_user(const struct weft_conn *c);
+struct weft_server *weft_conn_server(const struct weft_conn *c);
+const char *weft_conn_protocol(const struct weft_conn *c); /* "" if none */
+const char *weft_conn_remote(const struct weft_conn *c);
+uint64_t weft_conn_id(const struct weft_conn *c); /* unique per server, starts at 1 */
+
+/* --- pub/sub ------------------------------------------------------------------------ */
+
+/* Subscribes c to topic (any bytes, up to 255). Returns WEFT_OK (also when already
+ * subscribed), WEFT_ERR_INVAL or WEFT_ERR_NOMEM. Subscriptions end when c closes. */
+int weft_subscribe(struct weft_conn *c, const char *topic, size_t topic_len);
+/* Unsubscribes; returns true if c was subscribed. */
+bool weft_unsubscribe(struct weft_conn *c, const char *topic, size_t topic_len);
+/* Number of subscribers of a topic. */
+size_t weft_topic_count(const struct weft_server *s, const char *topic, size_t topic_len);
+/* Publishes a message to every subscriber of topic except `exclude` (may be NULL). The frame
+ * is encoded once and shared by all subscribers. Returns the number of subscribers it was
+ * queued to (subscribers refusing it under WEFT_SLOW_DROP are not counted). */
+size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len, const void *data,
+                    size_t len, enum weft_opcode opcode, const struct weft_conn *exclude);
 
 #ifdef __cplusplus
 }

@@ -80,14 +80,14 @@ static int finish(const struct writer *w)
 }
 
 /* True for a token character (RFC 9110 §5.6.2). */
-static bool is_tchar(unsigned char c)
+static bool hs_token_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* True for a byte allowed in a header value we write: HTAB, SP, VCHAR, obs-text. */
-static bool is_value_char(unsigned char c)
+static bool hs_value_char(unsigned char c)
 {
     return c == '\t' || (c >= 0x20 && c != 0x7F);
 }
@@ -97,7 +97,7 @@ static bool is_value_char(unsigned char c)
 static bool value_ok(const char *z)
 {
     for (; *z != '\0'; z++)
-        if (!is_value_char((unsigned char)*z)) return false;
+        if (!hs_value_char((unsigned char)*z)) return false;
     return true;
 }
 
@@ -115,11 +115,11 @@ static bool lines_ok(const char *z)
 {
     while (*z != '\0') {
         const char *name = z;
-        while (is_tchar((unsigned char)*z))
+        while (hs_token_char((unsigned char)*z))
             z++;
         if (z == name || *z != ':') return false;
         z++;
-        while (is_value_char((unsigned char)*z))
+        while (hs_value_char((unsigned char)*z))
             z++;
         if (z[0] != '\r' || z[1] != '\n') return false;
         z += 2;
@@ -378,6 +378,15 @@ static bool offered_has(const char *offered, const char *s, size_t n, bool exten
     return false;
 }
 
+/* True if the NUL-terminated list z is NULL or has no elements. */
+static bool list_is_empty(const char *z)
+{
+    size_t pos = 0;
+    const char *item;
+    size_t item_len;
+    return z == NULL || !weft_http_list_next(z, strlen(z), &pos, &item, &item_len);
+}
+
 /* Records the failure text in res and returns WEFT_ERR_PROTO. */
 static int fail(struct weft_handshake_result *res, const char *error)
 {
@@ -425,12 +434,7 @@ int weft_handshake_check_response(const struct weft_http_response *resp, const c
     count = count_headers(h, n, "Sec-WebSocket-Protocol", &first);
     if (count > 1) return fail(res, "response repeats Sec-WebSocket-Protocol");
     if (count == 1) {
-        size_t pos = 0;
-        const char *item;
-        size_t item_len;
-        if (offered_protocols == NULL ||
-            !weft_http_list_next(offered_protocols, strlen(offered_protocols), &pos, &item,
-                                 &item_len))
+        if (list_is_empty(offered_protocols))
             return fail(res, "server selected a subprotocol but none was offered");
         if (!offered_has(offered_protocols, first->value, first->value_len, false))
             return fail(res, "server selected a subprotocol that was not offered");
@@ -440,19 +444,22 @@ int weft_handshake_check_response(const struct weft_http_response *resp, const c
 
     count = count_headers(h, n, "Sec-WebSocket-Extensions", &first);
     if (count > 1) return fail(res, "response repeats Sec-WebSocket-Extensions");
-    if (count == 1 && first->value_len > 0) {
+    if (count == 1) {
         size_t pos = 0;
         const char *item;
         size_t item_len;
+        bool any = false;
         while (weft_http_list_next(first->value, first->value_len, &pos, &item, &item_len)) {
-            size_t name_len = extension_name_len(item, item_len);
-            if (offered_extensions == NULL)
+            if (list_is_empty(offered_extensions))
                 return fail(res, "server accepted an extension but none was offered");
-            if (!offered_has(offered_extensions, item, name_len, true))
+            if (!offered_has(offered_extensions, item, extension_name_len(item, item_len), true))
                 return fail(res, "server accepted an extension that was not offered");
+            any = true;
         }
-        res->extensions = first->value;
-        res->extensions_len = first->value_len;
+        if (any) {
+            res->extensions = first->value;
+            res->extensions_len = first->value_len;
+        }
     }
     return WEFT_OK;
 }

@@ -55,6 +55,7 @@ enum {
     S_LAST = S_F4,
 };
 
+/* clang-format off */
 /* The row of a byte class: the next state for each current state. ERROR always stays ERROR. */
 #define NEXT(from, to) ((uint64_t)(to) << (from))
 #define ROW(accept, tail1, tail2, tail3, e0, ed, f0, f4)                                      \
@@ -63,19 +64,19 @@ enum {
      NEXT(S_F0, f0) | NEXT(S_F4, f4))
 
 #define E S_ERROR
-/*                     ACCEPT   TAIL1     TAIL2    TAIL3    E0       ED       F0       F4 */
-#define R_ASCII    ROW(S_ACCEPT, E,       E,       E,       E,       E,       E,       E)
-#define R_CONT_80  ROW(E,       S_ACCEPT, S_TAIL1, S_TAIL2, E,       S_TAIL1, E,       S_TAIL2)
-#define R_CONT_90  ROW(E,       S_ACCEPT, S_TAIL1, S_TAIL2, E,       S_TAIL1, S_TAIL2, E)
-#define R_CONT_A0  ROW(E,       S_ACCEPT, S_TAIL1, S_TAIL2, S_TAIL1, E,       S_TAIL2, E)
-#define R_NEVER    ROW(E,       E,        E,       E,       E,       E,       E,       E)
-#define R_LEAD2    ROW(S_TAIL1, E,        E,       E,       E,       E,       E,       E)
-#define R_LEAD_E0  ROW(S_E0,    E,        E,       E,       E,       E,       E,       E)
-#define R_LEAD3    ROW(S_TAIL2, E,        E,       E,       E,       E,       E,       E)
-#define R_LEAD_ED  ROW(S_ED,    E,        E,       E,       E,       E,       E,       E)
-#define R_LEAD_F0  ROW(S_F0,    E,        E,       E,       E,       E,       E,       E)
-#define R_LEAD4    ROW(S_TAIL3, E,        E,       E,       E,       E,       E,       E)
-#define R_LEAD_F4  ROW(S_F4,    E,        E,       E,       E,       E,       E,       E)
+/* from state:         ACCEPT    TAIL1     TAIL2    TAIL3    E0       ED       F0       F4 */
+#define R_ASCII    ROW(S_ACCEPT, E,        E,       E,       E,       E,       E,       E)
+#define R_CONT_80  ROW(E,        S_ACCEPT, S_TAIL1, S_TAIL2, E,       S_TAIL1, E,       S_TAIL2)
+#define R_CONT_90  ROW(E,        S_ACCEPT, S_TAIL1, S_TAIL2, E,       S_TAIL1, S_TAIL2, E)
+#define R_CONT_A0  ROW(E,        S_ACCEPT, S_TAIL1, S_TAIL2, S_TAIL1, E,       S_TAIL2, E)
+#define R_NEVER    ROW(E,        E,        E,       E,       E,       E,       E,       E)
+#define R_LEAD2    ROW(S_TAIL1,  E,        E,       E,       E,       E,       E,       E)
+#define R_LEAD_E0  ROW(S_E0,     E,        E,       E,       E,       E,       E,       E)
+#define R_LEAD3    ROW(S_TAIL2,  E,        E,       E,       E,       E,       E,       E)
+#define R_LEAD_ED  ROW(S_ED,     E,        E,       E,       E,       E,       E,       E)
+#define R_LEAD_F0  ROW(S_F0,     E,        E,       E,       E,       E,       E,       E)
+#define R_LEAD4    ROW(S_TAIL3,  E,        E,       E,       E,       E,       E,       E)
+#define R_LEAD_F4  ROW(S_F4,     E,        E,       E,       E,       E,       E,       E)
 
 #define X2(r) r, r
 #define X4(r) X2(r), X2(r)
@@ -105,6 +106,27 @@ _Static_assert(sizeof transitions == 256 * sizeof(uint64_t), "one row per byte v
 _Static_assert(S_LAST + 6 <= 64, "states fit in a 64-bit row");
 
 #undef E
+#undef NEXT
+#undef ROW
+#undef X2
+#undef X4
+#undef X8
+#undef X16
+#undef X32
+#undef X64
+#undef R_ASCII
+#undef R_CONT_80
+#undef R_CONT_90
+#undef R_CONT_A0
+#undef R_NEVER
+#undef R_LEAD2
+#undef R_LEAD_E0
+#undef R_LEAD3
+#undef R_LEAD_ED
+#undef R_LEAD_F0
+#undef R_LEAD4
+#undef R_LEAD_F4
+/* clang-format on */
 
 /* Bytes the DFA consumes between two checks for ERROR (and for a return to ASCII). */
 #define DFA_BLOCK 32

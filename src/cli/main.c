@@ -1,0 +1,38 @@
+/*
+ * main.c — `weft`: dispatches to the serve, connect and bench subcommands.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "weft.h"
+
+static const char usage[] =
+    "usage: weft <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve    run the real-time WebSocket server (default port 8080)\n"
+    "\n"
+    "  weft <command> --help   options of a command\n"
+    "  weft --version          print the version\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("weft %s\n", WEFT_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
+    fprintf(stderr, "weft: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,169 @@
+/*
+ * net.h — internal interface of the net layer: I/O watchers, sockets with corked output
+ * queues, listeners and shared buffers. Knows nothing of WebSocket. Used by src/ws/.
+ */
+#ifndef WEFT_NET_H
+#define WEFT_NET_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "weft.h"
+
+/* ----------------------------------------------------------------- shared buffers */
+
+/* A reference-counted immutable byte buffer (e.g. one encoded frame sent to many sockets). */
+struct weft_buf {
+    atomic_uint refs;
+    uint32_t len;
+    uint8_t data[];
+};
+
+/* Allocates a buffer of len bytes with one reference. NULL on allocation failure. */
+struct weft_buf *buf_new(size_t len);
+static inline void buf_ref(struct weft_buf *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+/* Drops a reference; frees the buffer with the last one. */
+void buf_unref(struct weft_buf *b);
+
+/* ----------------------------------------------------------------- I/O watchers */
+
+struct weft_io;
+typedef void (*io_cb)(struct weft_io *io, uint32_t events);
+
+/* A file descriptor registered with the loop's epoll. */
+struct weft_io {
+    int fd;
+    io_cb cb;
+};
+
+int io_add(struct weft_loop *loop, struct weft_io *io, uint32_t events);
+int io_mod(struct weft_loop *loop, struct weft_io *io, uint32_t events);
+void io_del(struct weft_loop *loop, struct weft_io *io);
+
+/* ----------------------------------------------------------------- sockets */
+
+struct weft_sock;
+struct oq_block;
+
+/* What a socket reports to its owner. All run on the loop's thread. */
+struct sock_ops {
+    /* Bytes arrived in the loop's shared receive buffer (valid during the call only; may be
+     * modified in place). */
+    void (*on_data)(struct weft_sock *s, uint8_t *data, size_t len);
+    /* The output queue became empty after the kernel had refused data. */
+    void (*on_drain)(struct weft_sock *s);
+    /* The peer closed (err 0) or the socket failed (errno). Reading stops; the owner decides
+     * when to sock_close. */
+    void (*on_eof)(struct weft_sock *s, int err);
+    /* The socket was closed and the loop is done with it: release the memory. */
+    void (*on_free)(struct weft_sock *s);
+};
+
+enum {
+    SOCK_DIRTY = 1 << 0,       /* on the loop's flush list */
+    SOCK_BLOCKED = 1 << 1,     /* the kernel refused data; waiting for EPOLLOUT */
+    SOCK_PAUSED = 1 << 2,      /* owner paused reading */
+    SOCK_SHUT_AFTER = 1 << 3,  /* shutdown(SHUT_WR) once the queue is empty */
+    SOCK_CLOSED = 1 << 4,      /* fd closed, waiting to be freed */
+    SOCK_EOF = 1 << 5,         /* peer closed or error: no more reads */
+    SOCK_READ_MORE = 1 << 6,   /* on the loop's read-again list */
+    SOCK_WR_SHUT = 1 << 7,     /* shutdown(SHUT_WR) done */
+};
+
+/* A connected stream socket with a corked output queue. Embed it first in the owner's
+ * struct. */
+struct weft_sock {
+    struct weft_io io;
+    uint16_t flags;
+    struct weft_loop *loop;
+    const struct sock_ops *ops;
+    struct oq_block *qhead, *qtail; /* output queue */
+    size_t queued;                  /* bytes in the output queue */
+    struct weft_sock *list_next;    /* dirty / read-again / closed lists */
+    struct weft_sock *read_next;
+};
+
+/* Attaches an accepted, non-blocking fd to the loop (edge-triggered in + out). */
+int sock_attach(struct weft_loop *loop, struct weft_sock *s, int fd, const struct sock_ops *ops);
+/* Appends a copy of data to the output queue (sent at the end of the iteration). */
+int sock_write(struct weft_sock *s, const void *data, size_t len);
+/* Appends a copy of a + b (e.g. a frame header and its payload) contiguously. */
+int sock_write2(struct weft_sock *s, const void *a, size_t alen, const void *b, size_t blen);
+/* Appends a reference to b->data[off..off+len) (takes a new reference). */
+int sock_write_buf(struct weft_sock *s, struct weft_buf *b, size_t off, size_t len);
+/* Writes the queue now (normally done by the loop at the end of the iteration). */
+void sock_flush(struct weft_sock *s);
+/* Drops everything queued. */
+void sock_discard(struct weft_sock *s);
+/* Half-closes (SHUT_WR) once everything queued has been written. */
+void sock_shutdown_after_flush(struct weft_sock *s);
+/* Closes the fd now (queued data is dropped); on_free follows at the end of the iteration. */
+void sock_close(struct weft_sock *s);
+void sock_pause(struct weft_sock *s);
+void sock_resume(struct weft_sock *s);
+static inline size_t sock_queued(const struct weft_sock *s)
+{
+    return s->queued;
+}
+static inline bool sock_blocked(const struct weft_sock *s)
+{
+    return (s->flags & SOCK_BLOCKED) != 0;
+}
+
+/* ----------------------------------------------------------------- listeners */
+
+struct weft_listener;
+typedef void (*accept_cb)(struct weft_listener *l, int fd, const struct sockaddr *addr,
+                          socklen_t addrlen);
+
+struct weft_listener {
+    struct weft_io io;
+    struct weft_loop *loop;
+    accept_cb on_accept;
+    void *user;
+    bool is_unix;
+    struct weft_timer retry; /* re-arm after EMFILE */
+    char *unix_path;
+};
+
+/* Listens on host:port (TCP, IPv4 or IPv6). port 0 binds an ephemeral port. Returns WEFT_OK,
+ * WEFT_ERR_ADDRESS or WEFT_ERR_IO (errno kept). */
+int listener_tcp(struct weft_loop *loop, struct weft_listener *l, const char *host,
+                 uint16_t port, int backlog, bool reuse_port);
+/* Listens on a Unix domain socket at path (an existing socket file is replaced). */
+int listener_unix(struct weft_loop *loop, struct weft_listener *l, const char *path, int backlog);
+/* The bound TCP port, 0 for Unix sockets. */
+uint16_t listener_port(const struct weft_listener *l);
+/* Stops listening and closes the socket (and unlinks a Unix socket path). */
+void listener_close(struct weft_listener *l);
+
+/* Formats a socket address as "1.2.3.4:5", "[::1]:5" or "unix". */
+void addr_format(const struct sockaddr *sa, char *out, size_t cap);
+
+/* ----------------------------------------------------------------- loop internals */
+
+/* Size of the loop's shared receive buffer. */
+#define LOOP_RBUF_SIZE (512 * 1024)
+
+/* Marks a socket as having queued output to flush at the end of the iteration. */
+void loop_mark_dirty(struct weft_loop *loop, struct weft_sock *s);
+/* Queues a socket for another read attempt next iteration (edge-triggered fairness). */
+void loop_mark_read(struct weft_loop *loop, struct weft_sock *s);
+/* Queues a closed socket to be freed at the end of the iteration. */
+void loop_mark_closed(struct weft_loop *loop, struct weft_sock *s);
+/* Removes a socket from every end-of-iteration list (used when its owner frees it at once). */
+void loop_forget(struct weft_loop *loop, struct weft_sock *s);
+/* The shared receive buffer. */
+uint8_t *loop_rbuf(struct weft_loop *loop);
+/* Output queue blocks are recycled per loop. */
+struct oq_block *loop_block_get(struct weft_loop *loop);
+void loop_block_put(struct weft_loop *loop, struct oq_block *b);
+
+#endif

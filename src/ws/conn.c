@@ -1,0 +1,461 @@
+/*
+ * conn.c — a WebSocket connection: the frame stream in (through proto's message assembler),
+ * message delivery, sending with backpressure, ping/pong, the close handshake and timeouts.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws/ws.h"
+
+static inline struct weft_conn *to_conn(struct weft_sock *s)
+{
+    return (struct weft_conn *)s;
+}
+
+/* ----------------------------------------------------------------- timers */
+
+static void on_timer(struct weft_timer *t);
+
+/* Arms the connection's single timer for whatever its state waits for. */
+void conn_arm_timer(struct weft_conn *c)
+{
+    const struct weft_server_config *cfg = &c->server->cfg;
+    struct weft_loop *loop = c->server->loop;
+    uint64_t now = weft_loop_now(loop), due = 0;
+    c->timer.cb = on_timer;
+    switch (c->state) {
+    case CONN_HTTP:
+        due = c->last_rx + cfg->handshake_timeout_ms;
+        /* the handshake deadline counts from accept, not from the last byte */
+        break;
+    case CONN_OPEN:
+        if (cfg->idle_timeout_ms)
+            due = c->last_rx + cfg->idle_timeout_ms;
+        if (cfg->ping_interval_ms) {
+            uint64_t p = c->ping_sent ? c->ping_sent + cfg->pong_timeout_ms
+                                      : c->last_rx + cfg->ping_interval_ms;
+            if (!due || p < due)
+                due = p;
+        }
+        break;
+    case CONN_CLOSING:
+    case CONN_DRAINING:
+        due = now + cfg->close_timeout_ms;
+        break;
+    default:
+        break;
+    }
+    if (!due) {
+        weft_timer_stop(&c->timer);
+        return;
+    }
+    weft_timer_start(loop, &c->timer, due > now ? due - now : 0);
+}
+
+/* The connection's timer fired: handshake, idle, keep-alive or close timeout. */
+static void on_timer(struct weft_timer *t)
+{
+    struct weft_conn *c = (struct weft_conn *)((char *)t - offsetof(struct weft_conn, timer));
+    const struct weft_server_config *cfg = &c->server->cfg;
+    uint64_t now = weft_loop_now(c->server->loop);
+    switch (c->state) {
+    case CONN_HTTP:
+        server_log(c->server, WEFT_LOG_DEBUG, "conn %llu: handshake timeout",
+                   (unsigned long long)c->id);
+        sock_close(&c->sock);
+        c->state = CONN_DEAD;
+        return;
+    case CONN_OPEN:
+        if (cfg->idle_timeout_ms && now >= c->last_rx + cfg->idle_timeout_ms) {
+            weft_conn_close(c, WEFT_CLOSE_GOING_AWAY, "idle timeout");
+            return;
+        }
+        if (cfg->ping_interval_ms) {
+            if (c->ping_sent && now >= c->ping_sent + cfg->pong_timeout_ms) {
+                server_log(c->server, WEFT_LOG_INFO, "conn %llu: no pong, dropping",
+                           (unsigned long long)c->id);
+                weft_conn_terminate(c);
+                return;
+            }
+            if (!c->ping_sent && now >= c->last_rx + cfg->ping_interval_ms) {
+                weft_conn_ping(c, NULL, 0);
+                c->ping_sent = now ? now : 1;
+            }
+        }
+        conn_arm_timer(c);
+        return;
+    case CONN_CLOSING:
+        /* The peer never answered our close frame. */
+        conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
+        sock_close(&c->sock);
+        c->state = CONN_DEAD;
+        return;
+    case CONN_DRAINING:
+        sock_close(&c->sock);
+        c->state = CONN_DEAD;
+        return;
+    default:
+        return;
+    }
+}
+
+/* ----------------------------------------------------------------- closing */
+
+/* Reports the end of the connection to the application, once, and releases what an open
+ * connection holds (subscriptions, a partial message). */
+void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
+                 bool clean)
+{
+    if (c->close_reported)
+        return;
+    c->close_reported = true;
+    free(c->msg);
+    c->msg = NULL;
+    c->msg_len = c->msg_cap = 0;
+    if (!c->route) /* never upgraded */
+        return;
+    c->server->stats.connections--;
+    pubsub_conn_gone(c);
+    if (c->route->ws.on_close)
+        c->route->ws.on_close(c, code, reason, reason_len, clean);
+}
+
+/* Queues a control frame (ping, pong, close), bypassing the backpressure policy. */
+static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len)
+{
+    uint8_t hdr[WEFT_FRAME_HEADER_MAX];
+    size_t h = weft_frame_header_write(hdr, opcode, true, 0, len, NULL);
+    sock_write2(&c->sock, hdr, h, payload, len);
+}
+
+/* Sends a close frame and stops accepting application sends. */
+static void send_close(struct weft_conn *c, uint16_t code, const char *reason)
+{
+    uint8_t payload[125];
+    size_t n = weft_close_payload(payload, code == WEFT_CLOSE_NO_STATUS ? 0 : code, reason,
+                                  reason ? strlen(reason) : 0);
+    send_control(c, WEFT_OP_CLOSE, payload, n);
+    c->close_sent = code ? code : WEFT_CLOSE_NO_STATUS;
+}
+
+/* Starts the close handshake; see weft.h. */
+void weft_conn_close(struct weft_conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    send_close(c, code ? code : WEFT_CLOSE_NORMAL, reason);
+    c->state = CONN_CLOSING;
+    conn_arm_timer(c);
+}
+
+/* Drops the connection without a close handshake; see weft.h. */
+void weft_conn_terminate(struct weft_conn *c)
+{
+    if (c->state == CONN_DEAD)
+        return;
+    conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
+    sock_close(&c->sock);
+    c->state = CONN_DEAD;
+}
+
+/* The peer broke the protocol: close with `code`, report it, and stop reading. */
+static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
+{
+    c->server->stats.protocol_errors++;
+    server_log(c->server, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s",
+               (unsigned long long)c->id, code, why ? why : "");
+    if (c->state == CONN_OPEN)
+        send_close(c, code, why);
+    c->state = CONN_DRAINING;
+    sock_shutdown_after_flush(&c->sock);
+    conn_arm_timer(c);
+    conn_finish(c, code, why, why ? strlen(why) : 0, false);
+}
+
+/* ----------------------------------------------------------------- receiving */
+
+/* Delivers (part of) a data message to the application. */
+static void on_data_event(struct weft_conn *c, const struct weft_msg_event *ev)
+{
+    const struct weft_ws_handlers *h = &c->route->ws;
+    struct weft_server_stats *st = &c->server->stats;
+    bool binary = ev->opcode == WEFT_OP_BINARY;
+    if (c->state != CONN_OPEN)
+        return; /* after our close frame, data is ignored (RFC 6455 §5.5.1) */
+    st->bytes_in += ev->len;
+    if (ev->fin)
+        st->messages_in++;
+    if (h->on_fragment) {
+        h->on_fragment(c, ev->data, ev->len, binary, ev->first, ev->fin);
+        return;
+    }
+    if (ev->first && ev->fin) {
+        /* The common case: a whole message straight from the receive buffer. */
+        if (h->on_message)
+            h->on_message(c, ev->data, ev->len, binary);
+        return;
+    }
+    if (ev->first) {
+        c->msg_len = 0;
+        c->msg_binary = binary;
+    }
+    if (c->msg_len + ev->len > c->msg_cap) {
+        size_t cap = c->msg_cap ? c->msg_cap : 4096;
+        while (cap < c->msg_len + ev->len)
+            cap *= 2;
+        if (cap > c->server->cfg.max_message)
+            cap = c->server->cfg.max_message;
+        uint8_t *m = realloc(c->msg, cap);
+        if (!m) {
+            weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
+            return;
+        }
+        c->msg = m;
+        c->msg_cap = cap;
+    }
+    if (ev->len)
+        memcpy(c->msg + c->msg_len, ev->data, ev->len);
+    c->msg_len += ev->len;
+    if (!ev->fin)
+        return;
+    if (h->on_message)
+        h->on_message(c, c->msg, c->msg_len, c->msg_binary);
+    free(c->msg);
+    c->msg = NULL;
+    c->msg_len = c->msg_cap = 0;
+}
+
+/* Handles a ping, pong or close frame from the peer. */
+static void on_control_event(struct weft_conn *c, const struct weft_msg_event *ev)
+{
+    switch (ev->opcode) {
+    case WEFT_OP_PING:
+        if (c->state == CONN_OPEN)
+            send_control(c, WEFT_OP_PONG, ev->data, ev->len);
+        return;
+    case WEFT_OP_PONG:
+        c->ping_sent = 0;
+        if (c->state == CONN_OPEN && c->route->ws.on_pong)
+            c->route->ws.on_pong(c, ev->data, ev->len);
+        return;
+    case WEFT_OP_CLOSE:
+        if (c->state == CONN_OPEN) {
+            /* Echo the peer's code (an empty close is answered with an empty close). */
+            send_close(c, ev->close_code, NULL);
+        }
+        /* Close handshake complete: the server closes the TCP connection. */
+        c->state = CONN_DRAINING;
+        sock_shutdown_after_flush(&c->sock);
+        conn_arm_timer(c);
+        conn_finish(c, ev->close_code, ev->reason, ev->reason_len, true);
+        return;
+    default:
+        return;
+    }
+}
+
+/* Runs frames in data[0..len) through the assembler and dispatches the events. */
+void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
+{
+    while (len > 0 && (c->state == CONN_OPEN || c->state == CONN_CLOSING)) {
+        struct weft_msg_event ev;
+        size_t used;
+        enum weft_msg_event_type t = weft_msg_parse(&c->mp, data, len, &used, &ev);
+        data += used;
+        len -= used;
+        switch (t) {
+        case WEFT_MSG_NEED_MORE:
+            return;
+        case WEFT_MSG_ERROR:
+            protocol_error(c, ev.close_code, ev.reason);
+            return;
+        case WEFT_MSG_CONTROL:
+            on_control_event(c, &ev);
+            break;
+        case WEFT_MSG_DATA:
+            on_data_event(c, &ev);
+            break;
+        }
+    }
+}
+
+/* Socket callback: bytes arrived. */
+void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
+{
+    struct weft_conn *c = to_conn(s);
+    c->last_rx = weft_loop_now(c->server->loop);
+    switch (c->state) {
+    case CONN_HTTP:
+        server_handle_head(c, data, len);
+        return;
+    case CONN_OPEN:
+    case CONN_CLOSING:
+        c->ping_sent = 0; /* any traffic proves the peer alive */
+        conn_feed_bytes(c, data, len);
+        return;
+    default:
+        return; /* draining: discard */
+    }
+}
+
+/* Socket callback: the backlog is gone. */
+void conn_on_drain(struct weft_sock *s)
+{
+    struct weft_conn *c = to_conn(s);
+    if (c->backpressured && c->state == CONN_OPEN) {
+        c->backpressured = false;
+        if (c->route->ws.on_drain)
+            c->route->ws.on_drain(c);
+    }
+}
+
+/* Socket callback: the peer closed its side or the socket failed. */
+void conn_on_eof(struct weft_sock *s, int err)
+{
+    (void)err;
+    struct weft_conn *c = to_conn(s);
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
+        conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
+    if (sock_queued(s) && !err)
+        sock_flush(s); /* a half-closed peer still reads: let the close echo out */
+    sock_close(s);
+    c->state = CONN_DEAD;
+}
+
+/* Releases a connection's memory (no callbacks). */
+void conn_free(struct weft_conn *c)
+{
+    weft_timer_stop(&c->timer);
+    free(c->head);
+    free(c->msg);
+    free(c->subs);
+    free(c->protocol);
+    free(c);
+}
+
+/* Socket callback: the loop is done with the closed socket. */
+void conn_on_free(struct weft_sock *s)
+{
+    struct weft_conn *c = to_conn(s);
+    weft_timer_stop(&c->timer);
+    server_conn_gone(c);
+    conn_free(c);
+}
+
+/* ----------------------------------------------------------------- sending */
+
+/* Applies the slow-consumer policy if the connection is over its backpressure limit.
+ * Returns true when the message must not be queued. */
+static bool over_limit(struct weft_conn *c, size_t len, enum weft_send_result *res)
+{
+    const struct weft_server_config *cfg = &c->server->cfg;
+    if (!sock_blocked(&c->sock) || sock_queued(&c->sock) + len <= cfg->max_backpressure)
+        return false;
+    if (cfg->slow_policy == WEFT_SLOW_CLOSE) {
+        c->server->stats.closed_slow++;
+        weft_conn_close(c, WEFT_CLOSE_POLICY, "slow consumer");
+        *res = WEFT_SEND_CLOSED;
+    } else {
+        c->server->stats.dropped_backpressure++;
+        *res = WEFT_SEND_DROPPED;
+    }
+    return true;
+}
+
+/* Queues one frame: header + payload copied, or a reference to a shared encoded frame. */
+enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shared,
+                                      const uint8_t *hdr, size_t hlen, const void *payload,
+                                      size_t len)
+{
+    enum weft_send_result res;
+    if (c->state != CONN_OPEN)
+        return WEFT_SEND_CLOSED;
+    size_t total = shared ? shared->len : hlen + len;
+    if (over_limit(c, total, &res))
+        return res;
+    int r = shared ? sock_write_buf(&c->sock, shared, 0, shared->len)
+                   : sock_write2(&c->sock, hdr, hlen, payload, len);
+    if (r != WEFT_OK)
+        return WEFT_SEND_CLOSED;
+    c->server->stats.messages_out++;
+    c->server->stats.bytes_out += len;
+    if (sock_blocked(&c->sock)) {
+        c->backpressured = true;
+        return WEFT_SEND_QUEUED;
+    }
+    return WEFT_SEND_SENT;
+}
+
+/* Sends a message; see weft.h. */
+enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size_t len,
+                                     enum weft_opcode opcode)
+{
+    if (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY)
+        return WEFT_SEND_CLOSED;
+    uint8_t hdr[WEFT_FRAME_HEADER_MAX];
+    size_t h = weft_frame_header_write(hdr, (uint8_t)opcode, true, 0, len, NULL);
+    return conn_send_frame(c, NULL, hdr, h, data, len);
+}
+
+/* Sends a ping; see weft.h. */
+enum weft_send_result weft_conn_ping(struct weft_conn *c, const void *data, size_t len)
+{
+    if (c->state != CONN_OPEN)
+        return WEFT_SEND_CLOSED;
+    if (len > 125)
+        len = 125;
+    send_control(c, WEFT_OP_PING, data, len);
+    return sock_blocked(&c->sock) ? WEFT_SEND_QUEUED : WEFT_SEND_SENT;
+}
+
+size_t weft_conn_buffered_amount(const struct weft_conn *c)
+{
+    return sock_queued(&c->sock);
+}
+
+void weft_conn_pause(struct weft_conn *c)
+{
+    sock_pause(&c->sock);
+}
+
+void weft_conn_resume(struct weft_conn *c)
+{
+    sock_resume(&c->sock);
+}
+
+void *weft_conn_user(const struct weft_conn *c)
+{
+    return c->user;
+}
+
+void weft_conn_set_user(struct weft_conn *c, void *user)
+{
+    c->user = user;
+}
+
+void *weft_conn_route_user(const struct weft_conn *c)
+{
+    return c->route ? c->route->user : NULL;
+}
+
+struct weft_server *weft_conn_server(const struct weft_conn *c)
+{
+    return c->server;
+}
+
+const char *weft_conn_protocol(const struct weft_conn *c)
+{
+    return c->protocol ? c->protocol : "";
+}
+
+uint64_t weft_conn_id(const struct weft_conn *c)
+{
+    return c->id;
+}
+
+/* The peer address, formatted into the server's scratch buffer (valid until the next call). */
+const char *weft_conn_remote(const struct weft_conn *c)
+{
+    addr_format(&c->peer.sa, c->server->addrbuf, sizeof c->server->addrbuf);
+    return c->server->addrbuf;
+}

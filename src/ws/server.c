@@ -1,0 +1,574 @@
+/*
+ * server.c — the WebSocket server: listening, accepting, the HTTP request head, routing,
+ * the opening handshake, plain HTTP responses, graceful shutdown and statistics.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ws/ws.h"
+
+#define DEFAULT_PORT 8080
+#define DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
+#define DEFAULT_HANDSHAKE_TIMEOUT 10000
+#define DEFAULT_PONG_TIMEOUT 10000
+#define DEFAULT_CLOSE_TIMEOUT 5000
+#define DEFAULT_MAX_BACKPRESSURE (1024u * 1024)
+#define RESPONSE_MAX 4096
+
+static const struct sock_ops conn_ops = {
+    .on_data = conn_on_data,
+    .on_drain = conn_on_drain,
+    .on_eof = conn_on_eof,
+    .on_free = conn_on_free,
+};
+
+/* Sends msg to the configured log callback (if any) at level. */
+void server_log(struct weft_server *s, int level, const char *fmt, ...)
+{
+    if (!s->cfg.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->cfg.log(s->cfg.log_user, level, msg);
+}
+
+/* ----------------------------------------------------------------- accepting */
+
+/* A new TCP (or Unix) connection: allocate its conn and wait for the request head. */
+static void on_accept(struct weft_listener *l, int fd, const struct sockaddr *addr,
+                      socklen_t addrlen)
+{
+    struct weft_server *s = l->user;
+    struct weft_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        server_log(s, WEFT_LOG_ERROR, "out of memory accepting a connection");
+        return;
+    }
+    if (sock_attach(s->loop, &c->sock, fd, &conn_ops) != WEFT_OK) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->server = s;
+    c->id = s->next_id++;
+    c->state = CONN_HTTP;
+    c->last_rx = weft_loop_now(s->loop);
+    if (addrlen <= sizeof c->peer)
+        memcpy(&c->peer, addr, addrlen);
+    else
+        c->peer.sa.sa_family = AF_UNIX;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    s->stats.accepted_total++;
+    conn_arm_timer(c);
+}
+
+/* Creates a server and starts listening; see weft.h. */
+struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_server_config *cfg,
+                                    int *err)
+{
+    int dummy;
+    if (!err)
+        err = &dummy;
+    struct weft_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        *err = WEFT_ERR_NOMEM;
+        return NULL;
+    }
+    s->loop = loop;
+    s->cfg = *cfg;
+    struct weft_server_config *c = &s->cfg;
+    if (!c->port && !c->port_ephemeral)
+        c->port = DEFAULT_PORT;
+    if (!c->max_message)
+        c->max_message = DEFAULT_MAX_MESSAGE;
+    if (!c->max_frame)
+        c->max_frame = c->max_message;
+    if (!c->max_head)
+        c->max_head = WEFT_HTTP_MAX_HEAD;
+    if (!c->handshake_timeout_ms)
+        c->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT;
+    if (!c->pong_timeout_ms)
+        c->pong_timeout_ms = DEFAULT_PONG_TIMEOUT;
+    if (!c->close_timeout_ms)
+        c->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT;
+    if (!c->max_backpressure)
+        c->max_backpressure = DEFAULT_MAX_BACKPRESSURE;
+    s->next_id = 1;
+    s->listener.user = s;
+    s->listener.on_accept = on_accept;
+    s->listener.io.fd = -1;
+    int r = c->unix_path
+                ? listener_unix(loop, &s->listener, c->unix_path, c->backlog)
+                : listener_tcp(loop, &s->listener, c->host, c->port_ephemeral ? 0 : c->port,
+                               c->backlog, c->reuse_port);
+    if (r != WEFT_OK) {
+        int e = errno;
+        free(s);
+        errno = e;
+        *err = r;
+        return NULL;
+    }
+    s->listening = true;
+    *err = WEFT_OK;
+    return s;
+}
+
+uint16_t weft_server_port(const struct weft_server *s)
+{
+    return listener_port(&s->listener);
+}
+
+void weft_server_stats(const struct weft_server *s, struct weft_server_stats *out)
+{
+    *out = s->stats;
+    out->topics = s->ntopics;
+}
+
+/* ----------------------------------------------------------------- routes */
+
+/* Adds a route to the table. */
+static int add_route(struct weft_server *s, const char *pattern, struct route *r)
+{
+    if (!pattern || pattern[0] == '\0')
+        return WEFT_ERR_INVAL;
+    struct route *nr = realloc(s->routes, (s->nroutes + 1) * sizeof *nr);
+    if (!nr)
+        return WEFT_ERR_NOMEM;
+    s->routes = nr;
+    r->pattern = strdup(pattern);
+    if (!r->pattern)
+        return WEFT_ERR_NOMEM;
+    r->len = strlen(pattern);
+    r->prefix = pattern[r->len - 1] == '*';
+    if (r->prefix)
+        r->len--;
+    s->routes[s->nroutes++] = *r;
+    return WEFT_OK;
+}
+
+int weft_server_ws(struct weft_server *s, const char *pattern, const struct weft_ws_handlers *h,
+                   void *route_user)
+{
+    struct route r = {.is_ws = true, .user = route_user};
+    if (h)
+        r.ws = *h;
+    return add_route(s, pattern, &r);
+}
+
+int weft_server_http(struct weft_server *s, const char *method, const char *pattern,
+                     weft_http_handler fn, void *route_user)
+{
+    if (!fn)
+        return WEFT_ERR_INVAL;
+    struct route r = {.is_ws = false, .http = fn, .user = route_user, .method = method};
+    return add_route(s, pattern, &r);
+}
+
+/* Finds the first route of the wanted kind matching path (and method for HTTP routes). */
+static const struct route *find_route(const struct weft_server *s, bool ws, const char *path,
+                                      size_t len, const char *method, size_t mlen)
+{
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct route *r = &s->routes[i];
+        if (r->is_ws != ws)
+            continue;
+        if (r->prefix ? (len < r->len || memcmp(path, r->pattern, r->len) != 0)
+                      : (len != r->len || memcmp(path, r->pattern, len) != 0))
+            continue;
+        if (!ws && r->method && (strlen(r->method) != mlen || memcmp(r->method, method, mlen)))
+            continue;
+        return r;
+    }
+    return NULL;
+}
+
+/* ----------------------------------------------------------------- responses */
+
+/* Ends an HTTP exchange: half-close once the response is out, then wait for the peer's FIN
+ * (bounded by the close timeout) so the response is not cut by a reset. */
+static void conn_drain(struct weft_conn *c)
+{
+    c->state = CONN_DRAINING;
+    free(c->head);
+    c->head = NULL;
+    sock_shutdown_after_flush(&c->sock);
+    conn_arm_timer(c);
+}
+
+/* Answers the request with an HTTP error and ends the exchange. */
+static void respond_error(struct weft_conn *c, int status, const char *extra, const char *body)
+{
+    char out[RESPONSE_MAX];
+    int n = weft_http_error_response(out, sizeof out, status, extra, body);
+    if (n < 0)
+        n = weft_http_error_response(out, sizeof out, status, NULL, NULL);
+    if (n > 0)
+        sock_write(&c->sock, out, (size_t)n);
+    c->server->stats.rejected_total++;
+    server_log(c->server, WEFT_LOG_DEBUG, "conn %llu: answered HTTP %d",
+               (unsigned long long)c->id, status);
+    conn_drain(c);
+}
+
+/* ----------------------------------------------------------------- request API */
+
+const char *weft_request_method(const struct weft_request *r, size_t *len)
+{
+    *len = r->http->method_len;
+    return r->http->method;
+}
+
+const char *weft_request_path(const struct weft_request *r, size_t *len)
+{
+    *len = r->path_len;
+    return r->path;
+}
+
+const char *weft_request_query(const struct weft_request *r, size_t *len)
+{
+    *len = r->query_len;
+    return r->query;
+}
+
+const char *weft_request_header(const struct weft_request *r, const char *name, size_t *len)
+{
+    const struct weft_http_header *h =
+        weft_http_find_header(r->http->headers, r->http->num_headers, name);
+    if (!h)
+        return NULL;
+    if (len)
+        *len = h->value_len;
+    return h->value;
+}
+
+bool weft_request_header_at(const struct weft_request *r, size_t i, const char **name,
+                            size_t *name_len, const char **value, size_t *value_len)
+{
+    if (i >= r->http->num_headers)
+        return false;
+    *name = r->http->headers[i].name;
+    *name_len = r->http->headers[i].name_len;
+    *value = r->http->headers[i].value;
+    *value_len = r->http->headers[i].value_len;
+    return true;
+}
+
+const char *weft_request_remote(const struct weft_request *r)
+{
+    return weft_conn_remote(r->c);
+}
+
+const char *weft_request_protocols(const struct weft_request *r, size_t *len)
+{
+    if (!r->up || !r->up->protocols)
+        return NULL;
+    *len = r->up->protocols_len;
+    return r->up->protocols;
+}
+
+/* Accepts the upgrade; see weft.h. A protocol the client did not offer is ignored (and
+ * logged) rather than sent, since the client would fail the handshake. */
+void weft_request_accept(struct weft_request *r, const char *protocol, void *user,
+                         const char *extra_headers)
+{
+    if (!r->up || r->decision)
+        return;
+    r->decision = 1;
+    r->user = user;
+    if (protocol && r->up->protocols) {
+        size_t pos = 0, ilen;
+        const char *item;
+        while (weft_http_list_next(r->up->protocols, r->up->protocols_len, &pos, &item, &ilen))
+            if (ilen == strlen(protocol) && memcmp(item, protocol, ilen) == 0) {
+                r->protocol = strdup(protocol);
+                break;
+            }
+    }
+    if (protocol && !r->protocol)
+        server_log(r->c->server, WEFT_LOG_WARN, "conn %llu: subprotocol '%s' was not offered",
+                   (unsigned long long)r->c->id, protocol);
+    if (extra_headers)
+        r->extra = strdup(extra_headers);
+}
+
+void weft_request_reject(struct weft_request *r, int status, const char *extra_headers,
+                         const char *body)
+{
+    if (r->decision)
+        return;
+    r->decision = 2;
+    respond_error(r->c, status, extra_headers, body);
+}
+
+void weft_request_respond(struct weft_request *r, int status, const char *content_type,
+                          const char *extra_headers, const void *body, size_t body_len)
+{
+    if (r->decision)
+        return;
+    r->decision = 2;
+    char head[RESPONSE_MAX];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n%s\r\n",
+                     status, weft_http_reason(status), content_type ? content_type : "text/plain",
+                     body_len, extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof head) {
+        r->decision = 0;
+        respond_error(r->c, 500, NULL, NULL);
+        return;
+    }
+    bool head_only = r->http->method_len == 4 && memcmp(r->http->method, "HEAD", 4) == 0;
+    sock_write2(&r->c->sock, head, (size_t)n, body, head_only ? 0 : body_len);
+    r->c->server->stats.http_requests++;
+    conn_drain(r->c);
+}
+
+/* ----------------------------------------------------------------- the request head */
+
+/* Completes the opening handshake: 101, state OPEN, on_open. */
+static void upgrade(struct weft_conn *c, struct weft_request *req)
+{
+    struct weft_server *s = c->server;
+    char out[RESPONSE_MAX];
+    int n = weft_handshake_response(out, sizeof out, req->up->key, req->up->key_len,
+                                    req->protocol, NULL, req->extra);
+    free(req->extra);
+    req->extra = NULL;
+    if (n < 0) {
+        free(req->protocol);
+        respond_error(c, 500, NULL, NULL);
+        return;
+    }
+    sock_write(&c->sock, out, (size_t)n);
+    free(c->head);
+    c->head = NULL;
+    c->protocol = req->protocol;
+    c->user = req->user;
+    c->route = req->route;
+    c->state = CONN_OPEN;
+    struct weft_msg_limits lim = {
+        .frame = {.role = WEFT_ROLE_SERVER, .allowed_rsv = 0, .max_frame = s->cfg.max_frame},
+        .max_message = s->cfg.max_message,
+        .validate_utf8 = true,
+    };
+    weft_msg_parser_init(&c->mp, &lim);
+    s->stats.upgrades_total++;
+    s->stats.connections++;
+    conn_arm_timer(c);
+    if (c->route->ws.on_open)
+        c->route->ws.on_open(c);
+}
+
+/* Routes a complete request head. Returns true if the connection is now a WebSocket. */
+static bool handle_request(struct weft_conn *c, const struct weft_http_request *http)
+{
+    struct weft_server *s = c->server;
+    struct weft_request req = {.c = c, .http = http};
+    const char *target = http->target;
+    const char *q = memchr(target, '?', http->target_len);
+    req.path = target;
+    req.path_len = q ? (size_t)(q - target) : http->target_len;
+    if (q) {
+        req.query = q + 1;
+        req.query_len = http->target_len - req.path_len - 1;
+    }
+    if (s->shutting_down) {
+        respond_error(c, 503, "Retry-After: 1\r\n", "shutting down\n");
+        return false;
+    }
+
+    const struct weft_http_header *uh = weft_http_find_header(http->headers, http->num_headers,
+                                                              "Upgrade");
+    bool wants_ws = uh && weft_http_list_has(uh->value, uh->value_len, "websocket");
+    if (!wants_ws) {
+        const struct route *r =
+            find_route(s, false, req.path, req.path_len, http->method, http->method_len);
+        if (!r) {
+            respond_error(c, find_route(s, true, req.path, req.path_len, NULL, 0) ? 426 : 404,
+                          NULL, NULL);
+            return false;
+        }
+        r->http(&req, r->user);
+        if (!req.decision)
+            respond_error(c, 500, NULL, "handler sent no response\n");
+        return false;
+    }
+
+    const struct route *r = find_route(s, true, req.path, req.path_len, NULL, 0);
+    if (!r) {
+        respond_error(c, 404, NULL, NULL);
+        return false;
+    }
+    struct weft_upgrade_info up;
+    int status = weft_handshake_check_request(http, &up);
+    if (status) {
+        respond_error(c, status, NULL, NULL);
+        return false;
+    }
+    req.up = &up;
+    req.route = r;
+    if (r->ws.on_upgrade)
+        r->ws.on_upgrade(&req, r->user);
+    if (req.decision == 2) {
+        free(req.protocol);
+        free(req.extra);
+        return false;
+    }
+    upgrade(c, &req);
+    return c->state == CONN_OPEN;
+}
+
+/* Consumes bytes while the request head is being read: parses in place when the whole head
+ * came in one read (no allocation), otherwise accumulates up to max_head bytes. */
+void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
+{
+    struct weft_server *s = c->server;
+    size_t max = s->cfg.max_head;
+    struct weft_http_request *http = malloc(sizeof *http);
+    if (!http) {
+        respond_error(c, 503, NULL, NULL);
+        return;
+    }
+    const char *buf;
+    size_t blen, taken = len;
+    if (!c->head) {
+        buf = (const char *)data;
+        blen = len;
+    } else {
+        taken = max - c->head_len < len ? max - c->head_len : len;
+        memcpy(c->head + c->head_len, data, taken);
+        c->head_len += (uint32_t)taken;
+        buf = c->head;
+        blen = c->head_len;
+    }
+    int r = weft_http_parse_request(buf, blen, max, http);
+    if (r == 0 && blen >= max)
+        r = -431;
+    if (r < 0) {
+        free(http);
+        respond_error(c, -r, NULL, NULL);
+        return;
+    }
+    if (r == 0) {
+        free(http);
+        if (!c->head) {
+            c->head = malloc(max);
+            if (!c->head) {
+                respond_error(c, 503, NULL, NULL);
+                return;
+            }
+            memcpy(c->head, data, len);
+            c->head_len = (uint32_t)len;
+        }
+        return;
+    }
+    /* Complete. The bytes after the head (frames sent right after the request) are in buf
+     * after r and, when the head was accumulated, in data after `taken`. */
+    char *head = c->head; /* upgrade() frees c->head: keep it alive until we are done */
+    c->head = NULL;
+    bool ws = handle_request(c, http);
+    free(http);
+    if (ws && c->state == CONN_OPEN) {
+        if ((size_t)r < blen)
+            conn_feed_bytes(c, (uint8_t *)buf + r, blen - (size_t)r);
+        if (head && taken < len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
+            conn_feed_bytes(c, data + taken, len - taken);
+    }
+    free(head);
+}
+
+/* ----------------------------------------------------------------- connections list */
+
+/* Unlinks a freed connection; completes a graceful shutdown when it was the last. */
+void server_conn_gone(struct weft_conn *c)
+{
+    struct weft_server *s = c->server;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    if (s->shutting_down && s->nconns == 0 && s->shutdown_done) {
+        weft_timer_stop(&s->shutdown_timer);
+        void (*done)(void *) = s->shutdown_done;
+        s->shutdown_done = NULL;
+        done(s->shutdown_arg);
+    }
+}
+
+/* The shutdown deadline passed: drop whatever is left. */
+static void on_shutdown_deadline(struct weft_timer *t)
+{
+    struct weft_server *s =
+        (struct weft_server *)((char *)t - offsetof(struct weft_server, shutdown_timer));
+    for (struct weft_conn *c = s->conns; c; c = c->next)
+        if (c->state != CONN_DEAD)
+            weft_conn_terminate(c);
+}
+
+/* Graceful shutdown; see weft.h. */
+void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadline_ms,
+                          void (*done)(void *), void *arg)
+{
+    if (s->shutting_down)
+        return;
+    s->shutting_down = true;
+    s->shutdown_done = done;
+    s->shutdown_arg = arg;
+    if (s->listening) {
+        listener_close(&s->listener);
+        s->listening = false;
+    }
+    for (struct weft_conn *c = s->conns; c; c = c->next) {
+        if (c->state == CONN_OPEN)
+            weft_conn_close(c, code ? code : WEFT_CLOSE_GOING_AWAY, "server shutting down");
+        else if (c->state == CONN_HTTP)
+            weft_conn_terminate(c);
+    }
+    if (s->nconns == 0) {
+        s->shutdown_done = NULL;
+        if (done)
+            done(arg);
+        return;
+    }
+    s->shutdown_timer.cb = on_shutdown_deadline;
+    weft_timer_start(s->loop, &s->shutdown_timer, deadline_ms ? deadline_ms : 5000);
+}
+
+/* Frees a server and drops its connections at once; see weft.h. */
+void weft_server_free(struct weft_server *s)
+{
+    if (!s)
+        return;
+    if (s->listening)
+        listener_close(&s->listener);
+    weft_timer_stop(&s->shutdown_timer);
+    s->shutdown_done = NULL;
+    while (s->conns) {
+        struct weft_conn *c = s->conns;
+        if (c->state != CONN_DEAD)
+            weft_conn_terminate(c);
+        loop_forget(s->loop, &c->sock);
+        s->conns = c->next;
+        conn_free(c);
+    }
+    pubsub_free(s);
+    for (size_t i = 0; i < s->nroutes; i++)
+        free(s->routes[i].pattern);
+    free(s->routes);
+    free(s);
+}

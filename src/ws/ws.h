@@ -1,0 +1,150 @@
+/*
+ * ws.h — internal structures of the ws layer: servers, connections, routes, topics.
+ */
+#ifndef WEFT_WS_H
+#define WEFT_WS_H
+
+#include <netinet/in.h>
+
+#include "net/net.h"
+#include "weft.h"
+
+/* Connection states. */
+enum conn_state {
+    CONN_HTTP = 0,   /* reading the request head */
+    CONN_OPEN,       /* WebSocket open */
+    CONN_CLOSING,    /* we sent a close frame, waiting for the peer's */
+    CONN_DRAINING,   /* close handshake over (or HTTP answered): waiting for the peer's FIN */
+    CONN_DEAD,       /* socket closed, waiting to be freed */
+};
+
+struct route {
+    char *pattern;
+    size_t len;       /* length without the trailing star */
+    bool prefix;      /* pattern ended with a star */
+    bool is_ws;
+    const char *method; /* HTTP routes: NULL = any */
+    struct weft_ws_handlers ws;
+    weft_http_handler http;
+    void *user;
+};
+
+struct topic;
+
+/* A connection's membership in a topic: the topic and this conn's index in its array. */
+struct sub {
+    struct topic *t;
+    uint32_t idx;
+};
+
+struct topic {
+    struct topic *next; /* hash chain */
+    uint32_t hash;
+    uint8_t len;
+    char name[256];
+    struct weft_conn **subs;
+    uint32_t nsubs, capsubs;
+};
+
+struct weft_conn {
+    struct weft_sock sock; /* first: the socket layer hands us back this pointer */
+    struct weft_server *server;
+    struct weft_conn *prev, *next; /* server's list of connections */
+    const struct route *route;
+    void *user;
+    uint64_t id;
+    uint64_t last_rx;   /* loop time of the last bytes received */
+    uint64_t ping_sent; /* loop time of an unanswered keep-alive ping, 0 if none */
+    struct weft_timer timer;
+    uint8_t state;
+    bool close_reported;  /* on_close has been called */
+    bool backpressured;   /* a send returned QUEUED: on_drain is due */
+    bool in_callback;
+    uint16_t close_sent;  /* code of the close frame we sent, 0 if none */
+
+    /* reading the HTTP head when it did not arrive in one read */
+    char *head;
+    uint32_t head_len;
+
+    /* a message being assembled from several frames or reads */
+    uint8_t *msg;
+    size_t msg_len, msg_cap;
+    bool msg_binary;
+
+    struct sub *subs;
+    uint16_t nsubs, capsubs;
+
+    char *protocol; /* chosen subprotocol, NULL if none */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+
+    struct weft_msg_parser mp;
+};
+
+struct weft_server {
+    struct weft_loop *loop;
+    struct weft_server_config cfg;
+    struct weft_listener listener;
+    bool listening;
+    struct route *routes;
+    size_t nroutes;
+    struct weft_conn *conns; /* all connections, any state */
+    size_t nconns;           /* connections in the list */
+    uint64_t next_id;
+    struct weft_server_stats stats;
+    char addrbuf[64];        /* scratch for weft_conn_remote */
+
+    struct topic **buckets;
+    size_t nbuckets, ntopics;
+
+    /* graceful shutdown */
+    bool shutting_down;
+    struct weft_timer shutdown_timer;
+    void (*shutdown_done)(void *);
+    void *shutdown_arg;
+};
+
+/* The request being handled (on the stack during on_upgrade / HTTP handlers). */
+struct weft_request {
+    struct weft_conn *c;
+    const struct route *route; /* WebSocket route being upgraded to */
+    const struct weft_http_request *http;
+    const struct weft_upgrade_info *up; /* NULL for plain HTTP */
+    const char *path;
+    size_t path_len;
+    const char *query;
+    size_t query_len;
+    int decision; /* 0 undecided, 1 accepted, 2 rejected/responded */
+    char *protocol;
+    void *user;
+    char *extra; /* extra headers for the 101 */
+};
+
+/* conn.c */
+void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len);
+void conn_on_drain(struct weft_sock *s);
+void conn_on_eof(struct weft_sock *s, int err);
+void conn_on_free(struct weft_sock *s);
+void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len);
+void conn_free(struct weft_conn *c);
+void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
+                 bool clean);
+void conn_arm_timer(struct weft_conn *c);
+enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shared,
+                                      const uint8_t *hdr, size_t hlen, const void *payload,
+                                      size_t len);
+
+/* server.c */
+void server_handle_head(struct weft_conn *c, uint8_t *buf, size_t len);
+void server_conn_gone(struct weft_conn *c);
+void server_log(struct weft_server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* pubsub.c */
+void pubsub_conn_gone(struct weft_conn *c);
+void pubsub_free(struct weft_server *s);
+
+#endif

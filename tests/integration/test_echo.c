@@ -1,0 +1,350 @@
+/*
+ * test_echo.c — an in-process server with an echo route, driven by raw clients: messages of
+ * every length class, fragmented input with pings in between, ping/pong, and the close
+ * handshake as seen by both sides (close frame, TCP EOF, on_close code/reason/clean).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "rawclient.h"
+
+#define MIB (1024u * 1024u)
+
+struct fx {
+    struct ts t;
+    struct rc c[4];
+    uint8_t *buf; /* scratch, freed in teardown */
+    uint8_t *buf2;
+};
+
+static void routes(struct ts *t, struct weft_server *s)
+{
+    (void)t;
+    TS_CHECK(weft_server_ws(s, "/echo", &ts_echo_handlers, NULL) == WEFT_OK);
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (!f) return 0;
+    for (size_t i = 0; i < 4; i++)
+        rc_close(&f->c[i]);
+    ts_stop(&f->t);
+    free(f->buf);
+    free(f->buf2);
+    free(f);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    for (size_t i = 0; i < 4; i++)
+        f->c[i].fd = -1;
+    f->t.cfg.max_message = 16 * MIB + 4096;
+    f->t.cfg.max_backpressure = 64 * MIB; /* this file is about echo, not the slow policy */
+    f->t.cfg.close_timeout_ms = 5000;
+    f->t.setup = routes;
+    *state = f;
+    if (ts_start(&f->t) < 0) {
+        teardown(state);
+        *state = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends one message of len bytes and asserts the echo is identical, opcode included. */
+static void echo_one(struct fx *f, struct rc *c, uint8_t op, size_t len, uint32_t seed)
+{
+    free(f->buf);
+    f->buf = malloc(len ? len : 1);
+    assert_non_null(f->buf);
+    rc_fill(f->buf, len, seed, op == WEFT_OP_TEXT);
+    assert_int_equal(rc_send(c, op, f->buf, len), 0);
+    enum rc_event e = rc_recv(c, 30000);
+    assert_int_equal(e, RC_MESSAGE);
+    assert_int_equal(c->last.opcode, op);
+    assert_int_equal(c->last.len, len);
+    assert_true(len == 0 || memcmp(c->last.data, f->buf, len) == 0);
+}
+
+/* Echo of text and binary at the boundaries of the 7/16/64-bit length encodings, up to the
+ * 16 MiB default maximum, on one connection. */
+static void test_echo_sizes(void **state)
+{
+    struct fx *f = *state;
+    static const size_t sizes[] = {0, 125, 126, 65535, 65536, MIB, 16 * MIB};
+    assert_int_equal(rc_open(&f->c[0], f->t.port, "/echo"), 0);
+    uint32_t seed = 1;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        echo_one(f, &f->c[0], WEFT_OP_TEXT, sizes[i], seed++);
+        echo_one(f, &f->c[0], WEFT_OP_BINARY, sizes[i], seed++);
+    }
+    struct weft_server_stats st;
+    ts_stats(&f->t, &st);
+    assert_int_equal(st.messages_in, 14);
+    assert_int_equal(st.messages_out, 14);
+    assert_int_equal(st.connections, 1);
+    assert_int_equal(st.upgrades_total, 1);
+}
+
+/* Many messages sent back to back in one write: every echo comes back, in order. */
+static void test_echo_pipelined(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/echo"), 0);
+    enum { N = 500 };
+    f->buf = malloc(N * 64);
+    assert_non_null(f->buf);
+    size_t n = 0;
+    for (int i = 0; i < N; i++) {
+        char m[32];
+        int ml = snprintf(m, sizeof m, "msg-%d", i);
+        long fl = weft_frame_encode(f->buf + n, N * 64 - n, WEFT_ROLE_CLIENT, &c->rnd,
+                                    WEFT_OP_TEXT, true, 0, m, (size_t)ml);
+        assert_true(fl > 0);
+        n += (size_t)fl;
+    }
+    assert_int_equal(rc_write(c, f->buf, n, RC_TIMEOUT_MS), 0);
+    for (int i = 0; i < N; i++) {
+        char m[32];
+        int ml = snprintf(m, sizeof m, "msg-%d", i);
+        assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
+        assert_int_equal(c->last.len, (size_t)ml);
+        assert_memory_equal(c->last.data, m, (size_t)ml);
+    }
+}
+
+/* Appends one masked frame to f->buf2 at *n (capacity cap). */
+static void put_frame(struct rc *c, uint8_t *out, size_t cap, size_t *n, uint8_t op, bool fin,
+                      const uint8_t *data, size_t len)
+{
+    long fl = weft_frame_encode(out + *n, cap - *n, WEFT_ROLE_CLIENT, &c->rnd, op, fin, 0, data,
+                                len);
+    assert_true(fl > 0);
+    *n += (size_t)fl;
+}
+
+/* Writes buf[0..n) in small irregular pieces (the first bytes one at a time) so the server
+ * sees headers and code points split across reads. */
+static void write_trickle(struct rc *c, const uint8_t *buf, size_t n)
+{
+    size_t off = 0, step = 1;
+    while (off < n) {
+        size_t k = off < 64 ? 1 : step;
+        if (k > n - off) k = n - off;
+        assert_int_equal(rc_write(c, buf + off, k, RC_TIMEOUT_MS), 0);
+        off += k;
+        step = step * 7 % 4093 + 1;
+        if (off < 64) usleep(200);
+    }
+}
+
+/* A text message in many frames of irregular sizes (splitting UTF-8 sequences), with an empty
+ * continuation and a ping in the middle: the pong comes first with the ping's payload, then
+ * the echo, whole. Then a binary message in 3 frames with 2 pings between them. */
+static void test_fragmented(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/echo"), 0);
+    const size_t len = 100000;
+    f->buf = malloc(len);
+    assert_non_null(f->buf);
+    rc_fill(f->buf, len, 77, true);
+    size_t cap = len + 4096;
+    f->buf2 = malloc(cap);
+    assert_non_null(f->buf2);
+
+    static const size_t pieces[] = {1, 2, 3, 5, 125, 126, 127, 1000, 4099, 65535};
+    size_t n = 0, off = 0, frames = 0;
+    for (size_t i = 0; off < len; i++) {
+        size_t k = i < sizeof pieces / sizeof pieces[0] ? pieces[i] : len - off;
+        if (k > len - off) k = len - off;
+        put_frame(c, f->buf2, cap, &n, frames == 0 ? WEFT_OP_TEXT : WEFT_OP_CONT,
+                  off + k == len, f->buf + off, k);
+        frames++;
+        off += k;
+        if (i == 2) put_frame(c, f->buf2, cap, &n, WEFT_OP_PING, true, (const uint8_t *)"mid", 3);
+        if (i == 4) put_frame(c, f->buf2, cap, &n, WEFT_OP_CONT, false, NULL, 0);
+    }
+    assert_true(frames > 5);
+    write_trickle(c, f->buf2, n);
+
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_PONG);
+    assert_int_equal(c->last.len, 3);
+    assert_memory_equal(c->last.data, "mid", 3);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(c->last.opcode, WEFT_OP_TEXT);
+    assert_int_equal(c->last.len, len);
+    assert_true(memcmp(c->last.data, f->buf, len) == 0);
+
+    /* Binary: 3 frames, pings "p1" and "p2" between them. */
+    rc_fill(f->buf, 3000, 78, false);
+    n = 0;
+    put_frame(c, f->buf2, cap, &n, WEFT_OP_BINARY, false, f->buf, 1000);
+    put_frame(c, f->buf2, cap, &n, WEFT_OP_PING, true, (const uint8_t *)"p1", 2);
+    put_frame(c, f->buf2, cap, &n, WEFT_OP_CONT, false, f->buf + 1000, 1000);
+    put_frame(c, f->buf2, cap, &n, WEFT_OP_PING, true, (const uint8_t *)"p2", 2);
+    put_frame(c, f->buf2, cap, &n, WEFT_OP_CONT, true, f->buf + 2000, 1000);
+    write_trickle(c, f->buf2, n);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_PONG);
+    assert_memory_equal(c->last.data, "p1", 2);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_PONG);
+    assert_memory_equal(c->last.data, "p2", 2);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(c->last.opcode, WEFT_OP_BINARY);
+    assert_int_equal(c->last.len, 3000);
+    assert_memory_equal(c->last.data, f->buf, 3000);
+}
+
+/* Pings of 0, 5 and 125 bytes are answered with pongs carrying the same payload; an
+ * unsolicited pong gets no answer (the next thing received is the echo of a message). */
+static void test_ping_pong(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/echo"), 0);
+    uint8_t big[125];
+    rc_fill(big, sizeof big, 5, false);
+    const struct {
+        const void *p;
+        size_t n;
+    } pings[] = {{"", 0}, {"hello", 5}, {big, sizeof big}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(rc_send(c, WEFT_OP_PING, pings[i].p, pings[i].n), 0);
+        assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_PONG);
+        assert_int_equal(c->last.len, pings[i].n);
+        if (pings[i].n) assert_memory_equal(c->last.data, pings[i].p, pings[i].n);
+    }
+    assert_int_equal(rc_send(c, WEFT_OP_PONG, "unasked", 7), 0);
+    assert_int_equal(rc_send(c, WEFT_OP_TEXT, "after", 5), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(c->last.len, 5);
+    assert_memory_equal(c->last.data, "after", 5);
+}
+
+/* Client-initiated close 1000 "bye": the server answers with close 1000, then closes TCP
+ * promptly (well before the 5 s close timeout); on_close reports 1000, "bye", clean. */
+static void test_client_close_normal(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/echo"), 0);
+    uint64_t id = ts_last_open(&f->t);
+    assert_true(id != 0);
+    assert_int_equal(rc_send_close(c, 1000, "bye"), 0);
+    uint64_t t0 = rc_now_ms();
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_CLOSE);
+    assert_int_equal(c->last.close_code, 1000);
+    size_t extra = 99;
+    assert_int_equal(rc_wait_eof(c, 2000, &extra), 0);
+    assert_int_equal(extra, 0);
+    assert_true(rc_now_ms() - t0 < 1500);
+
+    assert_true(ts_wait_closes(&f->t, 1, 2000));
+    struct ts_close cl;
+    assert_true(ts_find_close(&f->t, id, &cl));
+    assert_int_equal(cl.code, 1000);
+    assert_true(cl.clean);
+    assert_int_equal(cl.reason_len, 3);
+    assert_memory_equal(cl.reason, "bye", 3);
+    struct weft_server_stats st;
+    ts_stats(&f->t, &st);
+    assert_int_equal(st.connections, 0);
+}
+
+/* Client-initiated close with an application code (4001) and a UTF-8 reason: on_close sees
+ * exactly them; the server's answer is a valid close; an empty close reports 1005. */
+static void test_client_close_codes(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/echo"), 0);
+    uint64_t id1 = ts_last_open(&f->t);
+    assert_int_equal(rc_send_close(c, 4001, "d\xC3\xA9j\xC3\xA0 vu"), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_CLOSE);
+    assert_true(weft_close_code_valid(c->last.close_code));
+    assert_int_equal(rc_wait_eof(c, 2000, NULL), 0);
+
+    struct rc *d = &f->c[1];
+    assert_int_equal(rc_open(d, f->t.port, "/echo"), 0);
+    uint64_t id2 = ts_last_open(&f->t);
+    assert_true(id2 != id1);
+    assert_int_equal(rc_send_frame(d, WEFT_OP_CLOSE, true, 0, NULL, 0), 0);
+    assert_int_equal(rc_recv(d, RC_TIMEOUT_MS), RC_CLOSE);
+    assert_int_equal(rc_wait_eof(d, 2000, NULL), 0);
+
+    assert_true(ts_wait_closes(&f->t, 2, 2000));
+    struct ts_close cl;
+    assert_true(ts_find_close(&f->t, id1, &cl));
+    assert_int_equal(cl.code, 4001);
+    assert_true(cl.clean);
+    assert_int_equal(cl.reason_len, strlen("d\xC3\xA9j\xC3\xA0 vu"));
+    assert_memory_equal(cl.reason, "d\xC3\xA9j\xC3\xA0 vu", cl.reason_len);
+    assert_true(ts_find_close(&f->t, id2, &cl));
+    assert_int_equal(cl.code, 1005);
+    assert_true(cl.clean);
+}
+
+/* A client that drops TCP without a close frame: on_close reports 1006, not clean; the
+ * server keeps serving. */
+static void test_abrupt_disconnect(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/echo"), 0);
+    uint64_t id = ts_last_open(&f->t);
+    assert_int_equal(rc_send(c, WEFT_OP_TEXT, "x", 1), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
+    rc_close(c);
+    assert_true(ts_wait_closes(&f->t, 1, 3000));
+    struct ts_close cl;
+    assert_true(ts_find_close(&f->t, id, &cl));
+    assert_int_equal(cl.code, 1006);
+    assert_false(cl.clean);
+
+    assert_int_equal(rc_open(&f->c[1], f->t.port, "/echo"), 0);
+    echo_one(f, &f->c[1], WEFT_OP_TEXT, 10, 3);
+}
+
+/* Plain HTTP on a WebSocket-only server: an upgrade to an unknown path gets 404; the server
+ * keeps serving. */
+static void test_unknown_path(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    struct rc_http r;
+    assert_int_equal(rc_connect(c, f->t.port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_handshake(c, f->t.port, "/nope", &r, RC_TIMEOUT_MS), 404);
+    assert_int_equal(rc_open(&f->c[1], f->t.port, "/echo"), 0);
+    echo_one(f, &f->c[1], WEFT_OP_BINARY, 300, 9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_echo_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_pipelined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fragmented, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_close_normal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_close_codes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abrupt_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_path, setup, teardown),
+    };
+    alarm(170); /* last-resort guard under ctest's 180 s */
+    return cmocka_run_group_tests_name("integration.echo", tests, NULL, NULL);
+}

@@ -1,0 +1,62 @@
+#!/bin/sh
+# cli_usage.sh PATH/TO/weft — checks the command line of `weft serve`:
+#   a bad flag or a bad value prints the usage on stderr and exits 2;
+#   --help prints every flag (with its default) on stdout and exits 0.
+# No server is started by these invocations: each must exit at once (bounded by `timeout`).
+set -u
+weft=${1:?usage: cli_usage.sh PATH/TO/weft}
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+# expect_usage_error NAME ARGS...: exit status 2, "usage:" on stderr, nothing on stdout.
+expect_usage_error() {
+    name=$1; shift
+    timeout 10 "$weft" serve "$@" >"$tmp/out" 2>"$tmp/err"
+    st=$?
+    if [ "$st" -ne 2 ]; then
+        echo "FAIL $name: 'weft serve $*' exited $st, expected 2"; sed 's/^/    | /' "$tmp/err"; fail=1
+    elif ! grep -q '^usage: weft serve' "$tmp/err"; then
+        echo "FAIL $name: 'weft serve $*' printed no usage on stderr"; sed 's/^/    | /' "$tmp/err"; fail=1
+    elif [ -s "$tmp/out" ]; then
+        echo "FAIL $name: 'weft serve $*' wrote to stdout"; fail=1
+    else
+        echo "ok   $name: exit 2, $(head -n 1 "$tmp/err")"
+    fi
+}
+
+expect_usage_error bogus-flag --bogus
+expect_usage_error port-not-a-number --port notanumber
+expect_usage_error port-too-big --port 65536
+expect_usage_error port-missing-value --port
+expect_usage_error max-message-bad --max-message 12x
+expect_usage_error max-message-zero --max-message 0
+expect_usage_error slow-policy-bad --slow-policy maybe
+expect_usage_error idle-timeout-negative --idle-timeout -1
+expect_usage_error log-level-bad --log-level loud
+expect_usage_error stray-argument extra
+
+timeout 10 "$weft" serve --help >"$tmp/out" 2>"$tmp/err"
+st=$?
+if [ "$st" -ne 0 ]; then
+    echo "FAIL help: 'weft serve --help' exited $st, expected 0"; sed 's/^/    | /' "$tmp/err"; fail=1
+else
+    missing=""
+    for flag in --host --port --unix --max-message --max-backpressure --slow-policy \
+                --idle-timeout --ping-interval --handshake-timeout --shutdown-timeout \
+                --log-level --help; do
+        grep -q -- "$flag" "$tmp/out" || missing="$missing $flag"
+    done
+    # Each flag line shows its default in brackets.
+    for d in '\[0\.0\.0\.0\]' '\[8080\]' '\[16777216\]' '\[1048576\]' '\[drop\]' '\[info\]'; do
+        grep -q -- "$d" "$tmp/out" || missing="$missing default$d"
+    done
+    if [ -n "$missing" ]; then
+        echo "FAIL help: --help does not document:$missing"; sed 's/^/    | /' "$tmp/out"; fail=1
+    else
+        echo "ok   help: exit 0, every flag and its default on stdout"
+    fi
+fi
+
+[ "$fail" -eq 0 ] && echo "cli usage: all passed" || echo "cli usage: FAILED"
+exit "$fail"

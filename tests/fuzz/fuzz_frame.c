@@ -13,6 +13,10 @@
 
 struct digest {
     uint64_t hash;     /* FNV-1a over the normalised events */
+    uint64_t at_msg;   /* hash before the message in progress: a message cut short by an
+                          error is discarded, since how much of it was delivered depends on
+                          the split */
+    bool in_msg;
     uint16_t error;
     size_t msgs;
 };
@@ -32,7 +36,7 @@ static void parse(const struct weft_msg_limits *lim, uint8_t *buf, size_t len, s
     struct weft_msg_parser p;
     weft_msg_parser_init(&p, lim);
     memset(d, 0, sizeof *d);
-    d->hash = UINT64_C(0xcbf29ce484222325);
+    d->hash = d->at_msg = UINT64_C(0xcbf29ce484222325);
     size_t cuts[3] = {c1, c2, len};
     size_t start = 0;
     uint64_t msg_len = 0;
@@ -54,6 +58,7 @@ static void parse(const struct weft_msg_limits *lim, uint8_t *buf, size_t len, s
                 if (ev.close_code != 1002 && ev.close_code != 1007 && ev.close_code != 1009)
                     abort();
                 d->error = ev.close_code;
+                d->hash = d->at_msg;
                 mix(d, &ev.close_code, sizeof ev.close_code);
                 break;
             }
@@ -66,11 +71,15 @@ static void parse(const struct weft_msg_limits *lim, uint8_t *buf, size_t len, s
                 if (ev.opcode == WEFT_OP_CLOSE && ev.close_code != 1005 &&
                     !weft_close_code_valid(ev.close_code))
                     abort();
+                if (!d->in_msg)
+                    d->at_msg = d->hash;
                 continue;
             }
             if (ev.opcode != WEFT_OP_TEXT && ev.opcode != WEFT_OP_BINARY)
                 abort();
             if (ev.first) {
+                d->at_msg = d->hash;
+                d->in_msg = true;
                 mix(d, &tag, 1);
                 msg_len = 0;
             }
@@ -82,6 +91,8 @@ static void parse(const struct weft_msg_limits *lim, uint8_t *buf, size_t len, s
                 uint8_t end = 0xee;
                 mix(d, &end, 1);
                 d->msgs++;
+                d->in_msg = false;
+                d->at_msg = d->hash;
             }
         }
     }

@@ -58,11 +58,33 @@ static void reset_parser(struct rc *c)
     weft_msg_parser_init(&c->mp, &lim);
 }
 
+/* Makes room for at least `need` more bytes at the end of the input buffer. */
+static int in_reserve(struct rc *c, size_t need)
+{
+    if (c->in_off > 0 && c->in_off == c->in_len) c->in_off = c->in_len = 0;
+    if (c->in_cap - c->in_len >= need) return 0;
+    if (c->in_off > 0) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+        if (c->in_cap - c->in_len >= need) return 0;
+    }
+    size_t cap = c->in_cap ? c->in_cap : READ_CHUNK;
+    while (cap - c->in_len < need)
+        cap *= 2;
+    uint8_t *n = realloc(c->in, cap);
+    if (!n) return -1;
+    c->in = n;
+    c->in_cap = cap;
+    return 0;
+}
+
 int rc_connect(struct rc *c, uint16_t port, int rcvbuf, int timeout_ms)
 {
     memset(c, 0, sizeof *c);
     c->fd = -1;
     reset_parser(c);
+    if (in_reserve(c, READ_CHUNK) < 0) return -1;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     c->fd = fd;
@@ -124,27 +146,6 @@ int rc_write(struct rc *c, const void *buf, size_t len, int timeout_ms)
 int rc_write_str(struct rc *c, const char *s, int timeout_ms)
 {
     return rc_write(c, s, strlen(s), timeout_ms);
-}
-
-/* Makes room for at least `need` more bytes at the end of the input buffer. */
-static int in_reserve(struct rc *c, size_t need)
-{
-    if (c->in_off > 0 && c->in_off == c->in_len) c->in_off = c->in_len = 0;
-    if (c->in_cap - c->in_len >= need) return 0;
-    if (c->in_off > 0) {
-        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-        c->in_len -= c->in_off;
-        c->in_off = 0;
-        if (c->in_cap - c->in_len >= need) return 0;
-    }
-    size_t cap = c->in_cap ? c->in_cap : READ_CHUNK;
-    while (cap - c->in_len < need)
-        cap *= 2;
-    uint8_t *n = realloc(c->in, cap);
-    if (!n) return -1;
-    c->in = n;
-    c->in_cap = cap;
-    return 0;
 }
 
 long rc_read_once(struct rc *c)
@@ -376,6 +377,37 @@ int rc_send_frame(struct rc *c, uint8_t opcode, bool fin, uint8_t rsv, const voi
 int rc_send(struct rc *c, uint8_t opcode, const void *data, size_t len)
 {
     return rc_send_frame(c, opcode, true, 0, data, len);
+}
+
+int rc_send_raw_frame(struct rc *c, uint8_t b0, bool masked, const void *data, size_t len)
+{
+    static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    uint8_t *buf = malloc(len + 14);
+    if (!buf) return -1;
+    size_t n = 0;
+    buf[n++] = b0;
+    uint8_t mbit = masked ? 0x80 : 0;
+    if (len < 126) {
+        buf[n++] = (uint8_t)(mbit | len);
+    } else if (len <= 0xffff) {
+        buf[n++] = (uint8_t)(mbit | 126);
+        buf[n++] = (uint8_t)(len >> 8);
+        buf[n++] = (uint8_t)len;
+    } else {
+        buf[n++] = (uint8_t)(mbit | 127);
+        for (int i = 7; i >= 0; i--)
+            buf[n++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    if (masked) {
+        memcpy(buf + n, key, 4);
+        n += 4;
+    }
+    const uint8_t *src = data;
+    for (size_t i = 0; i < len; i++)
+        buf[n + i] = masked ? (uint8_t)(src[i] ^ key[i % 4]) : src[i];
+    int r = rc_write(c, buf, n + len, RC_TIMEOUT_MS);
+    free(buf);
+    return r;
 }
 
 int rc_send_close(struct rc *c, uint16_t code, const char *reason)

@@ -106,6 +106,11 @@ int rc_send_frame(struct rc *c, uint8_t opcode, bool fin, uint8_t rsv, const voi
 /* Sends a whole message as one masked frame. */
 int rc_send(struct rc *c, uint8_t opcode, const void *data, size_t len);
 
+/* Hand-builds a frame without weft's encoder, for bad input: b0 is the first byte verbatim
+ * (FIN, RSV bits, opcode), the length uses the shortest encoding, and the payload is masked
+ * with a fixed key if `masked`. Writes it. */
+int rc_send_raw_frame(struct rc *c, uint8_t b0, bool masked, const void *data, size_t len);
+
 /* Sends a close frame with code (0 = no payload) and reason. */
 int rc_send_close(struct rc *c, uint16_t code, const char *reason);
 

@@ -680,7 +680,7 @@ static void test_every_code_point(void **state)
         size_t n = 0;
         for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
             if (cp >= 0xd800 && cp <= 0xdfff) {
-                uint8_t s[3];
+                uint8_t s[4];
                 assert_int_equal(encode_utf8(cp, s), 3);
                 struct weft_utf8 u = {0};
                 size_t bad = UNTOUCHED;

@@ -82,20 +82,16 @@ static double measure(bench_op op, struct bench_ctx *ctx, double min_seconds)
     uint64_t iters = 1;
     for (;;) {
         double t = time_batch(op, ctx, iters);
-        if (t >= min_seconds)
-            break;
+        if (t >= min_seconds) break;
         double scale = t > 0 ? min_seconds * 1.2 / t : 16.0;
-        if (scale > 16.0)
-            scale = 16.0;
-        if (scale < 2.0)
-            scale = 2.0;
+        if (scale > 16.0) scale = 16.0;
+        if (scale < 2.0) scale = 2.0;
         iters = (uint64_t)((double)iters * scale) + 1;
     }
     double best = 1e30;
     for (int r = 0; r < REPEATS; r++) {
         double t = time_batch(op, ctx, iters);
-        if (t < best)
-            best = t;
+        if (t < best) best = t;
     }
     return (double)ctx->size * (double)iters / best / 1e9;
 }
@@ -127,21 +123,18 @@ static void fill_mixed(uint8_t *buf, size_t size)
     size_t end = size;
     while (end > 0 && (buf[end - 1] & 0xc0) == 0x80)
         end--;
-    if (end > 0 && buf[end - 1] >= 0xc0)
-        end--;
+    if (end > 0 && buf[end - 1] >= 0xc0) end--;
     memset(buf + end, ' ', size - end);
 }
 
 int main(int argc, char **argv)
 {
     double min_seconds = argc > 1 ? atof(argv[1]) : 0.2;
-    if (min_seconds <= 0)
-        min_seconds = 0.2;
+    if (min_seconds <= 0) min_seconds = 0.2;
     static const size_t sizes[] = {1024, 64 * 1024, 1024 * 1024};
     static const char *const size_names[] = {"1 KiB", "64 KiB", "1 MiB"};
     enum { N_SIZES = 3, N_OPS = 4 };
-    static const char *const op_names[N_OPS] = {"memcpy", "unmask", "UTF-8 ASCII",
-                                                "UTF-8 mixed"};
+    static const char *const op_names[N_OPS] = {"memcpy", "unmask", "UTF-8 ASCII", "UTF-8 mixed"};
     double gbps[N_OPS][N_SIZES];
 
     for (size_t s = 0; s < N_SIZES; s++) {

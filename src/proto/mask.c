@@ -151,8 +151,7 @@ static unsigned mask_with(uint8_t *buf, size_t len, const uint8_t mask[4], unsig
                           mask_bulk_fn bulk)
 {
     phase &= 3u;
-    if (len < 16)
-        return mask_bytes(buf, len, mask, phase);
+    if (len < 16) return mask_bytes(buf, len, mask, phase);
 
     size_t head = (size_t)(-(uintptr_t)buf & 7u);
     phase = mask_bytes(buf, head, mask, phase);

@@ -29,8 +29,7 @@ static bool kernel_random(uint8_t *out, size_t len)
     while (got < len) {
         ssize_t n = getrandom(out + got, len - got, 0);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return false;
         }
         got += (size_t)n;
@@ -78,12 +77,10 @@ static void fallback_random(struct weft_random *r, uint8_t *out, size_t len)
 int weft_random_bytes(struct weft_random *r, void *out, size_t len)
 {
     uint8_t *dst = out;
-    if (len == 0)
-        return WEFT_OK;
+    if (len == 0) return WEFT_OK;
 
     if (len > sizeof r->pool) {
-        if (kernel_random(dst, len))
-            return WEFT_OK;
+        if (kernel_random(dst, len)) return WEFT_OK;
         fallback_random(r, dst, len);
         return WEFT_ERR_IO;
     }

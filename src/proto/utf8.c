@@ -147,53 +147,13 @@ static inline uint64_t dfa_run(uint64_t state, const uint8_t *p, size_t n)
     return state;
 }
 
-/* Bytes of the two-stream window (see dfa_run_window). */
-#define DFA_WINDOW (2 * DFA_BLOCK)
-
-/*
- * Runs the DFA from `state` over p[0..DFA_WINDOW) as two interleaved streams, which doubles
- * the throughput of the one-shift-per-byte dependency chain. The window is cut near its middle
- * just before a byte that is not a continuation byte (at most 3 bytes back): in valid text a
- * code point starts there, so the first stream must end in ACCEPT and the second can start
- * from ACCEPT. Returns the state at the end of the window (low 6 bits), or S_ERROR when the
- * window is invalid (including when the first stream does not end in ACCEPT, or when four
- * continuation bytes in a row leave no place to cut).
- */
-static inline uint64_t dfa_run_window(uint64_t state, const uint8_t *p)
-{
-    size_t mid = DFA_BLOCK;
-    while (mid > DFA_BLOCK - 3 && (p[mid] & 0xc0) == 0x80)
-        mid--;
-    if ((p[mid] & 0xc0) == 0x80)
-        return S_ERROR;
-
-    const uint8_t *q = p + mid;
-    uint64_t first = state, second = S_ACCEPT;
-    size_t i = 0;
-    for (; mid - i >= 2; i += 2) {
-        first = transitions[p[i]] >> (first & 63);
-        second = transitions[q[i]] >> (second & 63);
-        first = transitions[p[i + 1]] >> (first & 63);
-        second = transitions[q[i + 1]] >> (second & 63);
-    }
-    for (; i < mid; i++) {
-        first = transitions[p[i]] >> (first & 63);
-        second = transitions[q[i]] >> (second & 63);
-    }
-    second = dfa_run(second, q + mid, DFA_WINDOW - 2 * mid);
-    if ((first & 63) != S_ACCEPT)
-        return S_ERROR;
-    return second & 63;
-}
-
 /* Runs the DFA from `state` over p[0..n), which is known to reach ERROR, and returns the
  * offset of the byte that made it do so. */
 static size_t dfa_find_error(uint64_t state, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         state = (transitions[p[i]] >> (state & 63)) & 63;
-        if (state == S_ERROR)
-            return i;
+        if (state == S_ERROR) return i;
     }
     return n; /* not reached when the precondition holds */
 }
@@ -208,14 +168,12 @@ static size_t skip_ascii(const uint8_t *buf, size_t i, size_t len)
         __m128i b = _mm_loadu_si128(p + 1);
         __m128i c = _mm_loadu_si128(p + 2);
         __m128i d = _mm_loadu_si128(p + 3);
-        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d))) != 0)
-            break;
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d))) != 0) break;
         i += 64;
     }
     while (len - i >= 16) {
         int high = _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)(buf + i)));
-        if (high != 0)
-            return i + (size_t)__builtin_ctz((unsigned)high);
+        if (high != 0) return i + (size_t)__builtin_ctz((unsigned)high);
         i += 16;
     }
 #else
@@ -223,8 +181,7 @@ static size_t skip_ascii(const uint8_t *buf, size_t i, size_t len)
     while (len - i >= 32) {
         uint64_t w[4];
         memcpy(w, buf + i, sizeof w);
-        if (((w[0] | w[1] | w[2] | w[3]) & high_bits) != 0)
-            break;
+        if (((w[0] | w[1] | w[2] | w[3]) & high_bits) != 0) break;
         i += 32;
     }
     while (len - i >= 8) {
@@ -259,8 +216,7 @@ enum weft_utf8_result weft_utf8_validate(struct weft_utf8 *u, const uint8_t *buf
         state = S_ERROR; /* not a state we ever store: treat as already failed */
     if (state == S_ERROR) {
         u->state = S_ERROR;
-        if (bad_offset)
-            *bad_offset = 0;
+        if (bad_offset) *bad_offset = 0;
         return WEFT_UTF8_INVALID;
     }
 
@@ -268,22 +224,13 @@ enum weft_utf8_result weft_utf8_validate(struct weft_utf8 *u, const uint8_t *buf
     while (i < len) {
         if (state == S_ACCEPT) {
             i = skip_ascii(buf, i, len);
-            if (i == len)
-                break;
+            if (i == len) break;
         }
-        size_t n;
-        uint64_t next;
-        if (len - i >= DFA_WINDOW) {
-            n = DFA_WINDOW;
-            next = dfa_run_window(state, buf + i);
-        } else {
-            n = len - i < DFA_BLOCK ? len - i : DFA_BLOCK;
-            next = dfa_run(state, buf + i, n) & 63;
-        }
+        size_t n = len - i < DFA_BLOCK ? len - i : DFA_BLOCK;
+        uint64_t next = dfa_run(state, buf + i, n) & 63;
         if (next == S_ERROR) {
             u->state = S_ERROR;
-            if (bad_offset)
-                *bad_offset = i + dfa_find_error(state, buf + i, n);
+            if (bad_offset) *bad_offset = i + dfa_find_error(state, buf + i, n);
             return WEFT_UTF8_INVALID;
         }
         state = next;

@@ -10,20 +10,12 @@
  *    must produce a 101 response (echoing the first offered subprotocol and the extension
  *    offer) that the response parser reads back whole and that weft_handshake_check_response
  *    accepts for the request's key and offers.
- *
- * The three handshake sources are compiled into this target (rather than taken from
- * libweft.a, which is built without -fsanitize=fuzzer) so that libFuzzer sees their coverage.
- * Their external symbols then come from here and the archive members are not linked.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "weft.h"
-
-#include "proto/base64.c"
-#include "proto/handshake.c"
-#include "proto/http.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

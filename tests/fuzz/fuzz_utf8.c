@@ -48,18 +48,18 @@ static struct ref_verdict ref_validate(const uint8_t *s, size_t len, uint8_t *bo
 {
     size_t i = 0;
     while (i < len) {
-        if (boundary)
-            boundary[i] = 1;
+        if (boundary) boundary[i] = 1;
         uint8_t lead = s[i];
-        size_t n = lead < 0x80 ? 1 : (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3
-                                   : (lead & 0xf8) == 0xf0 ? 4 : 0;
-        if (n == 0)
-            return (struct ref_verdict){WEFT_UTF8_INVALID, i};
+        size_t n = lead < 0x80             ? 1
+                   : (lead & 0xe0) == 0xc0 ? 2
+                   : (lead & 0xf0) == 0xe0 ? 3
+                   : (lead & 0xf8) == 0xf0 ? 4
+                                           : 0;
+        if (n == 0) return (struct ref_verdict){WEFT_UTF8_INVALID, i};
         uint32_t bits = n == 1 ? lead : lead & (0x7fu >> n);
         for (size_t k = 1; k <= n; k++) {
             if (k > 1) {
-                if (i + k - 1 >= len)
-                    return (struct ref_verdict){WEFT_UTF8_PARTIAL, 0};
+                if (i + k - 1 >= len) return (struct ref_verdict){WEFT_UTF8_PARTIAL, 0};
                 if ((s[i + k - 1] & 0xc0) != 0x80)
                     return (struct ref_verdict){WEFT_UTF8_INVALID, i + k - 1};
                 bits = (bits << 6) | (s[i + k - 1] & 0x3fu);
@@ -69,8 +69,7 @@ static struct ref_verdict ref_validate(const uint8_t *s, size_t len, uint8_t *bo
         }
         i += n;
     }
-    if (boundary)
-        boundary[len] = 1;
+    if (boundary) boundary[len] = 1;
     return (struct ref_verdict){WEFT_UTF8_OK, 0};
 }
 
@@ -79,8 +78,7 @@ static struct ref_verdict ref_validate(const uint8_t *s, size_t len, uint8_t *bo
 static struct ref_verdict prefix_verdict(struct ref_verdict whole, const uint8_t *boundary,
                                          size_t end)
 {
-    if (whole.result == WEFT_UTF8_INVALID && end > whole.bad)
-        return whole;
+    if (whole.result == WEFT_UTF8_INVALID && end > whole.bad) return whole;
     return (struct ref_verdict){boundary[end] ? WEFT_UTF8_OK : WEFT_UTF8_PARTIAL, 0};
 }
 
@@ -97,14 +95,11 @@ static void check_chunked(const uint8_t *text, size_t len, struct ref_verdict wh
         size_t bad = (size_t)-1;
         enum weft_utf8_result got = weft_utf8_validate(&u, text + start, end - start, &bad);
         if (want.result == WEFT_UTF8_INVALID) {
-            if (got != WEFT_UTF8_INVALID || bad != want.bad - start)
-                abort();
+            if (got != WEFT_UTF8_INVALID || bad != want.bad - start) abort();
             return;
         }
-        if ((int)got != want.result || bad != (size_t)-1)
-            abort();
-        if (end == len)
-            return;
+        if ((int)got != want.result || bad != (size_t)-1) abort();
+        if (end == len) return;
         start = end;
         end = len - end < step ? len : end + step;
     }
@@ -113,15 +108,13 @@ static void check_chunked(const uint8_t *text, size_t len, struct ref_verdict wh
 /* libFuzzer entry point: see the comment at the top. Returns 0. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0)
-        return 0;
+    if (size == 0) return 0;
     uint8_t control = data[0];
     const uint8_t *text = data + 1;
     size_t len = size - 1;
 
     uint8_t *boundary = calloc(len + 1, 1);
-    if (!boundary)
-        return 0;
+    if (!boundary) return 0;
     struct ref_verdict whole = ref_validate(text, len, boundary);
 
     /* The prefix shortcut must agree with decoding each prefix from scratch. */
@@ -129,13 +122,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t end = 0; end <= len; end++) {
             struct ref_verdict direct = ref_validate(text, end, NULL);
             struct ref_verdict derived = prefix_verdict(whole, boundary, end);
-            if (direct.result != derived.result || direct.bad != derived.bad)
-                abort();
+            if (direct.result != derived.result || direct.bad != derived.bad) abort();
         }
     }
 
-    if (weft_utf8_valid(text, len) != (whole.result == WEFT_UTF8_OK))
-        abort();
+    if (weft_utf8_valid(text, len) != (whole.result == WEFT_UTF8_OK)) abort();
     check_chunked(text, len, whole, boundary, len, 1); /* whole */
     check_chunked(text, len, whole, boundary, (size_t)control * (len + 1) / 256, len + 1);
     check_chunked(text, len, whole, boundary, 0, (size_t)(control % 16) + 1);

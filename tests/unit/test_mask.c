@@ -22,8 +22,7 @@
 #undef weft_mask
 
 /* A masking implementation under test. */
-typedef unsigned (*mask_impl_fn)(uint8_t *buf, size_t len, const uint8_t mask[4],
-                                 unsigned phase);
+typedef unsigned (*mask_impl_fn)(uint8_t *buf, size_t len, const uint8_t mask[4], unsigned phase);
 
 /* weft_mask with the portable 64-bit word routine. */
 static unsigned mask_via_words(uint8_t *buf, size_t len, const uint8_t mask[4], unsigned phase)
@@ -91,8 +90,8 @@ static void fill_random(uint8_t *buf, size_t len, uint64_t *seed)
 }
 
 /* Fails with a message if a and b differ, naming the first differing index. */
-static void expect_same_bytes(const uint8_t *got, const uint8_t *want, size_t len,
-                              const char *what, size_t a, size_t b, size_t c)
+static void expect_same_bytes(const uint8_t *got, const uint8_t *want, size_t len, const char *what,
+                              size_t a, size_t b, size_t c)
 {
     for (size_t i = 0; i < len; i++) {
         if (got[i] != want[i])
@@ -227,8 +226,7 @@ static void test_mask_zero_key(void **state)
 static bool all_zero(const uint8_t *buf, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        if (buf[i] != 0)
-            return false;
+        if (buf[i] != 0) return false;
     }
     return true;
 }
@@ -245,8 +243,8 @@ static void test_random_pool(void **state)
     assert_int_equal(weft_random_bytes(&r, a, sizeof a), WEFT_OK);
     assert_int_equal(r.filled, 1);
     assert_int_equal(r.pos, 16);
-    assert_true(all_zero(r.pool, 16));          /* handed-out bytes are wiped */
-    assert_false(all_zero(r.pool + 16, 240));   /* the rest is still there */
+    assert_true(all_zero(r.pool, 16));        /* handed-out bytes are wiped */
+    assert_false(all_zero(r.pool + 16, 240)); /* the rest is still there */
     assert_int_equal(weft_random_bytes(&r, b, sizeof b), WEFT_OK);
     assert_int_equal(r.pos, 32);
     assert_false(all_zero(a, sizeof a));

@@ -34,8 +34,8 @@
 #undef weft_utf8_validate
 #undef weft_utf8_valid
 
-typedef enum weft_utf8_result (*validate_fn)(struct weft_utf8 *u, const uint8_t *buf,
-                                             size_t len, size_t *bad_offset);
+typedef enum weft_utf8_result (*validate_fn)(struct weft_utf8 *u, const uint8_t *buf, size_t len,
+                                             size_t *bad_offset);
 typedef bool (*valid_fn)(const uint8_t *buf, size_t len);
 
 static const struct validator {
@@ -67,14 +67,10 @@ static bool ref_completable(uint32_t bits, size_t k, size_t n)
     unsigned rest = (unsigned)(6 * (n - k));
     uint32_t lo = bits << rest;
     uint32_t hi = lo | ((1u << rest) - 1);
-    if (lo < lowest[n])
-        lo = lowest[n];
-    if (hi > highest[n])
-        hi = highest[n];
-    if (lo > hi)
-        return false;
-    if (lo >= 0xd800 && hi <= 0xdfff)
-        return false;
+    if (lo < lowest[n]) lo = lowest[n];
+    if (hi > highest[n]) hi = highest[n];
+    if (lo > hi) return false;
+    if (lo >= 0xd800 && hi <= 0xdfff) return false;
     return true;
 }
 
@@ -102,15 +98,12 @@ static struct verdict ref_validate(const uint8_t *s, size_t len)
         }
         for (size_t k = 1; k <= n; k++) {
             if (k > 1) {
-                if (i + k - 1 >= len)
-                    return (struct verdict){WEFT_UTF8_PARTIAL, 0};
+                if (i + k - 1 >= len) return (struct verdict){WEFT_UTF8_PARTIAL, 0};
                 uint8_t c = s[i + k - 1];
-                if ((c & 0xc0) != 0x80)
-                    return (struct verdict){WEFT_UTF8_INVALID, i + k - 1};
+                if ((c & 0xc0) != 0x80) return (struct verdict){WEFT_UTF8_INVALID, i + k - 1};
                 bits = (bits << 6) | (c & 0x3f);
             }
-            if (!ref_completable(bits, k, n))
-                return (struct verdict){WEFT_UTF8_INVALID, i + k - 1};
+            if (!ref_completable(bits, k, n)) return (struct verdict){WEFT_UTF8_INVALID, i + k - 1};
         }
         i += n;
     }
@@ -232,9 +225,11 @@ struct utf8_case {
     size_t bad; /* for INVALID: offset of the first offending byte */
 };
 
+/* clang-format off */
 #define VALID(name, s) {name, s, sizeof(s) - 1, WEFT_UTF8_OK, 0}
 #define PARTIAL(name, s) {name, s, sizeof(s) - 1, WEFT_UTF8_PARTIAL, 0}
 #define BAD(name, s, at) {name, s, sizeof(s) - 1, WEFT_UTF8_INVALID, at}
+/* clang-format on */
 
 /* "κόσμε": CE BA | E1 BD B9 | CF 83 | CE BC | CE B5 (11 bytes). */
 #define KOSME "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"
@@ -376,8 +371,8 @@ static const struct utf8_case kuhn_cases[] = {
 };
 
 /* Autobahn "Hello-µ@ßöäüàá-UTF-8!!" (6.2.x). */
-#define HELLO_MU                                                                               \
-    "Hello-\xc2\xb5@\xc3\x9f\xc3\xb6\xc3\xa4\xc3\xbc\xc3\xa0\xc3\xa1"                          \
+#define HELLO_MU                                                                                   \
+    "Hello-\xc2\xb5@\xc3\x9f\xc3\xb6\xc3\xa4\xc3\xbc\xc3\xa0\xc3\xa1"                              \
     "-UTF-8!!"
 
 static const struct utf8_case autobahn_cases[] = {
@@ -386,12 +381,14 @@ static const struct utf8_case autobahn_cases[] = {
     /* 6.2  Valid UTF-8 (split at every position below, as in 6.2.2-6.2.4) */
     VALID("6.2.1 Hello-mu", HELLO_MU),
     /* 6.3  Invalid UTF-8: kosme, surrogate ED A0 80 inserted, "edited" */
-    BAD("6.3.1 kosme surrogate edited", KOSME "\xed\xa0\x80"
-                                              "edited",
+    BAD("6.3.1 kosme surrogate edited",
+        KOSME "\xed\xa0\x80"
+              "edited",
         12),
     /* 6.4  Fail-fast (chunked versions in test_autobahn_6_4_fail_fast) */
-    BAD("6.4.1 kosme f4 90 80 80 edited", KOSME "\xf4\x90\x80\x80"
-                                                "edited",
+    BAD("6.4.1 kosme f4 90 80 80 edited",
+        KOSME "\xf4\x90\x80\x80"
+              "edited",
         12),
     BAD("6.4.2 kosme f4 90 80 80", KOSME "\xf4\x90\x80\x80", 12),
     /* 6.5  Valid UTF-8 */
@@ -505,12 +502,14 @@ static const struct utf8_case autobahn_cases[] = {
     /* 6.23  Miscellaneous: replacement character, BOM, text around them */
     VALID("6.23.1 U+FFFD", "\xef\xbf\xbd"),
     VALID("6.23.2 BOM", "\xef\xbb\xbf"),
-    VALID("6.23.3 mixed", "a\xef\xbf\xbd" "b\xef\xbb\xbf" "c\xf0\x9f\x98\x80"),
+    VALID("6.23.3 mixed", "a\xef\xbf\xbd"
+                          "b\xef\xbb\xbf"
+                          "c\xf0\x9f\x98\x80"),
 };
 
 /* Fails unless the reference decoder agrees with a hand-written expectation. */
-static void expect_reference(const uint8_t *s, size_t len, enum weft_utf8_result result,
-                             size_t bad, const char *what)
+static void expect_reference(const uint8_t *s, size_t len, enum weft_utf8_result result, size_t bad,
+                             const char *what)
 {
     struct verdict ref = ref_validate(s, len);
     if (ref.result != result || (result == WEFT_UTF8_INVALID && ref.bad != bad))
@@ -847,26 +846,22 @@ static size_t rng_below(uint64_t *s, size_t n)
  * 80/90/A0 boundaries), every kind of lead byte, and the never-valid bytes. */
 static uint8_t biased_byte(uint64_t *s)
 {
-    static const uint8_t edges[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1,
-                                    0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1,
-                                    0xf3, 0xf4, 0xf5, 0xf7, 0xf8, 0xfe, 0xff};
+    static const uint8_t edges[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0,
+                                    0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef,
+                                    0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xf7, 0xf8, 0xfe, 0xff};
     size_t pick = rng_below(s, 100);
-    if (pick < 25)
-        return (uint8_t)rng_below(s, 0x80);
-    if (pick < 55)
-        return (uint8_t)(0x80 + rng_below(s, 0x40));
-    if (pick < 80)
-        return (uint8_t)(0xc0 + rng_below(s, 0x40));
-    if (pick < 95)
-        return edges[rng_below(s, sizeof edges)];
+    if (pick < 25) return (uint8_t)rng_below(s, 0x80);
+    if (pick < 55) return (uint8_t)(0x80 + rng_below(s, 0x40));
+    if (pick < 80) return (uint8_t)(0xc0 + rng_below(s, 0x40));
+    if (pick < 95) return edges[rng_below(s, sizeof edges)];
     return (uint8_t)rng_below(s, 256);
 }
 
 /* A random code point: mostly ASCII, Latin, CJK and emoji, with the range boundaries. */
 static uint32_t random_code_point(uint64_t *s)
 {
-    static const uint32_t edges[] = {0x0,    0x7f,   0x80,    0x7ff,   0x800,   0xfff,
-                                     0x1000, 0xd7ff, 0xe000,  0xfffd,  0xffff,  0x10000,
+    static const uint32_t edges[] = {0x0,     0x7f,    0x80,    0x7ff,    0x800,   0xfff,
+                                     0x1000,  0xd7ff,  0xe000,  0xfffd,   0xffff,  0x10000,
                                      0x3ffff, 0x40000, 0xfffff, 0x100000, 0x10ffff};
     switch (rng_below(s, 6)) {
     case 0:
@@ -967,8 +962,8 @@ static void test_differential_random(void **state)
         }
     }
     /* The generator must really produce all three verdicts in bulk. */
-    print_message("random strings: %zu invalid, %zu valid, %zu partial\n", verdicts[0],
-                  verdicts[1], verdicts[2]);
+    print_message("random strings: %zu invalid, %zu valid, %zu partial\n", verdicts[0], verdicts[1],
+                  verdicts[2]);
     assert_true(verdicts[0] > CASES / 10);
     assert_true(verdicts[1] > CASES / 10);
     assert_true(verdicts[2] > CASES / 100);
@@ -988,11 +983,10 @@ static void test_long_texts_one_error(void **state)
         size_t want_len = rng_below(&seed, CAP - 4);
         while (len < want_len) {
             uint32_t cp = ascii_heavy && rng_below(&seed, 50) ? 'a' + (uint32_t)(len % 26)
-                                                               : random_code_point(&seed);
+                                                              : random_code_point(&seed);
             len += encode_utf8(cp, buf + len);
         }
-        if (n % 3 != 0 && len > 0)
-            buf[rng_below(&seed, len)] = biased_byte(&seed);
+        if (n % 3 != 0 && len > 0) buf[rng_below(&seed, len)] = biased_byte(&seed);
         struct verdict want = ref_validate(buf, len);
         size_t cut[1] = {rng_below(&seed, len + 1)};
         for (size_t k = 0; k < N_VALIDATORS; k++) {

@@ -477,6 +477,96 @@ size_t weft_base64_encode(const uint8_t *in, size_t n, char *out);
 long weft_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
 
 /* ======================================================================================== */
+/* proto: permessage-deflate (RFC 7692)                                                      */
+/* ======================================================================================== */
+
+/* Parameters of permessage-deflate, as offered or agreed. Window bits are 8..15. */
+struct weft_pmd_params {
+    bool server_no_context_takeover;
+    bool client_no_context_takeover;
+    uint8_t server_max_window_bits; /* 15 when absent */
+    uint8_t client_max_window_bits; /* 15 when absent */
+    bool client_max_window_bits_set; /* the parameter appeared (with or without a value) */
+};
+
+/* What an endpoint wants from the negotiation. */
+struct weft_pmd_config {
+    bool enabled;
+    /* Ask for / impose no context takeover on our side's compressor (the server sends
+     * server_no_context_takeover; the client offers client_no_context_takeover). With it a
+     * connection holds no compressor state between messages. */
+    bool no_context_takeover;
+    /* Impose no context takeover on the peer's compressor (the server sends
+     * client_no_context_takeover, which clients must obey; the client offers
+     * server_no_context_takeover). With it no inflater state is kept between messages. */
+    bool peer_no_context_takeover;
+    uint8_t max_window_bits;      /* our compressor's window, 9..15 (0 = 15) */
+    uint8_t peer_max_window_bits; /* the window we ask the peer to use, 8..15 (0 = 15) */
+    int mem_level;                /* zlib memLevel 1..9 (0 = 8) */
+    int level;                    /* zlib level 0..9 (0 = default 6; use -1 for 0) */
+    size_t threshold;             /* messages shorter than this go uncompressed */
+};
+
+/*
+ * Server side: walks the offers in a Sec-WebSocket-Extensions value (several offers,
+ * comma-separated, possibly spread over several headers joined by the caller) and takes the
+ * first permessage-deflate offer that is valid and acceptable under cfg. Invalid offers
+ * (unknown or duplicate parameters, bad values) are declined as RFC 7692 §5 requires. On
+ * success returns 1, fills *agreed and writes the response extension (e.g.
+ * "permessage-deflate; server_no_context_takeover") into out; returns 0 when nothing is
+ * accepted, WEFT_ERR_SPACE when out is too small.
+ */
+int weft_pmd_negotiate(const char *offers, size_t len, const struct weft_pmd_config *cfg,
+                       struct weft_pmd_params *agreed, char *out, size_t cap);
+
+/* Client side: writes our offer into out. Returns its length or WEFT_ERR_SPACE. */
+int weft_pmd_offer(const struct weft_pmd_config *cfg, char *out, size_t cap);
+
+/* Client side: checks the server's accepted extension against what we offered. Returns 0 and
+ * fills *agreed, or WEFT_ERR_PROTO (the connection must be failed): unknown or duplicate
+ * parameters, bad values, client_max_window_bits we did not offer, a window above ours. */
+int weft_pmd_accept(const char *response, size_t len, const struct weft_pmd_config *cfg,
+                     struct weft_pmd_params *agreed);
+
+/* A zlib compressor or decompressor for one direction. Allocated (zlib allocates its state),
+ * not thread-safe. */
+struct weft_deflater;
+struct weft_inflater;
+
+/* Creates a compressor with the window the peer allows (8 is raised to 9: zlib cannot
+ * compress with 8, and a 9-bit window never emits distances over 250, which an 8-bit window
+ * decodes), zlib memLevel (1..9, else 8) and level (0..9, -1 = zlib's default 6). NULL on
+ * allocation failure. */
+struct weft_deflater *weft_deflater_new(int window_bits, int mem_level, int level);
+void weft_deflater_free(struct weft_deflater *d);
+
+/* Upper bound of the compressed size of a len-byte message. */
+size_t weft_deflate_bound(size_t len);
+
+/*
+ * Compresses a whole message into out (at least weft_deflate_bound(len) bytes), without the
+ * trailing 0x00 0x00 0xff 0xff (RFC 7692 §7.2.1). reset: forget the window afterwards (no
+ * context takeover). Returns the compressed length or a negative weft_err.
+ */
+long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len, uint8_t *out,
+                          size_t cap, bool reset);
+
+/* Creates a decompressor for a peer window of window_bits (8..15). */
+struct weft_inflater *weft_inflater_new(int window_bits);
+void weft_inflater_free(struct weft_inflater *i);
+
+/*
+ * Decompresses the next piece of a compressed message. in[0..len) is the next part of the
+ * payload; fin says it is the last part (the 0x00 0x00 0xff 0xff tail is then appended
+ * internally). Output goes to out[0..cap); *in_used / *out_made report progress. Returns 1
+ * when it must be called again (output full, or input left), 0 when everything given was
+ * consumed (and, with fin, the message is complete), WEFT_ERR_PROTO for a corrupt stream.
+ * reset (with fin): forget the window after the message (peer has no context takeover).
+ */
+int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fin, bool reset,
+                 uint8_t *out, size_t cap, size_t *in_used, size_t *out_made);
+
+/* ======================================================================================== */
 /* net: the event loop                                                                       */
 /* ======================================================================================== */
 

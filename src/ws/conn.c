@@ -85,8 +85,8 @@ static void on_timer(struct weft_timer *t)
         conn_arm_timer(c);
         return;
     case CONN_CLOSING:
-        /* The peer never answered our close frame. */
-        conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
+        /* The peer never answered our close frame: report the code we sent, unclean. */
+        conn_finish(c, c->close_sent, NULL, 0, false);
         sock_close(&c->sock);
         c->state = CONN_DEAD;
         return;
@@ -153,7 +153,9 @@ void weft_conn_terminate(struct weft_conn *c)
 {
     if (c->state == CONN_DEAD)
         return;
-    conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
+    /* After our close frame went unanswered, on_close reports the code we sent. */
+    conn_finish(c, c->state == CONN_CLOSING ? c->close_sent : WEFT_CLOSE_ABNORMAL, NULL, 0,
+                false);
     sock_close(&c->sock);
     c->state = CONN_DEAD;
 }

@@ -20,13 +20,12 @@
 
 /* An assertion for code that runs on the loop thread (cmocka's asserts only work on the test
  * thread): prints and aborts, which fails the test run. */
-#define TS_CHECK(expr)                                                                     \
-    do {                                                                                   \
-        if (!(expr)) {                                                                     \
-            fprintf(stderr, "%s:%d: loop-thread check failed: %s\n", __FILE__, __LINE__,  \
-                    #expr);                                                                \
-            abort();                                                                       \
-        }                                                                                  \
+#define TS_CHECK(expr)                                                                             \
+    do {                                                                                           \
+        if (!(expr)) {                                                                             \
+            fprintf(stderr, "%s:%d: loop-thread check failed: %s\n", __FILE__, __LINE__, #expr);   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* A close as reported by on_close. */

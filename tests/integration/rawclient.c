@@ -361,8 +361,7 @@ int rc_open(struct rc *c, uint16_t port, const char *path)
     return rc_handshake(c, port, path, NULL, RC_TIMEOUT_MS) == 101 ? 0 : -1;
 }
 
-int rc_send_frame(struct rc *c, uint8_t opcode, bool fin, uint8_t rsv, const void *data,
-                  size_t len)
+int rc_send_frame(struct rc *c, uint8_t opcode, bool fin, uint8_t rsv, const void *data, size_t len)
 {
     size_t cap = len + WEFT_FRAME_HEADER_MAX;
     uint8_t small[256];
@@ -443,8 +442,7 @@ void rc_fill(uint8_t *buf, size_t len, uint32_t seed, bool text)
 {
     /* Text mixes ASCII with 2-, 3- and 4-byte sequences (é, €, U+1F600) so that validators
      * see every length, and code points straddle frame and read boundaries. */
-    static const uint8_t multi[3][4] = {
-        {0xC3, 0xA9}, {0xE2, 0x82, 0xAC}, {0xF0, 0x9F, 0x98, 0x80}};
+    static const uint8_t multi[3][4] = {{0xC3, 0xA9}, {0xE2, 0x82, 0xAC}, {0xF0, 0x9F, 0x98, 0x80}};
     uint32_t x = seed * 2654435761u + 1u;
     size_t i = 0;
     while (i < len) {

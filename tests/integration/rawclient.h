@@ -45,10 +45,10 @@ struct rc_msg {
 
 /* A parsed HTTP response head (and its body, if Content-Length was given). */
 struct rc_http {
-    int status;                /* HTTP status, or -1 if no complete head arrived */
-    char head[16384];          /* the head, NUL-terminated */
+    int status;       /* HTTP status, or -1 if no complete head arrived */
+    char head[16384]; /* the head, NUL-terminated */
     size_t head_len;
-    char body[4096];           /* the body (truncated to fit), NUL-terminated */
+    char body[4096]; /* the body (truncated to fit), NUL-terminated */
     size_t body_len;
 };
 
@@ -56,9 +56,9 @@ struct rc {
     int fd;
     struct weft_random rnd;
     struct weft_msg_parser mp;
-    uint8_t *in;        /* received bytes not yet parsed: in[in_off..in_len) */
+    uint8_t *in; /* received bytes not yet parsed: in[in_off..in_len) */
     size_t in_off, in_len, in_cap;
-    uint8_t *msg;       /* the data message being assembled */
+    uint8_t *msg; /* the data message being assembled */
     size_t msg_len, msg_cap;
     uint8_t msg_opcode;
     uint8_t ctrl[125];  /* payload of the last control frame */

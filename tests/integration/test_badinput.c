@@ -238,8 +238,7 @@ static void expect_proto_close(struct fx *f, uint16_t code)
 }
 
 /* Opens a client, sends one hand-built frame, expects close `code`. */
-static void one_frame(struct fx *f, uint8_t b0, bool masked, const void *p, size_t n,
-                      uint16_t code)
+static void one_frame(struct fx *f, uint8_t b0, bool masked, const void *p, size_t n, uint16_t code)
 {
     open_bad(f);
     assert_int_equal(rc_send_raw_frame(&f->bad, b0, masked, p, n), 0);
@@ -281,9 +280,9 @@ static void test_bad_control_frames(void **state)
     struct fx *f = *state;
     uint8_t p[126];
     memset(p, 'p', sizeof p);
-    one_frame(f, 0x89, true, p, 126, 1002); /* ping over 125 bytes */
+    one_frame(f, 0x89, true, p, 126, 1002);  /* ping over 125 bytes */
     one_frame(f, 0x09, true, "ab", 2, 1002); /* fragmented ping (FIN clear) */
-    one_frame(f, 0x8A, true, p, 126, 1002); /* pong over 125 */
+    one_frame(f, 0x8A, true, p, 126, 1002);  /* pong over 125 */
 }
 
 static void test_bad_continuations(void **state)
@@ -333,9 +332,9 @@ static void test_invalid_utf8(void **state)
 {
     struct fx *f = *state;
     one_frame(f, 0x81, true, "abc\xFF", 4, 1007);
-    one_frame(f, 0x81, true, "\xC0\xAF", 2, 1007);           /* overlong '/' */
-    one_frame(f, 0x81, true, "\xED\xA0\x80", 3, 1007);       /* surrogate U+D800 */
-    one_frame(f, 0x81, true, "ok\xE2\x82", 4, 1007);         /* ends inside a sequence */
+    one_frame(f, 0x81, true, "\xC0\xAF", 2, 1007);     /* overlong '/' */
+    one_frame(f, 0x81, true, "\xED\xA0\x80", 3, 1007); /* surrogate U+D800 */
+    one_frame(f, 0x81, true, "ok\xE2\x82", 4, 1007);   /* ends inside a sequence */
     /* Across fragments: a lead byte at the end of one, a non-continuation next. */
     open_bad(f);
     assert_int_equal(rc_send_frame(&f->bad, WEFT_OP_TEXT, false, 0, "caf\xC3", 4), 0);
@@ -355,8 +354,8 @@ static void test_bad_close_frames(void **state)
         uint8_t p[2] = {(uint8_t)(bad_codes[i] >> 8), (uint8_t)bad_codes[i]};
         one_frame(f, 0x88, true, p, 2, 1002);
     }
-    one_frame(f, 0x88, true, "\x03", 1, 1002);                 /* 1-byte payload */
-    one_frame(f, 0x88, true, "\x03\xE8\xFF\xFE", 4, 1007);     /* reason not UTF-8 */
+    one_frame(f, 0x88, true, "\x03", 1, 1002);             /* 1-byte payload */
+    one_frame(f, 0x88, true, "\x03\xE8\xFF\xFE", 4, 1007); /* reason not UTF-8 */
 }
 
 int main(void)

@@ -26,10 +26,28 @@ struct fx {
     uint8_t *buf2;
 };
 
+/* "/closer": the application ends the connection: "close" → weft_conn_close(4000, "app
+ * close"), "drop" → weft_conn_terminate. */
+static void closer_message(struct weft_conn *c, const void *data, size_t len, bool binary)
+{
+    (void)binary;
+    if (len == 5 && memcmp(data, "close", 5) == 0)
+        weft_conn_close(c, 4000, "app close");
+    else if (len == 4 && memcmp(data, "drop", 4) == 0)
+        weft_conn_terminate(c);
+}
+
+static const struct weft_ws_handlers closer_handlers = {
+    .on_open = ts_record_open,
+    .on_message = closer_message,
+    .on_close = ts_record_close,
+};
+
 static void routes(struct ts *t, struct weft_server *s)
 {
     (void)t;
     TS_CHECK(weft_server_ws(s, "/echo", &ts_echo_handlers, NULL) == WEFT_OK);
+    TS_CHECK(weft_server_ws(s, "/closer", &closer_handlers, NULL) == WEFT_OK);
 }
 
 static int teardown(void **state)
@@ -112,8 +130,8 @@ static void test_echo_pipelined(void **state)
     for (int i = 0; i < N; i++) {
         char m[32];
         int ml = snprintf(m, sizeof m, "msg-%d", i);
-        long fl = weft_frame_encode(f->buf + n, N * 64 - n, WEFT_ROLE_CLIENT, &c->rnd,
-                                    WEFT_OP_TEXT, true, 0, m, (size_t)ml);
+        long fl = weft_frame_encode(f->buf + n, N * 64 - n, WEFT_ROLE_CLIENT, &c->rnd, WEFT_OP_TEXT,
+                                    true, 0, m, (size_t)ml);
         assert_true(fl > 0);
         n += (size_t)fl;
     }
@@ -131,8 +149,8 @@ static void test_echo_pipelined(void **state)
 static void put_frame(struct rc *c, uint8_t *out, size_t cap, size_t *n, uint8_t op, bool fin,
                       const uint8_t *data, size_t len)
 {
-    long fl = weft_frame_encode(out + *n, cap - *n, WEFT_ROLE_CLIENT, &c->rnd, op, fin, 0, data,
-                                len);
+    long fl =
+        weft_frame_encode(out + *n, cap - *n, WEFT_ROLE_CLIENT, &c->rnd, op, fin, 0, data, len);
     assert_true(fl > 0);
     *n += (size_t)fl;
 }
@@ -173,8 +191,8 @@ static void test_fragmented(void **state)
     for (size_t i = 0; off < len; i++) {
         size_t k = i < sizeof pieces / sizeof pieces[0] ? pieces[i] : len - off;
         if (k > len - off) k = len - off;
-        put_frame(c, f->buf2, cap, &n, frames == 0 ? WEFT_OP_TEXT : WEFT_OP_CONT,
-                  off + k == len, f->buf + off, k);
+        put_frame(c, f->buf2, cap, &n, frames == 0 ? WEFT_OP_TEXT : WEFT_OP_CONT, off + k == len,
+                  f->buf + off, k);
         frames++;
         off += k;
         if (i == 2) put_frame(c, f->buf2, cap, &n, WEFT_OP_PING, true, (const uint8_t *)"mid", 3);
@@ -320,6 +338,43 @@ static void test_abrupt_disconnect(void **state)
     echo_one(f, &f->c[1], WEFT_OP_TEXT, 10, 3);
 }
 
+/* Server-initiated close by the application: the client gets close 4000 "app close"; after
+ * its answer the server ends TCP; on_close reports the peer's answer (4000), clean. A
+ * terminate sends no close frame: plain EOF, on_close 1006 not clean. */
+static void test_server_close(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/closer"), 0);
+    uint64_t id = ts_last_open(&f->t);
+    assert_int_equal(rc_send(c, WEFT_OP_TEXT, "close", 5), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_CLOSE);
+    assert_int_equal(c->last.close_code, 4000);
+    assert_int_equal(c->last.len, 9);
+    assert_memory_equal(c->last.data, "app close", 9);
+    assert_int_equal(rc_send_close(c, 4000, NULL), 0);
+    size_t extra = 1;
+    assert_int_equal(rc_wait_eof(c, 2000, &extra), 0);
+    assert_int_equal(extra, 0);
+    assert_true(ts_wait_closes(&f->t, 1, 2000));
+    struct ts_close cl;
+    assert_true(ts_find_close(&f->t, id, &cl));
+    assert_int_equal(cl.code, 4000);
+    assert_true(cl.clean);
+
+    struct rc *d = &f->c[1];
+    assert_int_equal(rc_open(d, f->t.port, "/closer"), 0);
+    id = ts_last_open(&f->t);
+    assert_int_equal(rc_send(d, WEFT_OP_TEXT, "drop", 4), 0);
+    extra = 1;
+    assert_int_equal(rc_wait_eof(d, 2000, &extra), 0);
+    assert_int_equal(extra, 0); /* no close frame */
+    assert_true(ts_wait_closes(&f->t, 2, 2000));
+    assert_true(ts_find_close(&f->t, id, &cl));
+    assert_int_equal(cl.code, 1006);
+    assert_false(cl.clean);
+}
+
 /* Plain HTTP on a WebSocket-only server: an upgrade to an unknown path gets 404; the server
  * keeps serving. */
 static void test_unknown_path(void **state)
@@ -343,6 +398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_close_normal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_close_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abrupt_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_path, setup, teardown),
     };
     alarm(170); /* last-resort guard under ctest's 180 s */

@@ -163,8 +163,7 @@ static void test_room_100(void **state)
         for (int k = 0; k < NSENDERS; k++) {
             char m[32];
             int ml = snprintf(m, sizeof m, "%d:%d", k * (NCLIENTS / NSENDERS), seq);
-            assert_int_equal(rc_send(&f->c[k * (NCLIENTS / NSENDERS)], WEFT_OP_TEXT, m,
-                                     (size_t)ml),
+            assert_int_equal(rc_send(&f->c[k * (NCLIENTS / NSENDERS)], WEFT_OP_TEXT, m, (size_t)ml),
                              0);
         }
     }
@@ -196,7 +195,7 @@ static void test_room_100(void **state)
                 m[f->c[i].last.len] = '\0';
                 assert_int_equal(sscanf(m, "%d:%d", &from, &seq), 2);
                 assert_true(from >= 0 && from < NCLIENTS && from % (NCLIENTS / NSENDERS) == 0);
-                assert_int_not_equal(from, i);         /* never one's own message */
+                assert_int_not_equal(from, i);        /* never one's own message */
                 assert_int_equal(seq, next[i][from]); /* exactly once, in order */
                 next[i][from]++;
                 got++;

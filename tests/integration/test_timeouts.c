@@ -73,6 +73,25 @@ static int setup_timeouts(void **state)
     return start(state, IDLE_MS, HANDSHAKE_MS);
 }
 
+static int setup_keepalive(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    for (size_t i = 0; i < 2; i++)
+        f->c[i].fd = -1;
+    f->t.cfg.ping_interval_ms = 300;
+    f->t.cfg.pong_timeout_ms = 400;
+    f->t.cfg.close_timeout_ms = CLOSE_MS;
+    f->t.setup = routes;
+    *state = f;
+    if (ts_start(&f->t) < 0) {
+        teardown(state);
+        *state = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static int setup_no_idle(void **state)
 {
     return start(state, 0, 300);
@@ -198,9 +217,8 @@ static void test_handshake_timeout_half_head(void **state)
     struct rc *c = &f->c[0];
     assert_int_equal(rc_connect(c, f->t.port, 0, RC_TIMEOUT_MS), 0);
     uint64_t t0 = rc_now_ms();
-    assert_int_equal(rc_write_str(c, "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr",
-                                  RC_TIMEOUT_MS),
-                     0);
+    assert_int_equal(
+        rc_write_str(c, "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr", RC_TIMEOUT_MS), 0);
     char buf[1024];
     size_t len;
     assert_int_equal(read_to_eof(c, HANDSHAKE_MS + LATE_MS + 500, buf, sizeof buf, &len), 0);
@@ -283,6 +301,32 @@ static void test_handshake_timer_stops_after_upgrade(void **state)
     assert_memory_equal(c->last.data, "still here", 10);
 }
 
+/* Keep-alive: after 300 ms of silence the server pings; a pong keeps the connection (another
+ * ping follows after the next silence); a peer that stops answering is dropped after the
+ * 400 ms pong timeout (EOF, on_close not clean). */
+static void test_keepalive_ping(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/echo"), 0);
+    uint64_t id = ts_last_open(&f->t);
+    for (int i = 0; i < 2; i++) {
+        uint64_t t0 = rc_now_ms();
+        assert_int_equal(rc_recv(c, 300 + LATE_MS), RC_PING);
+        assert_true(rc_now_ms() - t0 + EARLY_MS >= 300);
+        assert_int_equal(rc_send(c, WEFT_OP_PONG, c->last.data, c->last.len), 0);
+    }
+    assert_int_equal(rc_recv(c, 300 + LATE_MS), RC_PING); /* not answered */
+    uint64_t t1 = rc_now_ms();
+    size_t extra = 0;
+    assert_int_equal(rc_wait_eof(c, 400 + LATE_MS, &extra), 0);
+    assert_true(rc_now_ms() - t1 + EARLY_MS >= 400);
+    assert_true(ts_wait_closes(&f->t, 1, 2000));
+    struct ts_close cl;
+    assert_true(ts_find_close(&f->t, id, &cl));
+    assert_false(cl.clean);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,11 +334,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_no_answer_close_timeout, setup_timeouts,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idle_reset_by_traffic, setup_timeouts, teardown),
-        cmocka_unit_test_setup_teardown(test_handshake_timeout_half_head, setup_timeouts,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_handshake_timeout_slow_head, setup_timeouts,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_timeout_half_head, setup_timeouts, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_timeout_slow_head, setup_timeouts, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout_silent, setup_timeouts, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_ping, setup_keepalive, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timer_stops_after_upgrade, setup_no_idle,
                                         teardown),
     };

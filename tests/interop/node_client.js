@@ -36,7 +36,8 @@ class Failure extends Error {}
 
 class Server {
   constructor(weft, extra) {
-    this.argv = ['serve', '--host', '127.0.0.1', '--port', '0', ...extra];
+    // A shutdown deadline well under the 5 s after which stop() kills the process.
+    this.argv = ['serve', '--host', '127.0.0.1', '--port', '0', '--shutdown-timeout', '3', ...extra];
     this.lines = [];
     this.port = null;
     this.status = undefined; // exit code, or 'signal NAME'

@@ -14,6 +14,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -40,7 +41,9 @@ class Server:
     """One `weft serve` child process and its stderr log."""
 
     def __init__(self, weft, *extra):
-        self.argv = [weft, "serve", "--host", "127.0.0.1", "--port", "0", *extra]
+        # A shutdown deadline well under the 5 s after which stop() kills the process.
+        self.argv = [weft, "serve", "--host", "127.0.0.1", "--port", "0",
+                     "--shutdown-timeout", "3", *extra]
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         servers.append(self)
@@ -285,6 +288,29 @@ async def sc_max_message(small):
     return "1000 bytes echoed; 1001 bytes and 2x600 fragments closed with 1009 (%r)" % reason
 
 
+async def sc_peer_eof(srv):
+    """The client sends a message and half-closes TCP at once, without a close frame (a peer
+    that went away): the server must notice the EOF and close its side."""
+    ws = await connect(srv.url("/echo"))
+    # Frame and FIN in one TCP segment (corked: the FIN rides on the pending data), so the
+    # server reads both at once.
+    ws.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    ws.write_frame_sync(True, 0x1, "last words".encode())
+    ws.transport.write_eof()
+    try:
+        msg = await asyncio.wait_for(ws.recv(), STEP_TIMEOUT)
+        same(msg, "last words", "echo before EOF")
+    except ConnectionClosed:
+        pass  # the server may close before echoing; either is fine
+    try:
+        await asyncio.wait_for(ws.wait_closed(), 5)
+    except asyncio.TimeoutError:
+        ws.transport.abort()
+        raise Failure("message + FIN without a close frame: the server did not close the "
+                      "TCP connection within 5 s (EOF not noticed)")
+    return "server closed the TCP connection (client saw %s)" % ws.close_code
+
+
 async def sc_http(srv):
     def get(path):
         try:
@@ -349,6 +375,7 @@ async def run(weft):
     await scenario("close-4001", sc_close(srv, 4001, "bye"))
     await scenario("invalid-utf8", sc_invalid_utf8(srv))
     await scenario("max-message", sc_max_message(small))
+    await scenario("peer-eof", sc_peer_eof(srv))
     await scenario("http", sc_http(srv))
     await scenario("shutdown", sc_shutdown(srv))
 

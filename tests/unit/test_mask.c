@@ -2,7 +2,7 @@
  * test_mask.c — weft_mask (RFC 6455 masking) against a naive byte-by-byte reference, for every
  * length 0..300, alignment 0..31 and phase 0..3, for payloads split in two calls at every
  * offset, and for each bulk routine (64-bit words, SSE2, AVX2) on its own; plus the random
- * byte pool (weft_random_bytes).
+ * byte pool (weft_random_bytes), with a fake getrandom(2) for the failure paths.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +10,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "weft.h"
 
@@ -20,6 +22,40 @@
 #define weft_mask mask_c_weft_mask
 #include "proto/mask.c"
 #undef weft_mask
+
+/* random.c compiled into this test under another name, with getrandom(2) replaced by
+ * fake_getrandom below so that failures, EINTR and short reads can be simulated. */
+#define getrandom fake_getrandom
+#define weft_random_bytes random_c_weft_random_bytes
+#include "proto/random.c"
+#undef weft_random_bytes
+#undef getrandom
+
+/* How fake_getrandom behaves: fail with this errno (0: succeed), interrupt this many calls
+ * with EINTR first, and return at most max_chunk bytes per call. Counts the calls. */
+static int fake_errno;
+static int fake_eintr_calls;
+static size_t fake_max_chunk = SIZE_MAX;
+static int fake_calls;
+
+ssize_t fake_getrandom(void *buf, size_t len, unsigned int flags)
+{
+    (void)flags;
+    fake_calls++;
+    if (fake_eintr_calls > 0) {
+        fake_eintr_calls--;
+        errno = EINTR;
+        return -1;
+    }
+    if (fake_errno != 0) {
+        errno = fake_errno;
+        return -1;
+    }
+    size_t n = len < fake_max_chunk ? len : fake_max_chunk;
+    for (size_t i = 0; i < n; i++)
+        ((uint8_t *)buf)[i] = (uint8_t)(0xa5 ^ (i * 7));
+    return (ssize_t)n;
+}
 
 /* A masking implementation under test. */
 typedef unsigned (*mask_impl_fn)(uint8_t *buf, size_t len, const uint8_t mask[4], unsigned phase);
@@ -284,6 +320,49 @@ static void test_random_refill_and_sizes(void **state)
     assert_false(all_zero(out + 250, 50));
 }
 
+/* The fake kernel: EINTR is retried, short reads are completed, and a refusal falls back to
+ * the weak generator, returns WEFT_ERR_IO and leaves the pool empty so the kernel is asked
+ * again next time. */
+static void test_random_kernel_failures(void **state)
+{
+    (void)state;
+    struct weft_random r;
+    uint8_t out[300];
+
+    /* EINTR twice, then 5 bytes per call: 256-byte refill takes 2 + 52 calls. */
+    memset(&r, 0, sizeof r);
+    fake_errno = 0, fake_eintr_calls = 2, fake_max_chunk = 5, fake_calls = 0;
+    assert_int_equal(random_c_weft_random_bytes(&r, out, 16), WEFT_OK);
+    assert_int_equal(fake_calls, 2 + (256 + 4) / 5);
+    for (size_t i = 0; i < 16; i++)
+        assert_int_equal(out[i], (uint8_t)(0xa5 ^ ((i % 5) * 7)));
+    assert_int_equal(r.pos, 16);
+
+    /* The kernel refuses: weak bytes, WEFT_ERR_IO, pool emptied. */
+    fake_errno = ENOSYS, fake_eintr_calls = 0, fake_max_chunk = SIZE_MAX, fake_calls = 0;
+    r.pos = 256; /* pool used up: the next draw must refill */
+    memset(out, 0, sizeof out);
+    assert_int_equal(random_c_weft_random_bytes(&r, out, 16), WEFT_ERR_IO);
+    assert_int_equal(fake_calls, 1);
+    assert_false(all_zero(out, 16));
+    assert_int_equal(r.filled, 0);
+    uint8_t again[16];
+    assert_int_equal(random_c_weft_random_bytes(&r, again, 16), WEFT_ERR_IO);
+    assert_memory_not_equal(out, again, 16); /* the fallback does not repeat itself */
+
+    /* Large draws fall back the same way. */
+    memset(out, 0, sizeof out);
+    assert_int_equal(random_c_weft_random_bytes(&r, out, sizeof out), WEFT_ERR_IO);
+    assert_false(all_zero(out + 280, 20));
+
+    /* The kernel is back: the next draw refills the pool from it. */
+    fake_errno = 0, fake_calls = 0;
+    assert_int_equal(random_c_weft_random_bytes(&r, out, 4), WEFT_OK);
+    assert_int_equal(fake_calls, 1);
+    assert_int_equal(r.filled, 1);
+    assert_int_equal(out[0], 0xa5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_mask_zero_key),
         cmocka_unit_test(test_random_pool),
         cmocka_unit_test(test_random_refill_and_sizes),
+        cmocka_unit_test(test_random_kernel_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

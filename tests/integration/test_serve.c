@@ -1,0 +1,369 @@
+/*
+ * test_serve.c — the real `weft serve` program, spawned with --host 127.0.0.1 --port 0: its
+ * stderr goes to a temporary file that is read for "listening on 127.0.0.1:PORT". /echo
+ * echoes, /ws/<room> rooms are isolated and /ws is the room "lobby", GET /healthz answers
+ * 200, and SIGTERM closes every client with 1001 and exits 0 (also when a client never
+ * answers, after --shutdown-timeout). Every path (teardown, SIGALRM guard) kills and reaps
+ * exactly the PID it started.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rawclient.h"
+
+#ifndef WEFT_BIN
+#error "WEFT_BIN (path of the weft program) must be defined"
+#endif
+
+#define NCLIENTS 6
+
+struct fx {
+    pid_t pid; /* the weft serve we started, 0 once reaped */
+    char log[64];
+    uint16_t port;
+    struct rc c[NCLIENTS];
+};
+
+/* For the SIGALRM guard: the process to kill if the whole run hangs. */
+static volatile pid_t guard_pid;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test_serve: time limit reached, killing weft serve\n";
+    if (guard_pid > 0) kill(guard_pid, SIGKILL);
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
+/* Prints the server's log (for failures). */
+static void dump_log(const struct fx *f)
+{
+    FILE *fp = fopen(f->log, "r");
+    if (!fp) return;
+    char line[512];
+    fprintf(stderr, "--- weft serve log (%s) ---\n", f->log);
+    while (fgets(line, sizeof line, fp))
+        fputs(line, stderr);
+    fprintf(stderr, "--- end of log ---\n");
+    fclose(fp);
+}
+
+/* Looks for "listening on 127.0.0.1:PORT" in the log; returns the port or 0. */
+static uint16_t find_port(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) return 0;
+    char line[512];
+    unsigned port = 0;
+    while (!port && fgets(line, sizeof line, fp)) {
+        const char *p = strstr(line, "listening on 127.0.0.1:");
+        if (p) port = (unsigned)strtoul(p + strlen("listening on 127.0.0.1:"), NULL, 10);
+    }
+    fclose(fp);
+    return port <= 65535 ? (uint16_t)port : 0;
+}
+
+/* Waits up to ms for the child to exit; returns its wait status, or -1 if still running. */
+static int wait_exit(struct fx *f, int ms)
+{
+    uint64_t deadline = rc_now_ms() + (uint64_t)ms;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(f->pid, &status, WNOHANG);
+        if (r == f->pid) {
+            f->pid = 0;
+            guard_pid = 0;
+            return status;
+        }
+        if (r < 0 || rc_now_ms() >= deadline) return -1;
+        usleep(10000);
+    }
+}
+
+/* Kills and reaps our child if it is still there. */
+static void stop_child(struct fx *f)
+{
+    if (f->pid > 0) {
+        kill(f->pid, SIGKILL);
+        waitpid(f->pid, NULL, 0);
+        f->pid = 0;
+        guard_pid = 0;
+    }
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (!f) return 0;
+    for (size_t i = 0; i < NCLIENTS; i++)
+        rc_close(&f->c[i]);
+    stop_child(f);
+    if (f->log[0]) unlink(f->log);
+    free(f);
+    return 0;
+}
+
+/* Starts weft serve with the given extra options (NULL-terminated) and waits for its port. */
+static int spawn(void **state, const char *const *extra)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    *state = f;
+    for (size_t i = 0; i < NCLIENTS; i++)
+        f->c[i].fd = -1;
+    snprintf(f->log, sizeof f->log, "/tmp/weft-itest-serve-XXXXXX");
+    int lfd = mkstemp(f->log);
+    if (lfd < 0) {
+        f->log[0] = '\0';
+        teardown(state);
+        *state = NULL;
+        return -1;
+    }
+    const char *argv[32] = {WEFT_BIN, "serve", "--host", "127.0.0.1", "--port", "0"};
+    size_t argc = 6;
+    for (size_t i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(lfd);
+        teardown(state);
+        *state = NULL;
+        return -1;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(lfd, 2);
+        execv(WEFT_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(lfd);
+    f->pid = pid;
+    guard_pid = pid;
+
+    uint64_t deadline = rc_now_ms() + 15000;
+    while (rc_now_ms() < deadline) {
+        f->port = find_port(f->log);
+        if (f->port) return 0;
+        if (wait_exit(f, 0) != -1) break; /* died */
+        usleep(10000);
+    }
+    fprintf(stderr, "weft serve did not report its port\n");
+    dump_log(f);
+    teardown(state);
+    *state = NULL;
+    return -1;
+}
+
+static int setup_default(void **state)
+{
+    static const char *const extra[] = {"--shutdown-timeout", "2", NULL};
+    return spawn(state, extra);
+}
+
+static int setup_limits(void **state)
+{
+    static const char *const extra[] = {
+        "--max-message", "1000", "--idle-timeout", "0.5", "--handshake-timeout", "0.5", NULL};
+    return spawn(state, extra);
+}
+
+/* The limit flags reach the server: --max-message 1000 → a 1001-byte message is closed with
+ * 1009 (1000 bytes echo); --idle-timeout 0.5 → close 1001 after about 0.5 s of silence;
+ * --handshake-timeout 0.5 → half a head is cut after about 0.5 s. */
+static void test_serve_limits(void **state)
+{
+    struct fx *f = *state;
+    uint8_t buf[1001];
+    rc_fill(buf, sizeof buf, 1, false);
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->port, "/echo"), 0);
+    assert_int_equal(rc_send(c, WEFT_OP_BINARY, buf, 1000), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(c->last.len, 1000);
+    assert_int_equal(rc_send(c, WEFT_OP_BINARY, buf, 1001), 0);
+    assert_int_equal(rc_expect_close(c, RC_TIMEOUT_MS), 1009);
+
+    struct rc *idle = &f->c[1];
+    assert_int_equal(rc_open(idle, f->port, "/ws/quiet"), 0);
+    uint64_t t0 = rc_now_ms();
+    assert_int_equal(rc_recv(idle, 500 + 2000), RC_CLOSE);
+    assert_int_equal(idle->last.close_code, 1001);
+    assert_true(rc_now_ms() - t0 + 50 >= 500);
+
+    struct rc *half = &f->c[2];
+    assert_int_equal(rc_connect(half, f->port, 0, RC_TIMEOUT_MS), 0);
+    t0 = rc_now_ms();
+    assert_int_equal(rc_write_str(half, "GET /echo HTTP/1.1\r\nHo", RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_wait_eof(half, 500 + 2000, NULL), 0);
+    uint64_t el = rc_now_ms() - t0;
+    assert_true(el + 50 >= 500);
+    assert_true(el <= 500 + 2000);
+}
+
+static void test_serve_echo(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->port, "/echo"), 0);
+    static const size_t sizes[] = {0, 126, 70000};
+    uint8_t *buf = malloc(70000);
+    assert_non_null(buf);
+    for (size_t i = 0; i < 3; i++) {
+        for (int op = WEFT_OP_TEXT; op <= WEFT_OP_BINARY; op++) {
+            rc_fill(buf, sizes[i], (uint32_t)(i * 2 + (size_t)op), op == WEFT_OP_TEXT);
+            if (rc_send(c, (uint8_t)op, buf, sizes[i]) != 0 ||
+                rc_recv(c, RC_TIMEOUT_MS) != RC_MESSAGE || c->last.opcode != op ||
+                c->last.len != sizes[i] || (sizes[i] && memcmp(c->last.data, buf, sizes[i]))) {
+                free(buf);
+                dump_log(f);
+                fail_msg("echo of %zu bytes (opcode %d) failed", sizes[i], op);
+            }
+        }
+    }
+    free(buf);
+    assert_int_equal(rc_send(c, WEFT_OP_PING, "pp", 2), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_PONG);
+    assert_memory_equal(c->last.data, "pp", 2);
+}
+
+/* Receives one message on c and asserts it is (op, data). */
+static void expect_msg(struct rc *c, uint8_t op, const char *data)
+{
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(c->last.opcode, op);
+    assert_int_equal(c->last.len, strlen(data));
+    assert_memory_equal(c->last.data, data, strlen(data));
+}
+
+/* /ws/a, /ws/b, /ws and /ws/lobby: messages go to the other members of the sender's room
+ * only; /ws and /ws/lobby are the same room; text and binary are kept. */
+static void test_serve_rooms(void **state)
+{
+    struct fx *f = *state;
+    struct rc *a1 = &f->c[0], *a2 = &f->c[1], *b1 = &f->c[2], *l1 = &f->c[3], *l2 = &f->c[4];
+    assert_int_equal(rc_open(a1, f->port, "/ws/a"), 0);
+    assert_int_equal(rc_open(a2, f->port, "/ws/a"), 0);
+    assert_int_equal(rc_open(b1, f->port, "/ws/b"), 0);
+    assert_int_equal(rc_open(l1, f->port, "/ws"), 0);
+    assert_int_equal(rc_open(l2, f->port, "/ws/lobby"), 0);
+
+    assert_int_equal(rc_send(a1, WEFT_OP_TEXT, "to a", 4), 0);
+    expect_msg(a2, WEFT_OP_TEXT, "to a");
+    assert_int_equal(rc_send(b1, WEFT_OP_BINARY, "to b", 4), 0); /* alone in b */
+    assert_int_equal(rc_send(l1, WEFT_OP_BINARY, "\x00lobby", 6), 0);
+    assert_int_equal(rc_recv(l2, RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(l2->last.opcode, WEFT_OP_BINARY);
+    assert_int_equal(l2->last.len, 6);
+    assert_memory_equal(l2->last.data, "\x00lobby", 6);
+    assert_int_equal(rc_send(l2, WEFT_OP_TEXT, "back", 4), 0);
+    expect_msg(l1, WEFT_OP_TEXT, "back");
+    assert_int_equal(rc_send(a2, WEFT_OP_TEXT, "reply", 5), 0);
+    expect_msg(a1, WEFT_OP_TEXT, "reply");
+
+    /* Nobody received anything else: not their own messages, not other rooms'. */
+    assert_int_equal(rc_recv(a1, 200), RC_TIMEOUT);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(rc_recv(&f->c[i], 50), RC_TIMEOUT);
+}
+
+static void test_serve_healthz(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    struct rc_http r;
+    assert_int_equal(rc_connect(c, f->port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(
+        rc_write_str(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_read_http(c, &r, RC_TIMEOUT_MS), 200);
+    struct rc *d = &f->c[1];
+    assert_int_equal(rc_connect(d, f->port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(
+        rc_write_str(d, "GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_read_http(d, &r, RC_TIMEOUT_MS), 404);
+}
+
+/* SIGTERM: every client (echo and room) gets close 1001; after they answer and close, the
+ * process exits 0 promptly. */
+static void test_serve_sigterm(void **state)
+{
+    struct fx *f = *state;
+    static const char *const paths[NCLIENTS] = {"/echo", "/echo", "/echo", "/ws/x", "/ws/x", "/ws"};
+    for (int i = 0; i < NCLIENTS; i++)
+        assert_int_equal(rc_open(&f->c[i], f->port, paths[i]), 0);
+    assert_int_equal(rc_send(&f->c[0], WEFT_OP_TEXT, "x", 1), 0);
+    expect_msg(&f->c[0], WEFT_OP_TEXT, "x");
+
+    uint64_t t0 = rc_now_ms();
+    assert_int_equal(kill(f->pid, SIGTERM), 0);
+    for (int i = 0; i < NCLIENTS; i++) {
+        int code = rc_expect_close(&f->c[i], RC_TIMEOUT_MS);
+        if (code != 1001) dump_log(f);
+        assert_int_equal(code, 1001);
+        rc_close(&f->c[i]);
+    }
+    int status = wait_exit(f, 10000);
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) dump_log(f);
+    assert_int_not_equal(status, -1);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* All answered: no need to wait for the 2 s shutdown timeout (1.5 s of slack for the
+     * sanitizers' exit work). */
+    assert_true(rc_now_ms() - t0 < 3500);
+}
+
+/* SIGTERM with a client that never answers: it gets close 1001 and is dropped at the
+ * shutdown timeout (2 s); the process still exits 0. */
+static void test_serve_sigterm_silent_client(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(rc_open(&f->c[0], f->port, "/echo"), 0);
+    assert_int_equal(rc_open(&f->c[1], f->port, "/ws/y"), 0);
+    uint64_t t0 = rc_now_ms();
+    assert_int_equal(kill(f->pid, SIGTERM), 0);
+    assert_int_equal(rc_expect_close(&f->c[0], RC_TIMEOUT_MS), 1001);
+    rc_close(&f->c[0]);
+    assert_int_equal(rc_recv(&f->c[1], RC_TIMEOUT_MS), RC_CLOSE);
+    assert_int_equal(f->c[1].last.close_code, 1001);
+    assert_int_equal(rc_wait_eof(&f->c[1], 5000, NULL), 0);
+    int status = wait_exit(f, 10000);
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) dump_log(f);
+    assert_int_not_equal(status, -1);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    uint64_t el = rc_now_ms() - t0;
+    assert_true(el + 100 >= 2000); /* it did wait for the silent one */
+    assert_true(el < 2000 + 4000);
+}
+
+int main(void)
+{
+    signal(SIGALRM, on_alarm);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_serve_echo, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_rooms, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_healthz, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_limits, setup_limits, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_sigterm, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_sigterm_silent_client, setup_default, teardown),
+    };
+    alarm(170);
+    return cmocka_run_group_tests_name("integration.serve", tests, NULL, NULL);
+}

@@ -466,7 +466,7 @@ static void run_read_again(struct weft_loop *loop)
         list = s->read_next;
         s->flags &= (uint16_t)~SOCK_READ_MORE;
         if (!(s->flags & SOCK_CLOSED))
-            s->io.cb(&s->io, EPOLLIN);
+            s->io.cb(&s->io, EPOLLIN | EPOLLRDHUP);
     }
 }
 

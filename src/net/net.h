@@ -96,6 +96,9 @@ int sock_attach(struct weft_loop *loop, struct weft_sock *s, int fd, const struc
 int sock_write(struct weft_sock *s, const void *data, size_t len);
 /* Appends a copy of a + b (e.g. a frame header and its payload) contiguously. */
 int sock_write2(struct weft_sock *s, const void *a, size_t alen, const void *b, size_t blen);
+/* Reserves len bytes at the end of the output queue and returns where the caller must write
+ * them (before anything else is queued on s). NULL when closed or out of memory. */
+uint8_t *sock_reserve(struct weft_sock *s, size_t len);
 /* Appends a reference to b->data[off..off+len) (takes a new reference). */
 int sock_write_buf(struct weft_sock *s, struct weft_buf *b, size_t off, size_t len);
 /* Writes the queue now (normally done by the loop at the end of the iteration). */

@@ -33,9 +33,11 @@ int sock_attach(struct weft_loop *loop, struct weft_sock *s, int fd, const struc
     return WEFT_OK;
 }
 
-/* Reads until the kernel has nothing more (a short read), the owner pauses or closes the
- * socket, or the fairness budget is used up (then the loop comes back next iteration). */
-static void sock_read(struct weft_sock *s)
+/* Reads until the kernel has nothing more (a short read, or with `hup` the end of the
+ * stream: the peer's FIN came with the data and no new edge will report it), the owner
+ * pauses or closes the socket, or the fairness budget is used up (then the loop comes back
+ * next iteration). */
+static void sock_read(struct weft_sock *s, bool hup)
 {
     uint8_t *rbuf = loop_rbuf(s->loop);
     for (int i = 0; i < READS_PER_EVENT; i++) {
@@ -44,7 +46,7 @@ static void sock_read(struct weft_sock *s)
         ssize_t n = read(s->io.fd, rbuf, LOOP_RBUF_SIZE);
         if (n > 0) {
             s->ops->on_data(s, rbuf, (size_t)n);
-            if ((size_t)n < LOOP_RBUF_SIZE)
+            if ((size_t)n < LOOP_RBUF_SIZE && !hup)
                 return;
             continue;
         }
@@ -76,7 +78,7 @@ static void sock_on_io(struct weft_io *io, uint32_t events)
             return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        sock_read(s);
+        sock_read(s, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
 }
 
 /* Returns a tail block with a free segment slot (and, if need_bytes, that much free storage),
@@ -109,22 +111,18 @@ static int oq_push_ref(struct weft_sock *s, struct weft_buf *ref, const uint8_t 
     return WEFT_OK;
 }
 
-/* Appends a copy of a then b. Small data goes into the tail block's storage (merged with the
- * previous segment when contiguous); large data into a shared buffer of its own. */
-static int oq_push_copy(struct weft_sock *s, const void *a, size_t alen, const void *b,
-                        size_t blen)
+/* Reserves len contiguous bytes at the end of the queue and returns where to write them:
+ * small reservations in the tail block's storage (merged with the previous segment when
+ * contiguous), large ones in a shared buffer of their own. NULL on allocation failure. */
+static uint8_t *oq_reserve(struct weft_sock *s, size_t len)
 {
-    size_t len = alen + blen;
     if (len > OQ_COPY_MAX) {
         struct weft_buf *nb = buf_new(len);
         if (!nb)
-            return WEFT_ERR_NOMEM;
-        memcpy(nb->data, a, alen);
-        if (blen)
-            memcpy(nb->data + alen, b, blen);
+            return NULL;
         int r = oq_push_ref(s, nb, nb->data, len);
-        buf_unref(nb);
-        return r;
+        buf_unref(nb); /* the queue holds the only reference now */
+        return r == WEFT_OK ? nb->data : NULL;
     }
     struct oq_block *t = s->qtail;
     uint8_t *dst;
@@ -135,16 +133,24 @@ static int oq_push_copy(struct weft_sock *s, const void *a, size_t alen, const v
     } else {
         t = oq_tail(s, len);
         if (!t)
-            return WEFT_ERR_NOMEM;
+            return NULL;
         dst = t->bytes + t->used;
         t->seg[t->nseg++] = (struct oq_seg){.ref = NULL, .p = dst, .len = len};
     }
-    memcpy(dst, a, alen);
-    if (blen)
-        memcpy(dst + alen, b, blen);
     t->used += (uint32_t)len;
     s->queued += len;
-    return WEFT_OK;
+    return dst;
+}
+
+/* Reserves len bytes of output for the caller to fill at once; see net.h. */
+uint8_t *sock_reserve(struct weft_sock *s, size_t len)
+{
+    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT))
+        return NULL;
+    uint8_t *p = oq_reserve(s, len);
+    if (p && !(s->flags & SOCK_BLOCKED))
+        loop_mark_dirty(s->loop, s);
+    return p;
 }
 
 int sock_write(struct weft_sock *s, const void *data, size_t len)
@@ -159,10 +165,15 @@ int sock_write2(struct weft_sock *s, const void *a, size_t alen, const void *b, 
         return WEFT_ERR_CLOSED;
     if (alen + blen == 0)
         return WEFT_OK;
-    int r = oq_push_copy(s, a, alen, b, blen);
-    if (r == WEFT_OK && !(s->flags & SOCK_BLOCKED))
+    uint8_t *dst = oq_reserve(s, alen + blen);
+    if (!dst)
+        return WEFT_ERR_NOMEM;
+    memcpy(dst, a, alen);
+    if (blen)
+        memcpy(dst + alen, b, blen);
+    if (!(s->flags & SOCK_BLOCKED))
         loop_mark_dirty(s->loop, s);
-    return r;
+    return WEFT_OK;
 }
 
 /* Queues a reference to part of a shared buffer and marks the socket for flushing. */

@@ -19,8 +19,8 @@ static void on_timer(struct weft_timer *t);
 /* Arms the connection's single timer for whatever its state waits for. */
 void conn_arm_timer(struct weft_conn *c)
 {
-    const struct weft_server_config *cfg = &c->server->cfg;
-    struct weft_loop *loop = c->server->loop;
+    const struct weft_server_config *cfg = &c->ep->cfg;
+    struct weft_loop *loop = c->ep->loop;
     uint64_t now = weft_loop_now(loop), due = 0;
     c->timer.cb = on_timer;
     switch (c->state) {
@@ -56,11 +56,11 @@ void conn_arm_timer(struct weft_conn *c)
 static void on_timer(struct weft_timer *t)
 {
     struct weft_conn *c = (struct weft_conn *)((char *)t - offsetof(struct weft_conn, timer));
-    const struct weft_server_config *cfg = &c->server->cfg;
-    uint64_t now = weft_loop_now(c->server->loop);
+    const struct weft_server_config *cfg = &c->ep->cfg;
+    uint64_t now = weft_loop_now(c->ep->loop);
     switch (c->state) {
     case CONN_HTTP:
-        server_log(c->server, WEFT_LOG_DEBUG, "conn %llu: handshake timeout",
+        ep_log(c->ep, WEFT_LOG_DEBUG, "conn %llu: handshake timeout",
                    (unsigned long long)c->id);
         sock_close(&c->sock);
         c->state = CONN_DEAD;
@@ -72,7 +72,7 @@ static void on_timer(struct weft_timer *t)
         }
         if (cfg->ping_interval_ms) {
             if (c->ping_sent && now >= c->ping_sent + cfg->pong_timeout_ms) {
-                server_log(c->server, WEFT_LOG_INFO, "conn %llu: no pong, dropping",
+                ep_log(c->ep, WEFT_LOG_INFO, "conn %llu: no pong, dropping",
                            (unsigned long long)c->id);
                 weft_conn_terminate(c);
                 return;
@@ -112,20 +112,42 @@ void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t 
     free(c->msg);
     c->msg = NULL;
     c->msg_len = c->msg_cap = 0;
-    if (!c->route) /* never upgraded */
+    if (!c->h) /* never opened */
         return;
-    c->server->stats.connections--;
+    c->ep->stats.connections--;
     pubsub_conn_gone(c);
-    if (c->route->ws.on_close)
-        c->route->ws.on_close(c, code, reason, reason_len, clean);
+    if (c->h->on_close)
+        c->h->on_close(c, code, reason, reason_len, clean);
+}
+
+/* Queues one whole frame: in the server role header + payload as they are, in the client
+ * role with a fresh masking key and the payload masked in the queue. */
+static int write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const void *payload,
+                       size_t len)
+{
+    uint8_t hdr[WEFT_FRAME_HEADER_MAX];
+    if (c->ep->role == WEFT_ROLE_SERVER) {
+        size_t h = weft_frame_header_write(hdr, opcode, true, rsv, len, NULL);
+        return sock_write2(&c->sock, hdr, h, payload, len);
+    }
+    uint8_t key[4];
+    weft_random_bytes(&c->ep->rnd, key, sizeof key);
+    size_t h = weft_frame_header_write(hdr, opcode, true, rsv, len, key);
+    uint8_t *p = sock_reserve(&c->sock, h + len);
+    if (!p)
+        return WEFT_ERR_CLOSED;
+    memcpy(p, hdr, h);
+    if (len) {
+        memcpy(p + h, payload, len);
+        weft_mask(p + h, len, key, 0);
+    }
+    return WEFT_OK;
 }
 
 /* Queues a control frame (ping, pong, close), bypassing the backpressure policy. */
 static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len)
 {
-    uint8_t hdr[WEFT_FRAME_HEADER_MAX];
-    size_t h = weft_frame_header_write(hdr, opcode, true, 0, len, NULL);
-    sock_write2(&c->sock, hdr, h, payload, len);
+    write_frame(c, opcode, 0, payload, len);
 }
 
 /* Sends a close frame and stops accepting application sends. */
@@ -163,8 +185,8 @@ void weft_conn_terminate(struct weft_conn *c)
 /* The peer broke the protocol: close with `code`, report it, and stop reading. */
 static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
 {
-    c->server->stats.protocol_errors++;
-    server_log(c->server, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s",
+    c->ep->stats.protocol_errors++;
+    ep_log(c->ep, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s",
                (unsigned long long)c->id, code, why ? why : "");
     if (c->state == CONN_OPEN)
         send_close(c, code, why);
@@ -179,8 +201,8 @@ static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
 /* Delivers (part of) a data message to the application. */
 static void on_data_event(struct weft_conn *c, const struct weft_msg_event *ev)
 {
-    const struct weft_ws_handlers *h = &c->route->ws;
-    struct weft_server_stats *st = &c->server->stats;
+    const struct weft_ws_handlers *h = c->h;
+    struct weft_server_stats *st = &c->ep->stats;
     bool binary = ev->opcode == WEFT_OP_BINARY;
     if (c->state != CONN_OPEN)
         return; /* after our close frame, data is ignored (RFC 6455 §5.5.1) */
@@ -205,8 +227,8 @@ static void on_data_event(struct weft_conn *c, const struct weft_msg_event *ev)
         size_t cap = c->msg_cap ? c->msg_cap : 4096;
         while (cap < c->msg_len + ev->len)
             cap *= 2;
-        if (cap > c->server->cfg.max_message)
-            cap = c->server->cfg.max_message;
+        if (cap > c->ep->cfg.max_message)
+            cap = c->ep->cfg.max_message;
         uint8_t *m = realloc(c->msg, cap);
         if (!m) {
             weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
@@ -237,8 +259,8 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
         return;
     case WEFT_OP_PONG:
         c->ping_sent = 0;
-        if (c->state == CONN_OPEN && c->route->ws.on_pong)
-            c->route->ws.on_pong(c, ev->data, ev->len);
+        if (c->state == CONN_OPEN && c->h->on_pong)
+            c->h->on_pong(c, ev->data, ev->len);
         return;
     case WEFT_OP_CLOSE:
         if (c->state == CONN_OPEN) {
@@ -285,10 +307,10 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
 void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
 {
     struct weft_conn *c = to_conn(s);
-    c->last_rx = weft_loop_now(c->server->loop);
+    c->last_rx = weft_loop_now(c->ep->loop);
     switch (c->state) {
     case CONN_HTTP:
-        server_handle_head(c, data, len);
+        c->ep->on_head(c, data, len);
         return;
     case CONN_OPEN:
     case CONN_CLOSING:
@@ -306,8 +328,8 @@ void conn_on_drain(struct weft_sock *s)
     struct weft_conn *c = to_conn(s);
     if (c->backpressured && c->state == CONN_OPEN) {
         c->backpressured = false;
-        if (c->route->ws.on_drain)
-            c->route->ws.on_drain(c);
+        if (c->h->on_drain)
+            c->h->on_drain(c);
     }
 }
 
@@ -340,7 +362,16 @@ void conn_on_free(struct weft_sock *s)
 {
     struct weft_conn *c = to_conn(s);
     weft_timer_stop(&c->timer);
-    server_conn_gone(c);
+    struct endpoint *ep = c->ep;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ep->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ep->nconns--;
+    if (ep->on_gone)
+        ep->on_gone(c);
     conn_free(c);
 }
 
@@ -350,15 +381,15 @@ void conn_on_free(struct weft_sock *s)
  * Returns true when the message must not be queued. */
 static bool over_limit(struct weft_conn *c, size_t len, enum weft_send_result *res)
 {
-    const struct weft_server_config *cfg = &c->server->cfg;
+    const struct weft_server_config *cfg = &c->ep->cfg;
     if (!sock_blocked(&c->sock) || sock_queued(&c->sock) + len <= cfg->max_backpressure)
         return false;
     if (cfg->slow_policy == WEFT_SLOW_CLOSE) {
-        c->server->stats.closed_slow++;
+        c->ep->stats.closed_slow++;
         weft_conn_close(c, WEFT_CLOSE_POLICY, "slow consumer");
         *res = WEFT_SEND_CLOSED;
     } else {
-        c->server->stats.dropped_backpressure++;
+        c->ep->stats.dropped_backpressure++;
         *res = WEFT_SEND_DROPPED;
     }
     return true;
@@ -375,12 +406,17 @@ enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shar
     size_t total = shared ? shared->len : hlen + len;
     if (over_limit(c, total, &res))
         return res;
-    int r = shared ? sock_write_buf(&c->sock, shared, 0, shared->len)
-                   : sock_write2(&c->sock, hdr, hlen, payload, len);
+    int r;
+    if (c->ep->role == WEFT_ROLE_CLIENT) /* clients mask: nothing can be shared */
+        r = write_frame(c, hdr[0] & 0x0fu, (uint8_t)((hdr[0] >> 4) & 7u), payload, len);
+    else if (shared)
+        r = sock_write_buf(&c->sock, shared, 0, shared->len);
+    else
+        r = sock_write2(&c->sock, hdr, hlen, payload, len);
     if (r != WEFT_OK)
         return WEFT_SEND_CLOSED;
-    c->server->stats.messages_out++;
-    c->server->stats.bytes_out += len;
+    c->ep->stats.messages_out++;
+    c->ep->stats.bytes_out += len;
     if (sock_blocked(&c->sock)) {
         c->backpressured = true;
         return WEFT_SEND_QUEUED;
@@ -437,12 +473,12 @@ void weft_conn_set_user(struct weft_conn *c, void *user)
 
 void *weft_conn_route_user(const struct weft_conn *c)
 {
-    return c->route ? c->route->user : NULL;
+    return c->route_user;
 }
 
 struct weft_server *weft_conn_server(const struct weft_conn *c)
 {
-    return c->server;
+    return conn_server(c);
 }
 
 const char *weft_conn_protocol(const struct weft_conn *c)
@@ -458,6 +494,6 @@ uint64_t weft_conn_id(const struct weft_conn *c)
 /* The peer address, formatted into the server's scratch buffer (valid until the next call). */
 const char *weft_conn_remote(const struct weft_conn *c)
 {
-    addr_format(&c->peer.sa, c->server->addrbuf, sizeof c->server->addrbuf);
-    return c->server->addrbuf;
+    addr_format(&c->peer.sa, c->ep->addrbuf, sizeof c->ep->addrbuf);
+    return c->ep->addrbuf;
 }

@@ -70,9 +70,9 @@ static void topic_drop(struct weft_server *s, struct topic *t)
 /* Subscribes c to a topic; see weft.h. */
 int weft_subscribe(struct weft_conn *c, const char *name, size_t len)
 {
-    struct weft_server *s = c->server;
-    if (len > 255 || c->state != CONN_OPEN)
-        return WEFT_ERR_INVAL;
+    struct weft_server *s = conn_server(c);
+    if (!s || len > 255 || c->state != CONN_OPEN)
+        return WEFT_ERR_INVAL; /* client connections have no topics */
     uint32_t h = topic_hash(name, len);
     struct topic *t = topic_find(s, name, len, h);
     if (t) {
@@ -141,7 +141,7 @@ static void unsubscribe_at(struct weft_conn *c, uint16_t i)
     t->nsubs--;
     c->subs[i] = c->subs[--c->nsubs];
     if (t->nsubs == 0)
-        topic_drop(c->server, t);
+        topic_drop(conn_server(c), t);
 }
 
 /* Unsubscribes; see weft.h. */
@@ -179,7 +179,7 @@ size_t weft_publish(struct weft_server *s, const char *name, size_t len, const v
                     size_t dlen, enum weft_opcode opcode, const struct weft_conn *exclude)
 {
     struct topic *t = topic_find(s, name, len, topic_hash(name, len));
-    s->stats.publishes++;
+    s->ep.stats.publishes++;
     if (!t || (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY))
         return 0;
     uint8_t hdr[WEFT_FRAME_HEADER_MAX];
@@ -204,7 +204,7 @@ size_t weft_publish(struct weft_server *s, const char *name, size_t len, const v
         if (r == WEFT_SEND_SENT || r == WEFT_SEND_QUEUED)
             n++;
     }
-    s->stats.deliveries += n;
+    s->ep.stats.deliveries += n;
     if (frame)
         buf_unref(frame);
     return n;

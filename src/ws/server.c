@@ -26,17 +26,31 @@ static const struct sock_ops conn_ops = {
     .on_free = conn_on_free,
 };
 
-/* Sends msg to the configured log callback (if any) at level. */
-void server_log(struct weft_server *s, int level, const char *fmt, ...)
+/* Sends a message to the endpoint's log callback (if any) at level. */
+void ep_log(struct endpoint *ep, int level, const char *fmt, ...)
 {
-    if (!s->cfg.log)
+    if (!ep->cfg.log)
         return;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    s->cfg.log(s->cfg.log_user, level, msg);
+    ep->cfg.log(ep->cfg.log_user, level, msg);
+}
+
+/* Links a new connection into its endpoint's list and gives it an id. */
+void conn_link(struct endpoint *ep, struct weft_conn *c)
+{
+    c->ep = ep;
+    c->id = ep->next_id++;
+    c->last_rx = weft_loop_now(ep->loop);
+    c->prev = NULL;
+    c->next = ep->conns;
+    if (ep->conns)
+        ep->conns->prev = c;
+    ep->conns = c;
+    ep->nconns++;
 }
 
 /* ----------------------------------------------------------------- accepting */
@@ -49,30 +63,26 @@ static void on_accept(struct weft_listener *l, int fd, const struct sockaddr *ad
     struct weft_conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
-        server_log(s, WEFT_LOG_ERROR, "out of memory accepting a connection");
+        ep_log(&s->ep, WEFT_LOG_ERROR, "out of memory accepting a connection");
         return;
     }
-    if (sock_attach(s->loop, &c->sock, fd, &conn_ops) != WEFT_OK) {
+    if (sock_attach(s->ep.loop, &c->sock, fd, &conn_ops) != WEFT_OK) {
         close(fd);
         free(c);
         return;
     }
-    c->server = s;
-    c->id = s->next_id++;
+    conn_link(&s->ep, c);
     c->state = CONN_HTTP;
-    c->last_rx = weft_loop_now(s->loop);
     if (addrlen <= sizeof c->peer)
         memcpy(&c->peer, addr, addrlen);
     else
         c->peer.sa.sa_family = AF_UNIX;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->nconns++;
-    s->stats.accepted_total++;
+    s->ep.stats.accepted_total++;
     conn_arm_timer(c);
 }
+
+static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len);
+static void server_conn_gone(struct weft_conn *c);
 
 /* Creates a server and starts listening; see weft.h. */
 struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_server_config *cfg,
@@ -86,9 +96,12 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
         *err = WEFT_ERR_NOMEM;
         return NULL;
     }
-    s->loop = loop;
-    s->cfg = *cfg;
-    struct weft_server_config *c = &s->cfg;
+    s->ep.loop = loop;
+    s->ep.role = WEFT_ROLE_SERVER;
+    s->ep.cfg = *cfg;
+    s->ep.on_head = server_handle_head;
+    s->ep.on_gone = server_conn_gone;
+    struct weft_server_config *c = &s->ep.cfg;
     if (!c->port && !c->port_ephemeral)
         c->port = DEFAULT_PORT;
     if (!c->max_message)
@@ -105,7 +118,7 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
         c->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT;
     if (!c->max_backpressure)
         c->max_backpressure = DEFAULT_MAX_BACKPRESSURE;
-    s->next_id = 1;
+    s->ep.next_id = 1;
     s->listener.user = s;
     s->listener.on_accept = on_accept;
     s->listener.io.fd = -1;
@@ -132,7 +145,7 @@ uint16_t weft_server_port(const struct weft_server *s)
 
 void weft_server_stats(const struct weft_server *s, struct weft_server_stats *out)
 {
-    *out = s->stats;
+    *out = s->ep.stats;
     out->topics = s->ntopics;
 }
 
@@ -216,8 +229,8 @@ static void respond_error(struct weft_conn *c, int status, const char *extra, co
         n = weft_http_error_response(out, sizeof out, status, NULL, NULL);
     if (n > 0)
         sock_write(&c->sock, out, (size_t)n);
-    c->server->stats.rejected_total++;
-    server_log(c->server, WEFT_LOG_DEBUG, "conn %llu: answered HTTP %d",
+    c->ep->stats.rejected_total++;
+    ep_log(c->ep, WEFT_LOG_DEBUG, "conn %llu: answered HTTP %d",
                (unsigned long long)c->id, status);
     conn_drain(c);
 }
@@ -297,7 +310,7 @@ void weft_request_accept(struct weft_request *r, const char *protocol, void *use
             }
     }
     if (protocol && !r->protocol)
-        server_log(r->c->server, WEFT_LOG_WARN, "conn %llu: subprotocol '%s' was not offered",
+        ep_log(r->c->ep, WEFT_LOG_WARN, "conn %llu: subprotocol '%s' was not offered",
                    (unsigned long long)r->c->id, protocol);
     if (extra_headers)
         r->extra = strdup(extra_headers);
@@ -331,7 +344,7 @@ void weft_request_respond(struct weft_request *r, int status, const char *conten
     }
     bool head_only = r->http->method_len == 4 && memcmp(r->http->method, "HEAD", 4) == 0;
     sock_write2(&r->c->sock, head, (size_t)n, body, head_only ? 0 : body_len);
-    r->c->server->stats.http_requests++;
+    r->c->ep->stats.http_requests++;
     conn_drain(r->c);
 }
 
@@ -340,7 +353,7 @@ void weft_request_respond(struct weft_request *r, int status, const char *conten
 /* Completes the opening handshake: 101, state OPEN, on_open. */
 static void upgrade(struct weft_conn *c, struct weft_request *req)
 {
-    struct weft_server *s = c->server;
+    struct weft_server *s = conn_server(c);
     char out[RESPONSE_MAX];
     int n = weft_handshake_response(out, sizeof out, req->up->key, req->up->key_len,
                                     req->protocol, NULL, req->extra);
@@ -356,25 +369,26 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
     c->head = NULL;
     c->protocol = req->protocol;
     c->user = req->user;
-    c->route = req->route;
+    c->h = &req->route->ws;
+    c->route_user = req->route->user;
     c->state = CONN_OPEN;
     struct weft_msg_limits lim = {
-        .frame = {.role = WEFT_ROLE_SERVER, .allowed_rsv = 0, .max_frame = s->cfg.max_frame},
-        .max_message = s->cfg.max_message,
+        .frame = {.role = WEFT_ROLE_SERVER, .allowed_rsv = 0, .max_frame = s->ep.cfg.max_frame},
+        .max_message = s->ep.cfg.max_message,
         .validate_utf8 = true,
     };
     weft_msg_parser_init(&c->mp, &lim);
-    s->stats.upgrades_total++;
-    s->stats.connections++;
+    s->ep.stats.upgrades_total++;
+    s->ep.stats.connections++;
     conn_arm_timer(c);
-    if (c->route->ws.on_open)
-        c->route->ws.on_open(c);
+    if (c->h->on_open)
+        c->h->on_open(c);
 }
 
 /* Routes a complete request head. Returns true if the connection is now a WebSocket. */
 static bool handle_request(struct weft_conn *c, const struct weft_http_request *http)
 {
-    struct weft_server *s = c->server;
+    struct weft_server *s = conn_server(c);
     struct weft_request req = {.c = c, .http = http};
     const char *target = http->target;
     const char *q = memchr(target, '?', http->target_len);
@@ -432,10 +446,10 @@ static bool handle_request(struct weft_conn *c, const struct weft_http_request *
 
 /* Consumes bytes while the request head is being read: parses in place when the whole head
  * came in one read (no allocation), otherwise accumulates up to max_head bytes. */
-void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
+static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
 {
-    struct weft_server *s = c->server;
-    size_t max = s->cfg.max_head;
+    struct weft_server *s = conn_server(c);
+    size_t max = s->ep.cfg.max_head;
     struct weft_http_request *http = malloc(sizeof *http);
     if (!http) {
         respond_error(c, 503, NULL, NULL);
@@ -491,18 +505,11 @@ void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
 
 /* ----------------------------------------------------------------- connections list */
 
-/* Unlinks a freed connection; completes a graceful shutdown when it was the last. */
-void server_conn_gone(struct weft_conn *c)
+/* A connection is being freed: completes a graceful shutdown when it was the last. */
+static void server_conn_gone(struct weft_conn *c)
 {
-    struct weft_server *s = c->server;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    s->nconns--;
-    if (s->shutting_down && s->nconns == 0 && s->shutdown_done) {
+    struct weft_server *s = conn_server(c);
+    if (s->shutting_down && s->ep.nconns == 0 && s->shutdown_done) {
         weft_timer_stop(&s->shutdown_timer);
         void (*done)(void *) = s->shutdown_done;
         s->shutdown_done = NULL;
@@ -515,7 +522,7 @@ static void on_shutdown_deadline(struct weft_timer *t)
 {
     struct weft_server *s =
         (struct weft_server *)((char *)t - offsetof(struct weft_server, shutdown_timer));
-    for (struct weft_conn *c = s->conns; c; c = c->next)
+    for (struct weft_conn *c = s->ep.conns; c; c = c->next)
         if (c->state != CONN_DEAD)
             weft_conn_terminate(c);
 }
@@ -533,20 +540,20 @@ void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadlin
         listener_close(&s->listener);
         s->listening = false;
     }
-    for (struct weft_conn *c = s->conns; c; c = c->next) {
+    for (struct weft_conn *c = s->ep.conns; c; c = c->next) {
         if (c->state == CONN_OPEN)
             weft_conn_close(c, code ? code : WEFT_CLOSE_GOING_AWAY, "server shutting down");
         else if (c->state == CONN_HTTP)
             weft_conn_terminate(c);
     }
-    if (s->nconns == 0) {
+    if (s->ep.nconns == 0) {
         s->shutdown_done = NULL;
         if (done)
             done(arg);
         return;
     }
     s->shutdown_timer.cb = on_shutdown_deadline;
-    weft_timer_start(s->loop, &s->shutdown_timer, deadline_ms ? deadline_ms : 5000);
+    weft_timer_start(s->ep.loop, &s->shutdown_timer, deadline_ms ? deadline_ms : 5000);
 }
 
 /* Frees a server and drops its connections at once; see weft.h. */
@@ -558,12 +565,12 @@ void weft_server_free(struct weft_server *s)
         listener_close(&s->listener);
     weft_timer_stop(&s->shutdown_timer);
     s->shutdown_done = NULL;
-    while (s->conns) {
-        struct weft_conn *c = s->conns;
+    while (s->ep.conns) {
+        struct weft_conn *c = s->ep.conns;
         if (c->state != CONN_DEAD)
             weft_conn_terminate(c);
-        loop_forget(s->loop, &c->sock);
-        s->conns = c->next;
+        loop_forget(s->ep.loop, &c->sock);
+        s->ep.conns = c->next;
         conn_free(c);
     }
     pubsub_free(s);

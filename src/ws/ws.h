@@ -46,11 +46,31 @@ struct topic {
     uint32_t nsubs, capsubs;
 };
 
+/* What connections need from whoever owns them, a server or a client: the loop, limits and
+ * timeouts, counters, and two hooks. Embedded first in struct weft_server. */
+struct endpoint {
+    struct weft_loop *loop;
+    enum weft_role role;
+    struct weft_server_config cfg; /* limits and timeouts; clients fill the same fields */
+    struct weft_server_stats stats;
+    struct weft_random rnd;        /* masking keys (client role) */
+    char addrbuf[64];              /* scratch for weft_conn_remote */
+    struct weft_conn *conns;       /* all connections, any state */
+    size_t nconns;
+    uint64_t next_id;
+    /* Bytes received while a connection is in CONN_HTTP (server: request head; client:
+     * response head). */
+    void (*on_head)(struct weft_conn *c, uint8_t *data, size_t len);
+    /* A connection is about to be freed (already unlinked from conns). */
+    void (*on_gone)(struct weft_conn *c);
+};
+
 struct weft_conn {
     struct weft_sock sock; /* first: the socket layer hands us back this pointer */
-    struct weft_server *server;
-    struct weft_conn *prev, *next; /* server's list of connections */
-    const struct route *route;
+    struct endpoint *ep;
+    struct weft_conn *prev, *next; /* endpoint's list of connections */
+    const struct weft_ws_handlers *h; /* NULL until the connection is open */
+    void *route_user;
     void *user;
     uint64_t id;
     uint64_t last_rx;   /* loop time of the last bytes received */
@@ -85,17 +105,11 @@ struct weft_conn {
 };
 
 struct weft_server {
-    struct weft_loop *loop;
-    struct weft_server_config cfg;
+    struct endpoint ep; /* first */
     struct weft_listener listener;
     bool listening;
     struct route *routes;
     size_t nroutes;
-    struct weft_conn *conns; /* all connections, any state */
-    size_t nconns;           /* connections in the list */
-    uint64_t next_id;
-    struct weft_server_stats stats;
-    char addrbuf[64];        /* scratch for weft_conn_remote */
 
     struct topic **buckets;
     size_t nbuckets, ntopics;
@@ -137,11 +151,17 @@ enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shar
                                       const uint8_t *hdr, size_t hlen, const void *payload,
                                       size_t len);
 
-/* server.c */
-void server_handle_head(struct weft_conn *c, uint8_t *buf, size_t len);
-void server_conn_gone(struct weft_conn *c);
-void server_log(struct weft_server *s, int level, const char *fmt, ...)
+void conn_link(struct endpoint *ep, struct weft_conn *c);
+enum weft_send_result conn_send_control(struct weft_conn *c, uint8_t opcode,
+                                        const void *payload, size_t len);
+void ep_log(struct endpoint *ep, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The server owning a server-role connection, NULL for a client connection. */
+static inline struct weft_server *conn_server(const struct weft_conn *c)
+{
+    return c->ep->role == WEFT_ROLE_SERVER ? (struct weft_server *)c->ep : NULL;
+}
 
 /* pubsub.c */
 void pubsub_conn_gone(struct weft_conn *c);

@@ -553,6 +553,8 @@ long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len
 
 /* Creates a decompressor for a peer window of window_bits (8..15). */
 struct weft_inflater *weft_inflater_new(int window_bits);
+/* Forgets a message in progress and the window (after an aborted message). */
+void weft_inflater_reset(struct weft_inflater *i);
 void weft_inflater_free(struct weft_inflater *i);
 
 /*
@@ -700,6 +702,14 @@ struct weft_server_config {
     uint32_t close_timeout_ms;     /* wait for the peer's close frame / FIN (default 5 s) */
     size_t max_backpressure;       /* unsent bytes per connection before the policy (1 MiB) */
     enum weft_slow_policy slow_policy;
+
+    /* permessage-deflate (off unless deflate.enabled). With no_context_takeover and
+     * peer_no_context_takeover (the lean setting weft serve uses) a connection keeps no zlib
+     * state between messages: one compressor and one decompressor per loop serve all of
+     * them, and a published message is compressed once per window size. With context
+     * takeover each connection owns its zlib streams (max_window_bits and mem_level bound
+     * their memory). The decompressed size counts against max_message as it is inflated. */
+    struct weft_pmd_config deflate;
 
     /* Log sink for library events (accept errors, protocol errors). NULL = silent. */
     void (*log)(void *log_user, int level, const char *msg);

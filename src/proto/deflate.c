@@ -352,6 +352,13 @@ struct weft_inflater *weft_inflater_new(int window_bits)
     return i;
 }
 
+/* Drops any partial message and the window. */
+void weft_inflater_reset(struct weft_inflater *i)
+{
+    inflateReset(&i->z);
+    i->tail_fed = 0;
+}
+
 void weft_inflater_free(struct weft_inflater *i)
 {
     if (!i)

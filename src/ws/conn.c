@@ -198,6 +198,99 @@ static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
 
 /* ----------------------------------------------------------------- receiving */
 
+static void protocol_error(struct weft_conn *c, uint16_t code, const char *why);
+
+/* Hands a whole message to the application (on_message, or one chunk to on_fragment). */
+static void deliver(struct weft_conn *c, const uint8_t *data, size_t len, bool binary)
+{
+    if (c->h->on_fragment)
+        c->h->on_fragment(c, data, len, binary, true, true);
+    else if (c->h->on_message)
+        c->h->on_message(c, data, len, binary);
+}
+
+/* Returns the decompressor for c's next message: its own (peer keeps context) or the
+ * endpoint's shared one. NULL on allocation failure. */
+static struct weft_inflater *conn_inflater(struct weft_conn *c)
+{
+    if (!c->peer_nct) {
+        if (!c->infl)
+            c->infl = weft_inflater_new(c->peer_bits);
+        return c->infl;
+    }
+    if (!c->ep->shared_infl)
+        c->ep->shared_infl = weft_inflater_new(15); /* a 15-bit window decodes any peer */
+    return c->ep->shared_infl;
+}
+
+/* Inflates a whole compressed message into the endpoint's scratch buffer, never producing
+ * more than max_message bytes (a small message that inflates to gigabytes stops there, 1009),
+ * checks text as UTF-8 and delivers it. */
+static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len,
+                               bool binary)
+{
+    struct endpoint *ep = c->ep;
+    struct weft_inflater *inf = conn_inflater(c);
+    size_t max = ep->cfg.max_message;
+    if (!inf) {
+        weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    size_t used_total = 0, made = 0;
+    for (;;) {
+        if (made == ep->zin_cap) {
+            if (ep->zin_cap > max) {
+                weft_inflater_reset(inf);
+                protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size "
+                                                      "once decompressed");
+                return;
+            }
+            size_t cap = ep->zin_cap ? ep->zin_cap * 2 : 16384;
+            if (cap > max + 1)
+                cap = max + 1;
+            uint8_t *nb = realloc(ep->zin, cap);
+            if (!nb) {
+                weft_inflater_reset(inf);
+                weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+                return;
+            }
+            ep->zin = nb;
+            ep->zin_cap = cap;
+        }
+        size_t used, got;
+        int r = weft_inflate(inf, data + used_total, len - used_total, true, c->peer_nct,
+                             ep->zin + made, ep->zin_cap - made, &used, &got);
+        used_total += used;
+        made += got;
+        if (r < 0) {
+            protocol_error(c, r == WEFT_ERR_NOMEM ? WEFT_CLOSE_INTERNAL : WEFT_CLOSE_INVALID_DATA,
+                           "corrupt compressed message");
+            return;
+        }
+        if (r == 0)
+            break;
+    }
+    if (made > max) {
+        protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
+                                              "decompressed");
+        return;
+    }
+    if (!binary && !weft_utf8_valid(ep->zin, made)) {
+        protocol_error(c, WEFT_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+        return;
+    }
+    uint8_t *out = ep->zin;
+    if (ep->zin_cap > 256 * 1024) {
+        /* Keep the scratch buffer small between messages: take ownership of this one. */
+        ep->zin = NULL;
+        ep->zin_cap = 0;
+        deliver(c, out, made, binary);
+        free(out);
+        return;
+    }
+    deliver(c, out, made, binary);
+}
+
 /* Delivers (part of) a data message to the application. */
 static void on_data_event(struct weft_conn *c, const struct weft_msg_event *ev)
 {
@@ -209,7 +302,11 @@ static void on_data_event(struct weft_conn *c, const struct weft_msg_event *ev)
     st->bytes_in += ev->len;
     if (ev->fin)
         st->messages_in++;
-    if (h->on_fragment) {
+    if (ev->compressed && ev->first && ev->fin) {
+        deliver_compressed(c, ev->data, ev->len, binary);
+        return;
+    }
+    if (h->on_fragment && !ev->compressed) {
         h->on_fragment(c, ev->data, ev->len, binary, ev->first, ev->fin);
         return;
     }
@@ -242,7 +339,9 @@ static void on_data_event(struct weft_conn *c, const struct weft_msg_event *ev)
     c->msg_len += ev->len;
     if (!ev->fin)
         return;
-    if (h->on_message)
+    if (ev->compressed)
+        deliver_compressed(c, c->msg, c->msg_len, c->msg_binary);
+    else if (h->on_message)
         h->on_message(c, c->msg, c->msg_len, c->msg_binary);
     free(c->msg);
     c->msg = NULL;
@@ -354,6 +453,8 @@ void conn_free(struct weft_conn *c)
     free(c->msg);
     free(c->subs);
     free(c->protocol);
+    weft_deflater_free(c->defl);
+    weft_inflater_free(c->infl);
     free(c);
 }
 
@@ -424,6 +525,49 @@ enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shar
     return WEFT_SEND_SENT;
 }
 
+/* Turns on permessage-deflate for a connection with the agreed parameters, from our side's
+ * point of view (the server compresses with the server_* parameters, a client with the
+ * client_* ones). */
+void conn_enable_deflate(struct weft_conn *c, const struct weft_pmd_params *a)
+{
+    bool server = c->ep->role == WEFT_ROLE_SERVER;
+    c->pmd_on = true;
+    c->our_nct = server ? a->server_no_context_takeover : a->client_no_context_takeover;
+    c->peer_nct = server ? a->client_no_context_takeover : a->server_no_context_takeover;
+    c->our_bits = server ? a->server_max_window_bits : a->client_max_window_bits;
+    c->peer_bits = server ? a->client_max_window_bits : a->server_max_window_bits;
+    uint8_t limit = c->ep->cfg.deflate.max_window_bits;
+    if (limit >= 9 && limit < c->our_bits)
+        c->our_bits = limit;
+}
+
+/* Compresses a message for c into ep->zout; see ws.h. */
+long conn_deflate(struct weft_conn *c, const void *data, size_t len)
+{
+    struct endpoint *ep = c->ep;
+    const struct weft_pmd_config *cfg = &ep->cfg.deflate;
+    struct weft_deflater **slot = c->our_nct ? &ep->shared_defl[c->our_bits & 15] : &c->defl;
+    if (!*slot) {
+        *slot = weft_deflater_new(c->our_bits, cfg->mem_level, cfg->level ? cfg->level : -1);
+        if (!*slot)
+            return -1;
+    }
+    size_t bound = weft_deflate_bound(len);
+    if (bound > ep->zout_cap) {
+        uint8_t *nb = realloc(ep->zout, bound);
+        if (!nb)
+            return -1;
+        ep->zout = nb;
+        ep->zout_cap = bound;
+    }
+    long n = weft_deflate_message(*slot, data, len, ep->zout, bound, c->our_nct);
+    /* Without context takeover a message that does not shrink can go as it is; with it, the
+     * peer's window must see every byte we compressed, so it is sent compressed anyway. */
+    if (n < 0 || (c->our_nct && (size_t)n >= len))
+        return -1;
+    return n;
+}
+
 /* Sends a message; see weft.h. */
 enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size_t len,
                                      enum weft_opcode opcode)
@@ -431,6 +575,14 @@ enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size
     if (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY)
         return WEFT_SEND_CLOSED;
     uint8_t hdr[WEFT_FRAME_HEADER_MAX];
+    if (c->pmd_on && len >= c->ep->cfg.deflate.threshold && c->state == CONN_OPEN) {
+        long n = conn_deflate(c, data, len);
+        if (n >= 0) {
+            size_t h = weft_frame_header_write(hdr, (uint8_t)opcode, true, 4, (uint64_t)n, NULL);
+            enum weft_send_result r = conn_send_frame(c, NULL, hdr, h, c->ep->zout, (size_t)n);
+            return r;
+        }
+    }
     size_t h = weft_frame_header_write(hdr, (uint8_t)opcode, true, 0, len, NULL);
     return conn_send_frame(c, NULL, hdr, h, data, len);
 }

@@ -194,19 +194,51 @@ size_t weft_publish(struct weft_server *s, const char *name, size_t len, const v
         memcpy(frame->data, hdr, hlen);
         memcpy(frame->data + hlen, data, dlen);
     }
+    /* Compressed variants, built on first need: one per window size for subscribers whose
+     * compressor keeps no context (NULL: that window does not shrink this message). */
+    struct weft_buf *zframe[16] = {0};
+    bool ztried[16] = {0};
     size_t n = 0;
     /* A callback cannot run during delivery (sends only queue), so the array is stable. */
     for (uint32_t i = 0; i < t->nsubs; i++) {
         struct weft_conn *c = t->subs[i];
         if (c == exclude)
             continue;
-        enum weft_send_result r = conn_send_frame(c, frame, hdr, hlen, data, dlen);
+        enum weft_send_result r;
+        if (c->pmd_on && dlen >= s->ep.cfg.deflate.threshold && c->state == CONN_OPEN) {
+            if (!c->our_nct) {
+                r = weft_conn_send(c, data, dlen, opcode); /* its own compression context */
+            } else {
+                unsigned b = c->our_bits & 15u;
+                if (!ztried[b]) {
+                    ztried[b] = true;
+                    long zn = conn_deflate(c, data, dlen);
+                    if (zn >= 0) {
+                        uint8_t zh[WEFT_FRAME_HEADER_MAX];
+                        size_t zl = weft_frame_header_write(zh, (uint8_t)opcode, true, 4,
+                                                            (uint64_t)zn, NULL);
+                        zframe[b] = buf_new(zl + (size_t)zn);
+                        if (zframe[b]) {
+                            memcpy(zframe[b]->data, zh, zl);
+                            memcpy(zframe[b]->data + zl, s->ep.zout, (size_t)zn);
+                        }
+                    }
+                }
+                r = zframe[b] ? conn_send_frame(c, zframe[b], NULL, 0, data, dlen)
+                              : conn_send_frame(c, frame, hdr, hlen, data, dlen);
+            }
+        } else {
+            r = conn_send_frame(c, frame, hdr, hlen, data, dlen);
+        }
         if (r == WEFT_SEND_SENT || r == WEFT_SEND_QUEUED)
             n++;
     }
     s->ep.stats.deliveries += n;
     if (frame)
         buf_unref(frame);
+    for (size_t b = 0; b < 16; b++)
+        if (zframe[b])
+            buf_unref(zframe[b]);
     return n;
 }
 

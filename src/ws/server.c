@@ -39,6 +39,20 @@ void ep_log(struct endpoint *ep, int level, const char *fmt, ...)
     ep->cfg.log(ep->cfg.log_user, level, msg);
 }
 
+/* Frees what an endpoint holds besides its connections: shared codecs and scratch. */
+void endpoint_release(struct endpoint *ep)
+{
+    for (size_t i = 0; i < 16; i++)
+        weft_deflater_free(ep->shared_defl[i]);
+    weft_inflater_free(ep->shared_infl);
+    free(ep->zin);
+    free(ep->zout);
+    memset(ep->shared_defl, 0, sizeof ep->shared_defl);
+    ep->shared_infl = NULL;
+    ep->zin = ep->zout = NULL;
+    ep->zin_cap = ep->zout_cap = 0;
+}
+
 /* Links a new connection into its endpoint's list and gives it an id. */
 void conn_link(struct endpoint *ep, struct weft_conn *c)
 {
@@ -355,8 +369,13 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
 {
     struct weft_server *s = conn_server(c);
     char out[RESPONSE_MAX];
+    char ext[160];
+    struct weft_pmd_params pmd;
+    bool deflate = req->up->extensions &&
+                   weft_pmd_negotiate(req->up->extensions, req->up->extensions_len,
+                                      &s->ep.cfg.deflate, &pmd, ext, sizeof ext) == 1;
     int n = weft_handshake_response(out, sizeof out, req->up->key, req->up->key_len,
-                                    req->protocol, NULL, req->extra);
+                                    req->protocol, deflate ? ext : NULL, req->extra);
     free(req->extra);
     req->extra = NULL;
     if (n < 0) {
@@ -372,8 +391,12 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
     c->h = &req->route->ws;
     c->route_user = req->route->user;
     c->state = CONN_OPEN;
+    if (deflate)
+        conn_enable_deflate(c, &pmd);
     struct weft_msg_limits lim = {
-        .frame = {.role = WEFT_ROLE_SERVER, .allowed_rsv = 0, .max_frame = s->ep.cfg.max_frame},
+        .frame = {.role = WEFT_ROLE_SERVER,
+                  .allowed_rsv = deflate ? 4 : 0,
+                  .max_frame = s->ep.cfg.max_frame},
         .max_message = s->ep.cfg.max_message,
         .validate_utf8 = true,
     };
@@ -574,6 +597,7 @@ void weft_server_free(struct weft_server *s)
         conn_free(c);
     }
     pubsub_free(s);
+    endpoint_release(&s->ep);
     for (size_t i = 0; i < s->nroutes; i++)
         free(s->routes[i].pattern);
     free(s->routes);

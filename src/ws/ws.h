@@ -63,6 +63,13 @@ struct endpoint {
     void (*on_head)(struct weft_conn *c, uint8_t *data, size_t len);
     /* A connection is about to be freed (already unlinked from conns). */
     void (*on_gone)(struct weft_conn *c);
+
+    /* permessage-deflate codecs shared by connections without context takeover, and the
+     * scratch buffers for one message in (inflated) and one out (deflated). */
+    struct weft_deflater *shared_defl[16]; /* by window bits */
+    struct weft_inflater *shared_infl;
+    uint8_t *zin, *zout;
+    size_t zin_cap, zout_cap;
 };
 
 struct weft_conn {
@@ -95,6 +102,13 @@ struct weft_conn {
     uint16_t nsubs, capsubs;
 
     char *protocol; /* chosen subprotocol, NULL if none */
+
+    /* permessage-deflate, when negotiated */
+    bool pmd_on;
+    bool our_nct, peer_nct;    /* no context takeover: our compressor / the peer's */
+    uint8_t our_bits, peer_bits;
+    struct weft_deflater *defl; /* own codecs, only with context takeover */
+    struct weft_inflater *infl;
     union {
         struct sockaddr sa;
         struct sockaddr_in in;
@@ -152,6 +166,11 @@ enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shar
                                       size_t len);
 
 void conn_link(struct endpoint *ep, struct weft_conn *c);
+void conn_enable_deflate(struct weft_conn *c, const struct weft_pmd_params *agreed);
+void endpoint_release(struct endpoint *ep);
+/* Compresses a message for c (shared compressor or its own). Returns the compressed length
+ * in ep->zout, or -1 when the message should go uncompressed. */
+long conn_deflate(struct weft_conn *c, const void *data, size_t len);
 enum weft_send_result conn_send_control(struct weft_conn *c, uint8_t opcode,
                                         const void *payload, size_t len);
 void ep_log(struct endpoint *ep, int level, const char *fmt, ...)

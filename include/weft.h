@@ -613,6 +613,27 @@ int weft_loop_defer(struct weft_loop *loop, void (*fn)(void *arg), void *arg);
 int weft_loop_on_signal(struct weft_loop *loop, int signo, void (*fn)(int signo, void *arg),
                         void *arg);
 
+/* An extra file descriptor watched by the loop (for example the socket of a client the
+ * application drives itself). Opaque. */
+struct weft_watch;
+
+/* Events of a watch: WEFT_WATCH_READ / WEFT_WATCH_WRITE are asked for and reported;
+ * WEFT_WATCH_ERROR (error or hang-up) is always reported. */
+enum { WEFT_WATCH_READ = 1, WEFT_WATCH_WRITE = 2, WEFT_WATCH_ERROR = 4 };
+
+/* Watches fd (owned by the caller, who keeps it open while watched) for `events`,
+ * level-triggered: fn(w, revents, arg) runs on the loop's thread at each iteration in which
+ * the condition holds. Returns NULL on failure (errno set). Loop thread only. */
+struct weft_watch *weft_loop_watch(struct weft_loop *loop, int fd, unsigned events,
+                                   void (*fn)(struct weft_watch *w, unsigned revents, void *arg),
+                                   void *arg);
+/* Changes the events watched. Returns WEFT_OK or WEFT_ERR_IO. */
+int weft_watch_update(struct weft_watch *w, unsigned events);
+/* Stops watching (the fd is not closed); fn is never called again, even for events already
+ * collected in the current iteration. Safe inside fn. The memory is released at the loop's
+ * next iteration. */
+void weft_watch_free(struct weft_watch *w);
+
 /* A one-shot timer owned by the caller (embed it in your own struct). Zero-initialise. */
 struct weft_timer {
     struct weft_timer *next, **pprev; /* internal: wheel slot links */
@@ -763,6 +784,10 @@ struct weft_server_stats {
     uint64_t protocol_errors;            /* connections closed for a peer protocol error */
     uint64_t publishes, deliveries;
     uint64_t topics;                     /* topics with at least one subscriber */
+    /* Of rejected_total, by status: 400 (also 405 and 431: malformed request or upgrade),
+     * 426 (unsupported WebSocket version, or a plain request to a WebSocket-only path) and
+     * 503 (shutting down, out of memory, or weft_request_reject with 503). */
+    uint64_t rejected_400, rejected_426, rejected_503;
 };
 void weft_server_stats(const struct weft_server *s, struct weft_server_stats *out);
 
@@ -794,6 +819,23 @@ void weft_request_reject(struct weft_request *r, int status, const char *extra_h
 /* In an HTTP handler: send a complete response. content_type may be NULL (text/plain). */
 void weft_request_respond(struct weft_request *r, int status, const char *content_type,
                           const char *extra_headers, const void *body, size_t body_len);
+
+/* A plain HTTP response the handler gives later (for example after asynchronous work on the
+ * loop, such as a readiness probe). Opaque. */
+struct weft_deferred;
+
+/* In an HTTP handler (not on_upgrade): promises a response later instead of answering before
+ * returning. Reading from the client is paused meanwhile; the handshake timeout still applies
+ * (the client is dropped if the response has not been given by then). Returns the handle to
+ * pass to weft_deferred_respond exactly once, or NULL (out of memory, already answered, or
+ * called in on_upgrade): then answer at once with weft_request_respond. */
+struct weft_deferred *weft_request_defer(struct weft_request *r);
+
+/* Gives a deferred response (same arguments as weft_request_respond) and frees d. If the
+ * client went away meanwhile, only frees d. Call on the loop's thread, before the server is
+ * freed. */
+void weft_deferred_respond(struct weft_deferred *d, int status, const char *content_type,
+                           const char *extra_headers, const void *body, size_t body_len);
 
 /* --- connections -------------------------------------------------------------------- */
 
@@ -836,6 +878,216 @@ size_t weft_topic_count(const struct weft_server *s, const char *topic, size_t t
  * queued to (subscribers refusing it under WEFT_SLOW_DROP are not counted). */
 size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len, const void *data,
                     size_t len, enum weft_opcode opcode, const struct weft_conn *exclude);
+
+/* ======================================================================================== */
+/* net: watching a file descriptor                                                           */
+/* ======================================================================================== */
+
+/* For applications that need their own descriptors (stdin, a pipe) served by the loop. */
+struct weft_watch;
+
+enum weft_watch_events {
+    WEFT_WATCH_READ = 1,  /* readable (or end of file / hang-up: a read returns 0 or fails) */
+    WEFT_WATCH_WRITE = 2, /* writable */
+};
+
+/* Called on the loop's thread while the descriptor is ready (level-triggered); `events` is a
+ * mask of enum weft_watch_events. */
+typedef void (*weft_watch_cb)(struct weft_watch *w, int fd, unsigned events, void *arg);
+
+/* Watches fd (not taken over: the caller still owns and closes it) for `events`. Returns the
+ * watch, or NULL with *err = WEFT_ERR_INVAL (events 0, or a descriptor epoll cannot watch,
+ * such as a regular file or /dev/null: read those directly, they never block), WEFT_ERR_IO
+ * or WEFT_ERR_NOMEM. Loop thread only. */
+struct weft_watch *weft_loop_watch_fd(struct weft_loop *loop, int fd, unsigned events,
+                                      weft_watch_cb cb, void *arg, int *err);
+/* Changes the watched events (0 = pause). Returns WEFT_OK or WEFT_ERR_IO. */
+int weft_watch_set(struct weft_watch *w, unsigned events);
+/* Stops watching (safe inside the watch's own callback); the fd is left open. The memory is
+ * released at the loop's next iteration. */
+void weft_watch_free(struct weft_watch *w);
+
+/* ======================================================================================== */
+/* ws: clients                                                                               */
+/* ======================================================================================== */
+
+/*
+ * A WebSocket client: weft_connect resolves the host (asynchronously, c-ares; numeric
+ * addresses skip DNS), connects (trying the next address when one fails or has not answered
+ * within 250 ms, happy-eyeballs style), performs the opening handshake and hands over an
+ * ordinary struct weft_conn: weft_conn_send, weft_conn_ping, weft_conn_close and the callbacks
+ * of struct weft_ws_handlers work exactly as on the server side (frames are masked with a
+ * fresh key each). The struct weft_client handle survives reconnections; its connection does
+ * not (a new struct weft_conn per connection). Everything runs on the loop's thread: a client
+ * and its connections are used only from that thread.
+ *
+ * Callback order for one connection attempt: on_error (the attempt failed, with the reason) or
+ * on_open ... on_close; then either on_reconnecting (another attempt is scheduled) or on_end
+ * (the client has stopped for good). A client without `reconnect` makes exactly one attempt.
+ */
+struct weft_client;
+
+/* A parsed ws:// or wss:// URL: slices of the string given to weft_url_parse. */
+struct weft_url {
+    bool tls;              /* wss:// */
+    const char *host;      /* without the brackets of an IPv6 literal */
+    size_t host_len;
+    uint16_t port;         /* explicit, or 80 / 443 */
+    bool port_explicit;
+    const char *target;    /* path and query ("/" + ... ); "" when the URL has none (= "/") */
+    size_t target_len;
+};
+
+/*
+ * Parses `ws://host[:port][/path][?query]` (also `wss://`, IPv6 literals as `[::1]`). A
+ * fragment (#...) is dropped. Returns WEFT_OK, or WEFT_ERR_INVAL with *why (if not NULL) set to
+ * a static explanation: unsupported scheme, empty host, bad port, bad IPv6 literal, spaces or
+ * control characters.
+ */
+int weft_url_parse(const char *url, struct weft_url *out, const char **why);
+
+/* The upper bound of the delay before the n-th consecutive reconnection (n from 1):
+ * min(cap_ms, base_ms * 2^(n-1)). The delay itself is drawn uniformly in [0, bound]
+ * ("full jitter"). */
+uint32_t weft_backoff_bound(uint32_t base_ms, uint32_t cap_ms, unsigned n);
+
+/* Options of weft_connect. Zero-initialise; zero means "the default" for every field. Strings
+ * are copied by weft_connect. */
+struct weft_client_options {
+    /* --- the opening handshake */
+    const char *headers;           /* extra request headers: complete "Name: value\r\n" lines */
+    const char *origin;            /* Origin header, NULL for none */
+    const char *protocols;         /* subprotocols offered, comma-separated (NULL: none); the
+                                      chosen one is weft_conn_protocol */
+
+    /* --- limits and timeouts of each connection (defaults as for servers) */
+    uint64_t max_message;          /* 16 MiB (the connection is closed with 1009 beyond) */
+    uint32_t connect_timeout_ms;   /* DNS + TCP connect of one attempt, 10 s */
+    uint32_t handshake_timeout_ms; /* connected to 101 received, 10 s */
+    uint32_t ping_interval_ms;     /* keep-alive ping after this much silence, 0 = never */
+    uint32_t pong_timeout_ms;      /* 10 s */
+    uint32_t idle_timeout_ms;      /* 0 = never */
+    uint32_t close_timeout_ms;     /* 5 s */
+    size_t max_backpressure;       /* 1 MiB */
+    enum weft_slow_policy slow_policy;
+
+    /* --- callbacks (all optional, all on the loop's thread) */
+    /* The connection callbacks (on_upgrade is not used). weft_conn_client(conn) gives the
+     * client back; weft_conn_route_user(conn) is `user`. */
+    struct weft_ws_handlers handlers;
+    void *user;                    /* weft_client_user */
+    /* Another attempt starts in delay_ms; attempt counts consecutive reconnections from 1. */
+    void (*on_reconnecting)(struct weft_client *cl, unsigned attempt, uint32_t delay_ms);
+    /* An attempt failed, or an open connection was failed for a protocol violation by the
+     * server. err: WEFT_ERR_ADDRESS (DNS), WEFT_ERR_IO (connect refused / unreachable),
+     * WEFT_ERR_TIMEOUT (connect or handshake timeout), WEFT_ERR_PROTO (handshake rejected or
+     * invalid, or a protocol error after the open), WEFT_ERR_CLOSED (no more attempts: the
+     * maximum was reached). reason: one line of text, valid during the call. http_status:
+     * the server's status when it answered the upgrade with something other than 101, else
+     * 0. */
+    void (*on_error)(struct weft_client *cl, int err, const char *reason, int http_status);
+    /* The client stopped for good: after weft_client_close, after a failure or a close when
+     * reconnection is off or not allowed, or when max_attempts is reached. Nothing follows;
+     * weft_client_free may be called here (and only here among the callbacks). */
+    void (*on_end)(struct weft_client *cl);
+
+    /* --- reconnection */
+    bool reconnect;                /* reconnect after a failure or a lost connection */
+    uint32_t backoff_base_ms;      /* 250 */
+    uint32_t backoff_cap_ms;       /* 30 s */
+    unsigned max_attempts;         /* consecutive reconnections before giving up; 0 = no limit */
+    uint32_t reset_after_ms;       /* a connection that stayed open this long resets the
+                                      attempt count (default 5 s) */
+    bool no_retry_4xx;             /* no retry after an HTTP 4xx answer (except 408 and 429) */
+    uint32_t try_again_ms;         /* least delay after a close with 1013 (try again later),
+                                      default 5 s. 1012 (service restart) resets the attempt
+                                      count; an HTTP Retry-After (seconds) sets the least
+                                      delay of the next attempt (up to 1 hour). */
+
+    /* --- weft_client_send while not connected */
+    size_t queue_max;              /* bytes queued and sent on the next open; 0 = refuse */
+
+    /* Log sink, as for servers (NULL = silent). */
+    void (*log)(void *log_user, int level, const char *msg);
+    void *log_user;
+};
+
+/*
+ * Starts a client for `url` on loop (loop thread only). The first attempt starts at once.
+ * Returns the client, or NULL with *err (may be NULL): WEFT_ERR_INVAL for a bad URL or bad
+ * options (weft_url_parse explains a bad URL), and for wss:// as long as TLS is not built in;
+ * WEFT_ERR_NOMEM. Failures after the start (DNS, refused, handshake) are reported through
+ * on_error, never here. The caller owns the client: weft_client_free.
+ */
+struct weft_client *weft_connect(struct weft_loop *loop, const char *url,
+                                 const struct weft_client_options *opts, int *err);
+
+/* The open connection, or NULL while connecting, waiting to reconnect, closing or ended. */
+struct weft_conn *weft_client_conn(const struct weft_client *cl);
+
+/* Sends a message on the open connection (as weft_conn_send). While not connected the message
+ * is queued (WEFT_SEND_QUEUED) if queue_max allows, WEFT_SEND_DROPPED when the queue is full,
+ * WEFT_SEND_CLOSED when queueing is off or the client has ended or is closing. Queued
+ * messages are sent on the next open, before on_open. */
+enum weft_send_result weft_client_send(struct weft_client *cl, const void *data, size_t len,
+                                       enum weft_opcode opcode);
+
+/* Application close: starts the close handshake of the open connection with code (1000 if 0)
+ * and reason, or abandons the attempt in progress; no reconnection follows. on_close (if a
+ * connection was open) and then on_end follow. Queued messages are dropped. */
+void weft_client_close(struct weft_client *cl, uint16_t code, const char *reason);
+
+/* Frees the client at once: an open connection is dropped without a close handshake and
+ * without callbacks. Not from inside the client's callbacks except on_end. Part of the memory
+ * is released at the loop's next iteration (run the loop once more before weft_loop_free). */
+void weft_client_free(struct weft_client *cl);
+
+/* The options' user pointer. */
+void *weft_client_user(const struct weft_client *cl);
+
+/* The client that owns a client-side connection, NULL for a server-side connection. */
+struct weft_client *weft_conn_client(const struct weft_conn *c);
+
+/* ======================================================================================== */
+/* ws: connection pools                                                                      */
+/* ======================================================================================== */
+
+/*
+ * At most max_conns open (or opening) connections to one URL. weft_pool_acquire hands out an
+ * idle connection, or opens a new one when fewer than max_conns exist, or waits (FIFO, with a
+ * timeout) until one is released. A connection that closes is removed from the pool and
+ * replaced when someone waits. Loop thread only. The pool's connections use the callbacks of
+ * opts->handlers (on_reconnecting, on_end and reconnect are ignored: the pool replaces).
+ */
+struct weft_pool;
+
+/* Called once per weft_pool_acquire: with an open connection (err WEFT_OK) that the caller
+ * holds until weft_pool_release, or with NULL and err WEFT_ERR_TIMEOUT (nothing became free in
+ * time) or the error of the connection attempt made for this caller (as on_error reports). */
+typedef void (*weft_pool_cb)(struct weft_pool *p, struct weft_conn *c, int err, void *arg);
+
+/* Creates a pool (no connection is opened yet). Returns NULL with *err: WEFT_ERR_INVAL (bad
+ * URL, max_conns 0), WEFT_ERR_NOMEM. */
+struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
+                                const struct weft_client_options *opts, unsigned max_conns,
+                                int *err);
+
+/* Asks for a connection; cb runs later (never inside this call), after at most timeout_ms
+ * (0 = wait without limit). Returns WEFT_OK or WEFT_ERR_NOMEM. */
+int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb, void *arg);
+
+/* Gives back a connection obtained from weft_pool_acquire. A connection that has closed
+ * meanwhile may be released too (it is simply forgotten). */
+void weft_pool_release(struct weft_pool *p, struct weft_conn *c);
+
+/* Connections in the pool (open or opening), and of those the open ones not handed out. */
+size_t weft_pool_size(const struct weft_pool *p);
+size_t weft_pool_idle(const struct weft_pool *p);
+
+/* Frees the pool and drops its connections without a close handshake; pending acquisitions
+ * are dropped without their callback. Not from inside a pool callback. As for clients, run
+ * the loop once more before weft_loop_free. */
+void weft_pool_free(struct weft_pool *p);
 
 #ifdef __cplusplus
 }

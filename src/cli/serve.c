@@ -224,17 +224,23 @@ static void shutdown_done(void *arg)
     weft_loop_stop(sv->loop);
 }
 
+static const char *signal_name(int signo)
+{
+    return signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "signal";
+}
+
+/* SIGINT/SIGTERM: graceful shutdown; a second one stops at once. */
 static void on_signal(int signo, void *arg)
 {
     struct serve *sv = arg;
     if (sv->shutting_down) {
-        logf_(sv, WEFT_LOG_WARN, "signal %d again: stopping now", signo);
+        logf_(sv, WEFT_LOG_WARN, "%s again: stopping now", signal_name(signo));
         weft_loop_stop(sv->loop);
         return;
     }
     sv->shutting_down = true;
     logf_(sv, WEFT_LOG_INFO, "%s: shutting down (closing connections with 1001, up to %u ms)",
-          strsignal(signo), sv->shutdown_ms);
+          signal_name(signo), sv->shutdown_ms);
     weft_server_shutdown(sv->server, WEFT_CLOSE_GOING_AWAY, sv->shutdown_ms, shutdown_done, sv);
 }
 

@@ -59,6 +59,7 @@ struct weft_loop {
     size_t npool;
 
     uint8_t *rbuf;
+    uint8_t *tlsbuf; /* TLS_RECORD_MAX bytes, allocated on first use */
 };
 
 /* Milliseconds of CLOCK_MONOTONIC. */
@@ -224,6 +225,7 @@ void weft_loop_free(struct weft_loop *loop)
     pthread_mutex_destroy(&loop->defer_lock);
     free(loop->deferred);
     free(loop->rbuf);
+    free(loop->tlsbuf);
     free(loop);
 }
 
@@ -240,6 +242,16 @@ uint64_t weft_loop_now(const struct weft_loop *loop)
 uint8_t *loop_rbuf(struct weft_loop *loop)
 {
     return loop->rbuf;
+}
+
+/* The scratch buffer where tls.c merges small segments into one record; allocated the first
+ * time a TLS socket writes. NULL if that allocation fails (tls.c then writes segments one by
+ * one). */
+uint8_t *loop_tls_buf(struct weft_loop *loop)
+{
+    if (!loop->tlsbuf)
+        loop->tlsbuf = malloc(TLS_RECORD_MAX);
+    return loop->tlsbuf;
 }
 
 /* ----------------------------------------------------------------- output blocks pool */

@@ -75,19 +75,29 @@ enum {
     SOCK_EOF = 1 << 5,         /* peer closed or error: no more reads */
     SOCK_READ_MORE = 1 << 6,   /* on the loop's read-again list */
     SOCK_WR_SHUT = 1 << 7,     /* shutdown(SHUT_WR) done */
+    /* TLS sockets only (see tls.c) */
+    SOCK_TLS_HS = 1 << 8,      /* handshake in progress */
+    SOCK_TLS_WANT_RD = 1 << 9, /* SSL_write (or close_notify) needs the socket readable */
+    SOCK_TLS_WANT_WR = 1 << 10, /* SSL_read needs the socket writable */
+    SOCK_TLS_FAILED = 1 << 11, /* fatal TLS error: no close_notify may be sent */
 };
+
+struct ssl_st;     /* OpenSSL's SSL */
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 /* A connected stream socket with a corked output queue. Embed it first in the owner's
  * struct. */
 struct weft_sock {
     struct weft_io io;
     uint16_t flags;
+    uint32_t tls_err;               /* TLS: OpenSSL error code of a fatal failure, 0 if none */
     struct weft_loop *loop;
     const struct sock_ops *ops;
     struct oq_block *qhead, *qtail; /* output queue */
     size_t queued;                  /* bytes in the output queue */
     struct weft_sock *list_next;    /* dirty / read-again / closed lists */
     struct weft_sock *read_next;
+    struct ssl_st *ssl;             /* NULL for a plain socket */
 };
 
 /* Attaches an accepted, non-blocking fd to the loop (edge-triggered in + out). */
@@ -168,5 +178,70 @@ uint8_t *loop_rbuf(struct weft_loop *loop);
 /* Output queue blocks are recycled per loop. */
 struct oq_block *loop_block_get(struct weft_loop *loop);
 void loop_block_put(struct weft_loop *loop, struct oq_block *b);
+
+/* ----------------------------------------------------------------- TLS (tls.c) */
+
+/*
+ * TLS is a layer under the same socket API: a weft_sock with an SSL object reads through
+ * SSL_read into the loop's shared buffer and writes its output queue with SSL_write; the
+ * owner's sock_ops and the sock_write / sock_flush / sock_close calls are the same. The
+ * handshake is driven by the socket's epoll events; bytes queued before it completes are sent
+ * after it. A handshake or TLS failure reaches the owner as on_eof(s, EPROTO) (or the errno of
+ * a failed system call); tls_error_text then says why. TLS 1.2 and 1.3 only, renegotiation
+ * disabled, ALPN "http/1.1". Contexts are OpenSSL SSL_CTXs, reference-counted by OpenSSL:
+ * each connection keeps its own reference, so freeing or replacing a context never affects
+ * open connections.
+ */
+
+/* Creates a server context from PEM files: cert_file holds the certificate followed by its
+ * chain, key_file the private key (which must match). Returns NULL on failure with a
+ * one-line reason in err (e.g. "cannot read certificate file 'x.pem': No such file or
+ * directory", "private key 'k.pem' does not match the certificate"). */
+struct ssl_ctx_st *tls_server_new(const char *cert_file, const char *key_file, char *err,
+                                  size_t errcap);
+
+/* Options of a client context. */
+struct tls_client_opts {
+    const char *cacert_file; /* PEM bundle of trusted CAs instead of the system store; NULL =
+                                the system store (OpenSSL's default paths) */
+    bool insecure;           /* no certificate or hostname verification at all */
+};
+
+/* Creates a client context: peers are verified against the system CA store (or
+ * opts->cacert_file) unless opts->insecure; ALPN "http/1.1" is offered. Returns NULL on
+ * failure with a reason in err. opts may be NULL (defaults). */
+struct ssl_ctx_st *tls_client_new(const struct tls_client_opts *opts, char *err, size_t errcap);
+
+/* Drops the caller's reference to a context (connections keep theirs). NULL is harmless. */
+void tls_ctx_free(struct ssl_ctx_st *ctx);
+
+/* Makes s, just attached with sock_attach (accepted fd), the server side of a TLS connection
+ * using ctx. The handshake starts with the first socket event. Returns WEFT_OK or
+ * WEFT_ERR_NOMEM (then s is still plain; the caller closes it). */
+int tls_attach_server(struct weft_sock *s, struct ssl_ctx_st *ctx);
+
+/* Makes s, just attached with sock_attach (a non-blocking fd whose connect() may still be in
+ * progress), the client side of a TLS connection. host is the server's name as the user gave
+ * it: sent as SNI (unless it is an IP address) and checked against the certificate (DNS name
+ * or IP address) unless the context is insecure. The handshake starts when the socket first
+ * reports an event (connect completion); data written meanwhile waits for it. Returns
+ * WEFT_OK, WEFT_ERR_NOMEM or WEFT_ERR_INVAL (host unusable). */
+int tls_attach_client(struct weft_sock *s, struct ssl_ctx_st *ctx, const char *host);
+
+/* True once the TLS handshake of s is complete (always false for a plain socket). */
+bool tls_established(const struct weft_sock *s);
+
+/* Writes a one-line reason for the TLS failure of s into out, for an on_eof(s, err):
+ * "certificate verify failed: unknown CA (unable to get local issuer certificate)",
+ * "certificate verify failed: hostname mismatch", "... certificate has expired",
+ * "handshake failed: <OpenSSL reason>", or strerror(err) when TLS was not at fault. */
+void tls_error_text(const struct weft_sock *s, int err, char *out, size_t cap);
+
+/* Internal to net/: the TLS versions of sock_flush and sock_close (called by sock.c). */
+void tls_flush(struct weft_sock *s);
+void tls_close(struct weft_sock *s);
+/* The loop's 16 KiB scratch buffer where small queued segments are merged into one record. */
+uint8_t *loop_tls_buf(struct weft_loop *loop);
+#define TLS_RECORD_MAX 16384
 
 #endif

@@ -37,4 +37,7 @@ struct oq_block {
     uint8_t bytes[OQ_STORAGE];
 };
 
+/* Releases the first n bytes of s's queue once they were written (sock.c). */
+void oq_consume(struct weft_sock *s, size_t n);
+
 #endif

@@ -190,7 +190,7 @@ int sock_write_buf(struct weft_sock *s, struct weft_buf *b, size_t off, size_t l
 }
 
 /* Releases the first n bytes of the queue after the kernel took them. */
-static void oq_consume(struct weft_sock *s, size_t n)
+void oq_consume(struct weft_sock *s, size_t n)
 {
     s->queued -= n;
     while (s->qhead) {
@@ -236,6 +236,10 @@ void sock_flush(struct weft_sock *s)
 {
     if (s->flags & SOCK_CLOSED)
         return;
+    if (s->ssl) { /* the one test the plain path pays for TLS */
+        tls_flush(s);
+        return;
+    }
     while (s->queued > 0) {
         struct iovec iov[IOV_BATCH];
         int n = 0;
@@ -293,6 +297,8 @@ void sock_close(struct weft_sock *s)
     if (s->flags & SOCK_CLOSED)
         return;
     sock_discard(s);
+    if (s->ssl)
+        tls_close(s); /* close_notify (best effort), SSL_free */
     close(s->io.fd); /* also removes it from epoll */
     s->flags |= SOCK_CLOSED;
     loop_mark_closed(s->loop, s);

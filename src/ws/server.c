@@ -244,6 +244,12 @@ static void respond_error(struct weft_conn *c, int status, const char *extra, co
     if (n > 0)
         sock_write(&c->sock, out, (size_t)n);
     c->ep->stats.rejected_total++;
+    if (status == 400 || status == 405 || status == 431)
+        c->ep->stats.rejected_400++;
+    else if (status == 426)
+        c->ep->stats.rejected_426++;
+    else if (status == 503)
+        c->ep->stats.rejected_503++;
     ep_log(c->ep, WEFT_LOG_DEBUG, "conn %llu: answered HTTP %d",
                (unsigned long long)c->id, status);
     conn_drain(c);
@@ -360,6 +366,61 @@ void weft_request_respond(struct weft_request *r, int status, const char *conten
     sock_write2(&r->c->sock, head, (size_t)n, body, head_only ? 0 : body_len);
     r->c->ep->stats.http_requests++;
     conn_drain(r->c);
+}
+
+/* A response promised by weft_request_defer: the connection is found again by id, so a
+ * connection that went away meanwhile is simply not found. */
+struct weft_deferred {
+    struct weft_server *s;
+    uint64_t conn_id;
+    bool head_only;
+};
+
+/* Suspends the HTTP exchange (reading paused, handshake timeout still running); see weft.h. */
+struct weft_deferred *weft_request_defer(struct weft_request *r)
+{
+    if (r->decision || r->up)
+        return NULL;
+    struct weft_deferred *d = malloc(sizeof *d);
+    if (!d)
+        return NULL;
+    d->s = conn_server(r->c);
+    d->conn_id = r->c->id;
+    d->head_only = r->http->method_len == 4 && memcmp(r->http->method, "HEAD", 4) == 0;
+    r->decision = 3;
+    free(r->c->head);
+    r->c->head = NULL;
+    sock_pause(&r->c->sock);
+    return d;
+}
+
+/* Completes a deferred exchange (or just frees d if the client is gone); see weft.h. */
+void weft_deferred_respond(struct weft_deferred *d, int status, const char *content_type,
+                           const char *extra_headers, const void *body, size_t body_len)
+{
+    if (!d)
+        return;
+    struct weft_conn *c = d->s->ep.conns;
+    while (c && c->id != d->conn_id)
+        c = c->next;
+    bool head_only = d->head_only;
+    free(d);
+    if (!c || c->state != CONN_HTTP)
+        return;
+    char head[RESPONSE_MAX];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n%s\r\n",
+                     status, weft_http_reason(status), content_type ? content_type : "text/plain",
+                     body_len, extra_headers ? extra_headers : "");
+    sock_resume(&c->sock);
+    if (n < 0 || (size_t)n >= sizeof head) {
+        respond_error(c, 500, NULL, NULL);
+        return;
+    }
+    sock_write2(&c->sock, head, (size_t)n, body, head_only ? 0 : body_len);
+    c->ep->stats.http_requests++;
+    conn_drain(c);
 }
 
 /* ----------------------------------------------------------------- the request head */

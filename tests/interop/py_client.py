@@ -288,6 +288,67 @@ async def sc_max_message(small):
     return "1000 bytes echoed; 1001 bytes and 2x600 fragments closed with 1009 (%r)" % reason
 
 
+async def sc_slow_consumer(srv, policy):
+    """A room member that stops reading while another member sends 20 MiB in 16 KiB
+    messages. With --slow-policy close (and --max-backpressure 65536) it is closed with 1008;
+    with the default drop policy it loses messages but stays connected and gets new ones once
+    it reads again. Meanwhile a member that reads gets every message, in order."""
+    n, size = 1280, 16384  # 20 MiB: more than the kernel buffers can hide
+    room = "/ws/slow-" + policy
+    # max_queue=1 and a small read_limit: websockets stops reading the socket almost at once.
+    slow = await connect(srv.url(room), max_queue=1, read_limit=4096)
+    fast = await connect(srv.url(room))
+    sender = await connect(srv.url(room))
+    try:
+        payload = bytes_of_size(size, 3)
+        # Lockstep with the fast member (it is never more than one message behind), so only
+        # the member that stopped reading can reach the backpressure limit.
+        for i in range(n):
+            await sender.send(i.to_bytes(4, "big") + payload)
+            msg = await recv(fast, "fast member, message %d" % i)
+            if msg[:4] != i.to_bytes(4, "big") or len(msg) != size + 4:
+                raise Failure("fast member: message %d out of order or damaged" % i)
+        # Now the slow member reads what the kernel and the server held.
+        got, last = 0, -1
+        try:
+            while True:
+                msg = await asyncio.wait_for(slow.recv(), 1 if policy == "drop" else STEP_TIMEOUT)
+                seq = int.from_bytes(msg[:4], "big")
+                if seq <= last:
+                    raise Failure("slow member: message %d after %d" % (seq, last))
+                got, last = got + 1, seq
+        except asyncio.TimeoutError:
+            if policy == "close":
+                raise Failure("slow member: no close within %d s after %d messages"
+                              % (STEP_TIMEOUT, got))
+        except ConnectionClosed:
+            if policy == "drop":
+                raise Failure("slow member: closed (%s %r) under the drop policy after %d "
+                              "messages" % (slow.close_code, slow.close_reason, got))
+        if got >= n:
+            raise Failure("slow member received all %d messages: no backpressure seen" % n)
+        if policy == "close":
+            await wait_closed(slow, "slow member")
+            if slow.close_code != 1008:
+                raise Failure("slow member: closed with %s %r after %d of %d messages, "
+                              "expected 1008" % (slow.close_code, slow.close_reason, got, n))
+            outcome = "was closed with 1008"
+        else:
+            await sender.send("after the flood")
+            same(await recv(fast, "fast member, after the flood"), "after the flood",
+                 "fast member, after the flood")
+            same(await recv(slow, "slow member after draining"), "after the flood",
+                 "slow member after draining")
+            outcome = "stayed open and got new messages"
+        await sender.send("still here")
+        same(await recv(fast, "fast member after"), "still here", "room still working")
+    finally:
+        for ws in (slow, fast, sender):
+            await ws.close()
+    return "%s: slow reader got %d of %d x 16 KiB, then %s; fast reader got all, in order" \
+        % (policy, got, n, outcome)
+
+
 async def sc_peer_eof(srv):
     """The client sends a message and half-closes TCP at once, without a close frame (a peer
     that went away): the server must notice the EOF and close its side."""
@@ -365,8 +426,10 @@ async def run(weft):
 
     srv = Server(weft)
     small = Server(weft, "--max-message", "1000")
-    print("# weft serve on ports %d and %d (--max-message 1000); websockets %s"
-          % (srv.port, small.port, websockets.__version__), flush=True)
+    slow = Server(weft, "--max-backpressure", "65536", "--slow-policy", "close")
+    print("# weft serve on ports %d, %d (--max-message 1000) and %d (--max-backpressure "
+          "65536 --slow-policy close); websockets %s"
+          % (srv.port, small.port, slow.port, websockets.__version__), flush=True)
     await scenario("echo-text", sc_echo(srv, "text"))
     await scenario("echo-binary", sc_echo(srv, "binary"))
     await scenario("fragmented", sc_fragmented(srv))
@@ -375,11 +438,13 @@ async def run(weft):
     await scenario("close-4001", sc_close(srv, 4001, "bye"))
     await scenario("invalid-utf8", sc_invalid_utf8(srv))
     await scenario("max-message", sc_max_message(small))
+    await scenario("slow-drop", sc_slow_consumer(srv, "drop"))
+    await scenario("slow-close", sc_slow_consumer(slow, "close"))
     await scenario("peer-eof", sc_peer_eof(srv))
     await scenario("http", sc_http(srv))
     await scenario("shutdown", sc_shutdown(srv))
 
-    for s in (srv, small):
+    for s in (srv, small, slow):
         status = s.stop()
         crashed = [l for l in s.lines if "Sanitizer" in l or "runtime error:" in l]
         if status != 0 or crashed:

@@ -1,0 +1,96 @@
+/*
+ * client.h — internal structures of WebSocket clients and pools (src/ws/client.c, pool.c).
+ */
+#ifndef WEFT_WS_CLIENT_H
+#define WEFT_WS_CLIENT_H
+
+#include "net/dns.h"
+#include "ws/ws.h"
+
+#define CLIENT_MAX_ADDRS DNS_MAX_ADDRS
+
+/* Where a client stands. */
+enum client_state {
+    CL_RESOLVING = 0, /* DNS lookup in progress */
+    CL_CONNECTING,    /* TCP connects in flight */
+    CL_HANDSHAKE,     /* connected, waiting for the 101 */
+    CL_OPEN,          /* connection open (or closing) */
+    CL_WAITING,       /* backoff before the next attempt */
+    CL_ENDED,         /* stopped for good; on_end is due or done */
+};
+
+/* One TCP connect in flight (happy eyeballs keeps several). */
+struct attempt {
+    struct weft_io io; /* first; fd -1 when unused */
+    struct weft_client *cl;
+};
+
+/* The part of a client the loop may reference during the iteration that frees it. */
+struct attempts {
+    struct attempt a[CLIENT_MAX_ADDRS];
+    struct weft_timer reaper;
+};
+
+/* A message sent while disconnected. */
+struct qmsg {
+    struct qmsg *next;
+    size_t len;
+    uint8_t opcode;
+    uint8_t data[];
+};
+
+struct pool_member;
+
+struct weft_client {
+    struct endpoint ep; /* first: connections point at it */
+    struct weft_client_options opt; /* strings below replace the caller's */
+    struct weft_ws_handlers h;      /* what connections call: the caller's, on_open/on_close
+                                       wrapped */
+    char *host;      /* NUL-terminated, no brackets */
+    char *hosthdr;   /* Host header value */
+    char *target;    /* request target, starts with '/' */
+    uint16_t port;
+    enum client_state state;
+
+    struct dns_query *dns;
+    struct dns_addr addrs[CLIENT_MAX_ADDRS];
+    size_t naddrs, next_addr;
+    bool numeric;                   /* addrs[0] came from the URL, no DNS */
+    unsigned inflight;              /* connects in flight */
+    struct attempts *att;
+    struct weft_timer connect_timer, eyeball_timer, retry_timer, end_timer;
+
+    struct weft_conn *conn;         /* the connection of this attempt, NULL if none */
+    char key[25];
+    uint64_t opened_at;
+    uint64_t proto_errors_at_open;
+
+    unsigned attempt;               /* consecutive reconnections so far */
+    bool app_closed;                /* weft_client_close was called */
+    bool end_reported;
+
+    /* outcome of the current attempt */
+    bool failed;                    /* an error was reported for this attempt */
+    bool had_open;
+    bool no_retry;
+    int connect_errno;
+    int64_t hint_ms;                /* least delay asked by the server, -1 if none */
+    uint16_t close_code;
+
+    struct qmsg *qhead, *qtail;
+    size_t qbytes;
+
+    struct weft_pool *pool;         /* set for pool members */
+    struct pool_member *member;
+};
+
+/* pool.c: events of a pool member client. */
+void pool_member_opened(struct weft_client *cl);
+void pool_member_error(struct weft_client *cl, int err);
+void pool_member_ended(struct weft_client *cl); /* last call: the pool frees cl */
+
+/* client.c: creates a client with already validated options, for pools. */
+struct weft_client *client_new(struct weft_loop *loop, const char *url,
+                               const struct weft_client_options *opts, int *err);
+
+#endif

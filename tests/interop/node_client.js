@@ -377,6 +377,76 @@ async function scMaxMessage(small) {
   return `1000 bytes echoed; 1001 bytes and 2x600 fragments closed with 1009 (${JSON.stringify(reason)})`;
 }
 
+// A room member that stops reading (ws.pause()) while another member sends 20 MiB in 16 KiB
+// messages. With --slow-policy close (and --max-backpressure 65536) it is closed with 1008;
+// with the default drop policy it loses messages but stays connected and gets new ones once
+// it reads again. Meanwhile a member that reads gets every message, in order.
+async function scSlowConsumer(srv, policy) {
+  const n = 1280;
+  const size = 16384; // 20 MiB: more than the kernel buffers can hide
+  const room = `/ws/slow-${policy}`;
+  const slow = await Client.open(srv.url(room));
+  const fast = await Client.open(srv.url(room));
+  const sender = await Client.open(srv.url(room));
+  let got = 0;
+  let outcome;
+  try {
+    slow.ws.pause();
+    const payload = bytesOfSize(size, 3);
+    // Lockstep with the fast member (never more than one message behind), so only the member
+    // that stopped reading can reach the backpressure limit.
+    for (let i = 0; i < n; i++) {
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(i);
+      await sender.send(Buffer.concat([head, payload]));
+      const m = await fast.recv(`fast member, message ${i}`);
+      if (m.data.length !== size + 4 || m.data.readUInt32BE(0) !== i) {
+        throw new Failure(`fast member: message ${i} out of order or damaged`);
+      }
+    }
+    // Now the slow member reads what the kernel and the server held.
+    slow.ws.resume();
+    let last = -1;
+    for (;;) {
+      let m;
+      try {
+        m = await slow.recv('slow member', policy === 'drop' ? 1000 : STEP_TIMEOUT);
+      } catch (e) {
+        if (slow.closeInfo) break;
+        if (policy === 'drop') break; // a second of silence: drained
+        throw new Failure(`slow member: no close within ${STEP_TIMEOUT} ms after ${got} messages`);
+      }
+      const seq = m.data.readUInt32BE(0);
+      if (seq <= last) throw new Failure(`slow member: message ${seq} after ${last}`);
+      last = seq;
+      got++;
+    }
+    if (got >= n) throw new Failure(`slow member received all ${n} messages: no backpressure seen`);
+    if (policy === 'close') {
+      const info = await withTimeout(slow.closed, STEP_TIMEOUT, 'slow member close');
+      if (info.code !== 1008) {
+        throw new Failure(`slow member: closed with ${info.code} ${JSON.stringify(info.reason)} ` +
+                          `after ${got} of ${n} messages, expected 1008`);
+      }
+      outcome = 'was closed with 1008';
+    } else {
+      if (slow.closeInfo) {
+        throw new Failure(`slow member: closed (${slow.closeInfo.code}) under the drop policy ` +
+                          `after ${got} messages`);
+      }
+      await sender.send('after the flood');
+      same(await fast.recv('fast member, after the flood'), 'after the flood', 'fast member, after the flood');
+      same(await slow.recv('slow member after draining'), 'after the flood', 'slow member after draining');
+      outcome = 'stayed open and got new messages';
+    }
+    await sender.send('still here');
+    same(await fast.recv('fast member after'), 'still here', 'room still working');
+  } finally {
+    for (const c of [slow, fast, sender]) await c.close(1000).catch(() => {});
+  }
+  return `${policy}: slow reader got ${got} of ${n} x 16 KiB, then ${outcome}; fast reader got all, in order`;
+}
+
 async function scShutdown(srv) {
   const c = await Client.open(srv.url('/echo'));
   await c.send('hi');
@@ -405,7 +475,9 @@ async function run(weft) {
 
   const srv = await new Server(weft, []).start();
   const small = await new Server(weft, ['--max-message', '1000']).start();
-  console.log(`# weft serve on ports ${srv.port} and ${small.port} (--max-message 1000); ` +
+  const slowSrv = await new Server(weft, ['--max-backpressure', '65536', '--slow-policy', 'close']).start();
+  console.log(`# weft serve on ports ${srv.port}, ${small.port} (--max-message 1000) and ` +
+              `${slowSrv.port} (--max-backpressure 65536 --slow-policy close); ` +
               `ws ${require('ws/package.json').version}`);
   await scenario('echo-text', () => scEcho(srv, 'text'));
   await scenario('echo-binary', () => scEcho(srv, 'binary'));
@@ -415,9 +487,11 @@ async function run(weft) {
   await scenario('close-4001', () => scClose(srv, 4001, 'bye'));
   await scenario('invalid-utf8', () => scInvalidUtf8(srv));
   await scenario('max-message', () => scMaxMessage(small));
+  await scenario('slow-drop', () => scSlowConsumer(srv, 'drop'));
+  await scenario('slow-close', () => scSlowConsumer(slowSrv, 'close'));
   await scenario('shutdown', () => scShutdown(srv));
 
-  for (const s of [srv, small]) {
+  for (const s of [srv, small, slowSrv]) {
     const status = await s.stop();
     const crashed = s.lines.some((l) => l.includes('Sanitizer') || l.includes('runtime error:'));
     if (status !== 0 || crashed) {

@@ -1,0 +1,1664 @@
+/*
+ * bench.c — `weft bench URL`: a WebSocket load generator on its own lean event loop.
+ *
+ * One thread, one epoll set (edge-triggered), one shared receive buffer, and weft's sans-I/O
+ * protocol functions for everything on the wire: the opening handshake (weft_handshake_key,
+ * weft_handshake_request, weft_http_parse_response, weft_handshake_check_response), frames
+ * in the client role with a fresh masking key each (weft_frame_encode), and received messages
+ * (weft_msg_parse, client role). It uses only weft.h, like any outside application.
+ *
+ * Modes:
+ *   echo     N connections, each keeps W messages of S bytes in flight (closed loop: every
+ *            echo sends the next one), or an open-loop total rate (-r) spread over them.
+ *   room     N members of one room (the URL's path, e.g. /ws/bench); the first K are senders.
+ *            Every delivery is counted at every member. Closed loop: a sender keeps W messages
+ *            in flight, a message leaving the window once every other member has it.
+ *   connect  handshakes per second: C concurrent open → 101 → close handshake → reopen.
+ *   idle     open N connections and hold them; with --server-pid, the server's RSS per
+ *            connection.
+ *
+ * Latency: each message carries the time it was (closed loop) or should have been (open loop,
+ * -r) sent in its first 8 bytes, in 7-bit groups so that a text payload stays valid UTF-8.
+ * Open-loop latency is measured from the intended send time, so a stalled server cannot hide
+ * its stall by slowing the generator down (no coordinated omission). Room messages also carry
+ * the sender, the window slot and a generation in bytes 8..13.
+ *
+ * Phases: ramp (connections opened at --ramp per second), warm-up (traffic, not counted),
+ * measure (-d seconds), drain (close handshakes, at most 2 s). The server's CPU time comes
+ * from /proc/PID/stat (utime + stime) over the measured window, its RSS from
+ * /proc/PID/status.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hist.h"
+#include "weft.h"
+
+#define RBUF_SIZE (256u * 1024u)
+#define HS_CAP 4096u                        /* handshake response head */
+#define MAX_PENDING 256                     /* connects + handshakes in progress at once */
+#define MAX_SIZE (16u * 1024u * 1024u)      /* largest -s */
+#define MAX_BACKLOG (16u * 1024u * 1024u)   /* open loop: unsent bytes per connection */
+#define HANDSHAKE_TIMEOUT_NS (10 * NS_PER_S)
+#define DRAIN_NS (2 * NS_PER_S)
+#define NS_PER_S 1000000000ull
+#define TS_BYTES 8      /* timestamp: 8 x 7 bits = 56 bits of ns (2.2 years) */
+#define ROOM_HDR 14     /* timestamp + sender (3 x 7 bits) + slot (2 x 7 bits) + generation */
+#define MAX_WINDOW 16383 /* slots fit in 14 bits */
+#define MAX_SENDERS 2097151
+
+enum mode { MODE_ECHO, MODE_ROOM, MODE_CONNECT, MODE_IDLE };
+static const char *const mode_names[] = {"echo", "room", "connect", "idle"};
+
+enum phase { PH_RAMP, PH_SETTLE, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_DONE };
+static const char *const phase_names[] = {"ramp", "settle", "warm-up", "measure", "drain",
+                                          "done"};
+
+/* Kinds of error, counted over the whole run (not only the measured window). */
+enum err_kind {
+    E_CONNECT,     /* socket/bind/connect failed */
+    E_HANDSHAKE,   /* the response was not a valid 101 */
+    E_TIMEOUT,     /* no 101 within 10 s */
+    E_PROTOCOL,    /* the server sent an invalid frame or message */
+    E_CLOSED,      /* the server closed the connection (close frame or EOF) unasked */
+    E_IO,          /* send/recv failed (reset, ...) */
+    E_BAD_MESSAGE, /* a message of the wrong size or with a header we did not send */
+    E_LOST,        /* room: deliveries that never arrived (a window slot timed out) */
+    E_BACKLOG,     /* open loop: a message not sent because the connection had 16 MiB queued */
+    E__N
+};
+static const char *const err_names[] = {"connect", "handshake", "timeout", "protocol",
+                                        "closed", "io", "bad_message", "lost", "backlog"};
+
+enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING, C_DONE };
+
+/* One client connection. */
+struct bconn {
+    int fd;
+    uint8_t state;     /* enum cstate */
+    bool dirty;        /* on the flush list */
+    bool sender;       /* room: this member sends */
+    uint8_t in_hdr_len;
+    uint32_t idx;      /* position in the connection array */
+    uint32_t sender_idx;
+    uint64_t t_start;  /* ns: when connect() was called */
+    struct weft_msg_parser mp;
+    char key[25];
+    char *hs;          /* handshake response bytes (only while in C_HANDSHAKE) */
+    size_t hs_len;
+    uint8_t *out;      /* bytes waiting for the kernel: out[out_off .. out_len) */
+    size_t out_off, out_len, out_cap;
+    uint64_t in_len;   /* bytes of the message being received */
+    uint8_t in_hdr[ROOM_HDR];
+    struct bconn *next_dirty;
+};
+
+/* Room: the window of one sender. */
+struct sender {
+    struct bconn *conn;
+    int32_t *remaining;   /* per slot: deliveries still expected, 0 = slot free */
+    uint8_t *gen;         /* per slot: generation of the message in it */
+    uint64_t *sent_at;    /* per slot: ns of the send */
+};
+
+struct options {
+    const char *url;
+    enum mode mode;
+    long conns, size, window, senders;
+    double rate, duration, warmup, ramp;
+    bool binary, json;
+    long server_pid;
+    uint32_t local_lo, local_hi; /* host byte order; 0 = none */
+};
+
+/* Counters of the measured window. */
+struct counters {
+    uint64_t msgs;   /* echoes / deliveries / completed open-close cycles */
+    uint64_t bytes;  /* payload bytes received */
+    uint64_t sent;   /* messages sent */
+};
+
+struct bench {
+    struct options o;
+    int ep;
+    struct sockaddr_in addr;
+    char hosthdr[300];
+    char path[1024];
+    struct weft_random rnd;
+    struct weft_msg_limits limits;
+    struct bconn *conns;
+    long nconns;
+    struct sender *senders;
+    long nsenders;
+    uint8_t *rbuf;
+    uint8_t *payload;   /* the message template (pattern), timestamp patched per send */
+    uint8_t *frame;     /* scratch for one encoded frame */
+    size_t frame_cap;
+    struct bconn *dirty;
+
+    enum phase phase;
+    uint64_t t0;            /* ns: start of the run (timestamps are relative to it) */
+    uint64_t phase_end;     /* ns: when the current timed phase ends */
+    uint64_t send_start;    /* ns: open loop: intended time of message 0 */
+    uint64_t next_k;        /* open loop: next message number */
+    long rr;                /* open loop: round-robin cursor */
+    long started, open, pending, closed;
+    uint32_t local_next;
+    uint64_t next_progress, next_scan;
+    bool tty;
+
+    struct counters c;
+    uint64_t errors[E__N];
+    struct hist lat;
+
+    /* the measured window */
+    uint64_t m_t0, m_t1;
+    double self_cpu0, self_cpu1, srv_cpu0, srv_cpu1;
+    long rss_before, rss_after;
+    long peak_open;
+};
+
+static volatile sig_atomic_t interrupted;
+
+/* SIGINT: finish the current phase early and report what was measured. */
+static void on_sigint(int signo)
+{
+    (void)signo;
+    interrupted = 1;
+}
+
+/* Nanoseconds of CLOCK_MONOTONIC. */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* Seconds of CPU (user + system) this process has used. */
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Seconds of CPU (utime + stime, all threads) of pid from /proc/PID/stat, or -1. */
+static double proc_cpu_s(long pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may contain spaces and ')' */
+    if (!p || !p[1])
+        return -1;
+    /* After ")": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+     * utime stime. */
+    unsigned long long ut = 0, st = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmRSS of pid in KiB from /proc/PID/status, or -1. */
+static long proc_rss_kib(long pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kib = strtol(line + 6, NULL, 10);
+    fclose(f);
+    return kib;
+}
+
+/* ------------------------------------------------------------------ payload header */
+
+/* Writes v (< 2^(7n)) into p[0..n) as n 7-bit groups, least significant first. */
+static void put7(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        p[i] = (uint8_t)((v >> (7 * i)) & 0x7f);
+}
+
+/* Reads n 7-bit groups written by put7; returns UINT64_MAX if a byte has its top bit set. */
+static uint64_t get7(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (p[i] & 0x80)
+            return UINT64_MAX;
+        v |= (uint64_t)p[i] << (7 * i);
+    }
+    return v;
+}
+
+/* ------------------------------------------------------------------ errors and output */
+
+/* Counts an error of the given kind. */
+static void count_error(struct bench *b, enum err_kind k)
+{
+    b->errors[k]++;
+}
+
+/* Sum of every error kind. */
+static uint64_t errors_total(const struct bench *b)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < E__N; i++)
+        t += b->errors[i];
+    return t;
+}
+
+/* Puts c on the list of connections flushed at the end of the loop iteration. */
+static void mark_dirty(struct bench *b, struct bconn *c)
+{
+    if (!c->dirty) {
+        c->dirty = true;
+        c->next_dirty = b->dirty;
+        b->dirty = c;
+    }
+}
+
+/* Makes room for n more bytes in c's output buffer. Returns a pointer to them or NULL. */
+static uint8_t *out_reserve(struct bconn *c, size_t n)
+{
+    if (c->out_off && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + n > c->out_cap) {
+        if (c->out_off) { /* compact before growing */
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        if (c->out_len + n > c->out_cap) {
+            size_t cap = c->out_cap ? c->out_cap : 1024;
+            while (cap < c->out_len + n)
+                cap *= 2;
+            uint8_t *p = realloc(c->out, cap);
+            if (!p)
+                return NULL;
+            c->out = p;
+            c->out_cap = cap;
+        }
+    }
+    uint8_t *at = c->out + c->out_len;
+    c->out_len += n;
+    return at;
+}
+
+/* Closes c's socket and frees its buffers; the slot becomes C_DONE. */
+static void conn_release(struct bench *b, struct bconn *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd); /* also removes it from the epoll set */
+        c->fd = -1;
+    }
+    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE)
+        b->pending--;
+    if (c->state == C_OPEN || c->state == C_CLOSING)
+        b->open--;
+    free(c->hs);
+    c->hs = NULL;
+    c->hs_len = 0;
+    free(c->out);
+    c->out = NULL;
+    c->out_off = c->out_len = c->out_cap = 0;
+    c->state = C_DONE;
+    b->closed++;
+}
+
+/* Fails c with an error of kind k. */
+static void conn_fail(struct bench *b, struct bconn *c, enum err_kind k)
+{
+    count_error(b, k);
+    conn_release(b, c);
+}
+
+/* Queues one masked frame on c (fresh masking key from weft_frame_encode). Returns false if
+ * out of memory. */
+static bool queue_frame(struct bench *b, struct bconn *c, uint8_t opcode, const void *payload,
+                        size_t len)
+{
+    size_t cap = len + WEFT_FRAME_HEADER_MAX;
+    uint8_t *at = out_reserve(c, cap);
+    if (!at)
+        return false;
+    long n = weft_frame_encode(at, cap, WEFT_ROLE_CLIENT, &b->rnd, opcode, true, 0, payload, len);
+    if (n < 0) {
+        c->out_len -= cap;
+        return false;
+    }
+    c->out_len -= cap - (size_t)n;
+    mark_dirty(b, c);
+    return true;
+}
+
+/* Queues one data message stamped with ts (ns since t0); room messages also carry sender,
+ * slot and generation. Returns false if it could not be queued (counted as an error). */
+static bool send_message(struct bench *b, struct bconn *c, uint64_t ts, uint32_t sender,
+                         uint32_t slot, uint8_t gen)
+{
+    if (c->state != C_OPEN)
+        return false;
+    if (b->o.rate > 0 && c->out_len - c->out_off > MAX_BACKLOG) {
+        count_error(b, E_BACKLOG);
+        return false;
+    }
+    size_t len = (size_t)b->o.size;
+    if (len >= TS_BYTES)
+        put7(b->payload, ts, TS_BYTES);
+    if (b->o.mode == MODE_ROOM) {
+        put7(b->payload + 8, sender, 3);
+        put7(b->payload + 11, slot, 2);
+        b->payload[13] = gen & 0x7f;
+    }
+    if (!queue_frame(b, c, b->o.binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, b->payload, len)) {
+        count_error(b, E_IO);
+        return false;
+    }
+    if (b->phase == PH_MEASURE)
+        b->c.sent++;
+    return true;
+}
+
+/* Queues a close frame (1000) and moves c to C_CLOSING. */
+static void start_close(struct bench *b, struct bconn *c)
+{
+    uint8_t pl[125];
+    size_t n = weft_close_payload(pl, WEFT_CLOSE_NORMAL, NULL, 0);
+    queue_frame(b, c, WEFT_OP_CLOSE, pl, n);
+    c->state = C_CLOSING;
+}
+
+/* Writes what the kernel takes of c's output. Returns false if c failed. */
+static bool conn_flush(struct bench *b, struct bconn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (w > 0) {
+            c->out_off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true; /* EPOLLOUT (edge) tells when there is room again */
+        conn_fail(b, c, c->state == C_CLOSING ? E__N - E__N + E_IO : E_IO);
+        return false;
+    }
+    c->out_off = c->out_len = 0;
+    return true;
+}
+
+/* Flushes every connection that queued output during this iteration. */
+static void flush_dirty(struct bench *b)
+{
+    while (b->dirty) {
+        struct bconn *c = b->dirty;
+        b->dirty = c->next_dirty;
+        c->dirty = false;
+        c->next_dirty = NULL;
+        if (c->fd >= 0)
+            conn_flush(b, c);
+    }
+}
+
+/* ------------------------------------------------------------------ opening */
+
+/* Starts a non-blocking connect for slot c (bound to the next --local-addr if given).
+ * Returns false (error counted) on failure. */
+static bool conn_start(struct bench *b, struct bconn *c, uint64_t now)
+{
+    memset(&c->mp, 0, sizeof c->mp);
+    c->state = C_FREE;
+    c->out_off = c->out_len = 0;
+    c->in_len = 0;
+    c->in_hdr_len = 0;
+    c->t_start = now;
+    b->started++;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        count_error(b, E_CONNECT);
+        c->state = C_DONE;
+        return false;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (b->o.local_lo) {
+        uint32_t span = b->o.local_hi - b->o.local_lo + 1;
+        struct sockaddr_in la = {.sin_family = AF_INET};
+        la.sin_addr.s_addr = htonl(b->o.local_lo + b->local_next++ % span);
+        /* Pick the port at connect time, per destination, so each source address has its own
+         * range of ephemeral ports. */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&la, sizeof la) != 0) {
+            close(fd);
+            count_error(b, E_CONNECT);
+            c->state = C_DONE;
+            return false;
+        }
+    }
+    if (connect(fd, (struct sockaddr *)&b->addr, sizeof b->addr) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        count_error(b, E_CONNECT);
+        c->state = C_DONE;
+        return false;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close(fd);
+        count_error(b, E_CONNECT);
+        c->state = C_DONE;
+        return false;
+    }
+    c->fd = fd;
+    c->state = C_CONNECTING;
+    b->pending++;
+    return true;
+}
+
+/* The TCP connection is up: sends the upgrade request. */
+static void conn_connected(struct bench *b, struct bconn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+        conn_fail(b, c, E_CONNECT);
+        return;
+    }
+    char req[2048];
+    weft_handshake_key(&b->rnd, c->key);
+    struct weft_client_request cr = {.host = b->hosthdr, .path = b->path};
+    int n = weft_handshake_request(req, sizeof req, &cr, c->key);
+    if (n < 0) {
+        conn_fail(b, c, E_HANDSHAKE);
+        return;
+    }
+    uint8_t *at = out_reserve(c, (size_t)n);
+    if (!at) {
+        conn_fail(b, c, E_IO);
+        return;
+    }
+    memcpy(at, req, (size_t)n);
+    c->state = C_HANDSHAKE;
+    conn_flush(b, c);
+}
+
+static void on_open(struct bench *b, struct bconn *c, uint64_t now);
+static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size_t len,
+                           uint64_t now);
+
+/* Accumulates the handshake response; on a complete valid 101 the connection opens and any
+ * bytes after the head are parsed as frames. */
+static void handshake_input(struct bench *b, struct bconn *c, const uint8_t *data, size_t len,
+                            uint64_t now)
+{
+    if (!c->hs) {
+        c->hs = malloc(HS_CAP);
+        if (!c->hs) {
+            conn_fail(b, c, E_IO);
+            return;
+        }
+    }
+    size_t take = len < HS_CAP - c->hs_len ? len : HS_CAP - c->hs_len;
+    memcpy(c->hs + c->hs_len, data, take);
+    c->hs_len += take;
+    struct weft_http_response resp;
+    int hl = weft_http_parse_response(c->hs, c->hs_len, HS_CAP, &resp);
+    if (hl == 0 && c->hs_len < HS_CAP)
+        return; /* need more */
+    struct weft_handshake_result res;
+    if (hl <= 0 || resp.status != 101 ||
+        weft_handshake_check_response(&resp, c->key, NULL, NULL, &res) != WEFT_OK) {
+        conn_fail(b, c, E_HANDSHAKE);
+        return;
+    }
+    /* Bytes after the head (frames sent right after the 101) are kept for the parser. */
+    size_t extra = c->hs_len - (size_t)hl;
+    uint8_t tail[HS_CAP];
+    memcpy(tail, c->hs + hl, extra);
+    memcpy(tail + extra, data + take, len - take);
+    extra += len - take;
+    free(c->hs);
+    c->hs = NULL;
+    c->hs_len = 0;
+    b->pending--;
+    b->open++;
+    if (b->open > b->peak_open)
+        b->peak_open = b->open;
+    c->state = C_OPEN;
+    weft_msg_parser_init(&c->mp, &b->limits);
+    on_open(b, c, now);
+    if (extra && c->state == C_OPEN)
+        process_frames(b, c, tail, extra, now);
+}
+
+/* ------------------------------------------------------------------ traffic */
+
+/* True while messages are being sent (warm-up and measure). */
+static bool sending(const struct bench *b)
+{
+    return b->phase == PH_WARMUP || b->phase == PH_MEASURE;
+}
+
+/* Fills a room sender's free window slots with new messages. */
+static void sender_fill(struct bench *b, struct sender *s, uint64_t now)
+{
+    int32_t expect = (int32_t)(b->open - 1);
+    if (expect <= 0 || s->conn->state != C_OPEN)
+        return;
+    for (long j = 0; j < b->o.window; j++) {
+        if (s->remaining[j] > 0)
+            continue;
+        s->gen[j] = (uint8_t)((s->gen[j] + 1) & 0x7f);
+        s->remaining[j] = expect;
+        s->sent_at[j] = now;
+        if (!send_message(b, s->conn, now - b->t0, (uint32_t)(s - b->senders), (uint32_t)j,
+                          s->gen[j]))
+            s->remaining[j] = 0;
+    }
+}
+
+/* A connection finished its handshake. */
+static void on_open(struct bench *b, struct bconn *c, uint64_t now)
+{
+    if (b->o.mode == MODE_CONNECT) {
+        if (b->phase == PH_MEASURE)
+            hist_record(&b->lat, now - c->t_start);
+        start_close(b, c);
+        return;
+    }
+    if (b->o.mode == MODE_ECHO && sending(b) && b->o.rate <= 0)
+        for (long i = 0; i < b->o.window; i++)
+            send_message(b, c, now - b->t0, 0, 0, 0);
+}
+
+/* A whole data message arrived on c (its first bytes are in c->in_hdr). */
+static void on_message(struct bench *b, struct bconn *c, uint64_t now)
+{
+    bool measure = b->phase == PH_MEASURE;
+    if (c->in_len != (uint64_t)b->o.size) {
+        count_error(b, E_BAD_MESSAGE);
+        return;
+    }
+    uint64_t ts = UINT64_MAX;
+    if (c->in_hdr_len >= TS_BYTES)
+        ts = get7(c->in_hdr, TS_BYTES);
+    if (measure) {
+        b->c.msgs++;
+        b->c.bytes += c->in_len;
+        if (ts != UINT64_MAX && now >= b->t0 + ts)
+            hist_record(&b->lat, now - b->t0 - ts);
+    }
+    if (b->o.mode == MODE_ECHO) {
+        if (b->o.rate <= 0 && sending(b))
+            send_message(b, c, now - b->t0, 0, 0, 0);
+        return;
+    }
+    if (b->o.mode != MODE_ROOM || b->o.rate > 0)
+        return;
+    uint64_t si = get7(c->in_hdr + 8, 3), slot = get7(c->in_hdr + 11, 2);
+    uint8_t gen = c->in_hdr[13];
+    if (si >= (uint64_t)b->nsenders || slot >= (uint64_t)b->o.window) {
+        count_error(b, E_BAD_MESSAGE);
+        return;
+    }
+    struct sender *s = &b->senders[si];
+    if (s->gen[slot] != gen || s->remaining[slot] <= 0)
+        return; /* a late delivery of a message already given up on */
+    if (--s->remaining[slot] == 0 && sending(b))
+        sender_fill(b, s, now);
+}
+
+/* A control frame arrived on c. */
+static void on_control(struct bench *b, struct bconn *c, const struct weft_msg_event *ev)
+{
+    if (ev->opcode == WEFT_OP_PING) {
+        queue_frame(b, c, WEFT_OP_PONG, ev->data, ev->len);
+        return;
+    }
+    if (ev->opcode != WEFT_OP_CLOSE)
+        return;
+    if (c->state == C_CLOSING) { /* the answer to our close: done */
+        if (b->o.mode == MODE_CONNECT && b->phase == PH_MEASURE)
+            b->c.msgs++;
+        conn_release(b, c);
+        return;
+    }
+    /* The server closes: answer and count it. */
+    uint8_t pl[125];
+    size_t n = weft_close_payload(pl, ev->close_code == WEFT_CLOSE_NO_STATUS ? 0 : ev->close_code,
+                                  NULL, 0);
+    queue_frame(b, c, WEFT_OP_CLOSE, pl, n);
+    conn_flush(b, c);
+    if (c->fd >= 0)
+        conn_fail(b, c, E_CLOSED);
+}
+
+/* Parses received bytes as frames and dispatches the messages. */
+static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size_t len,
+                           uint64_t now)
+{
+    size_t off = 0;
+    while (off < len && c->fd >= 0 && (c->state == C_OPEN || c->state == C_CLOSING)) {
+        struct weft_msg_event ev;
+        size_t used = 0;
+        enum weft_msg_event_type t = weft_msg_parse(&c->mp, data + off, len - off, &used, &ev);
+        off += used;
+        switch (t) {
+        case WEFT_MSG_NEED_MORE:
+            return;
+        case WEFT_MSG_DATA:
+            if (ev.first) {
+                c->in_len = 0;
+                c->in_hdr_len = 0;
+            }
+            if (c->in_hdr_len < ROOM_HDR && ev.len) {
+                size_t k = ROOM_HDR - c->in_hdr_len;
+                if (k > ev.len)
+                    k = ev.len;
+                memcpy(c->in_hdr + c->in_hdr_len, ev.data, k);
+                c->in_hdr_len = (uint8_t)(c->in_hdr_len + k);
+            }
+            c->in_len += ev.len;
+            if (ev.fin && c->state == C_OPEN)
+                on_message(b, c, now);
+            break;
+        case WEFT_MSG_CONTROL:
+            on_control(b, c, &ev);
+            break;
+        case WEFT_MSG_ERROR:
+            conn_fail(b, c, E_PROTOCOL);
+            return;
+        }
+    }
+}
+
+/* Reads everything c has (edge-triggered: until EAGAIN or a short read). */
+static void conn_readable(struct bench *b, struct bconn *c)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, b->rbuf, RBUF_SIZE, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            if (c->state == C_CLOSING) { /* closing: EOF is as good as the close frame */
+                if (b->o.mode == MODE_CONNECT && b->phase == PH_MEASURE)
+                    b->c.msgs++;
+                conn_release(b, c);
+            } else {
+                conn_fail(b, c, n == 0 ? E_CLOSED : E_IO);
+            }
+            return;
+        }
+        uint64_t now = now_ns();
+        if (c->state == C_HANDSHAKE)
+            handshake_input(b, c, b->rbuf, (size_t)n, now);
+        else
+            process_frames(b, c, b->rbuf, (size_t)n, now);
+        if (c->fd < 0 || (size_t)n < RBUF_SIZE)
+            return;
+    }
+}
+
+/* Handles one epoll event. */
+static void on_event(struct bench *b, struct bconn *c, uint32_t events)
+{
+    if (c->fd < 0)
+        return;
+    if (c->state == C_CONNECTING) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            conn_connected(b, c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+        conn_readable(b, c);
+    if (c->fd >= 0 && (events & EPOLLOUT) && c->out_off < c->out_len)
+        conn_flush(b, c);
+}
+
+/* ------------------------------------------------------------------ scheduling */
+
+/* Opens connections as the ramp allows (all of them for connect mode's slots). */
+static void ramp_step(struct bench *b, uint64_t now)
+{
+    long target = b->nconns;
+    if (b->o.ramp > 0) {
+        double t = (double)(now - b->t0) / 1e9;
+        long allowed = (long)(t * b->o.ramp) + 1;
+        if (allowed < target)
+            target = allowed;
+    }
+    while (b->started < target && b->pending < MAX_PENDING)
+        conn_start(b, &b->conns[b->started], now);
+}
+
+/* Connect mode: restarts finished slots while traffic runs. */
+static void connect_step(struct bench *b, uint64_t now)
+{
+    if (!sending(b))
+        return;
+    for (long i = 0; i < b->nconns && b->pending < MAX_PENDING; i++) {
+        struct bconn *c = &b->conns[i];
+        if (c->state == C_DONE || c->state == C_FREE)
+            conn_start(b, c, now);
+    }
+}
+
+/* Open loop: sends every message whose intended time has come, round-robin over the open
+ * connections (echo) or the senders (room), each stamped with its intended time. Returns the
+ * ns until the next one is due. */
+static uint64_t open_loop_step(struct bench *b, uint64_t now)
+{
+    double interval = 1e9 / b->o.rate;
+    long budget = 20000; /* bounded work per iteration: the loop must keep reading */
+    for (;;) {
+        uint64_t due = b->send_start + (uint64_t)((double)b->next_k * interval);
+        if (due > now)
+            return due - now;
+        if (budget-- == 0)
+            return 0;
+        struct bconn *c = NULL;
+        uint32_t si = 0;
+        long tries = b->o.mode == MODE_ROOM ? b->nsenders : b->nconns;
+        while (tries-- > 0) {
+            long i = b->rr++;
+            if (b->o.mode == MODE_ROOM) {
+                si = (uint32_t)(i % b->nsenders);
+                c = b->senders[si].conn;
+            } else {
+                c = &b->conns[i % b->nconns];
+            }
+            if (c->state == C_OPEN)
+                break;
+            c = NULL;
+        }
+        b->next_k++;
+        if (c)
+            send_message(b, c, due - b->t0, si, 0, 0);
+    }
+}
+
+/* Room closed loop: gives up on window slots whose deliveries did not all arrive in time
+ * (counting the missing ones as lost) and refills them. */
+static void room_scan(struct bench *b, uint64_t now)
+{
+    uint64_t limit = 2 * NS_PER_S;
+    for (long i = 0; i < b->nsenders; i++) {
+        struct sender *s = &b->senders[i];
+        bool refill = false;
+        for (long j = 0; j < b->o.window; j++)
+            if (s->remaining[j] > 0 && now - s->sent_at[j] > limit) {
+                b->errors[E_LOST] += (uint64_t)s->remaining[j];
+                s->remaining[j] = 0;
+                refill = true;
+            }
+        if (refill && sending(b))
+            sender_fill(b, s, now);
+    }
+}
+
+/* Fails connections whose handshake takes more than 10 s. */
+static void timeout_scan(struct bench *b, uint64_t now)
+{
+    if (b->pending == 0)
+        return;
+    for (long i = 0; i < b->nconns; i++) {
+        struct bconn *c = &b->conns[i];
+        if ((c->state == C_CONNECTING || c->state == C_HANDSHAKE) &&
+            now - c->t_start > HANDSHAKE_TIMEOUT_NS)
+            conn_fail(b, c, E_TIMEOUT);
+    }
+}
+
+/* Starts traffic: room senders fill their windows, echo connections theirs. */
+static void start_traffic(struct bench *b, uint64_t now)
+{
+    b->send_start = now;
+    b->next_k = 0;
+    if (b->o.rate > 0)
+        return;
+    if (b->o.mode == MODE_ECHO) {
+        for (long i = 0; i < b->nconns; i++)
+            if (b->conns[i].state == C_OPEN)
+                on_open(b, &b->conns[i], now);
+    } else if (b->o.mode == MODE_ROOM) {
+        for (long i = 0; i < b->nsenders; i++)
+            sender_fill(b, &b->senders[i], now);
+    }
+}
+
+/* Begins the measured window: resets the counters, samples the CPU clocks. */
+static void start_measure(struct bench *b, uint64_t now)
+{
+    memset(&b->c, 0, sizeof b->c);
+    hist_reset(&b->lat);
+    b->m_t0 = now;
+    b->self_cpu0 = self_cpu_s();
+    b->srv_cpu0 = b->o.server_pid ? proc_cpu_s(b->o.server_pid) : -1;
+}
+
+/* Ends the measured window. */
+static void end_measure(struct bench *b, uint64_t now)
+{
+    b->m_t1 = now;
+    b->self_cpu1 = self_cpu_s();
+    b->srv_cpu1 = b->o.server_pid ? proc_cpu_s(b->o.server_pid) : -1;
+    if (b->o.server_pid)
+        b->rss_after = proc_rss_kib(b->o.server_pid);
+}
+
+/* Moves to the drain phase: close handshakes everywhere (or, for connect mode, lets the
+ * cycles in progress finish). */
+static void start_drain(struct bench *b, uint64_t now)
+{
+    b->phase = PH_DRAIN;
+    b->phase_end = now + DRAIN_NS;
+    for (long i = 0; i < b->nconns; i++) {
+        struct bconn *c = &b->conns[i];
+        if (c->state == C_OPEN)
+            start_close(b, c);
+    }
+}
+
+/* Advances the phase machine. Returns true when the run is over. */
+static bool phase_step(struct bench *b, uint64_t now)
+{
+    if (interrupted && b->phase < PH_DRAIN) {
+        interrupted = 0;
+        if (b->phase == PH_MEASURE)
+            end_measure(b, now);
+        else if (b->phase < PH_MEASURE) {
+            start_measure(b, now);
+            end_measure(b, now);
+        }
+        start_drain(b, now);
+        return false;
+    }
+    switch (b->phase) {
+    case PH_RAMP:
+        if (b->started >= b->nconns && b->pending == 0) {
+            /* everything opened (or failed): let servers that subscribe after the 101 catch up */
+            b->phase = PH_SETTLE;
+            b->phase_end = now + (b->o.mode == MODE_IDLE ? NS_PER_S : NS_PER_S / 5);
+        }
+        return false;
+    case PH_SETTLE:
+        if (now < b->phase_end)
+            return false;
+        if (b->open == 0)
+            start_measure(b, now), end_measure(b, now), start_drain(b, now);
+        else if (b->o.mode == MODE_IDLE) {
+            b->phase = PH_MEASURE;
+            start_measure(b, now);
+            b->phase_end = now + (uint64_t)(b->o.duration * 1e9);
+        } else {
+            b->phase = PH_WARMUP;
+            b->phase_end = now + (uint64_t)(b->o.warmup * 1e9);
+            start_traffic(b, now);
+        }
+        return false;
+    case PH_WARMUP:
+        if (now >= b->phase_end) {
+            b->phase = PH_MEASURE;
+            b->phase_end = now + (uint64_t)(b->o.duration * 1e9);
+            start_measure(b, now);
+        }
+        return false;
+    case PH_MEASURE:
+        if (now >= b->phase_end) {
+            end_measure(b, now);
+            start_drain(b, now);
+        }
+        return false;
+    case PH_DRAIN:
+        if (now >= b->phase_end || (b->open == 0 && b->pending == 0)) {
+            for (long i = 0; i < b->nconns; i++)
+                if (b->conns[i].fd >= 0)
+                    conn_release(b, &b->conns[i]);
+            b->phase = PH_DONE;
+            return true;
+        }
+        return false;
+    case PH_DONE:
+        return true;
+    }
+    return true;
+}
+
+/* Prints the live progress line on stderr (only on a terminal). */
+static void progress(struct bench *b, uint64_t now)
+{
+    static uint64_t last_msgs, last_t;
+    uint64_t msgs = b->c.msgs;
+    double dt = last_t ? (double)(now - last_t) / 1e9 : 0;
+    double rate = dt > 0 && msgs >= last_msgs ? (double)(msgs - last_msgs) / dt : 0;
+    last_msgs = msgs;
+    last_t = now;
+    fprintf(stderr, "\r\033[Kweft bench: %-7s %6.1fs  conns %ld/%ld  %s %.0f/s  errors %" PRIu64,
+            phase_names[b->phase], (double)(now - b->t0) / 1e9, b->open, b->nconns,
+            b->o.mode == MODE_CONNECT ? "cycles" : "msgs", b->phase == PH_MEASURE ? rate : 0.0,
+            errors_total(b));
+    fflush(stderr);
+}
+
+/* The event loop: runs the phases to the end. Returns 0, or 1 if epoll failed. */
+static int run(struct bench *b)
+{
+    struct epoll_event evs[512];
+    b->t0 = now_ns();
+    b->phase = b->o.mode == MODE_CONNECT ? PH_WARMUP : PH_RAMP;
+    if (b->o.mode == MODE_CONNECT) {
+        b->phase_end = b->t0 + (uint64_t)(b->o.warmup * 1e9);
+        if (b->o.warmup <= 0) {
+            b->phase = PH_MEASURE;
+            b->phase_end = b->t0 + (uint64_t)(b->o.duration * 1e9);
+            start_measure(b, b->t0);
+        }
+    }
+    b->next_progress = b->t0 + NS_PER_S;
+    b->next_scan = b->t0 + NS_PER_S / 4;
+    for (;;) {
+        uint64_t now = now_ns();
+        if (phase_step(b, now))
+            break;
+        if (b->phase == PH_RAMP)
+            ramp_step(b, now);
+        if (b->o.mode == MODE_CONNECT)
+            connect_step(b, now);
+        uint64_t wait = 250 * 1000 * 1000ull;
+        if (b->o.rate > 0 && sending(b)) {
+            uint64_t w = open_loop_step(b, now);
+            if (w < wait)
+                wait = w;
+        }
+        if (now >= b->next_scan) {
+            b->next_scan = now + NS_PER_S / 4;
+            timeout_scan(b, now);
+            if (b->o.mode == MODE_ROOM && b->o.rate <= 0)
+                room_scan(b, now);
+        }
+        if (b->tty && now >= b->next_progress) {
+            b->next_progress = now + NS_PER_S;
+            progress(b, now);
+        }
+        flush_dirty(b);
+        if (b->phase == PH_RAMP && b->started < b->nconns) {
+            uint64_t w = b->pending < MAX_PENDING && b->o.ramp > 0
+                             ? (uint64_t)(1e9 / b->o.ramp)
+                             : 10 * 1000 * 1000ull;
+            if (b->pending < MAX_PENDING && b->o.ramp <= 0)
+                w = 0;
+            if (w < wait)
+                wait = w;
+        }
+        if (b->phase_end > now && b->phase_end - now < wait)
+            wait = b->phase_end - now;
+        struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_S),
+                              .tv_nsec = (long)(wait % NS_PER_S)};
+        int n = epoll_pwait2(b->ep, evs, 512, &ts, NULL);
+        if (n < 0 && errno == ENOSYS) { /* kernels before 5.11: millisecond resolution */
+            int ms = (int)((wait + 999999) / 1000000);
+            n = epoll_wait(b->ep, evs, 512, ms);
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("weft bench: epoll_wait");
+            return 1;
+        }
+        for (int i = 0; i < n; i++)
+            on_event(b, evs[i].data.ptr, evs[i].events);
+        flush_dirty(b);
+    }
+    if (b->tty)
+        fputs("\r\033[K", stderr);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ report */
+
+/* Prints the summary as text. */
+static void report_text(const struct bench *b)
+{
+    const struct options *o = &b->o;
+    double secs = (double)(b->m_t1 - b->m_t0) / 1e9;
+    double rate = secs > 0 ? (double)b->c.msgs / secs : 0;
+    double mbs = secs > 0 ? (double)b->c.bytes / secs / 1e6 : 0;
+    double self = secs > 0 ? (b->self_cpu1 - b->self_cpu0) / secs * 100.0 : 0;
+    printf("weft bench: %s %s\n", mode_names[o->mode], o->url);
+    printf("  setup      %ld connections", o->conns);
+    if (o->mode == MODE_ROOM)
+        printf(" (%ld senders)", b->nsenders);
+    if (o->mode == MODE_ECHO || o->mode == MODE_ROOM) {
+        if (o->rate > 0)
+            printf(", open loop %.0f msgs/s", o->rate);
+        else
+            printf(", %ld in flight", o->window);
+        printf(", %ld-byte %s messages", o->size, o->binary ? "binary" : "text");
+    }
+    printf(", %.1f s measured", secs);
+    if (o->mode != MODE_IDLE)
+        printf(" after %.1f s warm-up", o->warmup);
+    printf("; %ld opened (peak %ld open)\n", b->started - b->errors[E_CONNECT], b->peak_open);
+    if (o->mode == MODE_ECHO || o->mode == MODE_ROOM) {
+        printf("  %-10s %" PRIu64 " (%.0f msgs/s, %.2f MB/s)\n",
+               o->mode == MODE_ROOM ? "deliveries" : "messages", b->c.msgs, rate, mbs);
+    } else if (o->mode == MODE_CONNECT) {
+        printf("  cycles     %" PRIu64 " open + close (%.0f handshakes/s)\n", b->c.msgs, rate);
+    }
+    if (o->mode != MODE_IDLE) {
+        const struct hist *h = &b->lat;
+        if (h->count) {
+            printf("  latency    p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f us"
+                   " (%s)\n",
+                   (double)hist_percentile(h, 50) / 1e3, (double)hist_percentile(h, 90) / 1e3,
+                   (double)hist_percentile(h, 99) / 1e3, (double)hist_percentile(h, 99.9) / 1e3,
+                   (double)h->max / 1e3, hist_mean(h) / 1e3,
+                   o->mode == MODE_CONNECT ? "connect to 101"
+                   : o->rate > 0           ? "from the intended send time"
+                                           : "closed loop, from the send");
+        } else {
+            printf("  latency    none measured%s\n",
+                   o->size < TS_BYTES && o->mode == MODE_ECHO ? " (needs -s 8 or more)" : "");
+        }
+    }
+    printf("  errors     ");
+    if (!errors_total(b)) {
+        printf("none\n");
+    } else {
+        const char *sep = "";
+        for (int i = 0; i < E__N; i++)
+            if (b->errors[i]) {
+                printf("%s%s %" PRIu64, sep, err_names[i], b->errors[i]);
+                sep = ", ";
+            }
+        printf("\n");
+    }
+    printf("  generator  %.0f %% of a core\n", self);
+    if (o->server_pid) {
+        double scpu = b->srv_cpu0 >= 0 && b->srv_cpu1 >= 0 ? b->srv_cpu1 - b->srv_cpu0 : -1;
+        printf("  server     pid %ld:", o->server_pid);
+        if (scpu >= 0 && secs > 0)
+            printf(" %.0f %% of a core", scpu / secs * 100.0);
+        if (scpu >= 0 && b->c.msgs)
+            printf(", %.3f us CPU per %s", scpu * 1e6 / (double)b->c.msgs,
+                   o->mode == MODE_ROOM      ? "delivery"
+                   : o->mode == MODE_CONNECT ? "open+close"
+                                             : "message");
+        if (b->rss_after >= 0)
+            printf(", RSS %ld KiB", b->rss_after);
+        if (o->mode == MODE_IDLE && b->rss_before >= 0 && b->rss_after >= 0 && b->peak_open > 0)
+            printf(" (%.2f KiB per connection over %ld KiB before)",
+                   (double)(b->rss_after - b->rss_before) / (double)b->peak_open, b->rss_before);
+        printf("\n");
+    }
+    if (self > 90.0)
+        printf("WARNING: the generator used %.0f %% of a core: it, not the server, may be the "
+               "bottleneck; the throughput is a lower bound\n",
+               self);
+}
+
+/* Prints the summary as one JSON object (keys documented in usage()). */
+static void report_json(const struct bench *b)
+{
+    const struct options *o = &b->o;
+    const struct hist *h = &b->lat;
+    double secs = (double)(b->m_t1 - b->m_t0) / 1e9;
+    double self = secs > 0 ? (b->self_cpu1 - b->self_cpu0) / secs * 100.0 : 0;
+    printf("{\"mode\": \"%s\", \"url\": \"", mode_names[o->mode]);
+    for (const char *p = o->url; *p; p++) /* escape for JSON */
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if ((unsigned char)*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    printf("\", \"connections\": %ld, \"opened\": %ld, \"peak_open\": %ld, \"senders\": %ld, "
+           "\"size\": %ld, \"window\": %ld, \"rate\": %.0f, \"binary\": %s, "
+           "\"warmup_s\": %.3f, \"duration_s\": %.3f, ",
+           o->conns, (long)(b->started - (long)b->errors[E_CONNECT]), b->peak_open,
+           o->mode == MODE_ROOM ? b->nsenders : 0, o->size, o->window, o->rate,
+           o->binary ? "true" : "false", o->warmup, secs);
+    printf("\"messages\": %" PRIu64 ", \"sent\": %" PRIu64 ", \"msgs_per_s\": %.1f, "
+           "\"mb_per_s\": %.3f, ",
+           b->c.msgs, b->c.sent, secs > 0 ? (double)b->c.msgs / secs : 0.0,
+           secs > 0 ? (double)b->c.bytes / secs / 1e6 : 0.0);
+    printf("\"latency_us\": {\"count\": %" PRIu64 ", \"min\": %.3f, \"mean\": %.3f, "
+           "\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"p999\": %.3f, \"max\": %.3f}, ",
+           h->count, h->count ? (double)h->min / 1e3 : 0.0, hist_mean(h) / 1e3,
+           (double)hist_percentile(h, 50) / 1e3, (double)hist_percentile(h, 90) / 1e3,
+           (double)hist_percentile(h, 99) / 1e3, (double)hist_percentile(h, 99.9) / 1e3,
+           (double)h->max / 1e3);
+    printf("\"errors\": {\"total\": %" PRIu64, errors_total(b));
+    for (int i = 0; i < E__N; i++)
+        printf(", \"%s\": %" PRIu64, err_names[i], b->errors[i]);
+    printf("}, \"client_cpu_pct\": %.1f, \"generator_bound\": %s, ", self,
+           self > 90.0 ? "true" : "false");
+    double scpu = o->server_pid && b->srv_cpu0 >= 0 && b->srv_cpu1 >= 0 ? b->srv_cpu1 - b->srv_cpu0
+                                                                        : -1;
+    if (!o->server_pid) {
+        printf("\"server\": null}\n");
+        return;
+    }
+    printf("\"server\": {\"pid\": %ld, ", o->server_pid);
+    if (scpu >= 0 && secs > 0)
+        printf("\"cpu_pct\": %.1f, ", scpu / secs * 100.0);
+    else
+        printf("\"cpu_pct\": null, ");
+    if (scpu >= 0 && b->c.msgs)
+        printf("\"cpu_us_per_msg\": %.4f, ", scpu * 1e6 / (double)b->c.msgs);
+    else
+        printf("\"cpu_us_per_msg\": null, ");
+    printf("\"rss_before_kib\": %ld, \"rss_kib\": %ld, ", b->rss_before, b->rss_after);
+    if (b->rss_before >= 0 && b->rss_after >= 0 && b->peak_open > 0)
+        printf("\"rss_per_conn_kib\": %.3f}}\n",
+               (double)(b->rss_after - b->rss_before) / (double)b->peak_open);
+    else
+        printf("\"rss_per_conn_kib\": null}}\n");
+}
+
+/* ------------------------------------------------------------------ options */
+
+/* Prints the usage text. */
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: weft bench [options] URL        URL: ws://HOST:PORT/PATH (HOST an IPv4 address\n"
+        "                                       or a name; e.g. ws://127.0.0.1:8080/echo)\n"
+        "\n"
+        "A WebSocket load generator (one thread, its own epoll loop).\n"
+        "\n"
+        "modes (--mode, default echo):\n"
+        "  echo       every connection keeps -w messages in flight (or -r: open loop)\n"
+        "  room       all connections join the URL's room (/ws/NAME); the first --senders send,\n"
+        "             every delivery is counted at every member; -w messages in flight per\n"
+        "             sender, a message leaving the window when all other members have it\n"
+        "  connect    -c concurrent open / 101 / close-handshake cycles: handshakes per second\n"
+        "  idle       open -c connections and hold them -d seconds; with --server-pid the\n"
+        "             server's RSS per connection\n"
+        "  (hub: not supported yet: this build has no /hub protocol)\n"
+        "\n"
+        "options:\n"
+        "  -c, --connections N   connections (default 100; connect mode: concurrent cycles, 10)\n"
+        "  -s, --size BYTES      payload size (default 64; room needs 14 or more; latency 8)\n"
+        "  -w, --window W        messages in flight per connection / sender (default 8; room 1)\n"
+        "  -r, --rate R          open loop: R messages/s in total (latency from the intended\n"
+        "                        send time); 0 = closed loop (default)\n"
+        "  -k, --senders K       room: members that send (default 1)\n"
+        "  -d, --duration SEC    measured seconds (default 5)\n"
+        "      --warmup SEC      traffic before measuring (default 1)\n"
+        "      --ramp N          open N connections per second (default 0 = as fast as\n"
+        "                        possible, at most 256 handshakes at once)\n"
+        "      --text            send text messages\n"
+        "      --binary          send binary messages (default)\n"
+        "      --local-addr A[-B]  bind source addresses A..B round-robin (e.g.\n"
+        "                        127.0.0.1-127.0.0.50), for more than ~28k connections\n"
+        "      --server-pid PID  report the server's CPU per message (/proc/PID/stat, utime +\n"
+        "                        stime over the measured window) and its RSS\n"
+        "      --json            print one JSON object on stdout instead of the text summary\n"
+        "      --deflate         permessage-deflate (not supported yet)\n"
+        "      --tls             TLS, also wss:// URLs (not supported yet)\n"
+        "  -h, --help            this text\n"
+        "\n"
+        "JSON keys: mode url connections opened peak_open senders size window rate binary\n"
+        "  warmup_s duration_s messages sent msgs_per_s mb_per_s latency_us{count min mean p50\n"
+        "  p90 p99 p999 max} errors{total connect handshake timeout protocol closed io\n"
+        "  bad_message lost backlog} client_cpu_pct generator_bound server (null without\n"
+        "  --server-pid, else {pid cpu_pct cpu_us_per_msg rss_before_kib rss_kib\n"
+        "  rss_per_conn_kib}).\n"
+        "messages = echoes (echo), deliveries (room), open+close cycles (connect), 0 (idle).\n"
+        "A live progress line goes to stderr on a terminal. Exit status: 0 done (errors are\n"
+        "reported, not fatal), 1 nothing could be measured, 2 bad usage.\n",
+        f);
+}
+
+/* Reports a bad option value and returns 2. */
+static int bad_value(const char *opt, const char *val, const char *why)
+{
+    fprintf(stderr, "weft bench: bad value '%s' for --%s: %s\n\n", val, opt, why);
+    usage(stderr);
+    return 2;
+}
+
+/* Parses a whole decimal integer in [lo, hi]. */
+static bool parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Parses a finite number in [lo, hi]. */
+static bool parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Parses "A" or "A-B" (IPv4, A <= B, at most 65536 addresses). */
+static bool parse_local(const char *s, uint32_t *lo, uint32_t *hi)
+{
+    char a[64], bb[64];
+    const char *dash = strchr(s, '-');
+    size_t al = dash ? (size_t)(dash - s) : strlen(s);
+    if (al == 0 || al >= sizeof a)
+        return false;
+    memcpy(a, s, al);
+    a[al] = '\0';
+    snprintf(bb, sizeof bb, "%s", dash ? dash + 1 : a);
+    struct in_addr x, y;
+    if (inet_pton(AF_INET, a, &x) != 1 || inet_pton(AF_INET, bb, &y) != 1)
+        return false;
+    *lo = ntohl(x.s_addr);
+    *hi = ntohl(y.s_addr);
+    return *lo != 0 && *lo <= *hi && *hi - *lo < 65536;
+}
+
+/* Splits ws://HOST[:PORT][/PATH] and resolves HOST (IPv4). Returns 0, 1 for a resolution
+ * failure, or 2 for a malformed URL (message printed). */
+static int parse_url(struct bench *b, const char *url)
+{
+    if (!strncmp(url, "wss://", 6)) {
+        fprintf(stderr, "weft bench: wss:// (TLS) is not supported yet\n");
+        return 2;
+    }
+    if (strncmp(url, "ws://", 5)) {
+        fprintf(stderr, "weft bench: URL must start with ws:// (got '%s')\n\n", url);
+        usage(stderr);
+        return 2;
+    }
+    const char *h = url + 5;
+    const char *slash = strchr(h, '/');
+    size_t hostport_len = slash ? (size_t)(slash - h) : strlen(h);
+    char hostport[256], host[256];
+    if (hostport_len == 0 || hostport_len >= sizeof hostport) {
+        fprintf(stderr, "weft bench: bad host in '%s'\n", url);
+        return 2;
+    }
+    memcpy(hostport, h, hostport_len);
+    hostport[hostport_len] = '\0';
+    long port = 80;
+    char *colon = strrchr(hostport, ':');
+    if (hostport[0] == '[') {
+        fprintf(stderr, "weft bench: IPv6 addresses are not supported yet\n");
+        return 2;
+    }
+    if (colon) {
+        if (!parse_long(colon + 1, 1, 65535, &port)) {
+            fprintf(stderr, "weft bench: bad port in '%s'\n", url);
+            return 2;
+        }
+        *colon = '\0';
+    }
+    snprintf(host, sizeof host, "%s", hostport);
+    if (!host[0]) {
+        fprintf(stderr, "weft bench: bad host in '%s'\n", url);
+        return 2;
+    }
+    snprintf(b->path, sizeof b->path, "%s", slash ? slash : "/");
+    if (port == 80)
+        snprintf(b->hosthdr, sizeof b->hosthdr, "%s", host);
+    else
+        snprintf(b->hosthdr, sizeof b->hosthdr, "%s:%ld", host, port);
+    b->addr.sin_family = AF_INET;
+    b->addr.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &b->addr.sin_addr) == 1)
+        return 0;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        fprintf(stderr, "weft bench: cannot resolve '%s': %s\n", host, gai_strerror(rc));
+        return 1;
+    }
+    b->addr.sin_addr = ((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+    return 0;
+}
+
+enum {
+    OPT_WARMUP = 256,
+    OPT_RAMP,
+    OPT_TEXT,
+    OPT_BINARY,
+    OPT_LOCAL,
+    OPT_SERVER_PID,
+    OPT_JSON,
+    OPT_DEFLATE,
+    OPT_TLS,
+    OPT_MODE,
+};
+
+/* Parses the command line into b->o. Returns -1 to go on, or an exit status. */
+static int parse_options(struct bench *b, int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"mode", required_argument, NULL, OPT_MODE},
+        {"connections", required_argument, NULL, 'c'},
+        {"size", required_argument, NULL, 's'},
+        {"window", required_argument, NULL, 'w'},
+        {"rate", required_argument, NULL, 'r'},
+        {"senders", required_argument, NULL, 'k'},
+        {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, OPT_WARMUP},
+        {"ramp", required_argument, NULL, OPT_RAMP},
+        {"text", no_argument, NULL, OPT_TEXT},
+        {"binary", no_argument, NULL, OPT_BINARY},
+        {"local-addr", required_argument, NULL, OPT_LOCAL},
+        {"server-pid", required_argument, NULL, OPT_SERVER_PID},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"deflate", no_argument, NULL, OPT_DEFLATE},
+        {"tls", no_argument, NULL, OPT_TLS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct options *o = &b->o;
+    *o = (struct options){.mode = MODE_ECHO, .conns = -1, .size = 64, .window = -1,
+                          .senders = 1, .duration = 5, .warmup = 1, .binary = true};
+    bool deflate = false, tls = false;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":c:s:w:r:k:d:h", longs, NULL)) != -1) {
+        switch (ch) {
+        case OPT_MODE:
+            if (!strcmp(optarg, "echo"))
+                o->mode = MODE_ECHO;
+            else if (!strcmp(optarg, "room"))
+                o->mode = MODE_ROOM;
+            else if (!strcmp(optarg, "connect"))
+                o->mode = MODE_CONNECT;
+            else if (!strcmp(optarg, "idle"))
+                o->mode = MODE_IDLE;
+            else if (!strcmp(optarg, "hub")) {
+                fprintf(stderr, "weft bench: --mode hub is not supported yet (this build has no "
+                                "/hub protocol)\n");
+                return 2;
+            } else
+                return bad_value("mode", optarg, "expected echo, room, connect or idle");
+            break;
+        case 'c':
+            if (!parse_long(optarg, 1, 10000000, &o->conns))
+                return bad_value("connections", optarg, "expected 1 or more");
+            break;
+        case 's':
+            if (!parse_long(optarg, 0, MAX_SIZE, &o->size))
+                return bad_value("size", optarg, "expected 0 to 16777216 bytes");
+            break;
+        case 'w':
+            if (!parse_long(optarg, 1, MAX_WINDOW, &o->window))
+                return bad_value("window", optarg, "expected 1 to 16383");
+            break;
+        case 'r':
+            if (!parse_double(optarg, 0, 1e9, &o->rate))
+                return bad_value("rate", optarg, "expected messages per second (0 = closed loop)");
+            break;
+        case 'k':
+            if (!parse_long(optarg, 1, MAX_SENDERS, &o->senders))
+                return bad_value("senders", optarg, "expected 1 or more");
+            break;
+        case 'd':
+            if (!parse_double(optarg, 0.001, 1e6, &o->duration))
+                return bad_value("duration", optarg, "expected seconds (> 0)");
+            break;
+        case OPT_WARMUP:
+            if (!parse_double(optarg, 0, 1e6, &o->warmup))
+                return bad_value("warmup", optarg, "expected seconds");
+            break;
+        case OPT_RAMP:
+            if (!parse_double(optarg, 0, 1e9, &o->ramp))
+                return bad_value("ramp", optarg, "expected connections per second (0 = no ramp)");
+            break;
+        case OPT_TEXT:
+            o->binary = false;
+            break;
+        case OPT_BINARY:
+            o->binary = true;
+            break;
+        case OPT_LOCAL:
+            if (!parse_local(optarg, &o->local_lo, &o->local_hi))
+                return bad_value("local-addr", optarg, "expected IPv4 A or A-B (A <= B)");
+            break;
+        case OPT_SERVER_PID:
+            if (!parse_long(optarg, 1, 0x7fffffff, &o->server_pid))
+                return bad_value("server-pid", optarg, "expected a process id");
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_DEFLATE:
+            deflate = true;
+            break;
+        case OPT_TLS:
+            tls = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "weft bench: option '%s' needs a value\n\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        default:
+            if (optopt > 0 && optopt < 256)
+                fprintf(stderr, "weft bench: unknown option '-%c'\n\n", optopt);
+            else
+                fprintf(stderr, "weft bench: unknown option '%s'\n\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, optind >= argc ? "weft bench: missing URL\n\n"
+                                       : "weft bench: more than one URL\n\n");
+        usage(stderr);
+        return 2;
+    }
+    o->url = argv[optind];
+    if (deflate) {
+        fprintf(stderr, "weft bench: --deflate (permessage-deflate) is not supported yet\n");
+        return 2;
+    }
+    if (tls) {
+        fprintf(stderr, "weft bench: --tls is not supported yet\n");
+        return 2;
+    }
+    if (o->conns < 0)
+        o->conns = o->mode == MODE_CONNECT ? 10 : 100;
+    if (o->window < 0)
+        o->window = o->mode == MODE_ROOM ? 1 : 8;
+    if (o->mode == MODE_ROOM) {
+        if (o->size < ROOM_HDR) {
+            fprintf(stderr, "weft bench: room mode needs -s %d or more (the payload carries a "
+                            "timestamp, the sender and the window slot)\n",
+                    ROOM_HDR);
+            return 2;
+        }
+        if (o->conns < 2) {
+            fprintf(stderr, "weft bench: room mode needs at least 2 connections\n");
+            return 2;
+        }
+        if (o->senders > o->conns) {
+            fprintf(stderr, "weft bench: --senders %ld is more than -c %ld\n", o->senders,
+                    o->conns);
+            return 2;
+        }
+    }
+    return -1;
+}
+
+/* Raises RLIMIT_NOFILE to the hard limit; warns if it cannot fit n connections. */
+static void raise_nofile(long n)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)n + 16 > rl.rlim_cur)
+        fprintf(stderr,
+                "weft bench: warning: the open-file limit (%llu) is below %ld connections; "
+                "the rest will fail\n",
+                (unsigned long long)rl.rlim_cur, n);
+}
+
+/* Allocates the connections, senders and buffers. Returns false when out of memory. */
+static bool setup(struct bench *b)
+{
+    b->nconns = b->o.conns;
+    b->conns = calloc((size_t)b->nconns, sizeof *b->conns);
+    b->rbuf = malloc(RBUF_SIZE);
+    b->payload = malloc((size_t)b->o.size + 1);
+    if (!b->conns || !b->rbuf || !b->payload)
+        return false;
+    for (long i = 0; i < b->nconns; i++) {
+        b->conns[i].fd = -1;
+        b->conns[i].idx = (uint32_t)i;
+    }
+    for (long i = 0; i < b->o.size; i++) /* printable ASCII: valid text too */
+        b->payload[i] = (uint8_t)('a' + i % 26);
+    b->limits = (struct weft_msg_limits){.frame = {.role = WEFT_ROLE_CLIENT},
+                                         .validate_utf8 = false};
+    if (b->o.mode == MODE_ROOM) {
+        b->nsenders = b->o.senders;
+        b->senders = calloc((size_t)b->nsenders, sizeof *b->senders);
+        if (!b->senders)
+            return false;
+        for (long i = 0; i < b->nsenders; i++) {
+            struct sender *s = &b->senders[i];
+            s->conn = &b->conns[i];
+            s->conn->sender = true;
+            s->conn->sender_idx = (uint32_t)i;
+            s->remaining = calloc((size_t)b->o.window, sizeof *s->remaining);
+            s->gen = calloc((size_t)b->o.window, sizeof *s->gen);
+            s->sent_at = calloc((size_t)b->o.window, sizeof *s->sent_at);
+            if (!s->remaining || !s->gen || !s->sent_at)
+                return false;
+        }
+    }
+    b->ep = epoll_create1(EPOLL_CLOEXEC);
+    return b->ep >= 0;
+}
+
+/* Frees everything setup() allocated. */
+static void teardown(struct bench *b)
+{
+    if (b->conns)
+        for (long i = 0; i < b->nconns; i++) {
+            if (b->conns[i].fd >= 0)
+                close(b->conns[i].fd);
+            free(b->conns[i].out);
+            free(b->conns[i].hs);
+        }
+    for (long i = 0; b->senders && i < b->nsenders; i++) {
+        free(b->senders[i].remaining);
+        free(b->senders[i].gen);
+        free(b->senders[i].sent_at);
+    }
+    free(b->senders);
+    free(b->conns);
+    free(b->rbuf);
+    free(b->payload);
+    if (b->ep >= 0)
+        close(b->ep);
+}
+
+/* `weft bench`: see usage(). Returns the exit status. */
+int cmd_bench(int argc, char **argv)
+{
+    struct bench *b = calloc(1, sizeof *b);
+    if (!b) {
+        fputs("weft bench: out of memory\n", stderr);
+        return 1;
+    }
+    b->ep = -1;
+    int rc = parse_options(b, argc, argv);
+    if (rc < 0)
+        rc = parse_url(b, b->o.url);
+    else
+        goto out;
+    if (rc != 0)
+        goto out;
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile(b->o.conns);
+    if (!setup(b)) {
+        fputs("weft bench: out of memory\n", stderr);
+        rc = 1;
+        goto out;
+    }
+    b->tty = isatty(2);
+    b->rss_before = b->o.server_pid ? proc_rss_kib(b->o.server_pid) : -1;
+    b->rss_after = -1;
+    if (b->o.server_pid && (b->rss_before < 0 || proc_cpu_s(b->o.server_pid) < 0)) {
+        fprintf(stderr, "weft bench: cannot read /proc/%ld: no such process?\n",
+                b->o.server_pid);
+        rc = 1;
+        goto out;
+    }
+    hist_reset(&b->lat);
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigaction(SIGINT, &sa, NULL);
+    rc = run(b);
+    signal(SIGINT, SIG_DFL);
+    if (rc == 0) {
+        if (b->o.json)
+            report_json(b);
+        else
+            report_text(b);
+        fflush(stdout);
+        bool measured = b->o.mode == MODE_IDLE ? b->peak_open > 0 : b->c.msgs > 0;
+        if (!measured) {
+            fprintf(stderr, "weft bench: nothing was measured (%s)\n",
+                    b->peak_open ? "no messages came back" : "no connection could be opened");
+            rc = 1;
+        }
+    }
+out:
+    teardown(b);
+    free(b);
+    return rc;
+}

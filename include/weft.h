@@ -39,10 +39,19 @@ enum weft_err {
     WEFT_ERR_CLOSED = -6,   /* the connection is closed or closing */
     WEFT_ERR_TIMEOUT = -7,  /* a deadline passed */
     WEFT_ERR_ADDRESS = -8,  /* address could not be parsed or bound */
+    WEFT_ERR_TLS = -9,      /* TLS failed: setup (certificate, key or CA file; see
+                               weft_tls_last_error) or a client's handshake (on_error) */
 };
 
 /* Returns a static, human-readable name for an enum weft_err value. Never NULL. */
 const char *weft_strerror(int err);
+
+/* After a call on this thread returned WEFT_ERR_TLS (weft_server_new,
+ * weft_server_reload_tls): one line saying why, with OpenSSL's reason, e.g. "cannot read
+ * certificate file 'cert.pem': No such file or directory" or "the private key in 'k.pem' does
+ * not match the certificate in 'c.pem'". Per thread (like errno), valid until the next such
+ * failure on the thread; "" if none. Never NULL. */
+const char *weft_tls_last_error(void);
 
 /* ======================================================================================== */
 /* proto: opcodes and close codes                                                            */
@@ -253,6 +262,12 @@ struct weft_msg_parser {
 };
 
 void weft_msg_parser_init(struct weft_msg_parser *p, const struct weft_msg_limits *limits);
+
+/* True when the assembler holds nothing between two calls: no partial frame header or
+ * payload, no fragmented message in progress, no error. A parser in this state can be
+ * discarded and re-initialised later with the same limits without losing anything (servers
+ * use this to keep no parser at all for idle connections). */
+bool weft_msg_parser_idle(const struct weft_msg_parser *p);
 
 /*
  * Parses data[0..len) (unmasked in place), consumes a prefix (*consumed) and fills *ev with
@@ -613,26 +628,8 @@ int weft_loop_defer(struct weft_loop *loop, void (*fn)(void *arg), void *arg);
 int weft_loop_on_signal(struct weft_loop *loop, int signo, void (*fn)(int signo, void *arg),
                         void *arg);
 
-/* An extra file descriptor watched by the loop (for example the socket of a client the
- * application drives itself). Opaque. */
-struct weft_watch;
-
-/* Events of a watch: WEFT_WATCH_READ / WEFT_WATCH_WRITE are asked for and reported;
- * WEFT_WATCH_ERROR (error or hang-up) is always reported. */
-enum { WEFT_WATCH_READ = 1, WEFT_WATCH_WRITE = 2, WEFT_WATCH_ERROR = 4 };
-
-/* Watches fd (owned by the caller, who keeps it open while watched) for `events`,
- * level-triggered: fn(w, revents, arg) runs on the loop's thread at each iteration in which
- * the condition holds. Returns NULL on failure (errno set). Loop thread only. */
-struct weft_watch *weft_loop_watch(struct weft_loop *loop, int fd, unsigned events,
-                                   void (*fn)(struct weft_watch *w, unsigned revents, void *arg),
-                                   void *arg);
-/* Changes the events watched. Returns WEFT_OK or WEFT_ERR_IO. */
-int weft_watch_update(struct weft_watch *w, unsigned events);
-/* Stops watching (the fd is not closed); fn is never called again, even for events already
- * collected in the current iteration. Safe inside fn. The memory is released at the loop's
- * next iteration. */
-void weft_watch_free(struct weft_watch *w);
+/* Application file descriptors served by the loop: see weft_loop_watch_fd below (section
+ * "net: watching a file descriptor"); there is one such API. */
 
 /* A one-shot timer owned by the caller (embed it in your own struct). Zero-initialise. */
 struct weft_timer {
@@ -732,6 +729,13 @@ struct weft_server_config {
      * their memory). The decompressed size counts against max_message as it is inflated. */
     struct weft_pmd_config deflate;
 
+    /* TLS (wss://): both set = every connection is TLS 1.2/1.3 (OpenSSL 3), ALPN http/1.1.
+     * PEM files: the certificate followed by its chain, and the private key. Read by
+     * weft_server_new (a bad, missing or mismatched file fails it with WEFT_ERR_TLS) and again
+     * by weft_server_reload_tls (the paths are copied). NULL = plain TCP. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+
     /* Log sink for library events (accept errors, protocol errors). NULL = silent. */
     void (*log)(void *log_user, int level, const char *msg);
     void *log_user;
@@ -769,6 +773,14 @@ void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadlin
 
 /* Frees a server; all its connections are dropped without a close handshake. */
 void weft_server_free(struct weft_server *s);
+
+/* Reads the server's TLS certificate and key files again (e.g. on SIGHUP, after renewal) and
+ * uses them for connections accepted from now on; open connections keep the certificate they
+ * were established with (each holds a reference to its context). On failure (bad, missing or
+ * mismatched file) the server keeps the previous certificate and returns WEFT_ERR_TLS
+ * (weft_tls_last_error says why); WEFT_ERR_INVAL if the server was not started with TLS.
+ * Loop thread only. */
+int weft_server_reload_tls(struct weft_server *s);
 
 /* Statistics of a server (monotonic counters and gauges). */
 struct weft_server_stats {
@@ -904,7 +916,7 @@ struct weft_watch *weft_loop_watch_fd(struct weft_loop *loop, int fd, unsigned e
 /* Changes the watched events (0 = pause). Returns WEFT_OK or WEFT_ERR_IO. */
 int weft_watch_set(struct weft_watch *w, unsigned events);
 /* Stops watching (safe inside the watch's own callback); the fd is left open. The memory is
- * released at the loop's next iteration. */
+ * released in a later loop iteration (run the loop once more before weft_loop_free). */
 void weft_watch_free(struct weft_watch *w);
 
 /* ======================================================================================== */
@@ -1007,6 +1019,14 @@ struct weft_client_options {
     /* --- weft_client_send while not connected */
     size_t queue_max;              /* bytes queued and sent on the next open; 0 = refuse */
 
+    /* --- wss:// (TLS 1.2/1.3, SNI, ALPN http/1.1). The server's certificate is verified
+     * against the system CA store and its name (or IP address) checked against the URL's
+     * host, unless tls_insecure. A TLS failure is reported to on_error as WEFT_ERR_TLS with
+     * a one-line reason ("TLS certificate verify failed: hostname mismatch", "... certificate
+     * expired", "... unknown CA (...)", "TLS handshake failed: ..."). */
+    const char *tls_cacert_file;   /* PEM bundle to trust instead of the system store */
+    bool tls_insecure;             /* no verification at all (self-signed test servers) */
+
     /* Log sink, as for servers (NULL = silent). */
     void (*log)(void *log_user, int level, const char *msg);
     void *log_user;
@@ -1015,8 +1035,8 @@ struct weft_client_options {
 /*
  * Starts a client for `url` on loop (loop thread only). The first attempt starts at once.
  * Returns the client, or NULL with *err (may be NULL): WEFT_ERR_INVAL for a bad URL or bad
- * options (weft_url_parse explains a bad URL), and for wss:// as long as TLS is not built in;
- * WEFT_ERR_NOMEM. Failures after the start (DNS, refused, handshake) are reported through
+ * options (weft_url_parse explains a bad URL); WEFT_ERR_TLS when the wss:// context cannot be
+ * set up (weft_tls_last_error says why); WEFT_ERR_NOMEM. Failures after the start (DNS, refused, handshake) are reported through
  * on_error, never here. The caller owns the client: weft_client_free.
  */
 struct weft_client *weft_connect(struct weft_loop *loop, const char *url,

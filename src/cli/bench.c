@@ -160,7 +160,7 @@ struct bench {
     uint64_t send_start;    /* ns: open loop: intended time of message 0 */
     uint64_t next_k;        /* open loop: next message number */
     long rr;                /* open loop: round-robin cursor */
-    long started, open, pending, closed;
+    long started, open, pending, closed, opened_total;
     uint32_t local_next;
     uint64_t next_progress, next_scan;
     bool tty;
@@ -380,7 +380,7 @@ static bool send_message(struct bench *b, struct bconn *c, uint64_t ts, uint32_t
     if (b->o.mode == MODE_ROOM) {
         put7(b->payload + 8, sender, 3);
         put7(b->payload + 11, slot, 2);
-        b->payload[13] = gen & 0x7f;
+        b->payload[13] = (uint8_t)(gen & 0x7f);
     }
     if (!queue_frame(b, c, b->o.binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, b->payload, len)) {
         count_error(b, E_IO);
@@ -413,7 +413,10 @@ static bool conn_flush(struct bench *b, struct bconn *c)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return true; /* EPOLLOUT (edge) tells when there is room again */
-        conn_fail(b, c, c->state == C_CLOSING ? E__N - E__N + E_IO : E_IO);
+        if (c->state == C_CLOSING) /* the close was under way: nothing lost */
+            conn_release(b, c);
+        else
+            conn_fail(b, c, E_IO);
         return false;
     }
     c->out_off = c->out_len = 0;
@@ -520,7 +523,7 @@ static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size
 
 /* Accumulates the handshake response; on a complete valid 101 the connection opens and any
  * bytes after the head are parsed as frames. */
-static void handshake_input(struct bench *b, struct bconn *c, const uint8_t *data, size_t len,
+static void handshake_input(struct bench *b, struct bconn *c, uint8_t *data, size_t len,
                             uint64_t now)
 {
     if (!c->hs) {
@@ -543,24 +546,25 @@ static void handshake_input(struct bench *b, struct bconn *c, const uint8_t *dat
         conn_fail(b, c, E_HANDSHAKE);
         return;
     }
-    /* Bytes after the head (frames sent right after the 101) are kept for the parser. */
-    size_t extra = c->hs_len - (size_t)hl;
-    uint8_t tail[HS_CAP];
-    memcpy(tail, c->hs + hl, extra);
-    memcpy(tail + extra, data + take, len - take);
-    extra += len - take;
-    free(c->hs);
+    /* Bytes after the head (frames sent right after the 101) go to the frame parser: first
+     * the rest of the head buffer, then what did not fit in it. */
+    uint8_t *hs = (uint8_t *)c->hs;
+    size_t hs_len = c->hs_len;
     c->hs = NULL;
     c->hs_len = 0;
     b->pending--;
     b->open++;
+    b->opened_total++;
     if (b->open > b->peak_open)
         b->peak_open = b->open;
     c->state = C_OPEN;
     weft_msg_parser_init(&c->mp, &b->limits);
     on_open(b, c, now);
-    if (extra && c->state == C_OPEN)
-        process_frames(b, c, tail, extra, now);
+    if (hs_len > (size_t)hl && c->state == C_OPEN)
+        process_frames(b, c, hs + hl, hs_len - (size_t)hl, now);
+    if (len > take && c->state == C_OPEN)
+        process_frames(b, c, data + take, len - take, now);
+    free(hs);
 }
 
 /* ------------------------------------------------------------------ traffic */
@@ -918,9 +922,11 @@ static bool phase_step(struct bench *b, uint64_t now)
     case PH_SETTLE:
         if (now < b->phase_end)
             return false;
-        if (b->open == 0)
-            start_measure(b, now), end_measure(b, now), start_drain(b, now);
-        else if (b->o.mode == MODE_IDLE) {
+        if (b->open == 0) {
+            start_measure(b, now);
+            end_measure(b, now);
+            start_drain(b, now);
+        } else if (b->o.mode == MODE_IDLE) {
             b->phase = PH_MEASURE;
             start_measure(b, now);
             b->phase_end = now + (uint64_t)(b->o.duration * 1e9);
@@ -1015,12 +1021,9 @@ static int run(struct bench *b)
             progress(b, now);
         }
         flush_dirty(b);
-        if (b->phase == PH_RAMP && b->started < b->nconns) {
-            uint64_t w = b->pending < MAX_PENDING && b->o.ramp > 0
-                             ? (uint64_t)(1e9 / b->o.ramp)
-                             : 10 * 1000 * 1000ull;
-            if (b->pending < MAX_PENDING && b->o.ramp <= 0)
-                w = 0;
+        if (b->phase == PH_RAMP && b->started < b->nconns && b->o.ramp > 0 &&
+            b->pending < MAX_PENDING) {
+            uint64_t w = (uint64_t)(1e9 / b->o.ramp);
             if (w < wait)
                 wait = w;
         }
@@ -1072,7 +1075,7 @@ static void report_text(const struct bench *b)
     printf(", %.1f s measured", secs);
     if (o->mode != MODE_IDLE)
         printf(" after %.1f s warm-up", o->warmup);
-    printf("; %ld opened (peak %ld open)\n", b->started - b->errors[E_CONNECT], b->peak_open);
+    printf("; %ld opened (peak %ld open)\n", b->opened_total, b->peak_open);
     if (o->mode == MODE_ECHO || o->mode == MODE_ROOM) {
         printf("  %-10s %" PRIu64 " (%.0f msgs/s, %.2f MB/s)\n",
                o->mode == MODE_ROOM ? "deliveries" : "messages", b->c.msgs, rate, mbs);
@@ -1149,7 +1152,7 @@ static void report_json(const struct bench *b)
     printf("\", \"connections\": %ld, \"opened\": %ld, \"peak_open\": %ld, \"senders\": %ld, "
            "\"size\": %ld, \"window\": %ld, \"rate\": %.0f, \"binary\": %s, "
            "\"warmup_s\": %.3f, \"duration_s\": %.3f, ",
-           o->conns, (long)(b->started - (long)b->errors[E_CONNECT]), b->peak_open,
+           o->conns, b->opened_total, b->peak_open,
            o->mode == MODE_ROOM ? b->nsenders : 0, o->size, o->window, o->rate,
            o->binary ? "true" : "false", o->warmup, secs);
     printf("\"messages\": %" PRIu64 ", \"sent\": %" PRIu64 ", \"msgs_per_s\": %.1f, "

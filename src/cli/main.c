@@ -12,6 +12,8 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  serve    run the real-time WebSocket server (default port 8080)\n"
+    "  connect  connect to a WebSocket server: stdin lines out, messages in\n"
+    "  bench    load-generate against a WebSocket server (echo, room, connect, idle)\n"
     "\n"
     "  weft <command> --help   options of a command\n"
     "  weft --version          print the version\n";
@@ -33,6 +35,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "serve"))
         return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "connect"))
+        return cmd_connect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "weft: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

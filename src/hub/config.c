@@ -48,6 +48,9 @@ static const struct opt opts[] = {
     {"unix", T_STR, OFF(unix_path), "PATH", "listen on a Unix domain socket instead of TCP"},
     {"reuse-port", T_BOOL, OFF(reuse_port), "BOOL",
      "SO_REUSEPORT, so a new process can bind the port while this one drains"},
+    {"tls-cert", T_STR, OFF(tls_cert_file), "FILE",
+     "serve wss:// (TLS 1.2/1.3) with this PEM certificate (+ chain); SIGHUP reloads it"},
+    {"tls-key", T_STR, OFF(tls_key_file), "FILE", "the PEM private key of --tls-cert"},
     {"max-message", T_BYTES, OFF(max_message), "BYTES", "largest message, closed with 1009 beyond"},
     {"max-backpressure", T_BYTES, OFF(max_backpressure), "BYTES",
      "unsent bytes per connection before the slow-consumer policy applies"},
@@ -105,6 +108,25 @@ void hub_config_defaults(struct hub_config *cfg)
     cfg->max_rooms = 64;
     cfg->history_size = 100;
     cfg->history_age_ms = 3600u * 1000;
+}
+
+/* Deep copy; see hub.h. */
+int hub_config_copy(struct hub_config *dst, const struct hub_config *src)
+{
+    *dst = *src;
+    int rc = 0;
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].type == T_STR) {
+            char **p = (char **)((char *)dst + opts[i].off);
+            if (*p && !(*p = strdup(*p)))
+                rc = -1;
+        }
+    for (size_t i = 0; i < src->norigins; i++)
+        if (!(dst->origins[i] = strdup(src->origins[i])))
+            rc = -1;
+    if (src->config_file && !(dst->config_file = strdup(src->config_file)))
+        rc = -1;
+    return rc;
 }
 
 /* Frees the strings of cfg. */
@@ -425,6 +447,8 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
     }
     if (cfg->auth_secret && strlen(cfg->auth_secret) < 16)
         return fail(err, cap, "--auth-secret: use at least 16 characters");
+    if (!cfg->tls_cert_file != !cfg->tls_key_file)
+        return fail(err, cap, "--tls-cert and --tls-key go together");
     if (cfg->history_size > 100000)
         return fail(err, cap, "--history-size: at most 100000");
     if (cfg->max_rooms == 0)

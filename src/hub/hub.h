@@ -33,6 +33,8 @@ struct hub_config {
     uint16_t port;
     char *unix_path;
     bool reuse_port;
+    char *tls_cert_file; /* --tls-cert: PEM certificate + chain (wss://); NULL = plain */
+    char *tls_key_file;  /* --tls-key: its PEM private key */
     /* library limits */
     uint64_t max_message;
     uint64_t max_backpressure;
@@ -42,7 +44,7 @@ struct hub_config {
     int log_level; /* enum weft_log_level */
     enum hub_log_format log_format;
     /* security */
-    char *origins[HUB_MAX_ORIGINS]; /* --allow-origin, exact or "*.suffix" / "scheme://*.suffix" */
+    char *origins[HUB_MAX_ORIGINS]; /* --allow-origin patterns (see hub.c) */
     size_t norigins;
     char *auth_secret;      /* HS256 secret; NULL = no auth */
     char *auth_secret_file; /* read at start (first line) when auth_secret is not set */
@@ -62,6 +64,9 @@ struct hub_config {
 
 /* Sets every field to its default. */
 void hub_config_defaults(struct hub_config *cfg);
+/* Deep copy of src into dst. Returns 0 or -1 (out of memory; dst then holds what was
+ * copied and must be freed). */
+int hub_config_copy(struct hub_config *dst, const struct hub_config *src);
 /* Frees the strings of cfg. */
 void hub_config_free(struct hub_config *cfg);
 
@@ -123,8 +128,8 @@ void hub_log_listening(struct hub *h);
  * timeout. */
 void hub_shutdown(struct hub *h, uint16_t code, void (*done)(void *arg), void *arg);
 
-/* Logs the final counters and frees the hub (connections are dropped). Run the loop once
- * more (weft_loop_poll(loop, 0)) afterwards so deferred frees complete. */
+/* Logs the final counters and frees the hub (connections are dropped). Run the loop for a
+ * few more iterations (some 50 ms) afterwards so deferred frees complete. */
 void hub_free(struct hub *h);
 
 /* Runs a hub with cfg until SIGINT/SIGTERM: the whole of `weft serve` after configuration.

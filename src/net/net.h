@@ -237,6 +237,9 @@ bool tls_established(const struct weft_sock *s);
  * "handshake failed: <OpenSSL reason>", or strerror(err) when TLS was not at fault. */
 void tls_error_text(const struct weft_sock *s, int err, char *out, size_t cap);
 
+/* Records msg as the calling thread's weft_tls_last_error (for WEFT_ERR_TLS failures). */
+void tls_set_last_error(const char *msg);
+
 /* Internal to net/: the TLS versions of sock_flush and sock_close (called by sock.c). */
 void tls_flush(struct weft_sock *s);
 void tls_close(struct weft_sock *s);

@@ -16,6 +16,7 @@ const char *weft_strerror(int err)
     case WEFT_ERR_CLOSED: return "connection closed";
     case WEFT_ERR_TIMEOUT: return "timed out";
     case WEFT_ERR_ADDRESS: return "bad address";
+    case WEFT_ERR_TLS: return "TLS error";
     default: return "unknown error";
     }
 }

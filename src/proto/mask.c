@@ -152,6 +152,23 @@ static unsigned mask_with(uint8_t *buf, size_t len, const uint8_t mask[4], unsig
 {
     phase &= 3u;
     if (len < 16) return mask_bytes(buf, len, mask, phase);
+    if (len < 128) {
+        /* Short payloads (the common chat/ticker message): unaligned 8-byte words, no
+         * alignment head and no dispatch to a bulk routine. */
+        uint8_t r[8];
+        for (unsigned i = 0; i < 8; i++)
+            r[i] = mask[(phase + i) & 3u];
+        uint64_t key8;
+        memcpy(&key8, r, sizeof key8);
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            uint64_t w;
+            memcpy(&w, buf + i, sizeof w);
+            w ^= key8;
+            memcpy(buf + i, &w, sizeof w);
+        }
+        return mask_bytes(buf + i, len - i, mask, phase); /* 8-byte steps keep the phase */
+    }
 
     size_t head = (size_t)(-(uintptr_t)buf & 7u);
     phase = mask_bytes(buf, head, mask, phase);

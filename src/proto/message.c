@@ -21,6 +21,14 @@ void weft_msg_parser_init(struct weft_msg_parser *p, const struct weft_msg_limit
     p->validate_utf8 = limits->validate_utf8;
 }
 
+/* True when nothing is pending between calls; see weft.h. The frame parser is between frames
+ * when it waits for a header and holds no byte of it. */
+bool weft_msg_parser_idle(const struct weft_msg_parser *p)
+{
+    return p->error_code == 0 && p->msg_opcode == 0 && !p->ctrl_active && p->fp.hlen == 0 &&
+           p->fp.state == 0 /* ST_HEADER */;
+}
+
 /* Puts the assembler in its sticky error state and fills ev. Returns WEFT_MSG_ERROR. */
 static enum weft_msg_event_type fail(struct weft_msg_parser *p, struct weft_msg_event *ev,
                                      uint16_t code, const char *reason)

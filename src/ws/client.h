@@ -50,6 +50,7 @@ struct weft_client {
     char *hosthdr;   /* Host header value */
     char *target;    /* request target, starts with '/' */
     uint16_t port;
+    struct ssl_ctx_st *tls; /* wss://: the TLS client context (net/tls.c); NULL for ws:// */
     enum client_state state;
 
     struct dns_query *dns;

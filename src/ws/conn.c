@@ -12,6 +12,40 @@ static inline struct weft_conn *to_conn(struct weft_sock *s)
     return (struct weft_conn *)s;
 }
 
+/* ----------------------------------------------------------------- receive state */
+
+/* Frees a connection's saved receive state (partial frame, message being assembled). */
+static void conn_drop_rx(struct weft_conn *c)
+{
+    if (!c->rx)
+        return;
+    free(c->rx->msg);
+    free(c->rx);
+    c->rx = NULL;
+}
+
+/* Resets rx for a connection that starts (or resumes from idle) reading frames. */
+static void rx_init(struct weft_conn *c, struct conn_rx *rx)
+{
+    struct weft_msg_limits lim = {
+        .frame = {.role = c->ep->role,
+                  .allowed_rsv = c->pmd_on ? 4 : 0,
+                  .max_frame = c->ep->cfg.max_frame},
+        .max_message = c->ep->cfg.max_message,
+        .validate_utf8 = true,
+    };
+    weft_msg_parser_init(&rx->mp, &lim);
+    rx->msg = NULL;
+    rx->msg_len = rx->msg_cap = 0;
+    rx->msg_binary = false;
+}
+
+/* The connection reads frames from now on; its parser is created when bytes arrive. */
+void conn_start_frames(struct weft_conn *c)
+{
+    conn_drop_rx(c);
+}
+
 /* ----------------------------------------------------------------- timers */
 
 static void on_timer(struct weft_timer *t);
@@ -109,9 +143,8 @@ void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t 
     if (c->close_reported)
         return;
     c->close_reported = true;
-    free(c->msg);
-    c->msg = NULL;
-    c->msg_len = c->msg_cap = 0;
+    /* The receive state is released by conn_feed_bytes or conn_free: it may be in use by the
+     * caller right now. */
     if (!c->h) /* never opened */
         return;
     c->ep->stats.connections--;
@@ -292,13 +325,16 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
 }
 
 /* Delivers (part of) a data message to the application. */
-static void on_data_event(struct weft_conn *c, const struct weft_msg_event *ev)
+static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct weft_msg_event *ev)
 {
     const struct weft_ws_handlers *h = c->h;
     struct weft_server_stats *st = &c->ep->stats;
     bool binary = ev->opcode == WEFT_OP_BINARY;
-    if (c->state != CONN_OPEN)
-        return; /* after our close frame, data is ignored (RFC 6455 §5.5.1) */
+    /* After our close frame a server ignores data; a client still delivers what the server
+     * sent before it saw our close (answers to requests in flight): RFC 6455 §1.4 makes only
+     * the side that received a close discard what follows. */
+    if (c->state != CONN_OPEN && (c->state != CONN_CLOSING || c->ep->role != WEFT_ROLE_CLIENT))
+        return;
     st->bytes_in += ev->len;
     if (ev->fin)
         st->messages_in++;
@@ -317,35 +353,39 @@ static void on_data_event(struct weft_conn *c, const struct weft_msg_event *ev)
         return;
     }
     if (ev->first) {
-        c->msg_len = 0;
-        c->msg_binary = binary;
+        rx->msg_len = 0;
+        rx->msg_binary = binary;
     }
-    if (c->msg_len + ev->len > c->msg_cap) {
-        size_t cap = c->msg_cap ? c->msg_cap : 4096;
-        while (cap < c->msg_len + ev->len)
+    if (rx->msg_len + ev->len > rx->msg_cap) {
+        size_t cap = rx->msg_cap ? rx->msg_cap : 4096;
+        while (cap < rx->msg_len + ev->len)
             cap *= 2;
         if (cap > c->ep->cfg.max_message)
             cap = c->ep->cfg.max_message;
-        uint8_t *m = realloc(c->msg, cap);
+        uint8_t *m = realloc(rx->msg, cap);
         if (!m) {
             weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
             return;
         }
-        c->msg = m;
-        c->msg_cap = cap;
+        rx->msg = m;
+        rx->msg_cap = cap;
     }
     if (ev->len)
-        memcpy(c->msg + c->msg_len, ev->data, ev->len);
-    c->msg_len += ev->len;
+        memcpy(rx->msg + rx->msg_len, ev->data, ev->len);
+    rx->msg_len += ev->len;
     if (!ev->fin)
         return;
+    /* Take the buffer out of rx first: the callback may close the connection. */
+    uint8_t *msg = rx->msg;
+    size_t msg_len = rx->msg_len;
+    bool msg_binary = rx->msg_binary;
+    rx->msg = NULL;
+    rx->msg_len = rx->msg_cap = 0;
     if (ev->compressed)
-        deliver_compressed(c, c->msg, c->msg_len, c->msg_binary);
+        deliver_compressed(c, msg, msg_len, msg_binary);
     else if (h->on_message)
-        h->on_message(c, c->msg, c->msg_len, c->msg_binary);
-    free(c->msg);
-    c->msg = NULL;
-    c->msg_len = c->msg_cap = 0;
+        h->on_message(c, msg, msg_len, msg_binary);
+    free(msg);
 }
 
 /* Handles a ping, pong or close frame from the peer. */
@@ -377,28 +417,53 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
     }
 }
 
-/* Runs frames in data[0..len) through the assembler and dispatches the events. */
+/* Runs frames in data[0..len) through the assembler and dispatches the events. A
+ * connection between frames owns no parser: its bytes go through the endpoint's scratch
+ * state, which is copied into an allocation of the connection's own only if the read ends
+ * in the middle of a frame or message (and freed when a later read completes it). */
 void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
 {
+    struct conn_rx *rx = c->rx;
+    bool scratch = rx == NULL;
+    if (scratch) {
+        rx = &c->ep->rx_scratch;
+        rx_init(c, rx);
+    }
     while (len > 0 && (c->state == CONN_OPEN || c->state == CONN_CLOSING)) {
         struct weft_msg_event ev;
         size_t used;
-        enum weft_msg_event_type t = weft_msg_parse(&c->mp, data, len, &used, &ev);
+        enum weft_msg_event_type t = weft_msg_parse(&rx->mp, data, len, &used, &ev);
         data += used;
         len -= used;
-        switch (t) {
-        case WEFT_MSG_NEED_MORE:
-            return;
-        case WEFT_MSG_ERROR:
-            protocol_error(c, ev.close_code, ev.reason);
-            return;
-        case WEFT_MSG_CONTROL:
-            on_control_event(c, &ev);
+        if (t == WEFT_MSG_NEED_MORE)
             break;
-        case WEFT_MSG_DATA:
-            on_data_event(c, &ev);
+        if (t == WEFT_MSG_ERROR) {
+            protocol_error(c, ev.close_code, ev.reason);
             break;
         }
+        if (t == WEFT_MSG_CONTROL)
+            on_control_event(c, &ev);
+        else
+            on_data_event(c, rx, &ev);
+    }
+    bool reading = c->state == CONN_OPEN || c->state == CONN_CLOSING;
+    bool idle = weft_msg_parser_idle(&rx->mp) && !rx->msg;
+    if (scratch) {
+        if (reading && !idle) {
+            struct conn_rx *own = malloc(sizeof *own);
+            if (!own) {
+                free(rx->msg);
+                weft_conn_terminate(c);
+                return;
+            }
+            *own = *rx;
+            c->rx = own;
+        } else {
+            free(rx->msg);
+            rx->msg = NULL;
+        }
+    } else if (!reading || idle) {
+        conn_drop_rx(c);
     }
 }
 
@@ -413,7 +478,13 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
         return;
     case CONN_OPEN:
     case CONN_CLOSING:
-        c->ping_sent = 0; /* any traffic proves the peer alive */
+        if (c->ping_sent) {
+            /* Any traffic proves the peer alive. The timer still waits for the pong deadline:
+             * re-arm it so the next ping follows ping_interval of silence, not the deadline. */
+            c->ping_sent = 0;
+            if (c->state == CONN_OPEN)
+                conn_arm_timer(c);
+        }
         conn_feed_bytes(c, data, len);
         return;
     default:
@@ -450,7 +521,7 @@ void conn_free(struct weft_conn *c)
 {
     weft_timer_stop(&c->timer);
     free(c->head);
-    free(c->msg);
+    conn_drop_rx(c);
     free(c->subs);
     free(c->protocol);
     weft_deflater_free(c->defl);

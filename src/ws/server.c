@@ -85,6 +85,12 @@ static void on_accept(struct weft_listener *l, int fd, const struct sockaddr *ad
         free(c);
         return;
     }
+    if (s->tls && tls_attach_server(&c->sock, s->tls) != WEFT_OK) {
+        close(fd); /* also leaves the epoll set */
+        free(c);
+        ep_log(&s->ep, WEFT_LOG_ERROR, "out of memory starting TLS on a connection");
+        return;
+    }
     conn_link(&s->ep, c);
     c->state = CONN_HTTP;
     if (addrlen <= sizeof c->peer)
@@ -97,6 +103,59 @@ static void on_accept(struct weft_listener *l, int fd, const struct sockaddr *ad
 
 static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len);
 static void server_conn_gone(struct weft_conn *c);
+
+/* Releases the server's TLS context and file names (connections keep their own reference to
+ * the context they were accepted with). */
+static void server_tls_free(struct weft_server *s)
+{
+    tls_ctx_free(s->tls);
+    s->tls = NULL;
+    free(s->tls_cert_file);
+    free(s->tls_key_file);
+    s->tls_cert_file = s->tls_key_file = NULL;
+}
+
+/* Builds a TLS context from cert/key and makes it the one new connections use, keeping the
+ * paths for reloads. On failure nothing changes and the reason goes to weft_tls_last_error:
+ * returns WEFT_ERR_TLS (or WEFT_ERR_NOMEM). */
+static int server_tls_load(struct weft_server *s, const char *cert, const char *key)
+{
+    char why[300];
+    struct ssl_ctx_st *ctx = tls_server_new(cert, key, why, sizeof why);
+    if (!ctx) {
+        tls_set_last_error(why);
+        return WEFT_ERR_TLS;
+    }
+    if (cert != s->tls_cert_file) {
+        char *c = strdup(cert), *k = strdup(key);
+        if (!c || !k) {
+            free(c);
+            free(k);
+            tls_ctx_free(ctx);
+            return WEFT_ERR_NOMEM;
+        }
+        free(s->tls_cert_file);
+        free(s->tls_key_file);
+        s->tls_cert_file = c;
+        s->tls_key_file = k;
+    }
+    tls_ctx_free(s->tls); /* open connections hold their own references */
+    s->tls = ctx;
+    return WEFT_OK;
+}
+
+/* Reloads the certificate and key for new connections; see weft.h. */
+int weft_server_reload_tls(struct weft_server *s)
+{
+    if (!s->tls) {
+        tls_set_last_error("the server was not started with TLS");
+        return WEFT_ERR_INVAL;
+    }
+    int r = server_tls_load(s, s->tls_cert_file, s->tls_key_file);
+    if (r == WEFT_OK)
+        ep_log(&s->ep, WEFT_LOG_INFO, "TLS certificate reloaded from %s", s->tls_cert_file);
+    return r;
+}
 
 /* Creates a server and starts listening; see weft.h. */
 struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_server_config *cfg,
@@ -132,6 +191,15 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
         c->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT;
     if (!c->max_backpressure)
         c->max_backpressure = DEFAULT_MAX_BACKPRESSURE;
+    if (c->tls_cert_file || c->tls_key_file) {
+        int r = server_tls_load(s, c->tls_cert_file, c->tls_key_file);
+        if (r != WEFT_OK) {
+            server_tls_free(s);
+            free(s);
+            *err = r;
+            return NULL;
+        }
+    }
     s->ep.next_id = 1;
     s->listener.user = s;
     s->listener.on_accept = on_accept;
@@ -142,6 +210,7 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
                                c->backlog, c->reuse_port);
     if (r != WEFT_OK) {
         int e = errno;
+        server_tls_free(s);
         free(s);
         errno = e;
         *err = r;
@@ -454,14 +523,7 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
     c->state = CONN_OPEN;
     if (deflate)
         conn_enable_deflate(c, &pmd);
-    struct weft_msg_limits lim = {
-        .frame = {.role = WEFT_ROLE_SERVER,
-                  .allowed_rsv = deflate ? 4 : 0,
-                  .max_frame = s->ep.cfg.max_frame},
-        .max_message = s->ep.cfg.max_message,
-        .validate_utf8 = true,
-    };
-    weft_msg_parser_init(&c->mp, &lim);
+    conn_start_frames(c);
     s->ep.stats.upgrades_total++;
     s->ep.stats.connections++;
     conn_arm_timer(c);
@@ -534,11 +596,10 @@ static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
 {
     struct weft_server *s = conn_server(c);
     size_t max = s->ep.cfg.max_head;
-    struct weft_http_request *http = malloc(sizeof *http);
-    if (!http) {
-        respond_error(c, 503, NULL, NULL);
-        return;
-    }
+    /* On the stack (about 3 KiB): a heap block per handshake would only fragment the heap
+     * between the long-lived connection objects. */
+    struct weft_http_request http_storage;
+    struct weft_http_request *http = &http_storage;
     const char *buf;
     size_t blen, taken = len;
     if (!c->head) {
@@ -555,12 +616,10 @@ static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
     if (r == 0 && blen >= max)
         r = -431;
     if (r < 0) {
-        free(http);
         respond_error(c, -r, NULL, NULL);
         return;
     }
     if (r == 0) {
-        free(http);
         if (!c->head) {
             c->head = malloc(max);
             if (!c->head) {
@@ -577,7 +636,6 @@ static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
     char *head = c->head; /* upgrade() frees c->head: keep it alive until we are done */
     c->head = NULL;
     bool ws = handle_request(c, http);
-    free(http);
     if (ws && c->state == CONN_OPEN) {
         if ((size_t)r < blen)
             conn_feed_bytes(c, (uint8_t *)buf + r, blen - (size_t)r);
@@ -658,6 +716,7 @@ void weft_server_free(struct weft_server *s)
         conn_free(c);
     }
     pubsub_free(s);
+    server_tls_free(s);
     endpoint_release(&s->ep);
     for (size_t i = 0; i < s->nroutes; i++)
         free(s->routes[i].pattern);

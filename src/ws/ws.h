@@ -46,6 +46,15 @@ struct topic {
     uint32_t nsubs, capsubs;
 };
 
+/* What a connection needs to resume reading in the middle of a frame or message. Idle
+ * connections have none: their bytes are parsed with the endpoint's scratch copy. */
+struct conn_rx {
+    struct weft_msg_parser mp;
+    uint8_t *msg; /* a message being assembled from several frames or reads */
+    size_t msg_len, msg_cap;
+    bool msg_binary;
+};
+
 /* What connections need from whoever owns them, a server or a client: the loop, limits and
  * timeouts, counters, and two hooks. Embedded first in struct weft_server. */
 struct endpoint {
@@ -70,6 +79,8 @@ struct endpoint {
     struct weft_inflater *shared_infl;
     uint8_t *zin, *zout;
     size_t zin_cap, zout_cap;
+
+    struct conn_rx rx_scratch; /* the receive state of a connection that has none */
 };
 
 struct weft_conn {
@@ -93,10 +104,8 @@ struct weft_conn {
     char *head;
     uint32_t head_len;
 
-    /* a message being assembled from several frames or reads */
-    uint8_t *msg;
-    size_t msg_len, msg_cap;
-    bool msg_binary;
+    /* receive state, allocated only while a frame or message is split across reads */
+    struct conn_rx *rx;
 
     struct sub *subs;
     uint16_t nsubs, capsubs;
@@ -114,8 +123,6 @@ struct weft_conn {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } peer;
-
-    struct weft_msg_parser mp;
 };
 
 struct weft_server {
@@ -133,6 +140,10 @@ struct weft_server {
     struct weft_timer shutdown_timer;
     void (*shutdown_done)(void *);
     void *shutdown_arg;
+
+    /* TLS: the context new connections use (NULL = plain), and the files it came from */
+    struct ssl_ctx_st *tls;
+    char *tls_cert_file, *tls_key_file;
 };
 
 /* The request being handled (on the stack during on_upgrade / HTTP handlers). */
@@ -157,6 +168,8 @@ void conn_on_drain(struct weft_sock *s);
 void conn_on_eof(struct weft_sock *s, int err);
 void conn_on_free(struct weft_sock *s);
 void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len);
+/* Marks a connection open for frames (after the 101): the parser is created on first use. */
+void conn_start_frames(struct weft_conn *c);
 void conn_free(struct weft_conn *c);
 void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
                  bool clean);

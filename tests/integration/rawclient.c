@@ -18,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 /* Bytes asked of the kernel per read. */
 #define READ_CHUNK 65536
 
@@ -111,6 +114,8 @@ int rc_connect(struct rc *c, uint16_t port, int rcvbuf, int timeout_ms)
 
 void rc_close(struct rc *c)
 {
+    if (c->ssl) SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     free(c->in);
@@ -124,6 +129,25 @@ int rc_write(struct rc *c, const void *buf, size_t len, int timeout_ms)
 {
     const uint8_t *p = buf;
     uint64_t deadline = rc_now_ms() + (uint64_t)timeout_ms;
+    while (len > 0 && c->ssl) {
+        size_t w = 0;
+        if (SSL_write_ex(c->ssl, p, len, &w)) {
+            p += w;
+            len -= w;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, 0);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            if (errno == 0) errno = EPIPE;
+            return -1;
+        }
+        int r = wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
+        if (r < 0) return -1;
+        if (r == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+    }
     while (len > 0) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -152,6 +176,31 @@ long rc_read_once(struct rc *c)
 {
     if (c->eof) return 0;
     if (in_reserve(c, READ_CHUNK) < 0) return -2;
+    if (c->ssl) {
+        size_t n = 0;
+        ERR_clear_error();
+        errno = 0;
+        if (SSL_read_ex(c->ssl, c->in + c->in_len, c->in_cap - c->in_len, &n)) {
+            c->in_len += n;
+            return (long)n;
+        }
+        int e = SSL_get_error(c->ssl, 0);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return -1;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            c->tls_notify = true;
+            c->eof = true;
+            return 0;
+        }
+        unsigned long le = ERR_peek_error();
+        if (e == SSL_ERROR_SSL && ERR_GET_REASON(le) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+            ERR_clear_error();
+            c->eof = true; /* a bare FIN, without close_notify */
+            return 0;
+        }
+        ERR_clear_error();
+        if (errno == 0) errno = ECONNRESET;
+        return -2;
+    }
     for (;;) {
         ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n > 0) {
@@ -329,13 +378,14 @@ bool rc_http_header(const struct rc_http *resp, const char *name, char *out, siz
     return true;
 }
 
-int rc_handshake(struct rc *c, uint16_t port, const char *path, struct rc_http *resp,
-                 int timeout_ms)
+int rc_handshake_ex(struct rc *c, uint16_t port, const char *path, const char *extra_headers,
+                    const char *protocols, struct rc_http *resp, int timeout_ms)
 {
     char key[25], host[32], req[1024];
     weft_handshake_key(&c->rnd, key);
     snprintf(host, sizeof host, "127.0.0.1:%u", (unsigned)port);
-    struct weft_client_request cr = {.host = host, .path = path};
+    struct weft_client_request cr = {
+        .host = host, .path = path, .protocols = protocols, .extra_headers = extra_headers};
     int n = weft_handshake_request(req, sizeof req, &cr, key);
     if (n < 0) return -1;
     if (rc_write(c, req, (size_t)n, timeout_ms) < 0) return -1;
@@ -347,12 +397,44 @@ int rc_handshake(struct rc *c, uint16_t port, const char *path, struct rc_http *
     struct weft_http_response hr;
     if (weft_http_parse_response(r->head, r->head_len, sizeof r->head, &hr) <= 0) return -1;
     struct weft_handshake_result res;
-    if (weft_handshake_check_response(&hr, key, NULL, NULL, &res) != WEFT_OK) {
+    if (weft_handshake_check_response(&hr, key, protocols, NULL, &res) != WEFT_OK) {
         fprintf(stderr, "rawclient: bad 101: %s\n", res.error ? res.error : "?");
         return -1;
     }
     reset_parser(c);
     return 101;
+}
+
+int rc_tls_handshake(struct rc *c, struct ssl_ctx_st *ctx, const char *sni, int timeout_ms)
+{
+    uint64_t deadline = rc_now_ms() + (uint64_t)timeout_ms;
+    ERR_clear_error();
+    c->ssl = SSL_new(ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) return -1;
+    if (sni && !SSL_set_tlsext_host_name(c->ssl, sni)) return -1;
+    SSL_set_connect_state(c->ssl);
+    for (;;) {
+        int r = SSL_do_handshake(c->ssl);
+        if (r == 1) return 0;
+        int e = SSL_get_error(c->ssl, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return -1;
+        if (wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) <= 0)
+            return -1;
+    }
+}
+
+int rc_tls_open(struct rc *c, uint16_t port, const char *path, struct ssl_ctx_st *ctx,
+                const char *sni)
+{
+    if (rc_connect(c, port, 0, RC_TIMEOUT_MS) < 0) return -1;
+    if (rc_tls_handshake(c, ctx, sni, RC_TIMEOUT_MS) < 0) return -1;
+    return rc_handshake(c, port, path, NULL, RC_TIMEOUT_MS) == 101 ? 0 : -1;
+}
+
+int rc_handshake(struct rc *c, uint16_t port, const char *path, struct rc_http *resp,
+                 int timeout_ms)
+{
+    return rc_handshake_ex(c, port, path, NULL, NULL, resp, timeout_ms);
 }
 
 int rc_open(struct rc *c, uint16_t port, const char *path)

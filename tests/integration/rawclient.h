@@ -18,6 +18,9 @@
 
 #include "weft.h"
 
+struct ssl_st;
+struct ssl_ctx_st;
+
 /* Default timeout of rawclient operations in tests, milliseconds. */
 #define RC_TIMEOUT_MS 5000
 
@@ -64,6 +67,8 @@ struct rc {
     uint8_t ctrl[125];  /* payload of the last control frame */
     struct rc_msg last; /* what rc_recv returned */
     bool eof;           /* read returned 0 */
+    struct ssl_st *ssl; /* TLS (rc_tls_handshake): all I/O goes through it; NULL = plain */
+    bool tls_notify;    /* TLS: the EOF was the peer's close_notify (not a bare TCP FIN) */
 };
 
 /* Connects to 127.0.0.1:port (bounded by timeout_ms), with TCP_NODELAY. If rcvbuf > 0 the
@@ -95,6 +100,11 @@ bool rc_http_header(const struct rc_http *resp, const char *name, char *out, siz
  * -1 on I/O failure / invalid 101. */
 int rc_handshake(struct rc *c, uint16_t port, const char *path, struct rc_http *resp,
                  int timeout_ms);
+
+/* rc_handshake with extra request headers (complete "Name: value\r\n" lines, may be NULL)
+ * and offered subprotocols (comma list, may be NULL; the 101 must choose one of them or none). */
+int rc_handshake_ex(struct rc *c, uint16_t port, const char *path, const char *extra_headers,
+                    const char *protocols, struct rc_http *resp, int timeout_ms);
 
 /* rc_connect + rc_handshake. Returns 0 when the connection is open, -1 otherwise. */
 int rc_open(struct rc *c, uint16_t port, const char *path);
@@ -134,6 +144,16 @@ int rc_wait_eof(struct rc *c, int timeout_ms, size_t *extra);
  * nothing), answers with a close echoing its code and waits for EOF. Returns the server's
  * close code, or -1 if no close frame came or the TCP connection did not end. */
 int rc_expect_close(struct rc *c, int timeout_ms);
+
+/* TLS: after rc_connect, runs a client handshake with a new SSL from ctx (an SSL_CTX *),
+ * sending sni (NULL: none); from then on every read and write goes through TLS and rc_close
+ * frees the SSL. Returns 0, or -1 (handshake failed or timed out; OpenSSL's error queue says
+ * why). */
+int rc_tls_handshake(struct rc *c, struct ssl_ctx_st *ctx, const char *sni, int timeout_ms);
+
+/* rc_connect + rc_tls_handshake + rc_handshake. Returns 0 when the connection is open. */
+int rc_tls_open(struct rc *c, uint16_t port, const char *path, struct ssl_ctx_st *ctx,
+                const char *sni);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t rc_now_ms(void);

@@ -578,6 +578,48 @@ static void test_close_codes(void **state)
     assert_int_equal(plen, 125);
 }
 
+static void test_parser_idle(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {3, 1, 4, 1};
+    struct weft_msg_limits srv = limits(WEFT_ROLE_SERVER);
+    struct weft_msg_parser p;
+    weft_msg_parser_init(&p, &srv);
+    assert_true(weft_msg_parser_idle(&p));
+    uint8_t b[64];
+    size_t n = frame(b, WEFT_OP_TEXT, false, 0, "ab", 2, key);
+    n += frame(b + n, WEFT_OP_CONT, true, 0, "cd", 2, key);
+    size_t first = 8; /* header (6) + "ab" */
+    struct weft_msg_event ev;
+    size_t used, off = 0;
+    /* Part of a header: not idle. */
+    assert_int_equal(weft_msg_parse(&p, b, 1, &used, &ev), WEFT_MSG_NEED_MORE);
+    assert_false(weft_msg_parser_idle(&p));
+    off = used;
+    /* A whole first fragment: the message is still open. */
+    while (off < first) {
+        weft_msg_parse(&p, b + off, first - off, &used, &ev);
+        off += used;
+    }
+    assert_false(weft_msg_parser_idle(&p));
+    /* The last fragment completes it. */
+    while (off < n) {
+        weft_msg_parse(&p, b + off, n - off, &used, &ev);
+        off += used;
+    }
+    assert_int_equal(weft_msg_parse(&p, b + off, 0, &used, &ev), WEFT_MSG_NEED_MORE);
+    assert_true(weft_msg_parser_idle(&p));
+    /* Half of a ping's payload: not idle. */
+    n = frame(b, WEFT_OP_PING, true, 0, "xyz", 3, key);
+    assert_int_equal(weft_msg_parse(&p, b, n - 1, &used, &ev), WEFT_MSG_NEED_MORE);
+    assert_false(weft_msg_parser_idle(&p));
+    /* An error is never idle. */
+    weft_msg_parser_init(&p, &srv);
+    uint8_t bad[] = {0x81, 0x01, 'x'};
+    assert_int_equal(weft_msg_parse(&p, bad, sizeof bad, &used, &ev), WEFT_MSG_ERROR);
+    assert_false(weft_msg_parser_idle(&p));
+}
+
 static void test_sticky_error(void **state)
 {
     (void)state;
@@ -727,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_errors_sequence),
         cmocka_unit_test(test_errors_utf8),
         cmocka_unit_test(test_close_codes),
+        cmocka_unit_test(test_parser_idle),
         cmocka_unit_test(test_sticky_error),
         cmocka_unit_test(test_encoder_roundtrip),
         cmocka_unit_test(test_random_stream_splits),

@@ -1,0 +1,241 @@
+/*
+ * internal.h — what the files of src/hub share: the hub, its connections, rooms, logger,
+ * metrics, auth and the /hub protocol entry points. Not installed; users include hub.h.
+ */
+#ifndef WEFT_HUB_INTERNAL_H
+#define WEFT_HUB_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hub/hub.h"
+
+/* ------------------------------------------------------------------ logs (log.c) */
+
+struct hub_log {
+    FILE *out;
+    int level;
+    enum hub_log_format format;
+};
+
+/*
+ * Writes one log line if level is enabled: JSON {"ts","level","msg"[,"conn"][,fields…]} or
+ * text "weft: LEVEL: [conn] msg k=v…". conn is the correlation id (NULL for lines about no
+ * connection); fields (may be NULL) is an object whose members are added, and is consumed
+ * (its reference is stolen).
+ */
+void hlog(const struct hub_log *lg, int level, const char *conn, json_t *fields, const char *fmt,
+          ...) __attribute__((format(printf, 5, 6)));
+/* As hlog, but always written whatever the level (the "listening on" line). */
+void hlog_always(const struct hub_log *lg, int level, const char *conn, json_t *fields,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ------------------------------------------------------------------ metrics (metrics.c) */
+
+#define HUB_LAT_BUCKETS 14
+#define HUB_MAX_CLOSE_CODES 32
+#define HUB_MAX_ERROR_CODES 24
+
+struct hub_metrics {
+    uint64_t conns_total;           /* WebSocket connections opened (all routes) */
+    uint64_t hs_ok, hs_401, hs_403, hs_429, hs_503_app; /* handshakes by result (ours) */
+    struct { uint16_t code; uint64_t n; } closes[HUB_MAX_CLOSE_CODES];
+    size_t ncloses;
+    struct { const char *code; uint64_t n; } errors[HUB_MAX_ERROR_CODES]; /* static strings */
+    size_t nerrors;
+    uint64_t hub_requests;          /* /hub messages received */
+    uint64_t publishes, deliveries; /* /hub publishes and the copies they queued */
+    uint64_t rate_limited;          /* connections closed for the message rate */
+    uint64_t auth_expired;          /* connections closed when their token expired */
+    uint64_t revoked_closes;        /* connections closed when their token was revoked */
+    uint64_t lat_buckets[HUB_LAT_BUCKETS + 1]; /* cumulative at render time; +Inf last */
+    double lat_sum;
+    uint64_t lat_count;
+    double start_time;              /* process start, seconds since the epoch */
+};
+
+extern const double hub_lat_bounds[HUB_LAT_BUCKETS];
+
+void metrics_close(struct hub_metrics *m, uint16_t code);
+void metrics_error(struct hub_metrics *m, const char *code);
+void metrics_latency(struct hub_metrics *m, double seconds);
+
+/* ------------------------------------------------------------------ auth (auth.c) */
+
+struct hub_auth;
+
+/* Claims of a valid token. Strings are owned (auth_claims_free). */
+struct auth_claims {
+    char *sub;       /* NULL if absent */
+    char *jti;       /* NULL if absent */
+    int64_t exp;     /* seconds since the epoch, 0 if absent */
+    json_t *rooms;   /* the "rooms" claim (array of patterns), NULL if absent */
+};
+
+struct hub_auth *auth_new(const char *secret, const char *revoked_path, char *err, size_t cap);
+void auth_free(struct hub_auth *a);
+/* Verifies an HS256 token: signature, alg, exp/nbf against now_s, revocation. Returns 0 and
+ * fills *out, or -1 with a short reason in why. */
+int auth_verify(struct hub_auth *a, const char *token, size_t len, int64_t now_s,
+                struct auth_claims *out, char *why, size_t cap);
+void auth_claims_free(struct auth_claims *c);
+/* True if jti is in the revocation list. */
+bool auth_revoked(const struct hub_auth *a, const char *jti);
+/* Re-reads the revocation file if it changed (inode, size or mtime). Returns 1 if reloaded,
+ * 0 if unchanged, -1 on a read error (the old list stays). n receives the entry count. */
+int auth_reload(struct hub_auth *a, size_t *n);
+/* Mints a token (for the self-check). Returns a malloc'd string or NULL. */
+char *auth_mint(struct hub_auth *a, const char *sub, int64_t exp);
+/* True if a room name matches one of the patterns of a "rooms" claim (exact, or a prefix
+ * ending in '*'). A NULL claim allows every room. */
+bool auth_room_allowed(const json_t *rooms, const char *room);
+
+/* ------------------------------------------------------------------ rooms (rooms.c) */
+
+struct hconn;
+
+/* One kept message: the delivery as sent, its sequence number and time. */
+struct hist_entry {
+    uint64_t seq;
+    uint64_t ts_ms;
+    char *json; /* {"type":"message",…} */
+    size_t len;
+};
+
+struct room {
+    struct room *next; /* hash chain */
+    char *name;
+    uint64_t seq;      /* last sequence number given */
+    struct hist_entry *hist; /* ring of history_size entries */
+    uint32_t hist_head, hist_len, hist_cap;
+    size_t hist_bytes;
+    struct hconn **members;
+    uint32_t nmembers, capmembers;
+};
+
+struct rooms {
+    struct room **buckets;
+    size_t nbuckets, nrooms;
+    uint32_t history_size;
+    uint32_t history_age_ms;
+    uint64_t hist_msgs, hist_bytes; /* totals over all rooms */
+};
+
+int rooms_init(struct rooms *rs, uint32_t history_size, uint32_t history_age_ms);
+void rooms_free(struct rooms *rs);
+struct room *rooms_find(struct rooms *rs, const char *name);
+/* Finds or creates a room. NULL on allocation failure. */
+struct room *rooms_get(struct rooms *rs, const char *name);
+/* Adds / removes a member; a room with no member and no history is deleted on removal. */
+int room_add_member(struct rooms *rs, struct room *r, struct hconn *hc);
+void room_remove_member(struct rooms *rs, struct room *r, struct hconn *hc);
+/* Appends a delivery (json owned by the room afterwards) with seq r->seq + 1 (already
+ * assigned by the caller through room_next_seq). */
+void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, char *json,
+               size_t len);
+/* Drops entries older than the max age. */
+void room_expire(struct rooms *rs, struct room *r, uint64_t now_ms);
+/* The oldest kept seq (r->seq + 1 when nothing is kept). */
+uint64_t room_first_seq(const struct room *r);
+/* The i-th kept entry, oldest first. */
+const struct hist_entry *room_entry(const struct room *r, uint32_t i);
+/* Expires old entries in every room and deletes empty rooms. */
+void rooms_sweep(struct rooms *rs, uint64_t now_ms);
+
+/* ------------------------------------------------------------------ the hub (hub.c) */
+
+enum hconn_kind { HC_HUB = 0, HC_ROOM, HC_ECHO };
+
+/* A connection of the hub (the weft_conn user data). */
+struct hconn {
+    struct hub *h;
+    struct weft_conn *c;
+    struct hconn *prev, *next; /* all connections */
+    enum hconn_kind kind;
+    bool self_check;           /* the /readyz probe: not counted, not logged at info */
+    bool open;                 /* on_open ran */
+    char id[65];               /* correlation id = X-Request-Id */
+    char ip[64];
+    char *user;                /* JWT sub, NULL without auth */
+    char *jti;
+    int64_t exp;
+    json_t *rooms_claim;
+    struct weft_timer exp_timer;
+    double tokens;             /* rate-limit bucket */
+    uint64_t bucket_ms;
+    char *topic;               /* HC_ROOM: "room:<name>" */
+    size_t topic_len;
+    struct room **rooms;       /* HC_HUB: rooms joined */
+    uint32_t nrooms;
+};
+
+/* The pending publish-to-deliver samples of this loop iteration. */
+struct lat_pending {
+    struct hub *h; /* NULL once the hub is freed (the deferred flush then frees this) */
+    uint64_t *t0;
+    size_t n, cap;
+    bool scheduled;
+};
+
+struct readyz_check;
+
+struct hub {
+    struct hub_config cfg;
+    struct weft_loop *loop;
+    struct weft_server *server;
+    struct hub_log log;
+    struct hub_metrics m;
+    struct hub_auth *auth;
+    struct rooms rooms;
+    struct hconn *conns;
+    uint64_t nconns;           /* open connections of the hub (without the probe) */
+    uint64_t nconns_all;       /* with the probe */
+    struct ipcount **ip_buckets;
+    size_t ip_nbuckets;
+    struct weft_random rnd;
+    struct weft_timer tick;    /* 1 s: revocation file, history expiry */
+    struct lat_pending *lat;
+    char self_nonce[33];       /* X-Weft-Self-Check value of the probe */
+    struct readyz_check *checks;
+    bool draining;
+};
+
+/* Milliseconds / nanoseconds of CLOCK_MONOTONIC, seconds of CLOCK_REALTIME. */
+uint64_t hub_mono_ns(void);
+int64_t hub_wall_s(void);
+int64_t hub_wall_ms(void);
+/* The publish-to-deliver clock started at t0_ns for a publish that queued deliveries. */
+void hub_latency_start(struct hub *h, uint64_t t0_ns);
+/* (Re)starts the token expiry timer of hc (hc->exp must be set). */
+void hub_arm_expiry(struct hconn *hc);
+/* Closes a connection with a policy code and logs why. */
+void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason);
+/* Sends a text message on hc; counts a refused send. */
+void hub_send(struct hconn *hc, const char *text, size_t len);
+
+/* ------------------------------------------------------------------ /hub protocol (proto.c) */
+
+/* A text message arrived on a /hub connection. t0 is when it arrived (hub_mono_ns). */
+void proto_message(struct hconn *hc, const char *data, size_t len, bool binary, uint64_t t0);
+/* The connection is closing: leaves every room. */
+void proto_conn_gone(struct hconn *hc);
+/* Sends an error reply. code is a static string. id (may be NULL) is echoed. */
+void proto_error(struct hconn *hc, const json_t *id, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* True if name is a valid room name (1..HUB_ROOM_MAX of [A-Za-z0-9_.:@-]); else why. */
+bool proto_room_valid(const char *name, size_t len, const char **why);
+#define HUB_ROOM_MAX 128
+
+/* ------------------------------------------------------------------ HTTP endpoints */
+
+/* metrics.c: GET /metrics */
+void metrics_http(struct weft_request *req, void *route_user);
+/* health.c: GET /healthz, GET /readyz */
+void health_healthz(struct weft_request *req, void *route_user);
+void health_readyz(struct weft_request *req, void *route_user);
+/* Cancels the probes in flight (their requests are answered 503). */
+void health_cancel_all(struct hub *h);
+
+#endif

@@ -1,0 +1,988 @@
+/*
+ * client.c — WebSocket clients: URL parsing, name resolution (c-ares through net/dns.c),
+ * happy-eyeballs connects, the opening handshake, reconnection with exponential backoff and
+ * full jitter, and a queue for messages sent while disconnected. Once the 101 is in, the
+ * connection is an ordinary struct weft_conn driven by conn.c in the client role.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ws/client.h"
+
+#define DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
+#define DEFAULT_TIMEOUT 10000
+#define DEFAULT_CLOSE_TIMEOUT 5000
+#define DEFAULT_MAX_BACKPRESSURE (1024u * 1024)
+#define DEFAULT_BACKOFF_BASE 250
+#define DEFAULT_BACKOFF_CAP 30000
+#define DEFAULT_RESET_AFTER 5000
+#define DEFAULT_TRY_AGAIN 5000
+#define EYEBALL_DELAY_MS 250
+#define MAX_HINT_MS (3600u * 1000u)
+#define REQUEST_MAX (WEFT_HTTP_MAX_HEAD + 1024)
+
+static void client_on_eof(struct weft_sock *s, int err);
+
+static const struct sock_ops client_conn_ops = {
+    .on_data = conn_on_data,
+    .on_drain = conn_on_drain,
+    .on_eof = client_on_eof,
+    .on_free = conn_on_free,
+};
+
+static void start_attempt(struct weft_client *cl);
+static void attempt_failed(struct weft_client *cl);
+static void try_next_address(struct weft_client *cl);
+
+/* ----------------------------------------------------------------- URLs */
+
+/* True for the characters allowed in a host name (RFC 3986 reg-name, without escapes). */
+static bool host_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_';
+}
+
+/* Parses a URL; see weft.h. Returns WEFT_OK or WEFT_ERR_INVAL with *why. */
+int weft_url_parse(const char *url, struct weft_url *out, const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    memset(out, 0, sizeof *out);
+    if (!url || !*url) {
+        *why = "empty URL";
+        return WEFT_ERR_INVAL;
+    }
+    const char *p;
+    if (!strncasecmp(url, "ws://", 5)) {
+        p = url + 5;
+    } else if (!strncasecmp(url, "wss://", 6)) {
+        p = url + 6;
+        out->tls = true;
+    } else {
+        *why = strstr(url, "://") ? "unsupported scheme (use ws:// or wss://)"
+                                  : "not a WebSocket URL (expected ws://host[:port]/path)";
+        return WEFT_ERR_INVAL;
+    }
+    size_t alen = strcspn(p, "/?#");
+    const char *auth = p, *aend = p + alen;
+    if (memchr(auth, '@', alen)) {
+        *why = "credentials in the URL (user@host) are not supported";
+        return WEFT_ERR_INVAL;
+    }
+    const char *hend, *port = NULL;
+    if (alen && auth[0] == '[') {
+        const char *rb = memchr(auth, ']', alen);
+        if (!rb) {
+            *why = "unterminated IPv6 literal (missing ']')";
+            return WEFT_ERR_INVAL;
+        }
+        out->host = auth + 1;
+        out->host_len = (size_t)(rb - auth - 1);
+        for (size_t i = 0; i < out->host_len; i++) {
+            char ch = out->host[i];
+            if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                  (ch >= 'A' && ch <= 'F') || ch == ':' || ch == '.')) {
+                *why = "bad IPv6 literal";
+                return WEFT_ERR_INVAL;
+            }
+        }
+        if (!out->host_len || !memchr(out->host, ':', out->host_len)) {
+            *why = "bad IPv6 literal";
+            return WEFT_ERR_INVAL;
+        }
+        hend = rb + 1;
+        if (hend < aend) {
+            if (*hend != ':') {
+                *why = "unexpected characters after the IPv6 literal";
+                return WEFT_ERR_INVAL;
+            }
+            port = hend + 1;
+        }
+    } else {
+        const char *colon = memchr(auth, ':', alen);
+        hend = colon ? colon : aend;
+        if (colon)
+            port = colon + 1;
+        out->host = auth;
+        out->host_len = (size_t)(hend - auth);
+        if (!out->host_len) {
+            *why = "empty host";
+            return WEFT_ERR_INVAL;
+        }
+        for (size_t i = 0; i < out->host_len; i++)
+            if (!host_char(out->host[i])) {
+                *why = "bad character in the host name";
+                return WEFT_ERR_INVAL;
+            }
+    }
+    out->port = out->tls ? 443 : 80;
+    if (port) {
+        unsigned long v = 0;
+        if (port == aend) {
+            *why = "empty port";
+            return WEFT_ERR_INVAL;
+        }
+        for (const char *q = port; q < aend; q++) {
+            if (*q < '0' || *q > '9' || v > 65535) {
+                *why = "bad port (expected 1-65535)";
+                return WEFT_ERR_INVAL;
+            }
+            v = v * 10 + (unsigned long)(*q - '0');
+        }
+        if (v == 0 || v > 65535) {
+            *why = "bad port (expected 1-65535)";
+            return WEFT_ERR_INVAL;
+        }
+        out->port = (uint16_t)v;
+        out->port_explicit = true;
+    }
+    out->target = aend;
+    out->target_len = strcspn(aend, "#");
+    for (size_t i = 0; i < out->target_len; i++) {
+        unsigned char ch = (unsigned char)out->target[i];
+        if (ch <= 0x20 || ch == 0x7f) {
+            *why = "space or control character in the path (percent-encode it)";
+            return WEFT_ERR_INVAL;
+        }
+    }
+    *why = NULL;
+    return WEFT_OK;
+}
+
+/* The backoff bound; see weft.h. */
+uint32_t weft_backoff_bound(uint32_t base_ms, uint32_t cap_ms, unsigned n)
+{
+    uint64_t b = base_ms;
+    for (unsigned i = 1; i < n && b < cap_ms; i++)
+        b *= 2;
+    return b < cap_ms ? (uint32_t)b : cap_ms;
+}
+
+/* ----------------------------------------------------------------- helpers */
+
+static struct weft_client *from_timer(struct weft_timer *t, size_t off)
+{
+    return (struct weft_client *)((char *)t - off);
+}
+
+/* A uniformly random number in [0, bound]. */
+static uint32_t random_upto(struct weft_client *cl, uint32_t bound)
+{
+    uint32_t r;
+    weft_random_bytes(&cl->ep.rnd, &r, sizeof r);
+    if (bound == UINT32_MAX)
+        return r;
+    return (uint32_t)((uint64_t)r % ((uint64_t)bound + 1));
+}
+
+/* Reports an error of the current attempt to the application (and the pool). */
+static void report_error(struct weft_client *cl, int err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void report_error(struct weft_client *cl, int err, int status, const char *fmt, ...)
+{
+    char reason[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    cl->failed = true;
+    ep_log(&cl->ep, WEFT_LOG_INFO, "client %s: %s", cl->hosthdr, reason);
+    if (cl->pool)
+        pool_member_error(cl, err);
+    if (cl->opt.on_error)
+        cl->opt.on_error(cl, err, reason, status);
+}
+
+/* Drops the queued messages. */
+static void queue_clear(struct weft_client *cl)
+{
+    while (cl->qhead) {
+        struct qmsg *m = cl->qhead;
+        cl->qhead = m->next;
+        free(m);
+    }
+    cl->qtail = NULL;
+    cl->qbytes = 0;
+}
+
+/* Closes every TCP connect in flight. */
+static void drop_attempts(struct weft_client *cl)
+{
+    weft_timer_stop(&cl->eyeball_timer);
+    for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++) {
+        struct attempt *a = &cl->att->a[i];
+        if (a->io.fd >= 0) {
+            close(a->io.fd); /* also leaves epoll */
+            a->io.fd = -1;
+        }
+    }
+    cl->inflight = 0;
+}
+
+/* Timer callback: reports the end to the application (last thing a client does on its own). */
+static void on_end_timer(struct weft_timer *t)
+{
+    struct weft_client *cl = from_timer(t, offsetof(struct weft_client, end_timer));
+    if (cl->end_reported)
+        return;
+    cl->end_reported = true;
+    if (cl->pool) {
+        pool_member_ended(cl); /* frees cl */
+        return;
+    }
+    if (cl->opt.on_end)
+        cl->opt.on_end(cl); /* may free cl */
+}
+
+/* Stops for good: no more attempts; on_end follows from a timer. */
+static void client_end(struct weft_client *cl)
+{
+    if (cl->state == CL_ENDED)
+        return;
+    cl->state = CL_ENDED;
+    if (cl->dns) {
+        dns_cancel(cl->dns);
+        cl->dns = NULL;
+    }
+    drop_attempts(cl);
+    weft_timer_stop(&cl->connect_timer);
+    weft_timer_stop(&cl->retry_timer);
+    queue_clear(cl);
+    weft_timer_start(cl->ep.loop, &cl->end_timer, 0);
+}
+
+/* ----------------------------------------------------------------- reconnection */
+
+/* After a failed attempt or a lost connection: schedules the next attempt under the policy,
+ * or ends the client. */
+static void schedule_retry(struct weft_client *cl)
+{
+    const struct weft_client_options *o = &cl->opt;
+    if (cl->app_closed || !o->reconnect || cl->no_retry) {
+        client_end(cl);
+        return;
+    }
+    if (o->max_attempts && cl->attempt >= o->max_attempts) {
+        report_error(cl, WEFT_ERR_CLOSED, 0, "giving up after %u reconnection attempts",
+                     cl->attempt);
+        client_end(cl);
+        return;
+    }
+    if (cl->close_code == WEFT_CLOSE_RESTART)
+        cl->attempt = 0; /* the server restarts: not a failure of ours */
+    cl->attempt++;
+    uint32_t bound = weft_backoff_bound(o->backoff_base_ms, o->backoff_cap_ms, cl->attempt);
+    uint64_t delay = random_upto(cl, bound);
+    if (cl->close_code == WEFT_CLOSE_TRY_AGAIN && delay < o->try_again_ms)
+        delay = o->try_again_ms;
+    if (cl->hint_ms >= 0 && delay < (uint64_t)cl->hint_ms)
+        delay = (uint64_t)cl->hint_ms;
+    cl->state = CL_WAITING;
+    weft_timer_start(cl->ep.loop, &cl->retry_timer, delay);
+    if (o->on_reconnecting)
+        o->on_reconnecting(cl, cl->attempt, (uint32_t)delay);
+}
+
+/* Timer callback: the backoff delay is over. */
+static void on_retry_timer(struct weft_timer *t)
+{
+    struct weft_client *cl = from_timer(t, offsetof(struct weft_client, retry_timer));
+    if (cl->state == CL_WAITING)
+        start_attempt(cl);
+}
+
+/* The current attempt failed before a connection opened (the error was reported). */
+static void attempt_failed(struct weft_client *cl)
+{
+    if (cl->dns) {
+        dns_cancel(cl->dns);
+        cl->dns = NULL;
+    }
+    drop_attempts(cl);
+    weft_timer_stop(&cl->connect_timer);
+    schedule_retry(cl);
+}
+
+/* ----------------------------------------------------------------- connection callbacks */
+
+/* Connection callback: the connection opened (after the 101). */
+static void client_on_open(struct weft_conn *c)
+{
+    struct weft_client *cl = (struct weft_client *)c->ep;
+    if (cl->opt.handlers.on_open)
+        cl->opt.handlers.on_open(c);
+}
+
+/* Connection callback: the connection is over. Reports a protocol violation by the server as
+ * an error, remembers the server's hints, then tells the application. */
+static void client_on_close(struct weft_conn *c, uint16_t code, const char *reason,
+                            size_t reason_len, bool clean)
+{
+    struct weft_client *cl = (struct weft_client *)c->ep;
+    cl->close_code = code;
+    if (cl->state == CL_OPEN && cl->ep.stats.protocol_errors > cl->proto_errors_at_open)
+        report_error(cl, WEFT_ERR_PROTO, 0, "protocol error by the server (closed with %u): %.*s",
+                     code, (int)reason_len, reason ? reason : "");
+    if (cl->opt.handlers.on_close)
+        cl->opt.handlers.on_close(c, code, reason, reason_len, clean);
+}
+
+/* Socket callback: end of stream. During the handshake that is a failure to report. */
+static void client_on_eof(struct weft_sock *s, int err)
+{
+    struct weft_conn *c = (struct weft_conn *)s;
+    struct weft_client *cl = (struct weft_client *)c->ep;
+    if (c->state == CONN_HTTP && cl->conn == c && !cl->failed) {
+        char why[320];
+        if (s->tls_err || (s->flags & SOCK_TLS_HS)) { /* the TLS handshake failed */
+            tls_error_text(s, err, why, sizeof why);
+            report_error(cl, WEFT_ERR_TLS, 0, "%s", why);
+        } else if (err)
+            report_error(cl, WEFT_ERR_IO, 0, "connection lost during the handshake: %s",
+                         strerror(err));
+        else
+            report_error(cl, WEFT_ERR_PROTO, 0,
+                         "the server closed the connection during the handshake");
+    }
+    conn_on_eof(s, err);
+}
+
+/* Endpoint hook: a connection is being freed. Decides what comes next. */
+static void client_conn_gone(struct weft_conn *c)
+{
+    struct weft_client *cl = (struct weft_client *)c->ep;
+    if (cl->conn != c)
+        return;
+    cl->conn = NULL;
+    if (cl->state == CL_ENDED)
+        return;
+    if (cl->app_closed) {
+        client_end(cl);
+        return;
+    }
+    if (!cl->had_open) {
+        if (!cl->failed)
+            report_error(cl, WEFT_ERR_TIMEOUT, 0, "no handshake response within %u ms",
+                         cl->ep.cfg.handshake_timeout_ms);
+        attempt_failed(cl);
+        return;
+    }
+    uint64_t now = weft_loop_now(cl->ep.loop);
+    if (now - cl->opened_at >= cl->opt.reset_after_ms)
+        cl->attempt = 0;
+    schedule_retry(cl);
+}
+
+/* ----------------------------------------------------------------- the handshake */
+
+/* Parses Retry-After (delay in seconds; HTTP dates are not honoured) into cl->hint_ms. */
+static void take_retry_after(struct weft_client *cl, const struct weft_http_response *resp)
+{
+    const struct weft_http_header *h =
+        weft_http_find_header(resp->headers, resp->num_headers, "Retry-After");
+    if (!h || !h->value_len)
+        return;
+    uint64_t v = 0;
+    for (size_t i = 0; i < h->value_len; i++) {
+        char ch = h->value[i];
+        if (ch < '0' || ch > '9')
+            return;
+        v = v * 10 + (uint64_t)(ch - '0');
+        if (v * 1000 > MAX_HINT_MS) {
+            v = MAX_HINT_MS / 1000;
+            break;
+        }
+    }
+    cl->hint_ms = (int64_t)(v * 1000);
+}
+
+/* Fails the handshake: the socket is closed; client_conn_gone continues. */
+static void handshake_fail(struct weft_conn *c)
+{
+    free(c->head);
+    c->head = NULL;
+    sock_close(&c->sock);
+    c->state = CONN_DEAD;
+}
+
+/* The 101 checked out: the connection opens. */
+static void handshake_done(struct weft_client *cl, struct weft_conn *c,
+                           const struct weft_handshake_result *res)
+{
+    if (res->protocol) {
+        c->protocol = strndup(res->protocol, res->protocol_len);
+        if (!c->protocol) {
+            report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
+            handshake_fail(c);
+            return;
+        }
+    }
+    conn_start_frames(c);
+    c->h = &cl->h;
+    c->route_user = cl->opt.user;
+    c->state = CONN_OPEN;
+    cl->state = CL_OPEN;
+    cl->had_open = true;
+    cl->opened_at = weft_loop_now(cl->ep.loop);
+    cl->proto_errors_at_open = cl->ep.stats.protocol_errors;
+    cl->ep.stats.upgrades_total++;
+    cl->ep.stats.connections++;
+    conn_arm_timer(c);
+    while (cl->qhead && c->state == CONN_OPEN) {
+        struct qmsg *m = cl->qhead;
+        cl->qhead = m->next;
+        cl->qbytes -= m->len;
+        weft_conn_send(c, m->data, m->len, (enum weft_opcode)m->opcode);
+        free(m);
+    }
+    if (!cl->qhead)
+        cl->qtail = NULL;
+    if (cl->pool)
+        pool_member_opened(cl);
+    if (c->state == CONN_OPEN && c->h->on_open)
+        c->h->on_open(c);
+}
+
+/* Checks a complete response head. Returns true when the connection is now open. */
+static bool handle_response(struct weft_client *cl, struct weft_conn *c,
+                            const struct weft_http_response *resp)
+{
+    if (resp->status != 101) {
+        take_retry_after(cl, resp);
+        if (cl->opt.no_retry_4xx && resp->status >= 400 && resp->status < 500 &&
+            resp->status != 408 && resp->status != 429)
+            cl->no_retry = true;
+        report_error(cl, WEFT_ERR_PROTO, resp->status, "handshake rejected with HTTP status %d %.*s",
+                     resp->status, (int)resp->reason_len, resp->reason ? resp->reason : "");
+        handshake_fail(c);
+        return false;
+    }
+    struct weft_handshake_result res;
+    memset(&res, 0, sizeof res);
+    if (weft_handshake_check_response(resp, cl->key, cl->opt.protocols, NULL, &res) != WEFT_OK) {
+        report_error(cl, WEFT_ERR_PROTO, 0, "bad handshake response: %s",
+                     res.error ? res.error : "invalid");
+        handshake_fail(c);
+        return false;
+    }
+    handshake_done(cl, c, &res);
+    return c->state == CONN_OPEN || c->state == CONN_CLOSING;
+}
+
+/* Endpoint hook: bytes of the response head. Parses in place when the head came in one
+ * read, otherwise accumulates up to max_head bytes; bytes after the head are frames. */
+static void client_on_head(struct weft_conn *c, uint8_t *data, size_t len)
+{
+    struct weft_client *cl = (struct weft_client *)c->ep;
+    size_t max = cl->ep.cfg.max_head;
+    struct weft_http_response *resp = malloc(sizeof *resp);
+    if (!resp) {
+        report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
+        handshake_fail(c);
+        return;
+    }
+    const char *buf;
+    size_t blen, taken = len;
+    if (!c->head) {
+        buf = (const char *)data;
+        blen = len;
+    } else {
+        taken = max - c->head_len < len ? max - c->head_len : len;
+        memcpy(c->head + c->head_len, data, taken);
+        c->head_len += (uint32_t)taken;
+        buf = c->head;
+        blen = c->head_len;
+    }
+    int r = weft_http_parse_response(buf, blen, max, resp);
+    if (r < 0 || (r == 0 && blen >= max)) {
+        free(resp);
+        report_error(cl, WEFT_ERR_PROTO, 0, "%s",
+                     r < 0 ? "malformed HTTP response to the upgrade"
+                           : "HTTP response head too large");
+        handshake_fail(c);
+        return;
+    }
+    if (r == 0) {
+        free(resp);
+        if (!c->head) {
+            c->head = malloc(max);
+            if (!c->head) {
+                report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
+                handshake_fail(c);
+                return;
+            }
+            memcpy(c->head, data, len);
+            c->head_len = (uint32_t)len;
+        }
+        return;
+    }
+    char *head = c->head; /* kept until the leftover bytes are fed */
+    c->head = NULL;
+    bool open = handle_response(cl, c, resp);
+    free(resp);
+    if (open) {
+        if ((size_t)r < blen)
+            conn_feed_bytes(c, (uint8_t *)buf + r, blen - (size_t)r);
+        if (head && taken < len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
+            conn_feed_bytes(c, data + taken, len - taken);
+    }
+    free(head);
+}
+
+/* ----------------------------------------------------------------- connecting */
+
+/* A TCP connect succeeded on fd: wraps it in a connection and sends the upgrade request. */
+static void connected(struct weft_client *cl, int fd, const struct dns_addr *addr)
+{
+    struct weft_conn *c = calloc(1, sizeof *c);
+    char req[REQUEST_MAX];
+    int n = -1;
+    if (c) {
+        weft_handshake_key(&cl->ep.rnd, cl->key);
+        struct weft_client_request cr = {
+            .host = cl->hosthdr,
+            .path = cl->target,
+            .origin = cl->opt.origin,
+            .protocols = cl->opt.protocols,
+            .extra_headers = cl->opt.headers,
+        };
+        n = weft_handshake_request(req, sizeof req, &cr, cl->key);
+    }
+    if (!c || n < 0 || sock_attach(cl->ep.loop, &c->sock, fd, &client_conn_ops) != WEFT_OK ||
+        (cl->tls && tls_attach_client(&c->sock, cl->tls, cl->host) != WEFT_OK)) {
+        if (c && c->sock.ssl)
+            tls_close(&c->sock);
+        close(fd);
+        free(c);
+        report_error(cl, n == WEFT_ERR_SPACE ? WEFT_ERR_INVAL : WEFT_ERR_NOMEM, 0,
+                     "cannot build the upgrade request");
+        attempt_failed(cl);
+        return;
+    }
+    conn_link(&cl->ep, c);
+    c->state = CONN_HTTP;
+    memcpy(&c->peer, &addr->u, addr->len);
+    cl->conn = c;
+    cl->state = CL_HANDSHAKE;
+    sock_write(&c->sock, req, (size_t)n);
+    conn_arm_timer(c);
+}
+
+/* epoll callback of a connect in flight: it completed, one way or the other. */
+static void on_attempt_io(struct weft_io *io, uint32_t events)
+{
+    (void)events;
+    struct attempt *a = (struct attempt *)io;
+    struct weft_client *cl = a->cl;
+    if (io->fd < 0 || !cl || cl->state != CL_CONNECTING)
+        return;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+        soerr = errno;
+    if (soerr == 0 && !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        return;
+    size_t idx = (size_t)(a - cl->att->a);
+    if (soerr) {
+        close(io->fd);
+        io->fd = -1;
+        cl->inflight--;
+        cl->connect_errno = soerr;
+        if (cl->next_addr < cl->naddrs) {
+            weft_timer_stop(&cl->eyeball_timer);
+            try_next_address(cl);
+        } else if (cl->inflight == 0) {
+            char addr[64];
+            addr_format(&cl->addrs[idx].u.sa, addr, sizeof addr);
+            report_error(cl, WEFT_ERR_IO, 0, "cannot connect to %s: %s",
+                         cl->naddrs > 1 ? cl->hosthdr : addr, strerror(soerr));
+            attempt_failed(cl);
+        }
+        return;
+    }
+    /* The winner: the other connects are abandoned. */
+    int fd = io->fd;
+    io_del(cl->ep.loop, io);
+    io->fd = -1;
+    cl->inflight--;
+    drop_attempts(cl);
+    weft_timer_stop(&cl->connect_timer);
+    connected(cl, fd, &cl->addrs[idx]);
+}
+
+/* Starts connects to the next addresses until one is in flight (or none is left). */
+static void try_next_address(struct weft_client *cl)
+{
+    while (cl->next_addr < cl->naddrs) {
+        size_t i = cl->next_addr++;
+        const struct dns_addr *addr = &cl->addrs[i];
+        int fd = socket(addr->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            cl->connect_errno = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd, &addr->u.sa, addr->len) != 0 && errno != EINPROGRESS) {
+            cl->connect_errno = errno;
+            close(fd);
+            continue;
+        }
+        struct attempt *a = &cl->att->a[i];
+        a->io.fd = fd;
+        a->io.cb = on_attempt_io;
+        a->cl = cl;
+        if (io_add(cl->ep.loop, &a->io, EPOLLOUT | EPOLLERR | EPOLLHUP) != 0) {
+            cl->connect_errno = errno;
+            close(fd);
+            a->io.fd = -1;
+            continue;
+        }
+        cl->inflight++;
+        if (cl->next_addr < cl->naddrs)
+            weft_timer_start(cl->ep.loop, &cl->eyeball_timer, EYEBALL_DELAY_MS);
+        return;
+    }
+    if (cl->inflight == 0) {
+        report_error(cl, WEFT_ERR_IO, 0, "cannot connect to %s: %s", cl->hosthdr,
+                     strerror(cl->connect_errno ? cl->connect_errno : ECONNREFUSED));
+        attempt_failed(cl);
+    }
+}
+
+/* Timer callback: the connect in flight has not answered in 250 ms: start the next one too. */
+static void on_eyeball_timer(struct weft_timer *t)
+{
+    struct weft_client *cl = from_timer(t, offsetof(struct weft_client, eyeball_timer));
+    if (cl->state == CL_CONNECTING)
+        try_next_address(cl);
+}
+
+/* Timer callback: DNS + connect took longer than connect_timeout_ms. */
+static void on_connect_timer(struct weft_timer *t)
+{
+    struct weft_client *cl = from_timer(t, offsetof(struct weft_client, connect_timer));
+    if (cl->state != CL_RESOLVING && cl->state != CL_CONNECTING)
+        return;
+    report_error(cl, WEFT_ERR_TIMEOUT, 0, "%s %s timed out after %u ms",
+                 cl->state == CL_RESOLVING ? "resolving" : "connecting to", cl->hosthdr,
+                 cl->opt.connect_timeout_ms);
+    attempt_failed(cl);
+}
+
+/* DNS callback: addresses (or an error) for the host. */
+static void on_resolved(void *arg, int err, const char *why, const struct dns_addr *addrs,
+                        size_t n)
+{
+    struct weft_client *cl = arg;
+    cl->dns = NULL;
+    if (err != WEFT_OK) {
+        report_error(cl, err == WEFT_ERR_TIMEOUT ? WEFT_ERR_TIMEOUT : WEFT_ERR_ADDRESS, 0,
+                     "DNS lookup of %s failed: %s", cl->host, why);
+        attempt_failed(cl);
+        return;
+    }
+    memcpy(cl->addrs, addrs, n * sizeof addrs[0]);
+    cl->naddrs = n;
+    cl->next_addr = 0;
+    cl->state = CL_CONNECTING;
+    try_next_address(cl);
+}
+
+/* Starts one attempt: resolve (unless numeric), then connect. */
+static void start_attempt(struct weft_client *cl)
+{
+    cl->failed = cl->had_open = cl->no_retry = false;
+    cl->connect_errno = 0;
+    cl->hint_ms = -1;
+    cl->close_code = 0;
+    weft_timer_start(cl->ep.loop, &cl->connect_timer, cl->opt.connect_timeout_ms);
+    if (cl->numeric) {
+        cl->next_addr = 0;
+        cl->state = CL_CONNECTING;
+        try_next_address(cl);
+        return;
+    }
+    int err;
+    cl->state = CL_RESOLVING;
+    cl->dns = dns_resolve(cl->ep.loop, cl->host, cl->port, cl->opt.connect_timeout_ms,
+                          on_resolved, cl, &err);
+    if (!cl->dns) {
+        report_error(cl, err, 0, "cannot start the DNS lookup of %s", cl->host);
+        attempt_failed(cl);
+    }
+}
+
+/* ----------------------------------------------------------------- the API */
+
+/* Duplicates an optional string into *dst. Returns false on allocation failure. */
+static bool dup_opt(const char **dst)
+{
+    if (!*dst)
+        return true;
+    *dst = strdup(*dst);
+    return *dst != NULL;
+}
+
+/* Frees what client_new allocated (no callbacks). */
+static void client_release(struct weft_client *cl)
+{
+    tls_ctx_free(cl->tls); /* connections keep their own reference */
+    cl->tls = NULL;
+    free(cl->host);
+    free(cl->hosthdr);
+    free(cl->target);
+    free((char *)cl->opt.headers);
+    free((char *)cl->opt.origin);
+    free((char *)cl->opt.protocols);
+    queue_clear(cl);
+    free(cl);
+}
+
+/* Timer callback: frees the connect watchers of a freed client. */
+static void attempts_reap(struct weft_timer *t)
+{
+    free((char *)t - offsetof(struct attempts, reaper));
+}
+
+/* Creates a client and starts its first attempt; see weft_connect. */
+struct weft_client *client_new(struct weft_loop *loop, const char *url,
+                               const struct weft_client_options *opts, int *err)
+{
+    struct weft_url u;
+    if (!loop || weft_url_parse(url, &u, NULL) != WEFT_OK) {
+        *err = WEFT_ERR_INVAL;
+        return NULL;
+    }
+    struct weft_client *cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        *err = WEFT_ERR_NOMEM;
+        return NULL;
+    }
+    if (opts)
+        cl->opt = *opts;
+    struct weft_client_options *o = &cl->opt;
+    bool ok = dup_opt(&o->headers) + dup_opt(&o->origin) + dup_opt(&o->protocols) == 3;
+    cl->host = strndup(u.host, u.host_len);
+    bool v6 = memchr(u.host, ':', u.host_len) != NULL;
+    bool dflt = u.port == (u.tls ? 443 : 80);
+    size_t hcap = u.host_len + 16;
+    cl->hosthdr = malloc(hcap);
+    if (cl->hosthdr) {
+        int k = snprintf(cl->hosthdr, hcap, "%s%.*s%s", v6 ? "[" : "", (int)u.host_len, u.host,
+                         v6 ? "]" : "");
+        if (!dflt && k > 0)
+            snprintf(cl->hosthdr + k, hcap - (size_t)k, ":%u", (unsigned)u.port);
+    }
+    cl->target = malloc(u.target_len + 2);
+    if (cl->target) {
+        size_t k = 0;
+        if (!u.target_len || u.target[0] != '/')
+            cl->target[k++] = '/';
+        memcpy(cl->target + k, u.target, u.target_len);
+        cl->target[k + u.target_len] = '\0';
+    }
+    cl->att = calloc(1, sizeof *cl->att);
+    if (!ok || !cl->host || !cl->hosthdr || !cl->target || !cl->att) {
+        free(cl->att);
+        client_release(cl);
+        *err = WEFT_ERR_NOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++)
+        cl->att->a[i].io.fd = -1;
+    cl->port = u.port;
+
+    if (!o->max_message)
+        o->max_message = DEFAULT_MAX_MESSAGE;
+    if (!o->connect_timeout_ms)
+        o->connect_timeout_ms = DEFAULT_TIMEOUT;
+    if (!o->handshake_timeout_ms)
+        o->handshake_timeout_ms = DEFAULT_TIMEOUT;
+    if (!o->pong_timeout_ms)
+        o->pong_timeout_ms = DEFAULT_TIMEOUT;
+    if (!o->close_timeout_ms)
+        o->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT;
+    if (!o->max_backpressure)
+        o->max_backpressure = DEFAULT_MAX_BACKPRESSURE;
+    if (!o->backoff_base_ms)
+        o->backoff_base_ms = DEFAULT_BACKOFF_BASE;
+    if (!o->backoff_cap_ms)
+        o->backoff_cap_ms = DEFAULT_BACKOFF_CAP;
+    if (o->backoff_cap_ms < o->backoff_base_ms)
+        o->backoff_cap_ms = o->backoff_base_ms;
+    if (!o->reset_after_ms)
+        o->reset_after_ms = DEFAULT_RESET_AFTER;
+    if (!o->try_again_ms)
+        o->try_again_ms = DEFAULT_TRY_AGAIN;
+
+    /* The request is checked once here so bad headers fail weft_connect, not each attempt. */
+    char req[REQUEST_MAX];
+    static const char probe_key[25] = "dGhlIHNhbXBsZSBub25jZQ==";
+    struct weft_client_request cr = {.host = cl->hosthdr, .path = cl->target,
+                                     .origin = o->origin, .protocols = o->protocols,
+                                     .extra_headers = o->headers};
+    if (weft_handshake_request(req, sizeof req, &cr, probe_key) < 0) {
+        free(cl->att);
+        client_release(cl);
+        *err = WEFT_ERR_INVAL;
+        return NULL;
+    }
+    if (u.tls) { /* one context per client, shared by its attempts */
+        struct tls_client_opts to = {.cacert_file = o->tls_cacert_file,
+                                     .insecure = o->tls_insecure};
+        char why[300];
+        cl->tls = tls_client_new(&to, why, sizeof why);
+        if (!cl->tls) {
+            tls_set_last_error(why);
+            free(cl->att);
+            client_release(cl);
+            *err = WEFT_ERR_TLS;
+            return NULL;
+        }
+    }
+
+    struct endpoint *ep = &cl->ep;
+    ep->loop = loop;
+    ep->role = WEFT_ROLE_CLIENT;
+    ep->cfg.max_message = o->max_message;
+    ep->cfg.max_frame = o->max_message;
+    ep->cfg.max_head = WEFT_HTTP_MAX_HEAD;
+    ep->cfg.handshake_timeout_ms = o->handshake_timeout_ms;
+    ep->cfg.idle_timeout_ms = o->idle_timeout_ms;
+    ep->cfg.ping_interval_ms = o->ping_interval_ms;
+    ep->cfg.pong_timeout_ms = o->pong_timeout_ms;
+    ep->cfg.close_timeout_ms = o->close_timeout_ms;
+    ep->cfg.max_backpressure = o->max_backpressure;
+    ep->cfg.slow_policy = o->slow_policy;
+    ep->cfg.log = o->log;
+    ep->cfg.log_user = o->log_user;
+    ep->next_id = 1;
+    ep->on_head = client_on_head;
+    ep->on_gone = client_conn_gone;
+
+    cl->h = o->handlers;
+    cl->h.on_upgrade = NULL;
+    cl->h.on_open = client_on_open;
+    cl->h.on_close = client_on_close;
+    cl->connect_timer.cb = on_connect_timer;
+    cl->eyeball_timer.cb = on_eyeball_timer;
+    cl->retry_timer.cb = on_retry_timer;
+    cl->end_timer.cb = on_end_timer;
+    cl->numeric = dns_numeric(cl->host, cl->port, &cl->addrs[0]);
+    if (cl->numeric)
+        cl->naddrs = 1;
+    *err = WEFT_OK;
+    start_attempt(cl);
+    return cl;
+}
+
+/* Starts a client; see weft.h. */
+struct weft_client *weft_connect(struct weft_loop *loop, const char *url,
+                                 const struct weft_client_options *opts, int *err)
+{
+    int dummy;
+    return client_new(loop, url, opts, err ? err : &dummy);
+}
+
+/* The open connection; see weft.h. */
+struct weft_conn *weft_client_conn(const struct weft_client *cl)
+{
+    return cl->conn && cl->conn->state == CONN_OPEN ? cl->conn : NULL;
+}
+
+/* Sends or queues; see weft.h. */
+enum weft_send_result weft_client_send(struct weft_client *cl, const void *data, size_t len,
+                                       enum weft_opcode opcode)
+{
+    if (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY)
+        return WEFT_SEND_CLOSED;
+    struct weft_conn *c = weft_client_conn(cl);
+    if (c)
+        return weft_conn_send(c, data, len, opcode);
+    if (cl->app_closed || cl->state == CL_ENDED || !cl->opt.queue_max)
+        return WEFT_SEND_CLOSED;
+    if (len > cl->opt.queue_max || cl->qbytes > cl->opt.queue_max - len)
+        return WEFT_SEND_DROPPED;
+    struct qmsg *m = malloc(sizeof *m + len);
+    if (!m)
+        return WEFT_SEND_DROPPED;
+    m->next = NULL;
+    m->len = len;
+    m->opcode = (uint8_t)opcode;
+    if (len)
+        memcpy(m->data, data, len);
+    if (cl->qtail)
+        cl->qtail->next = m;
+    else
+        cl->qhead = m;
+    cl->qtail = m;
+    cl->qbytes += len;
+    return WEFT_SEND_QUEUED;
+}
+
+/* Application close; see weft.h. */
+void weft_client_close(struct weft_client *cl, uint16_t code, const char *reason)
+{
+    if (cl->app_closed)
+        return;
+    cl->app_closed = true;
+    queue_clear(cl);
+    if (cl->conn) {
+        struct weft_conn *c = cl->conn;
+        if (c->state == CONN_OPEN)
+            weft_conn_close(c, code, reason);
+        else if (c->state == CONN_HTTP)
+            handshake_fail(c);
+        return; /* client_conn_gone ends the client once the connection is freed */
+    }
+    client_end(cl);
+}
+
+/* Frees a client at once; see weft.h. */
+void weft_client_free(struct weft_client *cl)
+{
+    if (!cl)
+        return;
+    cl->state = CL_ENDED;
+    cl->end_reported = true;
+    if (cl->dns)
+        dns_cancel(cl->dns);
+    cl->dns = NULL;
+    drop_attempts(cl);
+    weft_timer_stop(&cl->connect_timer);
+    weft_timer_stop(&cl->retry_timer);
+    weft_timer_stop(&cl->end_timer);
+    while (cl->ep.conns) {
+        struct weft_conn *c = cl->ep.conns;
+        cl->ep.conns = c->next;
+        c->h = NULL; /* no callbacks */
+        if (c->state != CONN_DEAD)
+            weft_conn_terminate(c);
+        loop_forget(cl->ep.loop, &c->sock);
+        conn_free(c);
+    }
+    cl->att->reaper.cb = attempts_reap;
+    weft_timer_start(cl->ep.loop, &cl->att->reaper, 0);
+    client_release(cl);
+}
+
+void *weft_client_user(const struct weft_client *cl)
+{
+    return cl->opt.user;
+}
+
+/* The client owning a connection; see weft.h. */
+struct weft_client *weft_conn_client(const struct weft_conn *c)
+{
+    return c->ep->role == WEFT_ROLE_CLIENT ? (struct weft_client *)c->ep : NULL;
+}

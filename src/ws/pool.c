@@ -1,0 +1,284 @@
+/*
+ * pool.c — a bounded pool of client connections to one URL: acquire hands out an idle one,
+ * opens a new one below the bound, or queues the caller (FIFO, with a timeout); release gives
+ * it back; connections that close are removed and replaced on demand. Every member is a
+ * struct weft_client without reconnection.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws/client.h"
+
+struct pool_member {
+    struct pool_member *next;
+    struct weft_pool *p;
+    struct weft_client *cl;
+    bool open;      /* the connection is open */
+    bool busy;      /* handed out */
+    int err;        /* error of a failed attempt */
+};
+
+struct pool_waiter {
+    struct pool_waiter *next;
+    struct weft_pool *p;
+    struct weft_timer timer;
+    weft_pool_cb cb;
+    void *arg;
+};
+
+struct weft_pool {
+    struct weft_loop *loop;
+    char *url;
+    struct weft_client_options opt;
+    unsigned max;
+    struct pool_member *members;
+    size_t nmembers;
+    struct pool_waiter *whead, *wtail;
+    size_t nwaiters;
+    struct weft_timer dispatch_timer;
+};
+
+/* Removes w from the waiting list (it must be on it). */
+static void waiter_unlink(struct weft_pool *p, struct pool_waiter *w)
+{
+    struct pool_waiter **pp = &p->whead, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = w->next;
+    if (p->wtail == w)
+        p->wtail = prev;
+    p->nwaiters--;
+    weft_timer_stop(&w->timer);
+}
+
+/* Schedules a dispatch (waiters are always answered from a timer, never re-entrantly). */
+static void schedule_dispatch(struct weft_pool *p)
+{
+    if (!weft_timer_active(&p->dispatch_timer))
+        weft_timer_start(p->loop, &p->dispatch_timer, 0);
+}
+
+/* Opens one more member connection. Returns false if it could not be started. */
+static bool spawn_member(struct weft_pool *p)
+{
+    struct pool_member *m = calloc(1, sizeof *m);
+    if (!m)
+        return false;
+    m->p = p;
+    int err;
+    struct weft_client *cl = client_new(p->loop, p->url, &p->opt, &err);
+    if (!cl) {
+        free(m);
+        return false;
+    }
+    cl->pool = p;
+    cl->member = m;
+    m->cl = cl;
+    m->next = p->members;
+    p->members = m;
+    p->nmembers++;
+    return true;
+}
+
+/* Members that are still connecting (not open, not gone). */
+static size_t connecting(const struct weft_pool *p)
+{
+    size_t n = 0;
+    for (const struct pool_member *m = p->members; m; m = m->next)
+        if (!m->open)
+            n++;
+    return n;
+}
+
+/* Hands idle connections to waiters in order, then opens connections for the waiters left
+ * (within the bound). */
+static void dispatch(struct weft_pool *p)
+{
+    while (p->whead) {
+        struct pool_member *idle = NULL;
+        for (struct pool_member *m = p->members; m; m = m->next)
+            if (m->open && !m->busy && weft_client_conn(m->cl)) {
+                idle = m;
+                break;
+            }
+        if (!idle)
+            break;
+        struct pool_waiter *w = p->whead;
+        waiter_unlink(p, w);
+        idle->busy = true;
+        weft_pool_cb cb = w->cb;
+        void *arg = w->arg;
+        free(w);
+        cb(p, weft_client_conn(idle->cl), WEFT_OK, arg);
+    }
+    size_t opening = connecting(p);
+    while (p->nwaiters > opening && p->nmembers < p->max && spawn_member(p))
+        opening++;
+}
+
+/* Timer callback: runs a scheduled dispatch. */
+static void on_dispatch_timer(struct weft_timer *t)
+{
+    dispatch((struct weft_pool *)((char *)t - offsetof(struct weft_pool, dispatch_timer)));
+}
+
+/* Timer callback: a waiter's timeout passed. */
+static void on_waiter_timeout(struct weft_timer *t)
+{
+    struct pool_waiter *w = (struct pool_waiter *)((char *)t - offsetof(struct pool_waiter, timer));
+    struct weft_pool *p = w->p;
+    waiter_unlink(p, w);
+    weft_pool_cb cb = w->cb;
+    void *arg = w->arg;
+    free(w);
+    cb(p, NULL, WEFT_ERR_TIMEOUT, arg);
+}
+
+/* A member's connection opened. */
+void pool_member_opened(struct weft_client *cl)
+{
+    struct pool_member *m = cl->member;
+    m->open = true;
+    schedule_dispatch(m->p);
+}
+
+/* A member reported an error (an attempt failed, or the server broke the protocol). */
+void pool_member_error(struct weft_client *cl, int err)
+{
+    cl->member->err = err;
+}
+
+/* A member ended (its connection closed, or it never opened): it leaves the pool and is freed;
+ * a member that never opened fails the oldest waiter with its error. */
+void pool_member_ended(struct weft_client *cl)
+{
+    struct pool_member *m = cl->member;
+    struct weft_pool *p = m->p;
+    for (struct pool_member **pp = &p->members; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    p->nmembers--;
+    bool never_opened = !m->open;
+    int err = m->err ? m->err : WEFT_ERR_IO;
+    free(m);
+    weft_client_free(cl);
+    if (never_opened && p->whead) {
+        struct pool_waiter *w = p->whead;
+        waiter_unlink(p, w);
+        weft_pool_cb cb = w->cb;
+        void *arg = w->arg;
+        free(w);
+        cb(p, NULL, err, arg);
+    }
+    schedule_dispatch(p);
+}
+
+/* Creates a pool; see weft.h. */
+struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
+                                const struct weft_client_options *opts, unsigned max_conns,
+                                int *err)
+{
+    int dummy;
+    if (!err)
+        err = &dummy;
+    struct weft_url u;
+    if (!loop || !max_conns || weft_url_parse(url, &u, NULL) != WEFT_OK || u.tls) {
+        *err = WEFT_ERR_INVAL;
+        return NULL;
+    }
+    struct weft_pool *p = calloc(1, sizeof *p);
+    if (!p || !(p->url = strdup(url))) {
+        free(p);
+        *err = WEFT_ERR_NOMEM;
+        return NULL;
+    }
+    p->loop = loop;
+    p->max = max_conns;
+    if (opts)
+        p->opt = *opts;
+    p->opt.reconnect = false;
+    p->opt.on_reconnecting = NULL;
+    p->opt.on_end = NULL;
+    p->opt.queue_max = 0;
+    p->dispatch_timer.cb = on_dispatch_timer;
+    *err = WEFT_OK;
+    return p;
+}
+
+/* Queues a request for a connection; see weft.h. */
+int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb, void *arg)
+{
+    if (!cb)
+        return WEFT_ERR_INVAL;
+    struct pool_waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        return WEFT_ERR_NOMEM;
+    w->p = p;
+    w->cb = cb;
+    w->arg = arg;
+    w->timer.cb = on_waiter_timeout;
+    if (p->wtail)
+        p->wtail->next = w;
+    else
+        p->whead = w;
+    p->wtail = w;
+    p->nwaiters++;
+    if (timeout_ms)
+        weft_timer_start(p->loop, &w->timer, timeout_ms);
+    schedule_dispatch(p);
+    return WEFT_OK;
+}
+
+/* Gives a connection back; see weft.h. */
+void weft_pool_release(struct weft_pool *p, struct weft_conn *c)
+{
+    if (!c)
+        return;
+    struct weft_client *cl = weft_conn_client(c);
+    if (!cl || cl->pool != p || !cl->member)
+        return;
+    cl->member->busy = false;
+    schedule_dispatch(p);
+}
+
+size_t weft_pool_size(const struct weft_pool *p)
+{
+    return p->nmembers;
+}
+
+size_t weft_pool_idle(const struct weft_pool *p)
+{
+    size_t n = 0;
+    for (const struct pool_member *m = p->members; m; m = m->next)
+        if (m->open && !m->busy && weft_client_conn(m->cl))
+            n++;
+    return n;
+}
+
+/* Frees the pool; see weft.h. */
+void weft_pool_free(struct weft_pool *p)
+{
+    if (!p)
+        return;
+    while (p->members) {
+        struct pool_member *m = p->members;
+        p->members = m->next;
+        weft_client_free(m->cl);
+        free(m);
+    }
+    while (p->whead) {
+        struct pool_waiter *w = p->whead;
+        p->whead = w->next;
+        weft_timer_stop(&w->timer);
+        free(w);
+    }
+    weft_timer_stop(&p->dispatch_timer);
+    free(p->url);
+    free(p);
+}

@@ -1,0 +1,111 @@
+#!/bin/sh
+# test_bench_cli.sh PATH/TO/weft — smoke test of `weft bench` (not a timing test): against a
+# `weft serve --port 0` started here, echo and room runs of about 2 s each must exit 0 with
+# messages > 0 and no errors, --json must parse and carry the documented keys, and bad flags
+# must exit 2. Stops exactly the server PID it started.
+set -u
+weft=${1:?usage: test_bench_cli.sh PATH/TO/weft}
+tmp=$(mktemp -d) || exit 1
+srv=
+cleanup() {
+    if [ -n "$srv" ]; then kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+
+"$weft" serve --host 127.0.0.1 --port 0 --log-level warn 2>"$tmp/serve.log" &
+srv=$!
+port=
+i=0
+while [ $i -lt 100 ] && [ -z "$port" ]; do
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/serve.log" | head -n 1)
+    [ -n "$port" ] || sleep 0.1
+    i=$((i + 1))
+done
+if [ -z "$port" ]; then
+    echo "FAIL weft serve did not start:"; cat "$tmp/serve.log"; exit 1
+fi
+
+# check_json NAME FILE MODE: parses, documented keys present, messages > 0, errors == 0.
+check_json() {
+    if /usr/bin/python3 - "$2" "$3" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+keys = ["mode", "url", "connections", "opened", "peak_open", "senders", "size", "window",
+        "rate", "binary", "warmup_s", "duration_s", "messages", "sent", "msgs_per_s",
+        "mb_per_s", "latency_us", "errors", "client_cpu_pct", "generator_bound", "server"]
+missing = [k for k in keys if k not in d]
+assert not missing, "missing keys %s" % missing
+for k in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"]:
+    assert k in d["latency_us"], "latency_us lacks " + k
+for k in ["total", "connect", "handshake", "timeout", "protocol", "closed", "io",
+          "bad_message", "lost", "backlog"]:
+    assert k in d["errors"], "errors lacks " + k
+for k in ["pid", "cpu_pct", "cpu_us_per_msg", "rss_before_kib", "rss_kib", "rss_per_conn_kib"]:
+    assert k in d["server"], "server lacks " + k
+assert d["mode"] == sys.argv[2], d["mode"]
+assert d["messages"] > 0, "no messages"
+assert d["errors"]["total"] == 0, "errors: %s" % d["errors"]
+assert d["latency_us"]["count"] > 0 and d["latency_us"]["p50"] > 0, "no latency"
+PY
+    then ok "$1"; else bad "$1"; sed 's/^/    | /' "$2"; fi
+}
+
+# Text output: exit 0, messages > 0, no errors.
+timeout 60 "$weft" bench -c 8 -w 4 -d 1.5 --warmup 0.3 "ws://127.0.0.1:$port/echo" \
+    >"$tmp/echo.txt" 2>"$tmp/echo.err"
+st=$?
+if [ $st -eq 0 ] && grep -q '^  messages   [1-9]' "$tmp/echo.txt" &&
+   grep -q '^  errors     none' "$tmp/echo.txt"; then
+    ok "echo (text summary)"
+else
+    bad "echo (text summary): exit $st"; cat "$tmp/echo.txt" "$tmp/echo.err"
+fi
+
+timeout 60 "$weft" bench --json --text -c 8 -w 2 -d 1.5 --warmup 0.3 --server-pid "$srv" \
+    "ws://127.0.0.1:$port/echo" >"$tmp/echo.json" 2>"$tmp/echo.err"
+st=$?
+[ $st -eq 0 ] && check_json "echo --json" "$tmp/echo.json" echo ||
+    { bad "echo --json: exit $st"; cat "$tmp/echo.err"; }
+
+timeout 60 "$weft" bench --json --mode room -c 10 -k 3 -w 2 -d 1.5 --warmup 0.3 \
+    --server-pid "$srv" "ws://127.0.0.1:$port/ws/smoke" >"$tmp/room.json" 2>"$tmp/room.err"
+st=$?
+[ $st -eq 0 ] && check_json "room --json" "$tmp/room.json" room ||
+    { bad "room --json: exit $st"; cat "$tmp/room.err"; }
+
+timeout 60 "$weft" bench --json -r 2000 -c 4 -d 1 --warmup 0.2 --server-pid "$srv" \
+    "ws://127.0.0.1:$port/echo" >"$tmp/open.json" 2>"$tmp/open.err"
+st=$?
+[ $st -eq 0 ] && check_json "echo open loop -r --json" "$tmp/open.json" echo ||
+    { bad "open loop: exit $st"; cat "$tmp/open.err"; }
+
+# Bad usage: exit 2 with a message on stderr, nothing on stdout.
+expect2() {
+    name=$1; shift
+    timeout 10 "$weft" bench "$@" >"$tmp/out" 2>"$tmp/err"
+    st=$?
+    if [ $st -eq 2 ] && [ -s "$tmp/err" ] && [ ! -s "$tmp/out" ]; then
+        ok "$name: exit 2"
+    else
+        bad "$name: 'weft bench $*' exited $st, expected 2"; cat "$tmp/err"
+    fi
+}
+expect2 bogus-flag --bogus "ws://127.0.0.1:$port/echo"
+expect2 missing-url
+expect2 bad-connections -c 0 "ws://127.0.0.1:$port/echo"
+expect2 bad-mode --mode nope "ws://127.0.0.1:$port/echo"
+expect2 bad-url "http://127.0.0.1:$port/echo"
+expect2 room-too-small --mode room -s 4 "ws://127.0.0.1:$port/ws/x"
+expect2 deflate-unsupported --deflate "ws://127.0.0.1:$port/echo"
+expect2 tls-unsupported "wss://127.0.0.1:$port/echo"
+
+timeout 10 "$weft" bench --help >"$tmp/help" 2>&1 && grep -q 'JSON keys' "$tmp/help" &&
+    ok "--help: exit 0" || bad "--help"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

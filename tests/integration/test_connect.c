@@ -1,0 +1,358 @@
+/*
+ * test_connect.c — the `weft connect` program, against an in-process echo server:
+ *   pipe:        lines from a pipe come back on stdout in order; exit 0 after the close
+ *   binary:      --binary sends stdin's bytes as binary; the echo is summarised as hex, or
+ *                written raw with --binary-out
+ *   pty:         stdin a terminal (forkpty, echo off): a typed line comes back; Ctrl-D closes
+ *                and the exit status is 0
+ *   failures:    refused (exit 1, one line), HTTP 404 (exit 1, "404"), bad usage (exit 2),
+ *                wss:// to a plain server (exit 1, a TLS reason)
+ *   reconnect:   --reconnect against a dead port prints each attempt and its delay
+ * Every child is killed and reaped by its PID; each run is bounded in time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clientkit.h"
+#include "harness.h"
+
+#ifndef WEFT_BIN
+#error "WEFT_BIN must be defined"
+#endif
+
+static struct ts server;
+
+static void setup_routes(struct ts *t, struct weft_server *s)
+{
+    (void)t;
+    weft_server_ws(s, "/echo", &ts_echo_handlers, NULL);
+}
+
+struct run {
+    int status;     /* exit status, -1 if killed for time */
+    char out[65536];
+    size_t out_len;
+    char err[8192];
+    size_t err_len;
+};
+
+/* Runs weft connect with args, feeding `input` through a pipe (closed afterwards), collecting
+ * stdout and stderr, for at most timeout_ms. */
+static void run_pipe(struct run *r, const char *const *args, const void *input, size_t in_len,
+                     int timeout_ms)
+{
+    memset(r, 0, sizeof *r);
+    int in[2], out[2], err[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(in[1]);
+        close(out[0]);
+        close(err[0]);
+        const char *argv[32] = {WEFT_BIN, "connect"};
+        int n = 2;
+        for (int i = 0; args[i] && n < 31; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(WEFT_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    signal(SIGPIPE, SIG_IGN);
+    size_t written = 0;
+    if (in_len == 0) {
+        close(in[1]);
+        in[1] = -1;
+    }
+    fcntl(in[1] >= 0 ? in[1] : out[0], F_SETFL, O_NONBLOCK);
+    uint64_t dl = ck_now() + (uint64_t)timeout_ms;
+    bool out_open = true, err_open = true;
+    while ((out_open || err_open) && ck_now() < dl) {
+        struct pollfd p[3] = {{.fd = out_open ? out[0] : -1, .events = POLLIN},
+                              {.fd = err_open ? err[0] : -1, .events = POLLIN},
+                              {.fd = in[1], .events = POLLOUT}};
+        poll(p, 3, 50);
+        if (p[2].revents & (POLLOUT | POLLERR)) {
+            ssize_t w = write(in[1], (const char *)input + written, in_len - written);
+            if (w > 0)
+                written += (size_t)w;
+            if (w < 0 && errno != EAGAIN)
+                written = in_len;
+            if (written == in_len) {
+                close(in[1]);
+                in[1] = -1;
+            }
+        }
+        if (p[0].revents) {
+            ssize_t n = read(out[0], r->out + r->out_len, sizeof r->out - 1 - r->out_len);
+            if (n <= 0)
+                out_open = false;
+            else
+                r->out_len += (size_t)n;
+        }
+        if (p[1].revents) {
+            ssize_t n = read(err[0], r->err + r->err_len, sizeof r->err - 1 - r->err_len);
+            if (n <= 0)
+                err_open = false;
+            else
+                r->err_len += (size_t)n;
+        }
+    }
+    if (in[1] >= 0)
+        close(in[1]);
+    close(out[0]);
+    close(err[0]);
+    int st;
+    r->status = -1;
+    while (ck_now() < dl + 2000) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            pid = 0;
+            break;
+        }
+        usleep(10000);
+    }
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    if (r->status != 0)
+        fprintf(stderr, "weft connect exited %d; stderr:\n%s\n", r->status, r->err);
+}
+
+static char url[128];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    server.setup = setup_routes;
+    if (ts_start(&server) != 0)
+        return -1;
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo", server.port);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    ts_stop(&server);
+    return 0;
+}
+
+static void test_pipe_lines(void **state)
+{
+    (void)state;
+    static struct run r;
+    const char *args[] = {"--quiet", url, NULL};
+    const char input[] = "one\ntwo\r\nthree"; /* a CRLF line and a last line without LF */
+    run_pipe(&r, args, input, strlen(input), 10000);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "one\ntwo\nthree\n");
+    assert_int_equal(r.err_len, 0); /* --quiet and no failure */
+}
+
+static void test_binary(void **state)
+{
+    (void)state;
+    static struct run r;
+    const char *args[] = {"--quiet", "--binary", url, NULL};
+    const uint8_t in[] = {0x00, 0x01, 0xfe, 0xff};
+    run_pipe(&r, args, in, sizeof in, 10000);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "[binary, 4 bytes: 00 01 fe ff]\n");
+    const char *args2[] = {"--quiet", "--binary", "--binary-out", url, NULL};
+    run_pipe(&r, args2, in, sizeof in, 10000);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.out_len, 4);
+    assert_memory_equal(r.out, in, 4);
+}
+
+/* A 1 MiB line goes out as one message; with --max-message 1000 its echo is refused: the
+ * client closes with 1009, reports it on stderr and exits 1. */
+static void test_large_line(void **state)
+{
+    (void)state;
+    static struct run r;
+    size_t n = 1 << 20;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'z', n);
+    big[n] = '\n';
+    const char *args[] = {"--quiet", "--max-message", "1000", url, NULL};
+    run_pipe(&r, args, big, n + 1, 10000);
+    free(big);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "1009"));
+    assert_int_equal(r.out_len, 0);
+}
+
+static void test_failures(void **state)
+{
+    (void)state;
+    static struct run r;
+    const char *refused[] = {"ws://127.0.0.1:1/", NULL};
+    run_pipe(&r, refused, NULL, 0, 10000);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "Connection refused"));
+    assert_int_equal(memchr(r.err, '\n', r.err_len) - (void *)r.err, (long)r.err_len - 1);
+
+    char u404[128];
+    snprintf(u404, sizeof u404, "ws://127.0.0.1:%u/nothing", server.port);
+    const char *notfound[] = {u404, NULL};
+    run_pipe(&r, notfound, NULL, 0, 10000);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "HTTP status 404"));
+
+    const char *usage[] = {"--bogus", url, NULL};
+    run_pipe(&r, usage, NULL, 0, 10000);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "usage: weft connect"));
+    const char *nourl[] = {NULL};
+    run_pipe(&r, nourl, NULL, 0, 10000);
+    assert_int_equal(r.status, 2);
+    const char *badurl[] = {"http://x/", NULL};
+    run_pipe(&r, badurl, NULL, 0, 10000);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unsupported scheme"));
+    const char *wss[] = {"wss://127.0.0.1:1/", NULL};
+    run_pipe(&r, wss, NULL, 0, 10000);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "Connection refused"));
+    /* TLS to a plain server: the handshake fails with a TLS reason */
+    char tlsurl[128];
+    snprintf(tlsurl, sizeof tlsurl, "wss://127.0.0.1:%u/echo", server.port);
+    const char *wss2[] = {"--insecure", tlsurl, NULL};
+    run_pipe(&r, wss2, NULL, 0, 10000);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "TLS"));
+    const char *help[] = {"--help", NULL};
+    run_pipe(&r, help, NULL, 0, 10000);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "--reconnect"));
+}
+
+/* --reconnect --max-attempts 3 against a dead port: three "attempt N in D ms" lines with
+ * N = 1, 2, 3, then "giving up", exit 1. */
+static void test_reconnect_lines(void **state)
+{
+    (void)state;
+    static struct run r;
+    const char *args[] = {"--reconnect", "--max-attempts", "3", "ws://127.0.0.1:1/", NULL};
+    run_pipe(&r, args, NULL, 0, 20000);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "reconnecting: attempt 1 in "));
+    assert_non_null(strstr(r.err, "reconnecting: attempt 2 in "));
+    assert_non_null(strstr(r.err, "reconnecting: attempt 3 in "));
+    assert_null(strstr(r.err, "attempt 4"));
+    assert_non_null(strstr(r.err, "giving up after 3"));
+}
+
+/* Reads from the pty master until `want` appears (or timeout); returns true if it did. */
+static bool pty_expect(int mfd, const char *want, char *buf, size_t cap, int timeout_ms)
+{
+    size_t n = 0;
+    uint64_t dl = ck_now() + (uint64_t)timeout_ms;
+    buf[0] = 0;
+    while (ck_now() < dl) {
+        struct pollfd p = {.fd = mfd, .events = POLLIN};
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t k = read(mfd, buf + n, cap - 1 - n);
+            if (k <= 0)
+                return strstr(buf, want) != NULL;
+            n += (size_t)k;
+            buf[n] = 0;
+            if (strstr(buf, want))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* stdin a terminal (echo off, so everything read back comes from weft): after "connected",
+ * a typed line comes back as a message; Ctrl-D (end of input) closes with 1000, exit 0. */
+static void test_pty(void **state)
+{
+    (void)state;
+    int mfd;
+    struct termios tio;
+    memset(&tio, 0, sizeof tio);
+    cfmakeraw(&tio);
+    tio.c_lflag = ICANON; /* line discipline with VEOF, no echo */
+    tio.c_iflag = ICRNL;
+    tio.c_oflag = OPOST | ONLCR;
+    tio.c_cflag = CS8 | CREAD;
+    tio.c_cc[VEOF] = 4;
+    tio.c_cc[VMIN] = 1;
+    pid_t pid = forkpty(&mfd, NULL, &tio, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl(WEFT_BIN, WEFT_BIN, "connect", url, (char *)NULL);
+        _exit(127);
+    }
+    char buf[4096];
+    bool connected = pty_expect(mfd, "connected to", buf, sizeof buf, 10000);
+    bool echoed = false, exited = false;
+    int status = -1;
+    if (connected) {
+        ssize_t w = write(mfd, "typed line\n", 11);
+        (void)w;
+        echoed = pty_expect(mfd, "typed line", buf, sizeof buf, 10000);
+        w = write(mfd, "\x04", 1);
+        uint64_t dl = ck_now() + 10000;
+        while (ck_now() < dl) {
+            pty_expect(mfd, "\x01never", buf, sizeof buf, 50); /* drain */
+            int st;
+            if (waitpid(pid, &st, WNOHANG) == pid) {
+                exited = true;
+                status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+                break;
+            }
+        }
+    }
+    if (!exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    close(mfd);
+    assert_true(connected);
+    assert_true(echoed);
+    assert_true(exited);
+    assert_int_equal(status, 0);
+}
+
+int main(void)
+{
+    alarm(170); /* CTest's limit is 180 s: never hang past it */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipe_lines),
+        cmocka_unit_test(test_binary),
+        cmocka_unit_test(test_large_line),
+        cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_reconnect_lines),
+        cmocka_unit_test(test_pty),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,983 @@
+/*
+ * test_hub.c — the production server of `weft serve` end to end: the real program is spawned
+ * (--host 127.0.0.1 --port 0, JSON logs to a temporary file read for "listening on
+ * 127.0.0.1:PORT") and driven with raw clients over loopback.
+ *
+ * Covered: the /hub protocol with several clients (join/leave/publish/presence/ping), history
+ * recovery after a disconnect (in order, none twice), every bad input answered with its
+ * documented error code while the connection stays open, Origin (403), JWT (valid in each
+ * carrier, expired, wrong signature, malformed, room claim, expiry close, revoked after a file
+ * change: 401 and 1008), per-IP and global limits (503 + Retry-After), the rate limit (1008),
+ * /metrics against generated traffic (exact counts), /readyz (200, 503 at the limit), a log
+ * line per connection event carrying the X-Request-Id of the 101, and the configuration
+ * precedence (flag > WEFT_* > file) through --print-config.
+ *
+ * Every path kills and reaps exactly the PID it started (teardown, SIGALRM guard).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rawclient.h"
+
+#ifndef WEFT_BIN
+#error "WEFT_BIN (path of the weft program) must be defined"
+#endif
+
+#define NC 8
+#define SECRET "test-secret-0123456789abcdef"
+
+struct fx {
+    pid_t pid;
+    char log[64];
+    char tmp[64]; /* a scratch file (revocation list, config), "" if none */
+    uint16_t port;
+    struct rc c[NC];
+};
+
+static volatile pid_t guard_pid;
+
+/* SIGALRM: the whole run took too long; kill our server and fail. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test_hub: time limit reached, killing weft serve\n";
+    if (guard_pid > 0) kill(guard_pid, SIGKILL);
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
+/* Prints the server's log (for failures). */
+static void dump_log(const struct fx *f)
+{
+    FILE *fp = fopen(f->log, "r");
+    if (!fp) return;
+    char line[2048];
+    fprintf(stderr, "--- weft serve log ---\n");
+    while (fgets(line, sizeof line, fp))
+        fputs(line, stderr);
+    fprintf(stderr, "--- end of log ---\n");
+    fclose(fp);
+}
+
+/* Finds "listening on 127.0.0.1:PORT" in the log; returns the port or 0. */
+static uint16_t find_port(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) return 0;
+    char line[2048];
+    unsigned port = 0;
+    while (!port && fgets(line, sizeof line, fp)) {
+        const char *p = strstr(line, "listening on 127.0.0.1:");
+        if (p) port = (unsigned)strtoul(p + strlen("listening on 127.0.0.1:"), NULL, 10);
+    }
+    fclose(fp);
+    return port <= 65535 ? (uint16_t)port : 0;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    for (int i = 0; i < NC; i++) f->c[i].fd = -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (!f) return 0;
+    for (int i = 0; i < NC; i++) rc_close(&f->c[i]);
+    if (f->pid > 0) {
+        kill(f->pid, SIGKILL);
+        waitpid(f->pid, NULL, 0);
+        guard_pid = 0;
+    }
+    if (f->log[0]) unlink(f->log);
+    if (f->tmp[0]) unlink(f->tmp);
+    free(f);
+    return 0;
+}
+
+/* Starts weft serve with extra options (NULL-terminated) and waits for its port. */
+static void spawn(struct fx *f, const char *const *extra)
+{
+    snprintf(f->log, sizeof f->log, "/tmp/weft-itest-hub-XXXXXX");
+    int lfd = mkstemp(f->log);
+    assert_true(lfd >= 0);
+    const char *argv[48] = {WEFT_BIN, "serve", "--host", "127.0.0.1", "--port", "0"};
+    size_t argc = 6;
+    for (size_t i = 0; extra && extra[i] && argc < 47; i++) argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(lfd, 2);
+        execv(WEFT_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(lfd);
+    f->pid = pid;
+    guard_pid = pid;
+    uint64_t deadline = rc_now_ms() + 15000;
+    while (rc_now_ms() < deadline) {
+        f->port = find_port(f->log);
+        if (f->port) return;
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            f->pid = 0;
+            break;
+        }
+        usleep(10000);
+    }
+    dump_log(f);
+    fail_msg("weft serve did not report its port");
+}
+
+/* Ends a test: closes the clients, stops the server with SIGTERM and asserts it exited 0
+ * with no sanitizer report (AddressSanitizer, LeakSanitizer, UBSan) in its log. */
+static void finish(struct fx *f)
+{
+    for (int i = 0; i < NC; i++) rc_close(&f->c[i]);
+    assert_true(f->pid > 0);
+    assert_int_equal(kill(f->pid, SIGTERM), 0);
+    int status = -1;
+    uint64_t deadline = rc_now_ms() + 10000;
+    while (rc_now_ms() < deadline) {
+        if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
+            f->pid = 0;
+            guard_pid = 0;
+            break;
+        }
+        usleep(10000);
+    }
+    FILE *fp = fopen(f->log, "r");
+    assert_non_null(fp);
+    char line[4096];
+    bool dirty = false;
+    while (fgets(line, sizeof line, fp))
+        dirty |= strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error") != NULL;
+    fclose(fp);
+    if (dirty || f->pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) dump_log(f);
+    assert_int_equal(f->pid, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_false(dirty);
+}
+
+/* Opens c on path with extra headers / protocols; returns the HTTP status (101 = open). */
+static int open_ex(struct fx *f, struct rc *c, const char *path, const char *headers,
+                   const char *protocols, struct rc_http *resp)
+{
+    if (rc_connect(c, f->port, 0, RC_TIMEOUT_MS) < 0) return -1;
+    return rc_handshake_ex(c, f->port, path, headers, protocols, resp, RC_TIMEOUT_MS);
+}
+
+/* Opens a /hub connection and returns its id (the X-Request-Id of the 101) in id. */
+static void hub_open(struct fx *f, struct rc *c, char *id, size_t cap)
+{
+    struct rc_http r;
+    int st = open_ex(f, c, "/hub", NULL, NULL, &r);
+    if (st != 101) dump_log(f);
+    assert_int_equal(st, 101);
+    char tmp[128];
+    assert_true(rc_http_header(&r, "X-Request-Id", id ? id : tmp, id ? cap : sizeof tmp));
+}
+
+/* Sends a JSON text. */
+static void send_text(struct rc *c, const char *text)
+{
+    assert_int_equal(rc_send(c, WEFT_OP_TEXT, text, strlen(text)), 0);
+}
+
+/* Receives one text message and parses it as a JSON object (fails the test otherwise). */
+static json_t *recv_json(struct rc *c)
+{
+    enum rc_event e = rc_recv(c, RC_TIMEOUT_MS);
+    if (e != RC_MESSAGE) fail_msg("expected a message, got event %d", (int)e);
+    assert_int_equal(c->last.opcode, WEFT_OP_TEXT);
+    json_error_t err;
+    json_t *j = json_loadb((const char *)c->last.data, c->last.len, 0, &err);
+    if (!j) fail_msg("not JSON: %.*s", (int)c->last.len, (const char *)c->last.data);
+    assert_true(json_is_object(j));
+    return j;
+}
+
+/* Receives one message and checks its "type" (and returns it). */
+static json_t *expect_type(struct rc *c, const char *type)
+{
+    json_t *j = recv_json(c);
+    const char *t = json_string_value(json_object_get(j, "type"));
+    if (!t || strcmp(t, type)) {
+        char *s = json_dumps(j, 0);
+        fprintf(stderr, "expected type %s, got %s\n", type, s ? s : "?");
+        free(s);
+        json_decref(j);
+        fail_msg("wrong message type");
+    }
+    return j;
+}
+
+/* Sends a request and expects an error reply with code; checks the id echo when given. */
+static void expect_error(struct rc *c, const char *request, const char *code)
+{
+    send_text(c, request);
+    json_t *j = expect_type(c, "error");
+    const char *got = json_string_value(json_object_get(j, "code"));
+    if (!got || strcmp(got, code)) fail_msg("for %s: expected error %s, got %s", request, code, got ? got : "(none)");
+    assert_true(json_is_string(json_object_get(j, "reason")));
+    assert_true(strlen(json_string_value(json_object_get(j, "reason"))) > 0);
+    json_decref(j);
+}
+
+/* Integer field of a JSON object. */
+static long long jint(json_t *j, const char *k)
+{
+    json_t *v = json_object_get(j, k);
+    if (!json_is_integer(v)) fail_msg("field %s is not an integer", k);
+    return (long long)json_integer_value(v);
+}
+
+/* String field of a JSON object ("" if absent). */
+static const char *jstr(json_t *j, const char *k)
+{
+    const char *s = json_string_value(json_object_get(j, k));
+    return s ? s : "";
+}
+
+/* A plain GET on a fresh socket; reads the whole response (until the server closes) into
+ * out (NUL-terminated). Returns the status or -1. */
+static int http_get(uint16_t port, const char *path, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    uint64_t deadline = rc_now_ms() + RC_TIMEOUT_MS;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - rc_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0) break;
+        ssize_t r = read(fd, out + len, cap - 1 - len);
+        if (r <= 0) break;
+        len += (size_t)r;
+        if (len == cap - 1) break;
+    }
+    close(fd);
+    out[len] = '\0';
+    int status = -1;
+    if (sscanf(out, "HTTP/1.1 %d", &status) != 1) return -1;
+    return status;
+}
+
+/* The value of a metric line "name value" (name includes labels) in a /metrics body, -1 if
+ * absent. */
+static double metric(const char *body, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (!strncmp(p, name, nl) && p[nl] == ' ') return strtod(p + nl + 1, NULL);
+    }
+    return -1;
+}
+
+/* Mints an HS256 token. exp_delta: seconds from now (0: no exp); jti/rooms may be NULL. */
+static char *mint(const char *secret, const char *sub, long exp_delta, const char *jti,
+                  const char *rooms_json)
+{
+    jwt_t *jwt = NULL;
+    assert_int_equal(jwt_new(&jwt), 0);
+    if (sub) jwt_add_grant(jwt, "sub", sub);
+    if (exp_delta) jwt_add_grant_int(jwt, "exp", (long)time(NULL) + exp_delta);
+    if (jti) jwt_add_grant(jwt, "jti", jti);
+    if (rooms_json) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "{\"rooms\":%s}", rooms_json);
+        assert_int_equal(jwt_add_grants_json(jwt, buf), 0);
+    }
+    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)), 0);
+    char *t = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    assert_non_null(t);
+    return t;
+}
+
+/* ------------------------------------------------------------------ /hub protocol */
+
+/* join/leave/publish/presence/ping with three clients in two rooms. */
+static void test_hub_rooms(void **state)
+{
+    struct fx *f = *state;
+    spawn(f, NULL);
+    struct rc *a = &f->c[0], *b = &f->c[1], *c = &f->c[2];
+    char ida[80], idb[80], idc[80];
+    hub_open(f, a, ida, sizeof ida);
+    hub_open(f, b, idb, sizeof idb);
+    hub_open(f, c, idc, sizeof idc);
+    assert_string_not_equal(ida, idb);
+
+    send_text(a, "{\"type\":\"join\",\"room\":\"r1\",\"id\":1}");
+    json_t *j = expect_type(a, "joined");
+    assert_string_equal(jstr(j, "room"), "r1");
+    assert_int_equal(jint(j, "seq"), 0);
+    assert_int_equal(jint(j, "members"), 1);
+    assert_int_equal(jint(j, "id"), 1);
+    json_decref(j);
+    send_text(b, "{\"type\":\"join\",\"room\":\"r1\",\"id\":\"b\"}");
+    j = expect_type(b, "joined");
+    assert_int_equal(jint(j, "members"), 2);
+    assert_string_equal(jstr(j, "id"), "b");
+    json_decref(j);
+    send_text(c, "{\"type\":\"join\",\"room\":\"r2\"}");
+    json_decref(expect_type(c, "joined"));
+
+    send_text(a, "{\"type\":\"publish\",\"room\":\"r1\",\"data\":{\"x\":[1,\"two\"]},\"id\":7}");
+    j = expect_type(a, "published");
+    assert_int_equal(jint(j, "seq"), 1);
+    assert_int_equal(jint(j, "id"), 7);
+    json_decref(j);
+    j = expect_type(b, "message");
+    assert_string_equal(jstr(j, "room"), "r1");
+    assert_int_equal(jint(j, "seq"), 1);
+    assert_string_equal(jstr(j, "from"), ida);
+    json_t *want = json_loads("{\"x\":[1,\"two\"]}", 0, NULL);
+    assert_true(json_equal(json_object_get(j, "data"), want));
+    json_decref(want);
+    json_decref(j);
+    assert_int_equal(rc_recv(c, 200), RC_TIMEOUT); /* other room */
+    assert_int_equal(rc_recv(a, 50), RC_TIMEOUT);  /* not to the sender */
+
+    send_text(c, "{\"type\":\"presence\",\"room\":\"r1\"}");
+    j = expect_type(c, "presence");
+    assert_int_equal(jint(j, "count"), 2);
+    json_t *m = json_object_get(j, "members");
+    assert_int_equal(json_array_size(m), 2);
+    bool sa = false, sb = false;
+    for (size_t i = 0; i < 2; i++) {
+        const char *s = json_string_value(json_array_get(m, i));
+        sa |= s && !strcmp(s, ida);
+        sb |= s && !strcmp(s, idb);
+    }
+    assert_true(sa && sb);
+    json_decref(j);
+
+    send_text(b, "{\"type\":\"leave\",\"room\":\"r1\"}");
+    json_decref(expect_type(b, "left"));
+    send_text(a, "{\"type\":\"publish\",\"room\":\"r1\",\"data\":\"after\"}");
+    j = expect_type(a, "published");
+    assert_int_equal(jint(j, "seq"), 2);
+    json_decref(j);
+    assert_int_equal(rc_recv(b, 200), RC_TIMEOUT);
+
+    send_text(c, "{\"type\":\"ping\",\"id\":[1]}");
+    j = expect_type(c, "pong");
+    assert_true(json_is_array(json_object_get(j, "id")));
+    json_decref(j);
+    finish(f);
+}
+
+/* A client misses messages while disconnected and recovers them, in order, none twice: by
+ * join with "since", and by a history request; a too old "since" is a history_gap. */
+static void test_hub_history_recovery(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--history-size", "5", NULL};
+    spawn(f, args);
+    struct rc *a = &f->c[0], *b = &f->c[1];
+    hub_open(f, a, NULL, 0);
+    hub_open(f, b, NULL, 0);
+    send_text(a, "{\"type\":\"join\",\"room\":\"h\"}");
+    json_decref(expect_type(a, "joined"));
+    send_text(b, "{\"type\":\"join\",\"room\":\"h\"}");
+    json_decref(expect_type(b, "joined"));
+    char msg[128];
+    for (int i = 1; i <= 3; i++) {
+        snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"room\":\"h\",\"data\":%d}", i);
+        send_text(a, msg);
+        json_decref(expect_type(a, "published"));
+        json_t *j = expect_type(b, "message");
+        assert_int_equal(jint(j, "seq"), i);
+        json_decref(j);
+    }
+    uint64_t last_seen = 3;
+    rc_send_close(b, 1000, NULL);
+    rc_close(b);
+    for (int i = 4; i <= 7; i++) {
+        snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"room\":\"h\",\"data\":%d}", i);
+        send_text(a, msg);
+        json_decref(expect_type(a, "published"));
+    }
+    hub_open(f, b, NULL, 0);
+    snprintf(msg, sizeof msg, "{\"type\":\"join\",\"room\":\"h\",\"since\":%llu}",
+             (unsigned long long)last_seen);
+    send_text(b, msg);
+    json_t *j = expect_type(b, "joined");
+    assert_int_equal(jint(j, "seq"), 7);
+    json_decref(j);
+    for (int i = 4; i <= 7; i++) {
+        j = expect_type(b, "message");
+        assert_int_equal(jint(j, "seq"), i);
+        assert_int_equal(json_integer_value(json_object_get(j, "data")), i);
+        json_decref(j);
+    }
+    assert_int_equal(rc_recv(b, 300), RC_TIMEOUT); /* none twice */
+    /* Live delivery continues after the recovery. */
+    send_text(a, "{\"type\":\"publish\",\"room\":\"h\",\"data\":8}");
+    json_decref(expect_type(a, "published"));
+    j = expect_type(b, "message");
+    assert_int_equal(jint(j, "seq"), 8);
+    json_decref(j);
+
+    /* history since 5: 6, 7, 8 in order (kept: 4..8). */
+    send_text(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":5,\"id\":\"h1\"}");
+    j = expect_type(b, "history");
+    assert_string_equal(jstr(j, "id"), "h1");
+    assert_int_equal(jint(j, "seq"), 8);
+    json_t *ms = json_object_get(j, "messages");
+    assert_int_equal(json_array_size(ms), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(ms, i), "seq")), 6 + (int)i);
+    json_decref(j);
+    /* since 2: message 3 is gone (only 5 kept) */
+    expect_error(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":2}", "history_gap");
+    expect_error(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":99}", "history_gap");
+    send_text(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":3}");
+    j = expect_type(b, "history");
+    assert_int_equal(json_array_size(json_object_get(j, "messages")), 5);
+    json_decref(j);
+    finish(f);
+}
+
+/* Every bad input gets its documented error and the connection stays open. */
+static void test_hub_bad_input(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--max-rooms", "2", NULL};
+    spawn(f, args);
+    struct rc *a = &f->c[0];
+    hub_open(f, a, NULL, 0);
+    char longroom[200] = "{\"type\":\"join\",\"room\":\"";
+    size_t n = strlen(longroom);
+    memset(longroom + n, 'x', 129);
+    strcpy(longroom + n + 129, "\"}");
+    struct { const char *in, *code; } cases[] = {
+        {"not json", "bad_json"},
+        {"{\"type\":\"join\",", "bad_json"},
+        {"[1,2]", "not_object"},
+        {"\"join\"", "not_object"},
+        {"{}", "bad_field"},
+        {"{\"type\":5}", "bad_field"},
+        {"{\"type\":\"nope\"}", "unknown_type"},
+        {"{\"type\":\"join\"}", "bad_field"},
+        {"{\"type\":\"join\",\"room\":5}", "bad_field"},
+        {longroom, "bad_room"},
+        {"{\"type\":\"join\",\"room\":\"a b\"}", "bad_room"},
+        {"{\"type\":\"join\",\"room\":\"\"}", "bad_room"},
+        {"{\"type\":\"join\",\"room\":\"x\",\"since\":-1}", "bad_field"},
+        {"{\"type\":\"publish\",\"room\":\"x\"}", "bad_field"},
+        {"{\"type\":\"publish\",\"room\":\"x\",\"data\":1}", "not_joined"},
+        {"{\"type\":\"leave\",\"room\":\"x\"}", "not_joined"},
+        {"{\"type\":\"history\",\"room\":\"x\"}", "bad_field"},
+        {"{\"type\":\"history\",\"room\":\"x\",\"since\":\"1\"}", "bad_field"},
+        {"{\"type\":\"auth\"}", "bad_field"},
+        {"{\"type\":\"auth\",\"token\":\"x\"}", "bad_token"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_error(a, cases[i].in, cases[i].code);
+    /* The id of a bad request is echoed. */
+    send_text(a, "{\"type\":\"nope\",\"id\":\"q1\"}");
+    json_t *j = expect_type(a, "error");
+    assert_string_equal(jstr(j, "code"), "unknown_type");
+    assert_string_equal(jstr(j, "id"), "q1");
+    json_decref(j);
+    /* A binary message is not JSON text. */
+    assert_int_equal(rc_send(a, WEFT_OP_BINARY, "{}", 2), 0);
+    j = expect_type(a, "error");
+    assert_string_equal(jstr(j, "code"), "bad_json");
+    json_decref(j);
+    /* Too many rooms (--max-rooms 2). */
+    send_text(a, "{\"type\":\"join\",\"room\":\"r1\"}");
+    json_decref(expect_type(a, "joined"));
+    send_text(a, "{\"type\":\"join\",\"room\":\"r2\"}");
+    json_decref(expect_type(a, "joined"));
+    expect_error(a, "{\"type\":\"join\",\"room\":\"r3\"}", "too_many_rooms");
+    /* Still open and working. */
+    send_text(a, "{\"type\":\"ping\"}");
+    json_decref(expect_type(a, "pong"));
+    finish(f);
+}
+
+/* ------------------------------------------------------------------ security */
+
+static void test_hub_origin(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--allow-origin", "https://good.example", "--allow-origin",
+                                       "*.trusted.example", NULL};
+    spawn(f, args);
+    struct rc_http r;
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", "Origin: https://good.example\r\n", NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", "Origin: https://evil.example\r\n", NULL, &r), 403);
+    assert_int_equal(open_ex(f, &f->c[2], "/echo", "Origin: http://good.example\r\n", NULL, &r), 403);
+    assert_int_equal(open_ex(f, &f->c[3], "/hub", "Origin: https://app.trusted.example:8443\r\n", NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[4], "/hub", "Origin: https://trusted.example\r\n", NULL, &r), 403);
+    assert_int_equal(open_ex(f, &f->c[5], "/hub", NULL, NULL, &r), 101); /* no Origin: not a browser */
+    finish(f);
+}
+
+/* Waits until a handshake with `headers` gets `status`, up to ms. Returns the last status. */
+static int wait_status(struct fx *f, struct rc *c, const char *headers, int status, int ms)
+{
+    uint64_t deadline = rc_now_ms() + (uint64_t)ms;
+    int st;
+    do {
+        rc_close(c);
+        st = open_ex(f, c, "/hub", headers, NULL, NULL);
+        if (st == status) return st;
+        usleep(50000);
+    } while (rc_now_ms() < deadline);
+    return st;
+}
+
+static void test_hub_jwt(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->tmp, sizeof f->tmp, "/tmp/weft-itest-revoked-XXXXXX");
+    int fd = mkstemp(f->tmp);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "# none yet\n", 11), 11);
+    close(fd);
+    const char *args[] = {"--auth-secret", SECRET, "--revoked", f->tmp, NULL};
+    spawn(f, args);
+    char hdr[2048], proto[2048];
+    struct rc_http r;
+
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", NULL, NULL, &r), 401);
+    char *good = mint(SECRET, "alice", 3600, "j1", NULL);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", good);
+    rc_close(&f->c[0]);
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", hdr, NULL, &r), 101);
+    /* sub is the id in deliveries and presence */
+    send_text(&f->c[0], "{\"type\":\"join\",\"room\":\"z\"}");
+    json_decref(expect_type(&f->c[0], "joined"));
+    send_text(&f->c[0], "{\"type\":\"presence\",\"room\":\"z\"}");
+    json_t *j = expect_type(&f->c[0], "presence");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "members"), 0)), "alice");
+    json_decref(j);
+
+    /* ?token= */
+    char path[2048];
+    char *t2 = mint(SECRET, "bob", 3600, NULL, NULL);
+    snprintf(path, sizeof path, "/hub?x=1&token=%s", t2);
+    assert_int_equal(open_ex(f, &f->c[1], path, NULL, NULL, &r), 101);
+    /* subprotocol entry, with weft.hub offered: weft.hub is chosen */
+    snprintf(proto, sizeof proto, "weft.hub, bearer.%s", t2);
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", NULL, proto, &r), 101);
+    char chosen[2048];
+    assert_true(rc_http_header(&r, "Sec-WebSocket-Protocol", chosen, sizeof chosen));
+    assert_string_equal(chosen, "weft.hub");
+    /* only the token entry: it is echoed (the only choice a browser accepts) */
+    snprintf(proto, sizeof proto, "bearer.%s", t2);
+    assert_int_equal(open_ex(f, &f->c[3], "/hub", NULL, proto, &r), 101);
+    assert_true(rc_http_header(&r, "Sec-WebSocket-Protocol", chosen, sizeof chosen));
+    assert_string_equal(chosen, proto);
+    rc_close(&f->c[1]);
+    rc_close(&f->c[2]);
+    rc_close(&f->c[3]);
+
+    /* expired, wrong signature, malformed, alg none */
+    char *expired = mint(SECRET, "carol", -10, NULL, NULL);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", expired);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", hdr, NULL, &r), 401);
+    assert_non_null(strstr(r.body, "expired"));
+    char *forged = mint("another-secret-0123456789", "carol", 3600, NULL, NULL);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", forged);
+    rc_close(&f->c[1]);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", hdr, NULL, &r), 401);
+    rc_close(&f->c[1]);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", "Authorization: Bearer not.a.jwt\r\n", NULL, &r), 401);
+    rc_close(&f->c[1]);
+    /* header {"alg":"none","typ":"JWT"}, payload {"sub":"x"}, no signature */
+    assert_int_equal(open_ex(f, &f->c[1], "/hub",
+                             "Authorization: Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.\r\n",
+                             NULL, &r), 401);
+    rc_close(&f->c[1]);
+
+    /* a rooms claim restricts join */
+    char *limited = mint(SECRET, "dave", 3600, NULL, "[\"team-*\",\"lobby\"]");
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", limited);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", hdr, NULL, &r), 101);
+    expect_error(&f->c[1], "{\"type\":\"join\",\"room\":\"other\"}", "forbidden");
+    send_text(&f->c[1], "{\"type\":\"join\",\"room\":\"team-a\"}");
+    json_decref(expect_type(&f->c[1], "joined"));
+    send_text(&f->c[1], "{\"type\":\"join\",\"room\":\"lobby\"}");
+    json_decref(expect_type(&f->c[1], "joined"));
+
+    /* a token expiring in 2 s closes its connection with 1008 */
+    char *shortlived = mint(SECRET, "erin", 2, NULL, NULL);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", shortlived);
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", hdr, NULL, &r), 101);
+    uint64_t t0 = rc_now_ms();
+    assert_int_equal(rc_expect_close(&f->c[2], 5000), 1008);
+    assert_true(rc_now_ms() - t0 >= 900);
+    /* ... unless refreshed in-band with a token of the same sub */
+    rc_close(&f->c[2]);
+    char *short2 = mint(SECRET, "erin", 2, NULL, NULL);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", short2);
+    free(short2);
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", hdr, NULL, &r), 101);
+    char *fresh = mint(SECRET, "erin", 3600, NULL, NULL);
+    char *other = mint(SECRET, "mallory", 3600, NULL, NULL);
+    char req[1024];
+    snprintf(req, sizeof req, "{\"type\":\"auth\",\"token\":\"%s\"}", other);
+    expect_error(&f->c[2], req, "bad_token");
+    snprintf(req, sizeof req, "{\"type\":\"auth\",\"token\":\"%s\",\"id\":3}", fresh);
+    send_text(&f->c[2], req);
+    j = expect_type(&f->c[2], "authed");
+    assert_true(jint(j, "exp") > (long long)time(NULL) + 3000);
+    json_decref(j);
+    assert_int_equal(rc_recv(&f->c[2], 3500), RC_TIMEOUT); /* past the old expiry: still open */
+    send_text(&f->c[2], "{\"type\":\"ping\"}");
+    json_decref(expect_type(&f->c[2], "pong"));
+    free(fresh);
+    free(other);
+
+    /* revocation: j1 is listed → the open connection is closed (1008), new ones get 401 */
+    FILE *rf = fopen(f->tmp, "w");
+    assert_non_null(rf);
+    fprintf(rf, "# revoked\nj0\nj1\n");
+    fclose(rf);
+    assert_int_equal(rc_expect_close(&f->c[0], 5000), 1008);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", good);
+    assert_int_equal(wait_status(f, &f->c[3], hdr, 401, 3000), 401);
+    /* an unrevoked token still works */
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", t2);
+    rc_close(&f->c[3]);
+    assert_int_equal(open_ex(f, &f->c[3], "/hub", hdr, NULL, &r), 101);
+
+    free(good);
+    free(t2);
+    free(expired);
+    free(forged);
+    free(limited);
+    free(shortlived);
+    finish(f);
+}
+
+/* Per-IP limit: the third connection from 127.0.0.1 gets 503 with Retry-After; after one
+ * closes, a new one is accepted. */
+static void test_hub_limit_per_ip(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--max-connections-per-ip", "2", "--retry-after", "7", NULL};
+    spawn(f, args);
+    struct rc_http r;
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", NULL, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[1], "/echo", NULL, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", NULL, NULL, &r), 503);
+    char v[32];
+    assert_true(rc_http_header(&r, "Retry-After", v, sizeof v));
+    assert_string_equal(v, "7");
+    assert_int_equal(rc_send_close(&f->c[0], 1000, NULL), 0);
+    assert_int_equal(rc_recv(&f->c[0], RC_TIMEOUT_MS), RC_CLOSE);
+    assert_int_equal(wait_status(f, &f->c[3], NULL, 101, 3000), 101);
+    finish(f);
+}
+
+/* Global limit: 503 + Retry-After beyond it, and /readyz turns 503 at the limit. */
+static void test_hub_limit_global_readyz(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--max-connections", "2", NULL};
+    spawn(f, args);
+    char body[8192];
+    assert_int_equal(http_get(f->port, "/healthz", body, sizeof body), 200);
+    int st = http_get(f->port, "/readyz", body, sizeof body);
+    if (st != 200) fprintf(stderr, "%s\n", body);
+    assert_int_equal(st, 200);
+    assert_non_null(strstr(body, "handshake ok"));
+    struct rc_http r;
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", NULL, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[1], "/ws/x", NULL, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[2], "/echo", NULL, NULL, &r), 503);
+    char v[32];
+    assert_true(rc_http_header(&r, "Retry-After", v, sizeof v));
+    assert_int_equal(http_get(f->port, "/readyz", body, sizeof body), 503);
+    assert_non_null(strstr(body, "connection limit"));
+    assert_non_null(strstr(body, "Retry-After"));
+    rc_send_close(&f->c[1], 1000, NULL);
+    assert_int_equal(rc_recv(&f->c[1], RC_TIMEOUT_MS), RC_CLOSE);
+    uint64_t deadline = rc_now_ms() + 3000;
+    do {
+        st = http_get(f->port, "/readyz", body, sizeof body);
+    } while (st != 200 && rc_now_ms() < deadline && usleep(50000) == 0);
+    assert_int_equal(st, 200);
+    finish(f);
+}
+
+/* The message rate: a client within it stays open; a burst beyond it is closed with 1008. */
+static void test_hub_rate_limit(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--rate", "20", "--burst", "5", NULL};
+    spawn(f, args);
+    struct rc *a = &f->c[0], *b = &f->c[1];
+    hub_open(f, a, NULL, 0);
+    hub_open(f, b, NULL, 0);
+    for (int i = 0; i < 6; i++) { /* 10 per second: under 20 */
+        send_text(a, "{\"type\":\"ping\"}");
+        json_decref(expect_type(a, "pong"));
+        usleep(100000);
+    }
+    for (int i = 0; i < 30; i++)
+        if (rc_send(b, WEFT_OP_TEXT, "{\"type\":\"ping\"}", 15) != 0) break;
+    int pongs = 0;
+    enum rc_event e;
+    while ((e = rc_recv(b, RC_TIMEOUT_MS)) == RC_MESSAGE) pongs++;
+    assert_int_equal(e, RC_CLOSE);
+    assert_int_equal(b->last.close_code, 1008);
+    assert_true(pongs >= 5 && pongs < 30);
+    send_text(a, "{\"type\":\"ping\"}");
+    json_decref(expect_type(a, "pong"));
+    finish(f);
+}
+
+/* ------------------------------------------------------------------ observability */
+
+/* /metrics against traffic generated here: exact counts. */
+static void test_hub_metrics(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--allow-origin", "https://ok.example", NULL};
+    spawn(f, args);
+    struct rc *a = &f->c[0], *b = &f->c[1];
+    hub_open(f, a, NULL, 0);
+    hub_open(f, b, NULL, 0);
+    struct rc_http r;
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", "Origin: https://bad.example\r\n", NULL, &r), 403);
+    assert_int_equal(rc_connect(&f->c[3], f->port, 0, RC_TIMEOUT_MS), 0); /* version 12 → 426 */
+    assert_int_equal(rc_write_str(&f->c[3], "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                  "Sec-WebSocket-Version: 12\r\n\r\n", RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_read_http(&f->c[3], &r, RC_TIMEOUT_MS), 426);
+    send_text(a, "{\"type\":\"join\",\"room\":\"m\"}");
+    json_decref(expect_type(a, "joined"));
+    send_text(b, "{\"type\":\"join\",\"room\":\"m\"}");
+    json_decref(expect_type(b, "joined"));
+    for (int i = 0; i < 3; i++) {
+        send_text(a, "{\"type\":\"publish\",\"room\":\"m\",\"data\":\"hello\"}");
+        json_decref(expect_type(a, "published"));
+        json_decref(expect_type(b, "message"));
+    }
+    expect_error(a, "oops", "bad_json");
+    rc_send_close(b, 1000, NULL);
+    assert_int_equal(rc_recv(b, RC_TIMEOUT_MS), RC_CLOSE);
+    rc_send_close(a, 4000, "bye");
+    assert_int_equal(rc_recv(a, RC_TIMEOUT_MS), RC_CLOSE);
+
+    static char body[65536];
+    uint64_t deadline = rc_now_ms() + 3000;
+    do {
+        assert_int_equal(http_get(f->port, "/metrics", body, sizeof body), 200);
+    } while (metric(body, "weft_connections") != 0 && rc_now_ms() < deadline && usleep(50000) == 0);
+    assert_non_null(strstr(body, "Content-Type: text/plain; version=0.0.4"));
+    struct { const char *name; double v; } want[] = {
+        {"weft_connections", 0},
+        {"weft_connections_total", 2},
+        {"weft_connections_closed_total{code=\"1000\"}", 1},
+        {"weft_connections_closed_total{code=\"4000\"}", 1},
+        {"weft_handshakes_total{result=\"ok\"}", 2},
+        {"weft_handshakes_total{result=\"403\"}", 1},
+        {"weft_handshakes_total{result=\"426\"}", 1},
+        {"weft_handshakes_total{result=\"401\"}", 0},
+        {"weft_handshakes_total{result=\"503\"}", 0},
+        {"weft_messages_received_total", 6},
+        {"weft_received_bytes_total", 2 * 26 + 3 * 44 + 4},
+        {"weft_hub_requests_total", 6},
+        {"weft_hub_publishes_total", 3},
+        {"weft_hub_deliveries_total", 3},
+        {"weft_hub_errors_total{code=\"bad_json\"}", 1},
+        {"weft_rooms", 1},
+        {"weft_history_messages", 3},
+        {"weft_publish_delivery_seconds_count", 3},
+        {"weft_publish_delivery_seconds_bucket{le=\"+Inf\"}", 3},
+        {"weft_broker_up{broker=\"local\"}", 1},
+        {"weft_rate_limited_total", 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        double got = metric(body, want[i].name);
+        if (got != want[i].v) {
+            fprintf(stderr, "%s\n", body);
+            fail_msg("%s: expected %g, got %g", want[i].name, want[i].v, got);
+        }
+    }
+    assert_true(metric(body, "process_resident_memory_bytes") > 1e5);
+    assert_true(metric(body, "process_cpu_seconds_total") >= 0);
+    assert_true(metric(body, "weft_publish_delivery_seconds_sum") > 0);
+    assert_non_null(strstr(body, "weft_build_info{version=\"" WEFT_VERSION "\""));
+    assert_non_null(strstr(body, "# TYPE weft_publish_delivery_seconds histogram"));
+    /* Buckets are cumulative (never decrease). */
+    double prev = 0;
+    int nb = 0;
+    for (const char *p = strstr(body, "weft_publish_delivery_seconds_bucket{"); p;
+         p = strstr(p + 1, "weft_publish_delivery_seconds_bucket{")) {
+        double v = strtod(strchr(p, ' ') + 1, NULL);
+        assert_true(v >= prev);
+        prev = v;
+        nb++;
+    }
+    assert_int_equal(nb, 15);
+    finish(f);
+}
+
+/* Each connection event has a JSON log line with the id the client got in X-Request-Id. */
+static void test_hub_logs(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--allow-origin", "https://ok.example", NULL};
+    spawn(f, args);
+    struct rc_http r;
+    char given[80], made[80], refused[80];
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", "X-Request-Id: client-id.42\r\n", NULL, &r), 101);
+    assert_true(rc_http_header(&r, "X-Request-Id", given, sizeof given));
+    assert_string_equal(given, "client-id.42");
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", "X-Request-Id: bad id with spaces\r\n", NULL, &r), 101);
+    assert_true(rc_http_header(&r, "X-Request-Id", made, sizeof made));
+    assert_string_not_equal(made, "bad id with spaces");
+    assert_int_equal(strlen(made), 16);
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", "Origin: https://no.example\r\n", NULL, &r), 403);
+    assert_true(rc_http_header(&r, "X-Request-Id", refused, sizeof refused));
+    rc_send_close(&f->c[0], 1000, NULL);
+    assert_int_equal(rc_recv(&f->c[0], RC_TIMEOUT_MS), RC_CLOSE);
+    rc_send_close(&f->c[1], 1001, NULL);
+    assert_int_equal(rc_recv(&f->c[1], RC_TIMEOUT_MS), RC_CLOSE);
+
+    struct { const char *id, *event; bool found; } want[] = {
+        {given, "open", false}, {given, "close", false}, {made, "open", false},
+        {made, "close", false}, {refused, "rejected", false},
+    };
+    uint64_t deadline = rc_now_ms() + 3000;
+    bool all = false;
+    while (!all && rc_now_ms() < deadline) {
+        FILE *fp = fopen(f->log, "r");
+        assert_non_null(fp);
+        char line[4096];
+        while (fgets(line, sizeof line, fp)) {
+            json_t *j = json_loads(line, 0, NULL);
+            if (!j) fail_msg("log line is not JSON: %s", line);
+            assert_true(json_is_string(json_object_get(j, "ts")));
+            assert_true(json_is_string(json_object_get(j, "level")));
+            assert_true(json_is_string(json_object_get(j, "msg")));
+            for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+                if (!strcmp(jstr(j, "conn"), want[i].id) && !strcmp(jstr(j, "event"), want[i].event))
+                    want[i].found = true;
+            json_decref(j);
+        }
+        fclose(fp);
+        all = true;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) all &= want[i].found;
+        if (!all) usleep(50000);
+    }
+    if (!all) dump_log(f);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!want[i].found) fail_msg("no %s log line for %s", want[i].event, want[i].id);
+    finish(f);
+}
+
+/* Runs `sh -c cmd` and returns its stdout (static buffer). */
+static const char *run_capture(const char *cmd)
+{
+    static char out[8192];
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("'%s' failed: %s", cmd, out);
+    return out;
+}
+
+/* Precedence: flag > WEFT_* > config file > default, shown by --print-config. */
+static void test_hub_config(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->tmp, sizeof f->tmp, "/tmp/weft-itest-conf-XXXXXX");
+    int fd = mkstemp(f->tmp);
+    assert_true(fd >= 0);
+    static const char conf[] = "# test\nmax-rooms = 1\nhistory_size = 7\nrate = 3\n";
+    assert_int_equal(write(fd, conf, sizeof conf - 1), (ssize_t)(sizeof conf - 1));
+    close(fd);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "WEFT_MAX_ROOMS=2 WEFT_RATE=4 %s serve --config %s --rate 5 --print-config",
+             WEFT_BIN, f->tmp);
+    const char *out = run_capture(cmd);
+    assert_non_null(strstr(out, "\nmax-rooms = 2\n"));
+    assert_non_null(strstr(out, "\nhistory-size = 7\n"));
+    assert_non_null(strstr(out, "\nrate = 5\n"));
+    assert_non_null(strstr(out, "\nhistory-age = 3600\n"));
+    snprintf(cmd, sizeof cmd, "%s serve --config %s --print-config", WEFT_BIN, f->tmp);
+    out = run_capture(cmd);
+    assert_non_null(strstr(out, "\nmax-rooms = 1\n"));
+    /* an unknown key in the file is an error naming the line */
+    fd = open(f->tmp, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, "bogus = 1\n", 10), 10);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "%s serve --config %s --print-config 2>&1; echo status=$?", WEFT_BIN, f->tmp);
+    out = run_capture(cmd);
+    assert_non_null(strstr(out, ":5: unknown key 'bogus'"));
+    assert_non_null(strstr(out, "status=2"));
+}
+
+int main(void)
+{
+    signal(SIGALRM, on_alarm);
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hub_rooms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_history_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_jwt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_limit_per_ip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_limit_global_readyz, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_config, setup, teardown),
+    };
+    alarm(170);
+    return cmocka_run_group_tests_name("integration.hub", tests, NULL, NULL);
+}

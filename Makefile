@@ -4,7 +4,7 @@ JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 ARGS        ?=
 
-.PHONY: all setup release run test test-build gcc-check bench format clean
+.PHONY: all setup release run test test-build gcc-check tsan-check bench format clean
 
 all: release
 
@@ -29,8 +29,20 @@ gcc-check: setup
 	cmake -S . -B build/gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc
 	cmake --build build/gcc -j $(JOBS)
 
+# The threaded tests (cross-thread publish of struct weft_group) built with ThreadSanitizer:
+# only that test's target, so it stays quick.
+tsan-check: setup
+	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_TSAN=ON
+	cmake --build build/tsan -j $(JOBS) --target itest_group
+	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest -R '^integration\.group$$' --output-on-failure
+
+# CTest, then the fuzzers' executions per second, then CTest's summary line again (last).
 test: test-build gcc-check
-	cd build/test && ctest --output-on-failure -j $(JOBS)
+	@cd build/test && { ctest --output-on-failure -j $(JOBS) 2>&1; echo $$? >ctest.rc; } | tee ctest.log; \
+	  echo "fuzzing ($(FUZZ_SECONDS) s per target):"; \
+	  cat tests/fuzz-work/*/summary 2>/dev/null | sed 's/^/  /'; \
+	  grep -E '[0-9]+% tests passed' ctest.log | tail -n 1; \
+	  exit $$(cat ctest.rc)
 
 bench: release
 	bench/run

@@ -590,7 +590,11 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
 /*
  * An event loop: epoll (edge-triggered), a timer wheel, an eventfd for wake-ups and a signalfd.
  * One loop per thread; a loop and everything attached to it (servers, connections, timers) is
- * used only from the thread that runs it, except weft_loop_defer and weft_loop_stop.
+ * used only from the thread that runs it.
+ *
+ * Thread safety: the ONLY entries that may be called from any thread are weft_loop_defer,
+ * weft_loop_stop and weft_group_publish (multi-core pub/sub, below). Everything else belongs
+ * to the loop's own thread; hand work to it with weft_loop_defer.
  */
 struct weft_loop;
 
@@ -617,7 +621,9 @@ void weft_loop_stop(struct weft_loop *loop);
 /* Milliseconds of CLOCK_MONOTONIC as of the start of the current iteration. */
 uint64_t weft_loop_now(const struct weft_loop *loop);
 
-/* Runs fn(arg) on the loop's thread at its next iteration. Thread-safe (wakes the loop).
+/* Runs fn(arg) on the loop's thread at its next iteration. Thread-safe (wakes the loop through
+ * its eventfd); calls deferred from one thread to one loop run in the order they were made.
+ * Calls still pending when the loop is freed are dropped (run the loop once more first).
  * Returns WEFT_OK or WEFT_ERR_NOMEM. */
 int weft_loop_defer(struct weft_loop *loop, void (*fn)(void *arg), void *arg);
 
@@ -891,6 +897,47 @@ size_t weft_topic_count(const struct weft_server *s, const char *topic, size_t t
 size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len, const void *data,
                     size_t len, enum weft_opcode opcode, const struct weft_conn *exclude);
 
+/* --- multi-core pub/sub: a group of servers on several loops (one per thread) ------------- */
+
+/*
+ * N worker threads, each running its own loop and its own server (typically all listening on
+ * one port with reuse_port), form a group. weft_group_publish, callable from ANY thread,
+ * reaches the topic's subscribers on every member: the frame is encoded once into a
+ * reference-counted buffer; the member whose loop runs on the calling thread delivers it at
+ * once (exactly as weft_publish), every other member receives a reference to the same buffer
+ * through its loop's inbox (weft_loop_defer: a mutex-protected batch and an eventfd wake-up)
+ * and delivers it on its own thread. Nothing is copied per subscriber or per thread. Messages
+ * published from one thread reach each member in the order they were published.
+ *
+ * Setup and teardown: create the group and add every member before the worker threads start
+ * publishing (weft_group_add is thread-safe, but a member only receives what is published
+ * after it was added). On a member's own thread, weft_group_remove it before freeing its
+ * server, then run its loop once more (frames already in its inbox are then released without
+ * delivery). Free the group after every member was removed.
+ */
+struct weft_group;
+
+/* Creates an empty group. NULL when out of memory. */
+struct weft_group *weft_group_new(void);
+/* Adds server s (which runs on the loop it was created on). Thread-safe. Returns WEFT_OK,
+ * WEFT_ERR_INVAL (already a member) or WEFT_ERR_NOMEM. */
+int weft_group_add(struct weft_group *g, struct weft_server *s);
+/* Removes s; call on s's loop thread, before weft_server_free(s). Thread-safe with respect
+ * to publishers on other threads. */
+void weft_group_remove(struct weft_group *g, struct weft_server *s);
+/* Number of members. Thread-safe. */
+size_t weft_group_size(struct weft_group *g);
+/* Publishes to topic on every member (see above). Thread-safe: from a member's loop thread
+ * (local delivery is immediate) or from any other thread. exclude (may be NULL) is skipped on
+ * the member it belongs to. Returns the number of local subscribers reached (as weft_publish)
+ * plus the number of other members the frame was handed to; 0 for an opcode other than text
+ * or binary or when out of memory. */
+size_t weft_group_publish(struct weft_group *g, const char *topic, size_t topic_len,
+                          const void *data, size_t len, enum weft_opcode opcode,
+                          const struct weft_conn *exclude);
+/* Frees an empty group (every member removed). */
+void weft_group_free(struct weft_group *g);
+
 /* ======================================================================================== */
 /* net: watching a file descriptor                                                           */
 /* ======================================================================================== */
@@ -1026,6 +1073,16 @@ struct weft_client_options {
      * expired", "... unknown CA (...)", "TLS handshake failed: ..."). */
     const char *tls_cacert_file;   /* PEM bundle to trust instead of the system store */
     bool tls_insecure;             /* no verification at all (self-signed test servers) */
+
+    /* --- permessage-deflate (RFC 7692), offered when deflate.enabled. From the client's
+     * point of view: no_context_takeover offers client_no_context_takeover (our compressor
+     * forgets its window after each message), peer_no_context_takeover offers
+     * server_no_context_takeover, max_window_bits is our compressor's window (offered as
+     * client_max_window_bits), peer_max_window_bits is offered as server_max_window_bits;
+     * mem_level, level and threshold apply to what we send. A server that accepts with
+     * parameters we did not offer (or invalid ones) fails the handshake: on_error gets
+     * WEFT_ERR_PROTO. A server that declines gives an ordinary uncompressed connection. */
+    struct weft_pmd_config deflate;
 
     /* Log sink, as for servers (NULL = silent). */
     void (*log)(void *log_user, int level, const char *msg);

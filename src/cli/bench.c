@@ -27,6 +27,13 @@
  * measure (-d seconds), drain (close handshakes, at most 2 s). The server's CPU time comes
  * from /proc/PID/stat (utime + stime) over the measured window, its RSS from
  * /proc/PID/status.
+ *
+ * --deflate offers permessage-deflate and, when the server accepts, compresses every data
+ * message it sends (weft_deflate_message; codecs shared across connections without context
+ * takeover, per connection with it) and inflates what it receives (weft_inflate, counting
+ * inflated bytes). wss:// (or --tls) runs TLS with OpenSSL directly on the same non-blocking
+ * sockets (SSL_write/SSL_read; the TLS handshake is driven by the first write). The plain path
+ * only pays a branch on a NULL SSL pointer.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,6 +55,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "cli.h"
 #include "hist.h"
 #include "weft.h"
@@ -64,6 +75,7 @@
 #define ROOM_HDR 14     /* timestamp + sender (3 x 7 bits) + slot (2 x 7 bits) + generation */
 #define MAX_WINDOW 16383 /* slots fit in 14 bits */
 #define MAX_SENDERS 2097151
+#define ZIN_CAP (64u * 1024u) /* inflate scratch: only the first bytes are kept */
 
 enum mode { MODE_ECHO, MODE_ROOM, MODE_CONNECT, MODE_IDLE };
 static const char *const mode_names[] = {"echo", "room", "connect", "idle"};
@@ -109,6 +121,13 @@ struct bconn {
     uint64_t in_len;   /* bytes of the message being received */
     uint8_t in_hdr[ROOM_HDR];
     struct bconn *next_dirty;
+    SSL *ssl;          /* wss://: the TLS session, NULL for plain connections */
+    /* permessage-deflate, when the server accepted it */
+    bool pmd, in_z;    /* negotiated; the message being received is compressed */
+    bool our_nct, peer_nct;
+    uint8_t our_bits, peer_bits;
+    struct weft_deflater *defl; /* own codecs, only with context takeover */
+    struct weft_inflater *infl;
 };
 
 /* Room: the window of one sender. */
@@ -125,6 +144,9 @@ struct options {
     long conns, size, window, senders;
     double rate, duration, warmup, ramp;
     bool binary, json;
+    bool deflate, tls, insecure;
+    const char *cacert;
+    int payload;       /* 0 = abc pattern, 1 = JSON-like text, 2 = random printable */
     long server_pid;
     uint32_t local_lo, local_hi; /* host byte order; 0 = none */
 };
@@ -164,6 +186,18 @@ struct bench {
     uint32_t local_next;
     uint64_t next_progress, next_scan;
     bool tty;
+
+    /* TLS and permessage-deflate */
+    SSL_CTX *ssl_ctx;
+    char host[256];          /* for SNI and the certificate check */
+    bool tls_err_shown;
+    char pmd_offer[160];
+    struct weft_pmd_config pmd;
+    struct weft_deflater *shared_defl[16]; /* by window bits, no context takeover */
+    struct weft_inflater *shared_infl;     /* whole messages without context takeover */
+    uint8_t *zbuf, *zin;
+    size_t zbuf_cap;
+    long pmd_conns;          /* connections that negotiated deflate */
 
     struct counters c;
     uint64_t errors[E__N];
@@ -319,6 +353,15 @@ static uint8_t *out_reserve(struct bconn *c, size_t n)
 /* Closes c's socket and frees its buffers; the slot becomes C_DONE. */
 static void conn_release(struct bench *b, struct bconn *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    weft_deflater_free(c->defl);
+    weft_inflater_free(c->infl);
+    c->defl = NULL;
+    c->infl = NULL;
+    c->pmd = false;
     if (c->fd >= 0) {
         close(c->fd); /* also removes it from the epoll set */
         c->fd = -1;
@@ -344,16 +387,47 @@ static void conn_fail(struct bench *b, struct bconn *c, enum err_kind k)
     conn_release(b, c);
 }
 
-/* Queues one masked frame on c (fresh masking key from weft_frame_encode). Returns false if
- * out of memory. */
+/* Compresses a message for c into b->zbuf. Returns the compressed length, or -1 (send it
+ * uncompressed: out of memory, or it would not shrink and no window has to see it). */
+static long deflate_payload(struct bench *b, struct bconn *c, const void *payload, size_t len)
+{
+    struct weft_deflater **slot = c->our_nct ? &b->shared_defl[c->our_bits & 15] : &c->defl;
+    if (!*slot && !(*slot = weft_deflater_new(c->our_bits, b->pmd.mem_level, -1)))
+        return -1;
+    size_t bound = weft_deflate_bound(len);
+    if (bound > b->zbuf_cap) {
+        uint8_t *nb = realloc(b->zbuf, bound);
+        if (!nb)
+            return -1;
+        b->zbuf = nb;
+        b->zbuf_cap = bound;
+    }
+    long n = weft_deflate_message(*slot, payload, len, b->zbuf, bound, c->our_nct);
+    if (n < 0 || (c->our_nct && (size_t)n >= len))
+        return -1;
+    return n;
+}
+
+/* Queues one masked frame on c (fresh masking key from weft_frame_encode), data compressed
+ * when deflate was negotiated. Returns false if out of memory. */
 static bool queue_frame(struct bench *b, struct bconn *c, uint8_t opcode, const void *payload,
                         size_t len)
 {
+    uint8_t rsv = 0;
+    if (c->pmd && (opcode == WEFT_OP_TEXT || opcode == WEFT_OP_BINARY)) {
+        long z = deflate_payload(b, c, payload, len);
+        if (z >= 0) {
+            payload = b->zbuf;
+            len = (size_t)z;
+            rsv = 4;
+        }
+    }
     size_t cap = len + WEFT_FRAME_HEADER_MAX;
     uint8_t *at = out_reserve(c, cap);
     if (!at)
         return false;
-    long n = weft_frame_encode(at, cap, WEFT_ROLE_CLIENT, &b->rnd, opcode, true, 0, payload, len);
+    long n = weft_frame_encode(at, cap, WEFT_ROLE_CLIENT, &b->rnd, opcode, true, rsv, payload,
+                               len);
     if (n < 0) {
         c->out_len -= cap;
         return false;
@@ -400,11 +474,63 @@ static void start_close(struct bench *b, struct bconn *c)
     c->state = C_CLOSING;
 }
 
+/* Prints the first TLS failure of the run (later ones are only counted). */
+static void tls_report(struct bench *b, struct bconn *c)
+{
+    if (b->tls_err_shown)
+        return;
+    b->tls_err_shown = true;
+    long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    unsigned long e = ERR_peek_last_error();
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (v != X509_V_OK)
+        fprintf(stderr, "weft bench: TLS certificate verify failed: %s\n",
+                X509_verify_cert_error_string(v));
+    else if (e)
+        fprintf(stderr, "weft bench: TLS error: %s\n", buf);
+    ERR_clear_error();
+}
+
+/* SSL_write/SSL_read result as send/recv would give it: > 0 bytes, 0 for the peer's clean
+ * end, or -1 with errno EAGAIN (TLS wants the socket readable or writable: the next epoll
+ * event of either kind retries) or EIO. */
+static ssize_t tls_result(struct bench *b, struct bconn *c, int r)
+{
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
+        return 0; /* close_notify, or an EOF without it (fine for a benchmark) */
+    if (c->state == C_HANDSHAKE)
+        tls_report(b, c);
+    ERR_clear_error();
+    errno = EIO;
+    return -1;
+}
+
+/* send() or SSL_write() of c's bytes. */
+static ssize_t conn_send(struct bench *b, struct bconn *c, const uint8_t *p, size_t n)
+{
+    if (!c->ssl)
+        return send(c->fd, p, n, MSG_NOSIGNAL);
+    ssize_t w = tls_result(b, c, SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n));
+    if (w == 0) {
+        errno = EPIPE;
+        return -1;
+    }
+    return w;
+}
+
 /* Writes what the kernel takes of c's output. Returns false if c failed. */
 static bool conn_flush(struct bench *b, struct bconn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t w = conn_send(b, c, c->out + c->out_off, c->out_len - c->out_off);
         if (w > 0) {
             c->out_off += (size_t)w;
             continue;
@@ -416,7 +542,7 @@ static bool conn_flush(struct bench *b, struct bconn *c)
         if (c->state == C_CLOSING) /* the close was under way: nothing lost */
             conn_release(b, c);
         else
-            conn_fail(b, c, E_IO);
+            conn_fail(b, c, c->state == C_HANDSHAKE && c->ssl ? E_HANDSHAKE : E_IO);
         return false;
     }
     c->out_off = c->out_len = 0;
@@ -499,9 +625,25 @@ static void conn_connected(struct bench *b, struct bconn *c)
         conn_fail(b, c, E_CONNECT);
         return;
     }
+    if (b->ssl_ctx) {
+        c->ssl = SSL_new(b->ssl_ctx);
+        struct in_addr ip;
+        bool numeric = inet_pton(AF_INET, b->host, &ip) == 1;
+        if (!c->ssl || !SSL_set_fd(c->ssl, c->fd) ||
+            (!numeric && !SSL_set_tlsext_host_name(c->ssl, b->host)) ||
+            (!b->o.insecure && !numeric && !SSL_set1_host(c->ssl, b->host)) ||
+            (!b->o.insecure && numeric &&
+             !X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), b->host))) {
+            conn_fail(b, c, E_HANDSHAKE);
+            return;
+        }
+        SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_set_connect_state(c->ssl); /* the first SSL_write runs the TLS handshake */
+    }
     char req[2048];
     weft_handshake_key(&b->rnd, c->key);
-    struct weft_client_request cr = {.host = b->hosthdr, .path = b->path};
+    struct weft_client_request cr = {.host = b->hosthdr, .path = b->path,
+                                     .extensions = b->o.deflate ? b->pmd_offer : NULL};
     int n = weft_handshake_request(req, sizeof req, &cr, c->key);
     if (n < 0) {
         conn_fail(b, c, E_HANDSHAKE);
@@ -541,10 +683,25 @@ static void handshake_input(struct bench *b, struct bconn *c, uint8_t *data, siz
     if (hl == 0 && c->hs_len < HS_CAP)
         return; /* need more */
     struct weft_handshake_result res;
+    const char *offer = b->o.deflate ? b->pmd_offer : NULL;
     if (hl <= 0 || resp.status != 101 ||
-        weft_handshake_check_response(&resp, c->key, NULL, NULL, &res) != WEFT_OK) {
+        weft_handshake_check_response(&resp, c->key, NULL, offer, &res) != WEFT_OK) {
         conn_fail(b, c, E_HANDSHAKE);
         return;
+    }
+    c->pmd = false;
+    if (res.extensions && res.extensions_len) {
+        struct weft_pmd_params a;
+        if (weft_pmd_accept(res.extensions, res.extensions_len, &b->pmd, &a) != 0) {
+            conn_fail(b, c, E_HANDSHAKE);
+            return;
+        }
+        c->pmd = true;
+        c->our_nct = a.client_no_context_takeover;
+        c->peer_nct = a.server_no_context_takeover;
+        c->our_bits = a.client_max_window_bits;
+        c->peer_bits = a.server_max_window_bits;
+        b->pmd_conns++;
     }
     /* Bytes after the head (frames sent right after the 101) go to the frame parser: first
      * the rest of the head buffer, then what did not fit in it. */
@@ -669,6 +826,45 @@ static void on_control(struct bench *b, struct bconn *c, const struct weft_msg_e
         conn_fail(b, c, E_CLOSED);
 }
 
+/* Keeps the first bytes of a message being received (they carry the timestamp and the room
+ * header). */
+static void keep_head(struct bconn *c, const uint8_t *data, size_t len)
+{
+    if (c->in_hdr_len < ROOM_HDR && len) {
+        size_t k = ROOM_HDR - c->in_hdr_len;
+        if (k > len)
+            k = len;
+        memcpy(c->in_hdr + c->in_hdr_len, data, k);
+        c->in_hdr_len = (uint8_t)(c->in_hdr_len + k);
+    }
+}
+
+/* Inflates the next piece of a compressed message (whole: first and fin; the shared codec
+ * then serves when the server has no context takeover). Counts the inflated bytes and keeps
+ * the first ones. Returns false for a corrupt stream or out of memory. */
+static bool inflate_piece(struct bench *b, struct bconn *c, const uint8_t *data, size_t len,
+                          bool whole, bool fin)
+{
+    struct weft_inflater **slot = whole && c->peer_nct ? &b->shared_infl : &c->infl;
+    if (!*slot && !(*slot = weft_inflater_new(slot == &b->shared_infl ? 15 : c->peer_bits)))
+        return false;
+    size_t off = 0;
+    for (;;) {
+        size_t used = 0, made = 0;
+        int r = weft_inflate(*slot, data + off, len - off, fin, c->peer_nct, b->zin, ZIN_CAP,
+                             &used, &made);
+        if (r < 0) {
+            weft_inflater_reset(*slot);
+            return false;
+        }
+        off += used;
+        keep_head(c, b->zin, made);
+        c->in_len += made;
+        if (r == 0)
+            return true;
+    }
+}
+
 /* Parses received bytes as frames and dispatches the messages. */
 static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size_t len,
                            uint64_t now)
@@ -686,15 +882,17 @@ static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size
             if (ev.first) {
                 c->in_len = 0;
                 c->in_hdr_len = 0;
+                c->in_z = ev.compressed;
             }
-            if (c->in_hdr_len < ROOM_HDR && ev.len) {
-                size_t k = ROOM_HDR - c->in_hdr_len;
-                if (k > ev.len)
-                    k = ev.len;
-                memcpy(c->in_hdr + c->in_hdr_len, ev.data, k);
-                c->in_hdr_len = (uint8_t)(c->in_hdr_len + k);
+            if (c->in_z) {
+                if (!inflate_piece(b, c, ev.data, ev.len, ev.first && ev.fin, ev.fin)) {
+                    conn_fail(b, c, E_PROTOCOL);
+                    return;
+                }
+            } else {
+                keep_head(c, ev.data, ev.len);
+                c->in_len += ev.len;
             }
-            c->in_len += ev.len;
             if (ev.fin && c->state == C_OPEN)
                 on_message(b, c, now);
             break;
@@ -712,7 +910,8 @@ static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size
 static void conn_readable(struct bench *b, struct bconn *c)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, b->rbuf, RBUF_SIZE, 0);
+        ssize_t n = c->ssl ? tls_result(b, c, SSL_read(c->ssl, b->rbuf, RBUF_SIZE))
+                           : recv(c->fd, b->rbuf, RBUF_SIZE, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -723,7 +922,9 @@ static void conn_readable(struct bench *b, struct bconn *c)
                     b->c.msgs++;
                 conn_release(b, c);
             } else {
-                conn_fail(b, c, n == 0 ? E_CLOSED : E_IO);
+                conn_fail(b, c, c->ssl && c->state == C_HANDSHAKE ? E_HANDSHAKE
+                                : n == 0                          ? E_CLOSED
+                                                                  : E_IO);
             }
             return;
         }
@@ -732,8 +933,8 @@ static void conn_readable(struct bench *b, struct bconn *c)
             handshake_input(b, c, b->rbuf, (size_t)n, now);
         else
             process_frames(b, c, b->rbuf, (size_t)n, now);
-        if (c->fd < 0 || (size_t)n < RBUF_SIZE)
-            return;
+        if (c->fd < 0 || (!c->ssl && (size_t)n < RBUF_SIZE))
+            return; /* TLS reads one record at a time: read on until it wants more */
     }
 }
 
@@ -747,6 +948,8 @@ static void on_event(struct bench *b, struct bconn *c, uint32_t events)
             conn_connected(b, c);
         return;
     }
+    if (c->ssl) /* TLS may want to read to write or the reverse: try both on any event */
+        events |= EPOLLIN | EPOLLOUT;
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
         conn_readable(b, c);
     if (c->fd >= 0 && (events & EPOLLOUT) && c->out_off < c->out_len)
@@ -1076,6 +1279,11 @@ static void report_text(const struct bench *b)
     if (o->mode != MODE_IDLE)
         printf(" after %.1f s warm-up", o->warmup);
     printf("; %ld opened (peak %ld open)\n", b->opened_total, b->peak_open);
+    if (o->deflate)
+        printf("  transport  %s, offered \"%s\": negotiated on %ld connections\n",
+               o->tls ? "TLS" : "plain", b->pmd_offer, b->pmd_conns);
+    else if (o->tls)
+        printf("  transport  TLS\n");
     if (o->mode == MODE_ECHO || o->mode == MODE_ROOM) {
         printf("  %-10s %" PRIu64 " (%.0f msgs/s, %.2f MB/s)\n",
                o->mode == MODE_ROOM ? "deliveries" : "messages", b->c.msgs, rate, mbs);
@@ -1155,6 +1363,7 @@ static void report_json(const struct bench *b)
            o->conns, b->opened_total, b->peak_open,
            o->mode == MODE_ROOM ? b->nsenders : 0, o->size, o->window, o->rate,
            o->binary ? "true" : "false", o->warmup, secs);
+    printf("\"tls\": %s, \"deflate_conns\": %ld, ", o->tls ? "true" : "false", b->pmd_conns);
     printf("\"messages\": %" PRIu64 ", \"sent\": %" PRIu64 ", \"msgs_per_s\": %.1f, "
            "\"mb_per_s\": %.3f, ",
            b->c.msgs, b->c.sent, secs > 0 ? (double)b->c.msgs / secs : 0.0,
@@ -1232,12 +1441,17 @@ static void usage(FILE *f)
         "      --server-pid PID  report the server's CPU per message (/proc/PID/stat, utime +\n"
         "                        stime over the measured window) and its RSS\n"
         "      --json            print one JSON object on stdout instead of the text summary\n"
-        "      --deflate         permessage-deflate (not supported yet)\n"
-        "      --tls             TLS, also wss:// URLs (not supported yet)\n"
+        "      --payload KIND    abc (a-z pattern, default), json (JSON-like records) or\n"
+        "                        random (random printable bytes)\n"
+        "      --deflate         offer permessage-deflate; when accepted, every data message\n"
+        "                        is sent compressed and received ones are inflated\n"
+        "      --tls             TLS (as with a wss:// URL)\n"
+        "      --cacert FILE     TLS: trust the CAs in FILE (PEM) instead of the system's\n"
+        "      --insecure        TLS: no certificate verification (self-signed servers)\n"
         "  -h, --help            this text\n"
         "\n"
         "JSON keys: mode url connections opened peak_open senders size window rate binary\n"
-        "  warmup_s duration_s messages sent msgs_per_s mb_per_s latency_us{count min mean p50\n"
+        "  deflate_conns warmup_s duration_s messages sent msgs_per_s mb_per_s latency_us{count min mean p50\n"
         "  p90 p99 p999 max} errors{total connect handshake timeout protocol closed io\n"
         "  bad_message lost backlog} client_cpu_pct generator_bound server (null without\n"
         "  --server-pid, else {pid cpu_pct cpu_us_per_msg rss_before_kib rss_kib\n"
@@ -1303,16 +1517,15 @@ static bool parse_local(const char *s, uint32_t *lo, uint32_t *hi)
  * failure, or 2 for a malformed URL (message printed). */
 static int parse_url(struct bench *b, const char *url)
 {
-    if (!strncmp(url, "wss://", 6)) {
-        fprintf(stderr, "weft bench: wss:// (TLS) is not supported yet\n");
-        return 2;
-    }
-    if (strncmp(url, "ws://", 5)) {
-        fprintf(stderr, "weft bench: URL must start with ws:// (got '%s')\n\n", url);
+    bool wss = !strncmp(url, "wss://", 6);
+    if (wss)
+        b->o.tls = true;
+    else if (strncmp(url, "ws://", 5)) {
+        fprintf(stderr, "weft bench: URL must start with ws:// or wss:// (got '%s')\n\n", url);
         usage(stderr);
         return 2;
     }
-    const char *h = url + 5;
+    const char *h = url + (wss ? 6 : 5);
     const char *slash = strchr(h, '/');
     size_t hostport_len = slash ? (size_t)(slash - h) : strlen(h);
     char hostport[256], host[256];
@@ -1322,7 +1535,7 @@ static int parse_url(struct bench *b, const char *url)
     }
     memcpy(hostport, h, hostport_len);
     hostport[hostport_len] = '\0';
-    long port = 80;
+    long port = b->o.tls ? 443 : 80;
     char *colon = strrchr(hostport, ':');
     if (hostport[0] == '[') {
         fprintf(stderr, "weft bench: IPv6 addresses are not supported yet\n");
@@ -1341,7 +1554,8 @@ static int parse_url(struct bench *b, const char *url)
         return 2;
     }
     snprintf(b->path, sizeof b->path, "%s", slash ? slash : "/");
-    if (port == 80)
+    snprintf(b->host, sizeof b->host, "%s", host);
+    if (port == (b->o.tls ? 443 : 80))
         snprintf(b->hosthdr, sizeof b->hosthdr, "%s", host);
     else
         snprintf(b->hosthdr, sizeof b->hosthdr, "%s:%ld", host, port);
@@ -1371,6 +1585,9 @@ enum {
     OPT_DEFLATE,
     OPT_TLS,
     OPT_MODE,
+    OPT_CACERT,
+    OPT_INSECURE,
+    OPT_PAYLOAD,
 };
 
 /* Parses the command line into b->o. Returns -1 to go on, or an exit status. */
@@ -1393,13 +1610,15 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {"json", no_argument, NULL, OPT_JSON},
         {"deflate", no_argument, NULL, OPT_DEFLATE},
         {"tls", no_argument, NULL, OPT_TLS},
+        {"cacert", required_argument, NULL, OPT_CACERT},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
+        {"payload", required_argument, NULL, OPT_PAYLOAD},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct options *o = &b->o;
     *o = (struct options){.mode = MODE_ECHO, .conns = -1, .size = 64, .window = -1,
                           .senders = 1, .duration = 5, .warmup = 1, .binary = true};
-    bool deflate = false, tls = false;
     optind = 1;
     opterr = 0;
     int ch;
@@ -1471,10 +1690,26 @@ static int parse_options(struct bench *b, int argc, char **argv)
             o->json = true;
             break;
         case OPT_DEFLATE:
-            deflate = true;
+            o->deflate = true;
             break;
         case OPT_TLS:
-            tls = true;
+            o->tls = true;
+            break;
+        case OPT_CACERT:
+            o->cacert = optarg;
+            break;
+        case OPT_INSECURE:
+            o->insecure = true;
+            break;
+        case OPT_PAYLOAD:
+            if (!strcmp(optarg, "abc"))
+                o->payload = 0;
+            else if (!strcmp(optarg, "json"))
+                o->payload = 1;
+            else if (!strcmp(optarg, "random"))
+                o->payload = 2;
+            else
+                return bad_value("payload", optarg, "expected abc, json or random");
             break;
         case 'h':
             usage(stdout);
@@ -1499,14 +1734,6 @@ static int parse_options(struct bench *b, int argc, char **argv)
         return 2;
     }
     o->url = argv[optind];
-    if (deflate) {
-        fprintf(stderr, "weft bench: --deflate (permessage-deflate) is not supported yet\n");
-        return 2;
-    }
-    if (tls) {
-        fprintf(stderr, "weft bench: --tls is not supported yet\n");
-        return 2;
-    }
     if (o->conns < 0)
         o->conns = o->mode == MODE_CONNECT ? 10 : 100;
     if (o->window < 0)
@@ -1549,9 +1776,72 @@ static void raise_nofile(long n)
                 (unsigned long long)rl.rlim_cur, n);
 }
 
+/* Fills the message template: an a-z pattern, JSON-like records or random printable
+ * bytes (all valid UTF-8, so --text works with each). */
+static void fill_payload(struct bench *b)
+{
+    uint8_t *p = b->payload;
+    size_t n = (size_t)b->o.size;
+    if (b->o.payload == 1) {
+        size_t i = 0;
+        for (unsigned k = 0; i < n; k++) {
+            char rec[128];
+            int w = snprintf(rec, sizeof rec,
+                             "{\"id\":%u,\"user\":\"user%u\",\"room\":\"lobby\",\"text\":"
+                             "\"hello %u\",\"ts\":%u},",
+                             1000 + k * 7, k % 13, k * 31, 1700000000u + k);
+            size_t m = w > 0 ? (size_t)w : 0;
+            if (m > n - i)
+                m = n - i;
+            memcpy(p + i, rec, m);
+            i += m;
+        }
+        return;
+    }
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        if (b->o.payload == 2) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            p[i] = (uint8_t)(' ' + (r >> 32) % 95);
+        } else {
+            p[i] = (uint8_t)('a' + i % 26);
+        }
+    }
+}
+
+/* The TLS client context: TLS 1.2+, ALPN http/1.1, verification against the system store or
+ * --cacert unless --insecure. Returns false (message printed) on failure. */
+static bool tls_setup(struct bench *b)
+{
+    static const unsigned char alpn[] = "\x08http/1.1";
+    b->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!b->ssl_ctx)
+        return false;
+    SSL_CTX_set_min_proto_version(b->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_alpn_protos(b->ssl_ctx, alpn, sizeof alpn - 1);
+    if (b->o.insecure) {
+        SSL_CTX_set_verify(b->ssl_ctx, SSL_VERIFY_NONE, NULL);
+        return true;
+    }
+    SSL_CTX_set_verify(b->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    int ok = b->o.cacert ? SSL_CTX_load_verify_locations(b->ssl_ctx, b->o.cacert, NULL)
+                         : SSL_CTX_set_default_verify_paths(b->ssl_ctx);
+    if (ok != 1) {
+        fprintf(stderr, "weft bench: cannot load CA certificates%s%s\n",
+                b->o.cacert ? " from " : "", b->o.cacert ? b->o.cacert : "");
+        return false;
+    }
+    return true;
+}
+
 /* Allocates the connections, senders and buffers. Returns false when out of memory. */
 static bool setup(struct bench *b)
 {
+    if (b->o.tls && b->o.insecure && !b->o.json)
+        fputs("weft bench: warning: --insecure: the server's certificate is not verified\n",
+              stderr);
     b->nconns = b->o.conns;
     b->conns = calloc((size_t)b->nconns, sizeof *b->conns);
     b->rbuf = malloc(RBUF_SIZE);
@@ -1562,10 +1852,18 @@ static bool setup(struct bench *b)
         b->conns[i].fd = -1;
         b->conns[i].idx = (uint32_t)i;
     }
-    for (long i = 0; i < b->o.size; i++) /* printable ASCII: valid text too */
-        b->payload[i] = (uint8_t)('a' + i % 26);
+    fill_payload(b);
     b->limits = (struct weft_msg_limits){.frame = {.role = WEFT_ROLE_CLIENT},
                                          .validate_utf8 = false};
+    if (b->o.deflate) {
+        b->pmd.enabled = true; /* the server decides on context takeover and windows */
+        b->zin = malloc(ZIN_CAP);
+        if (!b->zin || weft_pmd_offer(&b->pmd, b->pmd_offer, sizeof b->pmd_offer) < 0)
+            return false;
+        b->limits.frame.allowed_rsv = 4;
+    }
+    if (b->o.tls && !tls_setup(b))
+        return false;
     if (b->o.mode == MODE_ROOM) {
         b->nsenders = b->o.senders;
         b->senders = calloc((size_t)b->nsenders, sizeof *b->senders);
@@ -1592,11 +1890,20 @@ static void teardown(struct bench *b)
 {
     if (b->conns)
         for (long i = 0; i < b->nconns; i++) {
+            SSL_free(b->conns[i].ssl);
+            weft_deflater_free(b->conns[i].defl);
+            weft_inflater_free(b->conns[i].infl);
             if (b->conns[i].fd >= 0)
                 close(b->conns[i].fd);
             free(b->conns[i].out);
             free(b->conns[i].hs);
         }
+    for (size_t i = 0; i < 16; i++)
+        weft_deflater_free(b->shared_defl[i]);
+    weft_inflater_free(b->shared_infl);
+    free(b->zbuf);
+    free(b->zin);
+    SSL_CTX_free(b->ssl_ctx);
     for (long i = 0; b->senders && i < b->nsenders; i++) {
         free(b->senders[i].remaining);
         free(b->senders[i].gen);

@@ -47,6 +47,7 @@ static const char connect_usage[] =
     "  --connect-timeout SECS DNS + connect + handshake limit [10]\n"
     "  --cacert FILE          wss://: trust the CAs in FILE (PEM) instead of the system's\n"
     "  --insecure             wss://: accept any certificate (self-signed test servers)\n"
+    "  --deflate              offer permessage-deflate (RFC 7692, context takeover both ways)\n"
     "  --quiet                no informational lines on stderr (errors still are)\n"
     "  --help                 this text\n"
     "\n"
@@ -367,7 +368,7 @@ int cmd_connect(int argc, char **argv)
 {
     enum { O_HEADER = 1, O_SUBPROTO, O_ORIGIN, O_BINARY, O_BINARY_OUT, O_RECONNECT,
            O_MAX_ATTEMPTS, O_PING, O_MAX_MESSAGE, O_CONNECT_TIMEOUT, O_QUIET, O_HELP,
-           O_CACERT, O_INSECURE };
+           O_CACERT, O_INSECURE, O_DEFLATE };
     static const struct option longopts[] = {
         {"header", required_argument, NULL, O_HEADER},
         {"subprotocol", required_argument, NULL, O_SUBPROTO},
@@ -382,6 +383,7 @@ int cmd_connect(int argc, char **argv)
         {"quiet", no_argument, NULL, O_QUIET},
         {"cacert", required_argument, NULL, O_CACERT},
         {"insecure", no_argument, NULL, O_INSECURE},
+        {"deflate", no_argument, NULL, O_DEFLATE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -452,6 +454,9 @@ int cmd_connect(int argc, char **argv)
             break;
         case O_INSECURE:
             o.tls_insecure = true;
+            break;
+        case O_DEFLATE:
+            o.deflate.enabled = true;
             break;
         case 'q':
         case O_QUIET:

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hub/hub.h"
 
@@ -46,11 +47,22 @@ static const struct opt opts[] = {
     {"host", T_STR, OFF(host), "H", "address to listen on (\"::\" for IPv6)"},
     {"port", T_PORT, OFF(port), "P", "TCP port, 0 = any free port"},
     {"unix", T_STR, OFF(unix_path), "PATH", "listen on a Unix domain socket instead of TCP"},
+    {"workers", T_U32, OFF(workers), "N",
+     "worker threads, each with its own event loop and listener on the port\n"
+     "(SO_REUSEPORT; one worker with --unix); default: the number of cores"},
     {"reuse-port", T_BOOL, OFF(reuse_port), "BOOL",
      "SO_REUSEPORT, so a new process can bind the port while this one drains"},
     {"tls-cert", T_STR, OFF(tls_cert_file), "FILE",
      "serve wss:// (TLS 1.2/1.3) with this PEM certificate (+ chain); SIGHUP reloads it"},
     {"tls-key", T_STR, OFF(tls_key_file), "FILE", "the PEM private key of --tls-cert"},
+    {"deflate-context-takeover", T_BOOL, OFF(deflate_context_takeover), "BOOL",
+     "keep the compression window between messages (better ratio, about\n"
+     "2^(window+2) + 2^(mem-level+9) bytes per direction per connection)"},
+    {"deflate-window-bits", T_U32, OFF(deflate_window_bits), "N",
+     "LZ77 window of both directions, 9..15 (9 + --deflate-mem-level 1 = memory-lean)"},
+    {"deflate-mem-level", T_U32, OFF(deflate_mem_level), "N", "zlib memLevel of our compressor, 1..9"},
+    {"deflate-threshold", T_U32, OFF(deflate_threshold), "BYTES",
+     "messages shorter than this are sent uncompressed"},
     {"max-message", T_BYTES, OFF(max_message), "BYTES", "largest message, closed with 1009 beyond"},
     {"max-backpressure", T_BYTES, OFF(max_backpressure), "BYTES",
      "unsent bytes per connection before the slow-consumer policy applies"},
@@ -85,6 +97,12 @@ static const struct opt opts[] = {
     {"max-rooms", T_U32, OFF(max_rooms), "N", "rooms one /hub connection may join"},
     {"history-size", T_U32, OFF(history_size), "N", "messages kept per /hub room for recovery"},
     {"history-age", T_SECONDS, OFF(history_age_ms), "S", "drop kept messages older than S seconds, 0 = never"},
+    {"web-root", T_STR, OFF(web_root), "DIR",
+     "serve the web page (GET /) from DIR; default: the web/ directory shipped with weft\n"
+     "(<prefix>/share/weft/web next to the binary, else the source tree's web/)"},
+    {"deflate", T_BOOL, OFF(deflate), "BOOL",
+     "permessage-deflate (RFC 7692); lean by default: no context takeover in either\n"
+     "direction (see --deflate-context-takeover)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -100,14 +118,20 @@ void hub_config_defaults(struct hub_config *cfg)
     cfg->max_message = 16u * 1024 * 1024;
     cfg->max_backpressure = 1u * 1024 * 1024;
     cfg->slow_policy = WEFT_SLOW_DROP;
+    cfg->deflate_window_bits = 15;
+    cfg->deflate_mem_level = 8;
+    cfg->deflate_threshold = 64;
     cfg->handshake_timeout_ms = 10000;
     cfg->shutdown_ms = 5000;
     cfg->log_level = WEFT_LOG_INFO;
     cfg->log_format = HUB_LOG_JSON;
     cfg->retry_after_s = 1;
     cfg->max_rooms = 64;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->workers = ncpu < 1 ? 1u : ncpu > 256 ? 256u : (uint32_t)ncpu;
     cfg->history_size = 100;
     cfg->history_age_ms = 3600u * 1000;
+    cfg->deflate = true;
 }
 
 /* Deep copy; see hub.h. */
@@ -449,8 +473,14 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         return fail(err, cap, "--auth-secret: use at least 16 characters");
     if (!cfg->tls_cert_file != !cfg->tls_key_file)
         return fail(err, cap, "--tls-cert and --tls-key go together");
+    if (cfg->deflate_window_bits < 9 || cfg->deflate_window_bits > 15)
+        return fail(err, cap, "--deflate-window-bits: expected 9..15");
+    if (cfg->deflate_mem_level < 1 || cfg->deflate_mem_level > 9)
+        return fail(err, cap, "--deflate-mem-level: expected 1..9");
     if (cfg->history_size > 100000)
         return fail(err, cap, "--history-size: at most 100000");
+    if (cfg->workers == 0 || cfg->workers > 256)
+        return fail(err, cap, "--workers: expected 1..256");
     if (cfg->max_rooms == 0)
         return fail(err, cap, "--max-rooms: at least 1");
     return 0;

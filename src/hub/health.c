@@ -215,7 +215,7 @@ void health_readyz(struct weft_request *req, void *route_user)
         weft_request_respond(req, 503, "text/plain", retry, "not ready: draining\n", 20);
         return;
     }
-    if (h->cfg.max_connections && h->nconns_all >= h->cfg.max_connections) {
+    if (h->cfg.max_connections && hub_conns_all(h) >= h->cfg.max_connections) {
         static const char b[] = "not ready: at the connection limit\n";
         weft_request_respond(req, 503, "text/plain", retry, b, sizeof b - 1);
         return;

@@ -76,12 +76,26 @@ static struct ipcount *ip_find(struct hub *h, const char *ip, struct ipcount ***
 /* Open connections from ip. */
 static uint32_t ip_count(struct hub *h, const char *ip)
 {
+    workers_ip_lock(h);
     struct ipcount *e = ip_find(h, ip, NULL);
-    return e ? e->n : 0;
+    uint32_t n = e ? e->n : 0;
+    workers_ip_unlock(h);
+    return n;
 }
+
+static void ip_inc_locked(struct hub *h, const char *ip);
+static void ip_dec_locked(struct hub *h, const char *ip);
 
 /* Adds one connection for ip (not counted if out of memory). */
 static void ip_inc(struct hub *h, const char *ip)
+{
+    workers_ip_lock(h);
+    ip_inc_locked(h, ip);
+    workers_ip_unlock(h);
+}
+
+/* ip_inc with the table locked. */
+static void ip_inc_locked(struct hub *h, const char *ip)
 {
     struct ipcount **pp;
     struct ipcount *e = ip_find(h, ip, &pp);
@@ -98,6 +112,14 @@ static void ip_inc(struct hub *h, const char *ip)
 
 /* Removes one connection for ip; frees the slot at zero. */
 static void ip_dec(struct hub *h, const char *ip)
+{
+    workers_ip_lock(h);
+    ip_dec_locked(h, ip);
+    workers_ip_unlock(h);
+}
+
+/* ip_dec with the table locked. */
+static void ip_dec_locked(struct hub *h, const char *ip)
 {
     struct ipcount **pp;
     struct ipcount *e = ip_find(h, ip, &pp);
@@ -334,7 +356,7 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
             return;
         }
     }
-    if (h->cfg.max_connections && h->nconns_all >= h->cfg.max_connections) {
+    if (h->cfg.max_connections && hub_conns_all(h) >= h->cfg.max_connections) {
         reject(h, req, id, 503, "connection limit reached", self);
         return;
     }
@@ -383,6 +405,8 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
     hc->jti = cl.jti;
     hc->exp = cl.exp;
     hc->rooms_claim = cl.rooms;
+    if (!h->cfg.auth_secret && kind == HC_HUB)
+        hc->user = web_query_name(req); /* a chosen display name (web.c), without auth only */
     double burst = h->cfg.burst > 0 ? h->cfg.burst : 2 * h->cfg.rate;
     hc->tokens = burst < 1 ? 1 : burst;
     if (kind == HC_ROOM) {
@@ -418,6 +442,7 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
     char extra[128];
     snprintf(extra, sizeof extra, "X-Request-Id: %s\r\n", id);
     h->nconns_all++; /* until on_open: accept → on_open is synchronous */
+    workers_count(h, 1);
     weft_request_accept(req, protocol, hc, extra);
 }
 
@@ -539,8 +564,12 @@ static void conn_message(struct weft_conn *c, const void *data, size_t len, bool
         proto_message(hc, data, len, binary, t0);
         break;
     case HC_ROOM:
-        weft_publish(weft_conn_server(c), hc->topic, hc->topic_len, data, len,
-                     binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, c);
+        if (hc->h->sh)
+            workers_publish_raw(hc->h, hc->topic, hc->topic_len, data, len,
+                                binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, c);
+        else
+            weft_publish(weft_conn_server(c), hc->topic, hc->topic_len, data, len,
+                         binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, c);
         break;
     case HC_ECHO:
         weft_conn_send(c, data, len, binary ? WEFT_OP_BINARY : WEFT_OP_TEXT);
@@ -574,6 +603,7 @@ static void conn_close(struct weft_conn *c, uint16_t code, const char *reason, s
         }
     }
     h->nconns_all--;
+    workers_count(h, -1);
     int rl = reason_len > 123 ? 123 : (int)reason_len;
     char rs[124];
     snprintf(rs, sizeof rs, "%.*s", rl, reason ? reason : "");
@@ -584,6 +614,18 @@ static void conn_close(struct weft_conn *c, uint16_t code, const char *reason, s
          json_pack("{s:s,s:i,s:s,s:b}", "event", "close", "code", code, "reason", rs, "clean",
                    clean),
          "closed %u%s%s%s", code, rs[0] ? " \"" : "", rs, rs[0] ? "\"" : "");
+    hub_conn_release(hc);
+}
+
+/* Frees hc, or (with requests in flight to other workers) marks it gone for the last reply
+ * to free; see internal.h. */
+void hub_conn_release(struct hconn *hc)
+{
+    if (hc->refs) {
+        hc->gone = true;
+        hc->c = NULL;
+        return;
+    }
     free(hc->user);
     free(hc->jti);
     json_decref(hc->rooms_claim);
@@ -603,6 +645,8 @@ void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason)
 /* Sends text on hc; see internal.h. */
 void hub_send(struct hconn *hc, const char *text, size_t len)
 {
+    if (hc->gone)
+        return;
     enum weft_send_result r = weft_conn_send(hc->c, text, len, WEFT_OP_TEXT);
     if (r == WEFT_SEND_DROPPED)
         hlog(&hc->h->log, WEFT_LOG_DEBUG, hc->id, NULL, "message dropped (backpressure)");
@@ -732,6 +776,13 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         .handshake_timeout_ms = cfg->handshake_timeout_ms,
         .tls_cert_file = cfg->tls_cert_file,
         .tls_key_file = cfg->tls_key_file,
+        .deflate = {.enabled = cfg->deflate,
+                    .no_context_takeover = !cfg->deflate_context_takeover,
+                    .peer_no_context_takeover = !cfg->deflate_context_takeover,
+                    .max_window_bits = (uint8_t)cfg->deflate_window_bits,
+                    .peer_max_window_bits = (uint8_t)cfg->deflate_window_bits,
+                    .mem_level = (int)cfg->deflate_mem_level,
+                    .threshold = cfg->deflate_threshold},
         .log = on_library_log,
         .log_user = h,
     };
@@ -769,8 +820,19 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         weft_server_ws(h->server, "/ws/*", &room_h, h) != WEFT_OK ||
         weft_server_http(h->server, "GET", "/healthz", health_healthz, h) != WEFT_OK ||
         weft_server_http(h->server, "GET", "/readyz", health_readyz, h) != WEFT_OK ||
-        weft_server_http(h->server, "GET", "/metrics", metrics_http, h) != WEFT_OK) {
+        weft_server_http(h->server, "GET", "/metrics", metrics_http, h) != WEFT_OK ||
+        weft_server_http(h->server, "GET", "/*", web_http, h) != WEFT_OK || /* last */
+        weft_server_http(h->server, "HEAD", "/*", web_http, h) != WEFT_OK) {
         snprintf(err, errcap, "cannot register the routes");
+        hub_free(h);
+        return NULL;
+    }
+    if (web_init(h, err, errcap) < 0) {
+        hub_free(h);
+        return NULL;
+    }
+    if (stats_init(h) < 0) {
+        snprintf(err, errcap, "out of memory");
         hub_free(h);
         return NULL;
     }
@@ -807,6 +869,7 @@ void hub_shutdown(struct hub *h, uint16_t code, void (*done)(void *arg), void *a
     h->draining = true;
     health_cancel_all(h);
     weft_timer_stop(&h->tick);
+    stats_stop(h);
     weft_server_shutdown(h->server, code, h->cfg.shutdown_ms, done, arg);
 }
 
@@ -830,6 +893,8 @@ void hub_free(struct hub *h)
              (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
         weft_server_free(h->server); /* on_close runs for the connections left */
     }
+    if (h->sh) /* the table is shared by the workers (workers.c frees it) */
+        h->ip_buckets = NULL;
     for (size_t i = 0; h->ip_buckets && i < h->ip_nbuckets; i++)
         while (h->ip_buckets[i]) {
             struct ipcount *e = h->ip_buckets[i];
@@ -845,6 +910,8 @@ void hub_free(struct hub *h)
             free(h->lat);
         }
     }
+    stats_free(h);
+    web_free(h);
     rooms_free(&h->rooms);
     auth_free(h->auth);
     hub_config_free(&h->cfg);
@@ -938,6 +1005,8 @@ static void run_sighup(int signo, void *arg)
 /* Runs the server until a signal; see hub.h. */
 int hub_run(const struct hub_config *cfg)
 {
+    if (cfg->workers > 1 && !cfg->unix_path)
+        return workers_run(cfg);
     struct hub_log lg = {.out = stderr, .level = cfg->log_level, .format = cfg->log_format};
     raise_nofile(&lg);
     struct run r = {0};

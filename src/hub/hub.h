@@ -5,6 +5,7 @@
  *   /hub          the JSON protocol (rooms, history, presence; see proto.c and the README)
  *   /ws/<room>    raw rooms (/ws = "lobby"), /echo
  *   GET /healthz, /readyz, /metrics
+ *   GET /         the web page: static files of the web root (web.c), chat + stats
  * with Origin checks, JWT auth, connection and rate limits, metrics and structured logs.
  *
  * Configuration (struct hub_config) comes from flags, WEFT_* environment variables and a
@@ -40,6 +41,11 @@ struct hub_config {
     uint64_t max_backpressure;
     int slow_policy; /* enum weft_slow_policy */
     uint32_t idle_timeout_ms, ping_interval_ms, handshake_timeout_ms, shutdown_ms;
+    /* permessage-deflate tuning (--deflate-*; the switch is `deflate` below) */
+    bool deflate_context_takeover;
+    uint32_t deflate_window_bits; /* 9..15, both directions */
+    uint32_t deflate_mem_level;   /* zlib memLevel 1..9 */
+    uint32_t deflate_threshold;   /* messages shorter than this go uncompressed */
     /* logs */
     int log_level; /* enum weft_log_level */
     enum hub_log_format log_format;
@@ -58,6 +64,11 @@ struct hub_config {
     /* rooms */
     uint32_t history_size;    /* messages kept per room */
     uint32_t history_age_ms;  /* max age of kept messages, 0 = forever */
+    /* the web page (web.c) and compression */
+    char *web_root;           /* --web-root: static files for GET /; NULL = the shipped web/ */
+    bool deflate;             /* --deflate: permessage-deflate on (the default) or off */
+    /* scale-out */
+    uint32_t workers;         /* worker threads (--workers), default the number of cores */
     /* the config file it was loaded from (informational) */
     char *config_file;
 };

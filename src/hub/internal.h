@@ -113,6 +113,18 @@ struct room {
     size_t hist_bytes;
     struct hconn **members;
     uint32_t nmembers, capmembers;
+    /* With several workers (workers.c), on the room's owner only: every member on every
+     * worker, for presence (the owner assigns seq and keeps the history). */
+    struct rmember *rmembers;
+    uint32_t nrmembers, caprmembers;
+};
+
+/* A member as the owner of a room knows it: its worker, an identity (the origin's hconn
+ * address, never dereferenced by the owner) and its display name. */
+struct rmember {
+    unsigned worker;
+    const void *key;
+    char *name;
 };
 
 struct rooms {
@@ -135,6 +147,10 @@ void room_remove_member(struct rooms *rs, struct room *r, struct hconn *hc);
  * assigned by the caller through room_next_seq). */
 void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, char *json,
                size_t len);
+/* The owner's member list (several workers): add (no duplicate) / remove (the room is
+ * deleted when left empty). */
+int room_add_rmember(struct room *r, unsigned worker, const void *key, const char *name);
+void room_remove_rmember(struct rooms *rs, struct room *r, unsigned worker, const void *key);
 /* Drops entries older than the max age. */
 void room_expire(struct rooms *rs, struct room *r, uint64_t now_ms);
 /* The oldest kept seq (r->seq + 1 when nothing is kept). */
@@ -169,6 +185,8 @@ struct hconn {
     size_t topic_len;
     struct room **rooms;       /* HC_HUB: rooms joined */
     uint32_t nrooms;
+    uint32_t refs;             /* requests in flight to other workers (workers.c) */
+    bool gone;                 /* closed while refs > 0: freed by the last reply */
 };
 
 /* The pending publish-to-deliver samples of this loop iteration. */
@@ -200,6 +218,10 @@ struct hub {
     char self_nonce[33];       /* X-Weft-Self-Check value of the probe */
     struct readyz_check *checks;
     bool draining;
+    struct hub_web *web;       /* the web page's static files (web.c) */
+    struct hub_stats *stats;   /* the 1 s stats stream (stats.c) */
+    struct hub_workers *sh;    /* several workers (--workers N > 1), NULL with one */
+    unsigned worker;           /* this hub's worker index */
 };
 
 /* Milliseconds / nanoseconds of CLOCK_MONOTONIC, seconds of CLOCK_REALTIME. */
@@ -214,6 +236,68 @@ void hub_arm_expiry(struct hconn *hc);
 void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason);
 /* Sends a text message on hc; counts a refused send. */
 void hub_send(struct hconn *hc, const char *text, size_t len);
+
+/* ------------------------------------------------------------------ workers (workers.c) */
+
+/*
+ * --workers N > 1: N threads, each with its own loop and hub (its own server on the shared
+ * port, SO_REUSEPORT), forming one weft_group. Each /hub room has one owner worker (FNV-1a of
+ * its name mod N) that assigns sequence numbers, keeps the history and the member list;
+ * publish, join, leave, presence and history are forwarded to the owner through its loop's
+ * inbox (weft_loop_defer), and the owner fans deliveries out with weft_group_publish. With
+ * one worker none of this runs: the hub works on its own loop as before.
+ */
+struct hub_workers;
+
+/* Frees an hconn now, or marks it gone until its last in-flight request returns. */
+void hub_conn_release(struct hconn *hc);
+/* Open connections counted against --max-connections (across workers). */
+uint64_t hub_conns_all(const struct hub *h);
+/* Adds delta to the count across workers (no-op with one worker). */
+void workers_count(struct hub *h, int delta);
+/* With several workers the per-IP table is shared: these lock it (no-ops with one). */
+void workers_ip_lock(struct hub *h);
+void workers_ip_unlock(struct hub *h);
+/* /hub requests on a hub with several workers (same contracts as proto.c's handlers). */
+void workers_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
+                  uint64_t since);
+void workers_leave(struct hconn *hc, const char *room);
+void workers_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
+                     uint64_t t0);
+void workers_presence(struct hconn *hc, const char *room, const json_t *id);
+void workers_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
+                     uint64_t limit);
+/* Raw rooms (/ws/<room>): publishes to the topic on every worker. */
+size_t workers_publish_raw(struct hub *h, const char *topic, size_t topic_len, const void *data,
+                           size_t len, enum weft_opcode op, const struct weft_conn *exclude);
+/* GET /metrics with several workers: collects every worker's counters (asynchronously) and
+ * renders their sums. */
+void workers_metrics(struct weft_request *req, struct hub *h);
+/* Runs `weft serve` with cfg->workers threads; see hub_run. */
+int workers_run(const struct hub_config *cfg);
+
+/* proto.c: the "history" reply of room r (NULL: no such room) after seq since, at most limit
+ * (0: all) messages, with the request id echoed. Returns a malloc'd text (length in *len), or
+ * NULL with *errcode ("history_gap" or "internal") and a reason in errbuf. The text is also
+ * NUL-terminated. */
+char *proto_history_text(struct rooms *rs, struct room *r, const char *name, const json_t *id,
+                         uint64_t since, uint64_t limit, uint64_t now_ms, size_t *len,
+                         const char **errcode, char *errbuf, size_t errcap);
+
+/* metrics.c: one worker's counters, and the rendering of a sum over workers. */
+struct metrics_snap {
+    struct hub_metrics m;
+    struct weft_server_stats st;
+    uint64_t nconns, nrooms, hist_msgs, hist_bytes;
+    bool draining;
+};
+void metrics_snapshot(const struct hub *h, struct metrics_snap *out);
+/* Answers req with the metrics of n workers' snapshots (summed, plus per-worker gauges). */
+void metrics_respond_workers(struct weft_request *req, const struct metrics_snap *snaps,
+                             size_t n);
+/* As metrics_respond_workers, for a deferred response. */
+void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap *snaps,
+                              size_t n);
 
 /* ------------------------------------------------------------------ /hub protocol (proto.c) */
 
@@ -237,5 +321,32 @@ void health_healthz(struct weft_request *req, void *route_user);
 void health_readyz(struct weft_request *req, void *route_user);
 /* Cancels the probes in flight (their requests are answered 503). */
 void health_cancel_all(struct hub *h);
+
+/* ------------------------------------------------------------------ the web page (web.c) */
+
+/* Resolves the web root (cfg.web_root, else the shipped web/ directory) with realpath. Returns
+ * 0, or -1 with err filled (a --web-root that is not a directory). Without --web-root a
+ * missing default directory is not an error: GET / then answers 404. */
+int web_init(struct hub *h, char *err, size_t errcap);
+void web_free(struct hub *h);
+/* GET/HEAD of any path no other route took: a file under the web root (index.html for a
+ * directory) with its Content-Type, ETag, Last-Modified and Cache-Control; 304 for a matching
+ * If-None-Match; 404 otherwise (also for paths that would leave the root). */
+void web_http(struct weft_request *req, void *route_user);
+/* The display name a browser chose with "?name=" on /hub (1..32 bytes of UTF-8, no control
+ * characters), as a malloc'd string, or NULL. Used only when auth is off. */
+char *web_query_name(struct weft_request *req);
+
+/* ------------------------------------------------------------------ stats stream (stats.c) */
+
+/* The topic the snapshots are published on (not a valid room name, so no clash). */
+#define HUB_STATS_TOPIC "$stats"
+/* Starts the 1 s sampler. Returns 0 or -1 (out of memory). */
+int stats_init(struct hub *h);
+void stats_stop(struct hub *h);
+void stats_free(struct hub *h);
+/* {"type":"subscribe_stats"} / {"type":"unsubscribe_stats"} on /hub: (un)subscribes hc to the
+ * stats topic and replies; a subscription gets the latest snapshot at once. */
+void stats_subscribe(struct hconn *hc, const json_t *id, bool on);
 
 #endif

@@ -153,14 +153,65 @@ static void proc_self(uint64_t *rss, double *cpu)
     }
 }
 
-/* Renders every metric into o. */
-static void render(struct hub *h, struct out *o)
+/* One worker's counters; see internal.h. */
+void metrics_snapshot(const struct hub *h, struct metrics_snap *out)
 {
-    struct weft_server_stats st;
-    weft_server_stats(h->server, &st);
-    const struct hub_metrics *m = &h->m;
+    out->m = h->m;
+    weft_server_stats(h->server, &out->st);
+    out->nconns = h->nconns;
+    out->nrooms = h->rooms.nrooms;
+    out->hist_msgs = h->rooms.hist_msgs;
+    out->hist_bytes = h->rooms.hist_bytes;
+    out->draining = h->draining;
+}
 
-    single(o, "weft_connections", "gauge", "Open WebSocket connections.", h->nconns);
+/* Adds the counters of b into a (close and error codes merged by code). */
+static void snap_add(struct metrics_snap *a, const struct metrics_snap *b)
+{
+    const uint64_t *bs = (const uint64_t *)&b->st;
+    uint64_t *as = (uint64_t *)&a->st; /* struct weft_server_stats is all uint64_t */
+    for (size_t i = 0; i < sizeof a->st / sizeof(uint64_t); i++)
+        as[i] += bs[i];
+    struct hub_metrics *m = &a->m;
+    const struct hub_metrics *n = &b->m;
+    m->conns_total += n->conns_total;
+    m->hs_ok += n->hs_ok;
+    m->hs_401 += n->hs_401;
+    m->hs_403 += n->hs_403;
+    m->hs_429 += n->hs_429;
+    m->hs_503_app += n->hs_503_app;
+    for (size_t i = 0; i < n->ncloses; i++)
+        for (uint64_t k = 0; k < n->closes[i].n; k++)
+            metrics_close(m, n->closes[i].code);
+    for (size_t i = 0; i < n->nerrors; i++)
+        for (uint64_t k = 0; k < n->errors[i].n; k++)
+            metrics_error(m, n->errors[i].code);
+    m->hub_requests += n->hub_requests;
+    m->publishes += n->publishes;
+    m->deliveries += n->deliveries;
+    m->rate_limited += n->rate_limited;
+    m->auth_expired += n->auth_expired;
+    m->revoked_closes += n->revoked_closes;
+    for (size_t i = 0; i <= HUB_LAT_BUCKETS; i++)
+        m->lat_buckets[i] += n->lat_buckets[i];
+    m->lat_sum += n->lat_sum;
+    m->lat_count += n->lat_count;
+    if (n->start_time < m->start_time)
+        m->start_time = n->start_time;
+    a->nconns += b->nconns;
+    a->nrooms += b->nrooms;
+    a->hist_msgs += b->hist_msgs;
+    a->hist_bytes += b->hist_bytes;
+    a->draining = a->draining || b->draining;
+}
+
+/* Renders every metric of a snapshot (one worker's, or the sum of all) into o. */
+static void render(const struct metrics_snap *sn, struct out *o)
+{
+    const struct weft_server_stats st = sn->st;
+    const struct hub_metrics *m = &sn->m;
+
+    single(o, "weft_connections", "gauge", "Open WebSocket connections.", sn->nconns);
     single(o, "weft_connections_total", "counter", "WebSocket connections opened.",
            m->conns_total);
     head(o, "weft_connections_closed_total", "counter",
@@ -213,15 +264,15 @@ static void render(struct hub *h, struct out *o)
     single(o, "weft_slow_consumer_closes_total", "counter",
            "Connections closed for a slow consumer (slow-policy close).", st.closed_slow);
     single(o, "weft_rooms", "gauge", "Rooms of /hub (with members or kept messages).",
-           h->rooms.nrooms);
+           sn->nrooms);
     single(o, "weft_history_messages", "gauge", "Messages kept in room histories.",
-           h->rooms.hist_msgs);
+           sn->hist_msgs);
     single(o, "weft_history_bytes", "gauge", "Bytes of messages kept in room histories.",
-           h->rooms.hist_bytes);
+           sn->hist_bytes);
     head(o, "weft_broker_up", "gauge", "1 when the message broker is reachable.");
     put(o, "weft_broker_up{broker=\"local\"} 1\n");
     single(o, "weft_draining", "gauge", "1 while the server drains for a shutdown.",
-           h->draining ? 1 : 0);
+           sn->draining ? 1 : 0);
 
     head(o, "weft_publish_delivery_seconds", "histogram",
          "Time from receiving a /hub publish to its deliveries being written to the sockets.");
@@ -260,9 +311,73 @@ static void render(struct hub *h, struct out *o)
 void metrics_http(struct weft_request *req, void *route_user)
 {
     struct hub *h = route_user;
+    if (h->sh) {
+        workers_metrics(req, h);
+        return;
+    }
+    struct metrics_snap sn;
+    metrics_snapshot(h, &sn);
     struct out o = {0};
-    render(h, &o);
+    render(&sn, &o);
     if (o.failed) {
+        free(o.p);
+        weft_request_respond(req, 500, NULL, NULL, "out of memory\n", 14);
+        return;
+    }
+    weft_request_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, o.p, o.len);
+    free(o.p);
+}
+
+/* Renders the sum of n workers' snapshots, then per-worker gauges labelled worker="i".
+ * Returns false when out of memory. */
+static bool render_workers(const struct metrics_snap *snaps, size_t n, struct out *o)
+{
+    struct metrics_snap *sum = calloc(1, sizeof *sum);
+    if (!sum)
+        return false;
+    sum->m.start_time = snaps[0].m.start_time;
+    for (size_t i = 0; i < n; i++)
+        snap_add(sum, &snaps[i]);
+    render(sum, o);
+    free(sum);
+    head(o, "weft_workers", "gauge", "Worker threads (each with its own event loop).");
+    put(o, "weft_workers %zu\n", n);
+    head(o, "weft_worker_connections", "gauge", "Open WebSocket connections per worker.");
+    for (size_t i = 0; i < n; i++)
+        put(o, "weft_worker_connections{worker=\"%zu\"} %llu\n", i,
+            (unsigned long long)snaps[i].nconns);
+    head(o, "weft_worker_accepted_total", "counter", "TCP connections accepted per worker.");
+    for (size_t i = 0; i < n; i++)
+        put(o, "weft_worker_accepted_total{worker=\"%zu\"} %llu\n", i,
+            (unsigned long long)snaps[i].st.accepted_total);
+    head(o, "weft_worker_messages_received_total", "counter",
+         "WebSocket messages received per worker.");
+    for (size_t i = 0; i < n; i++)
+        put(o, "weft_worker_messages_received_total{worker=\"%zu\"} %llu\n", i,
+            (unsigned long long)snaps[i].st.messages_in);
+    return !o->failed;
+}
+
+/* Answers a deferred /metrics request with the sum of n workers; see internal.h. */
+void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap *snaps,
+                              size_t n)
+{
+    struct out o = {0};
+    if (!render_workers(snaps, n, &o)) {
+        free(o.p);
+        weft_deferred_respond(d, 500, NULL, NULL, "out of memory\n", 14);
+        return;
+    }
+    weft_deferred_respond(d, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, o.p, o.len);
+    free(o.p);
+}
+
+/* Answers a /metrics request at once with the sum of n workers; see internal.h. */
+void metrics_respond_workers(struct weft_request *req, const struct metrics_snap *snaps,
+                             size_t n)
+{
+    struct out o = {0};
+    if (!render_workers(snaps, n, &o)) {
         free(o.p);
         weft_request_respond(req, 500, NULL, NULL, "out of memory\n", 14);
         return;

@@ -219,6 +219,10 @@ static void h_join(struct req *x)
         hlog(&x->h->log, WEFT_LOG_DEBUG, hc->id, json_pack("{s:s,s:s}", "event", "join", "room", name),
              "joined %s", name);
     }
+    if (x->h->sh) { /* the owner worker answers (seq, members, backlog) */
+        workers_join(hc, name, x->id, has_since == 1, since);
+        return;
+    }
     reply(x, json_pack("{s:s,s:s,s:I,s:I}", "type", "joined", "room", name, "seq",
                        (json_int_t)r->seq, "members", (json_int_t)r->nmembers));
     if (has_since == 1)
@@ -243,6 +247,8 @@ static void h_leave(struct req *x)
     weft_unsubscribe(hc->c, topic, tl);
     hc->rooms[i] = hc->rooms[--hc->nrooms];
     room_remove_member(&x->h->rooms, r, hc);
+    if (x->h->sh)
+        workers_leave(hc, name);
     reply(x, json_pack("{s:s,s:s}", "type", "left", "room", name));
 }
 
@@ -264,6 +270,10 @@ static void h_publish(struct req *x)
     struct room *r = rooms_find(&h->rooms, name);
     if (!r || joined_index(hc, r) < 0) {
         proto_error(hc, x->id, "not_joined", "join room \"%s\" before publishing to it", name);
+        return;
+    }
+    if (h->sh) { /* the owner worker assigns the seq and fans out */
+        workers_publish(hc, name, x->id, data, x->t0);
         return;
     }
     uint64_t seq = r->seq + 1;
@@ -296,6 +306,10 @@ static void h_presence(struct req *x)
     const char *name = get_room(x);
     if (!name || !allowed(x, name))
         return;
+    if (x->h->sh) {
+        workers_presence(x->hc, name, x->id);
+        return;
+    }
     struct room *r = rooms_find(&x->h->rooms, name);
     json_t *ids = json_array();
     uint32_t n = r ? r->nmembers : 0;
@@ -326,28 +340,53 @@ static void h_history(struct req *x)
         proto_error(x->hc, x->id, "bad_field", "missing \"since\"");
         return;
     }
-    struct room *r = rooms_find(&x->h->rooms, name);
-    uint64_t last = r ? r->seq : 0;
-    if (r)
-        room_expire(&x->h->rooms, r, weft_loop_now(x->h->loop));
-    uint64_t first = r ? room_first_seq(r) : 1;
-    if (since > last || since + 1 < first) {
-        proto_error(x->hc, x->id, "history_gap",
-                    "messages after seq %llu are no longer all kept (kept: %llu..%llu)",
-                    (unsigned long long)since, (unsigned long long)first,
-                    (unsigned long long)last);
+    if (x->h->sh) {
+        workers_history(x->hc, name, x->id, since, limit);
         return;
     }
+    struct room *r = rooms_find(&x->h->rooms, name);
+    size_t n;
+    const char *code;
+    char why[256];
+    char *out = proto_history_text(&x->h->rooms, r, name, x->id, since, limit,
+                                   weft_loop_now(x->h->loop), &n, &code, why, sizeof why);
+    if (!out) {
+        proto_error(x->hc, x->id, code, "%s", why);
+        return;
+    }
+    hub_send(x->hc, out, n);
+    free(out);
+}
+
+/* The "history" reply text; see internal.h. */
+char *proto_history_text(struct rooms *rs, struct room *r, const char *name, const json_t *id,
+                         uint64_t since, uint64_t limit, uint64_t now_ms, size_t *len,
+                         const char **errcode, char *errbuf, size_t errcap)
+{
+    uint64_t last = r ? r->seq : 0;
+    if (r)
+        room_expire(rs, r, now_ms);
+    uint64_t first = r ? room_first_seq(r) : 1;
+    if (since > last || since + 1 < first) {
+        *errcode = "history_gap";
+        snprintf(errbuf, errcap,
+                 "messages after seq %llu are no longer all kept (kept: %llu..%llu)",
+                 (unsigned long long)since, (unsigned long long)first,
+                 (unsigned long long)last);
+        return NULL;
+    }
+    *errcode = "internal";
+    snprintf(errbuf, errcap, "out of memory");
     json_t *o = json_pack("{s:s,s:s,s:I}", "type", "history", "room", name, "seq",
                           (json_int_t)last);
     if (!o)
-        return;
-    if (x->id)
-        json_object_set(o, "id", (json_t *)x->id);
+        return NULL;
+    if (id)
+        json_object_set(o, "id", (json_t *)id);
     char *head = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!head)
-        return;
+        return NULL;
     /* The kept deliveries are already serialised: splice them in as the "messages" array. */
     size_t hl = strlen(head) - 1; /* without the closing brace */
     size_t total = hl + 16;
@@ -356,8 +395,7 @@ static void h_history(struct req *x)
     char *out = malloc(total);
     if (!out) {
         free(head);
-        proto_error(x->hc, x->id, "internal", "out of memory");
-        return;
+        return NULL;
     }
     memcpy(out, head, hl);
     free(head);
@@ -376,8 +414,9 @@ static void h_history(struct req *x)
     }
     out[n++] = ']';
     out[n++] = '}';
-    hub_send(x->hc, out, n);
-    free(out);
+    out[n] = '\0'; /* total left room for it */
+    *len = n;
+    return out;
 }
 
 /* {"type":"ping"} → {"type":"pong","ts":MS}. */
@@ -430,6 +469,18 @@ static void h_auth(struct req *x)
     reply(x, json_pack("{s:s,s:I}", "type", "authed", "exp", (json_int_t)hc->exp));
 }
 
+/* {"type":"subscribe_stats"} → {"type":"stats_subscribed"}, then a stats snapshot every
+ * second (stats.c); {"type":"unsubscribe_stats"} → {"type":"stats_unsubscribed"}. */
+static void h_subscribe_stats(struct req *x)
+{
+    stats_subscribe(x->hc, x->id, true);
+}
+
+static void h_unsubscribe_stats(struct req *x)
+{
+    stats_subscribe(x->hc, x->id, false);
+}
+
 /* The router: one row per message type. */
 static const struct {
     const char *type;
@@ -437,6 +488,7 @@ static const struct {
 } routes[] = {
     {"join", h_join},       {"leave", h_leave}, {"publish", h_publish}, {"presence", h_presence},
     {"history", h_history}, {"ping", h_ping},   {"auth", h_auth},
+    {"subscribe_stats", h_subscribe_stats}, {"unsubscribe_stats", h_unsubscribe_stats},
 };
 
 /* A message on /hub: parse, check, dispatch by type; see internal.h. */
@@ -481,8 +533,11 @@ void proto_message(struct hconn *hc, const char *data, size_t len, bool binary, 
 /* Leaves every room of a closing connection. */
 void proto_conn_gone(struct hconn *hc)
 {
-    for (uint32_t i = 0; i < hc->nrooms; i++)
+    for (uint32_t i = 0; i < hc->nrooms; i++) {
+        if (hc->h->sh)
+            workers_leave(hc, hc->rooms[i]->name);
         room_remove_member(&hc->h->rooms, hc->rooms[i], hc);
+    }
     hc->nrooms = 0;
     free(hc->rooms);
     hc->rooms = NULL;

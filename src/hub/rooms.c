@@ -38,6 +38,9 @@ static void room_destroy(struct rooms *rs, struct room *r)
     rs->hist_msgs -= r->hist_len;
     rs->hist_bytes -= r->hist_bytes;
     free(r->hist);
+    for (uint32_t i = 0; i < r->nrmembers; i++)
+        free(r->rmembers[i].name);
+    free(r->rmembers);
     free(r->members);
     free(r->name);
     free(r);
@@ -155,7 +158,7 @@ void room_remove_member(struct rooms *rs, struct room *r, struct hconn *hc)
             r->members[i] = r->members[--r->nmembers];
             break;
         }
-    if (r->nmembers == 0 && r->hist_len == 0)
+    if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0)
         room_delete(rs, r);
 }
 
@@ -222,9 +225,45 @@ void rooms_sweep(struct rooms *rs, uint64_t now_ms)
         while (r) {
             struct room *next = r->next;
             room_expire(rs, r, now_ms);
-            if (r->nmembers == 0 && r->hist_len == 0)
+            if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0)
                 room_delete(rs, r);
             r = next;
         }
     }
+}
+
+/* Adds member (worker, key) with its display name to the owner's list of r unless it is
+ * there already. Returns 0 or -1 (out of memory). */
+int room_add_rmember(struct room *r, unsigned worker, const void *key, const char *name)
+{
+    for (uint32_t i = 0; i < r->nrmembers; i++)
+        if (r->rmembers[i].worker == worker && r->rmembers[i].key == key)
+            return 0;
+    if (r->nrmembers == r->caprmembers) {
+        uint32_t cap = r->caprmembers ? r->caprmembers * 2 : 4;
+        struct rmember *m = realloc(r->rmembers, cap * sizeof *m);
+        if (!m)
+            return -1;
+        r->rmembers = m;
+        r->caprmembers = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy)
+        return -1;
+    r->rmembers[r->nrmembers++] = (struct rmember){.worker = worker, .key = key, .name = copy};
+    return 0;
+}
+
+/* Removes member (worker, key) from the owner's list of r; deletes the room when nothing is
+ * left in it. */
+void room_remove_rmember(struct rooms *rs, struct room *r, unsigned worker, const void *key)
+{
+    for (uint32_t i = 0; i < r->nrmembers; i++)
+        if (r->rmembers[i].worker == worker && r->rmembers[i].key == key) {
+            free(r->rmembers[i].name);
+            r->rmembers[i] = r->rmembers[--r->nrmembers];
+            break;
+        }
+    if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0)
+        room_delete(rs, r);
 }

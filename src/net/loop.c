@@ -21,7 +21,7 @@
 #define WHEEL_MASK (WHEEL_SLOTS - 1)
 #define TICK_MS 8u
 #define MAX_EVENTS 512
-#define BLOCK_POOL_MAX 256
+#define BLOCK_POOL_MAX 64
 
 struct deferred {
     void (*fn)(void *);
@@ -61,6 +61,16 @@ struct weft_loop {
     uint8_t *rbuf;
     uint8_t *tlsbuf; /* TLS_RECORD_MAX bytes, allocated on first use */
 };
+
+/* The loop whose iteration is running on this thread (set by weft_loop_poll), so that
+ * thread-safe entries such as weft_group_publish can tell local from remote delivery. */
+static _Thread_local struct weft_loop *tl_current;
+
+/* The loop polled last on the calling thread, NULL if none (or it was freed). */
+struct weft_loop *loop_current(void)
+{
+    return tl_current;
+}
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 static uint64_t clock_ms(void)
@@ -211,6 +221,8 @@ void weft_loop_free(struct weft_loop *loop)
 {
     if (!loop)
         return;
+    if (tl_current == loop)
+        tl_current = NULL;
     if (loop->epfd >= 0)
         close(loop->epfd);
     if (loop->wake.fd >= 0)
@@ -486,6 +498,7 @@ static void run_read_again(struct weft_loop *loop)
 int weft_loop_poll(struct weft_loop *loop, int timeout_ms)
 {
     struct epoll_event events[MAX_EVENTS];
+    tl_current = loop;
     int timeout = timeout_ms;
     if (loop->read_again || loop->dirty || loop->closed)
         timeout = 0;

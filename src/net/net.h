@@ -173,6 +173,8 @@ void loop_mark_read(struct weft_loop *loop, struct weft_sock *s);
 void loop_mark_closed(struct weft_loop *loop, struct weft_sock *s);
 /* Removes a socket from every end-of-iteration list (used when its owner frees it at once). */
 void loop_forget(struct weft_loop *loop, struct weft_sock *s);
+/* The loop polled last on the calling thread (weft_loop_poll sets it), NULL if none. */
+struct weft_loop *loop_current(void);
 /* The shared receive buffer. */
 uint8_t *loop_rbuf(struct weft_loop *loop);
 /* Output queue blocks are recycled per loop. */

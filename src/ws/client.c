@@ -426,6 +426,8 @@ static void handshake_done(struct weft_client *cl, struct weft_conn *c,
             return;
         }
     }
+    if (cl->pmd_agreed)
+        conn_enable_deflate(c, &cl->pmd);
     conn_start_frames(c);
     c->h = &cl->h;
     c->route_user = cl->opt.user;
@@ -468,11 +470,25 @@ static bool handle_response(struct weft_client *cl, struct weft_conn *c,
     }
     struct weft_handshake_result res;
     memset(&res, 0, sizeof res);
-    if (weft_handshake_check_response(resp, cl->key, cl->opt.protocols, NULL, &res) != WEFT_OK) {
+    const char *offer = cl->pmd_offer[0] ? cl->pmd_offer : NULL;
+    if (weft_handshake_check_response(resp, cl->key, cl->opt.protocols, offer, &res) != WEFT_OK) {
         report_error(cl, WEFT_ERR_PROTO, 0, "bad handshake response: %s",
                      res.error ? res.error : "invalid");
         handshake_fail(c);
         return false;
+    }
+    cl->pmd_agreed = false;
+    if (res.extensions && res.extensions_len) {
+        if (!offer || weft_pmd_accept(res.extensions, res.extensions_len, &cl->opt.deflate,
+                                      &cl->pmd) != 0) {
+            report_error(cl, WEFT_ERR_PROTO, 0,
+                         "bad handshake response: unacceptable extension answer '%.*s'",
+                         (int)(res.extensions_len > 200 ? 200 : res.extensions_len),
+                         res.extensions);
+            handshake_fail(c);
+            return false;
+        }
+        cl->pmd_agreed = true;
     }
     handshake_done(cl, c, &res);
     return c->state == CONN_OPEN || c->state == CONN_CLOSING;
@@ -490,20 +506,10 @@ static void client_on_head(struct weft_conn *c, uint8_t *data, size_t len)
         handshake_fail(c);
         return;
     }
-    const char *buf;
-    size_t blen, taken = len;
-    if (!c->head) {
-        buf = (const char *)data;
-        blen = len;
-    } else {
-        taken = max - c->head_len < len ? max - c->head_len : len;
-        memcpy(c->head + c->head_len, data, taken);
-        c->head_len += (uint32_t)taken;
-        buf = c->head;
-        blen = c->head_len;
-    }
-    int r = weft_http_parse_response(buf, blen, max, resp);
-    if (r < 0 || (r == 0 && blen >= max)) {
+    struct head_in in;
+    conn_head_begin(c, data, len, max, &in);
+    int r = weft_http_parse_response(in.buf, in.len, max, resp);
+    if (r < 0 || (r == 0 && in.len >= max)) {
         free(resp);
         report_error(cl, WEFT_ERR_PROTO, 0, "%s",
                      r < 0 ? "malformed HTTP response to the upgrade"
@@ -513,29 +519,17 @@ static void client_on_head(struct weft_conn *c, uint8_t *data, size_t len)
     }
     if (r == 0) {
         free(resp);
-        if (!c->head) {
-            c->head = malloc(max);
-            if (!c->head) {
-                report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
-                handshake_fail(c);
-                return;
-            }
-            memcpy(c->head, data, len);
-            c->head_len = (uint32_t)len;
+        if (!conn_head_keep(c, data, len, max)) {
+            report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
+            handshake_fail(c);
         }
         return;
     }
-    char *head = c->head; /* kept until the leftover bytes are fed */
-    c->head = NULL;
-    bool open = handle_response(cl, c, resp);
+    /* Complete: frames may follow the head in the same bytes. */
+    char *stored = conn_head_detach(c);
+    handle_response(cl, c, resp);
     free(resp);
-    if (open) {
-        if ((size_t)r < blen)
-            conn_feed_bytes(c, (uint8_t *)buf + r, blen - (size_t)r);
-        if (head && taken < len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
-            conn_feed_bytes(c, data + taken, len - taken);
-    }
-    free(head);
+    conn_head_rest(c, stored, &in, (size_t)r, data, len);
 }
 
 /* ----------------------------------------------------------------- connecting */
@@ -553,6 +547,7 @@ static void connected(struct weft_client *cl, int fd, const struct dns_addr *add
             .path = cl->target,
             .origin = cl->opt.origin,
             .protocols = cl->opt.protocols,
+            .extensions = cl->pmd_offer[0] ? cl->pmd_offer : NULL,
             .extra_headers = cl->opt.headers,
         };
         n = weft_handshake_request(req, sizeof req, &cr, cl->key);
@@ -738,6 +733,7 @@ static void client_release(struct weft_client *cl)
 {
     tls_ctx_free(cl->tls); /* connections keep their own reference */
     cl->tls = NULL;
+    endpoint_release(&cl->ep); /* shared deflate codecs and scratch buffers */
     free(cl->host);
     free(cl->hosthdr);
     free(cl->target);
@@ -825,6 +821,13 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     if (!o->try_again_ms)
         o->try_again_ms = DEFAULT_TRY_AGAIN;
 
+    if (o->deflate.enabled &&
+        weft_pmd_offer(&o->deflate, cl->pmd_offer, sizeof cl->pmd_offer) < 0) {
+        free(cl->att);
+        client_release(cl);
+        *err = WEFT_ERR_INVAL;
+        return NULL;
+    }
     /* The request is checked once here so bad headers fail weft_connect, not each attempt. */
     char req[REQUEST_MAX];
     static const char probe_key[25] = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -866,6 +869,7 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     ep->cfg.slow_policy = o->slow_policy;
     ep->cfg.log = o->log;
     ep->cfg.log_user = o->log_user;
+    ep->cfg.deflate = o->deflate;
     ep->next_id = 1;
     ep->on_head = client_on_head;
     ep->on_gone = client_conn_gone;

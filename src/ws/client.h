@@ -63,6 +63,9 @@ struct weft_client {
 
     struct weft_conn *conn;         /* the connection of this attempt, NULL if none */
     char key[25];
+    char pmd_offer[160];            /* our Sec-WebSocket-Extensions offer, "" when off */
+    struct weft_pmd_params pmd;     /* what the server accepted in this attempt */
+    bool pmd_agreed;
     uint64_t opened_at;
     uint64_t proto_errors_at_open;
 

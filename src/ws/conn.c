@@ -24,14 +24,24 @@ static void conn_drop_rx(struct weft_conn *c)
     c->rx = NULL;
 }
 
+/* The wire limit for a limit n (0 = none) on a permessage-deflate connection: an
+ * incompressible message grows a little when deflated (zlib falls back to stored blocks), so the
+ * compressed bytes get some slack; the inflated size is held to max_message while inflating. */
+static uint64_t pmd_wire_limit(uint64_t n)
+{
+    return n && n < UINT64_MAX / 2 ? n + n / 8 + 64 : n;
+}
+
 /* Resets rx for a connection that starts (or resumes from idle) reading frames. */
 static void rx_init(struct weft_conn *c, struct conn_rx *rx)
 {
     struct weft_msg_limits lim = {
         .frame = {.role = c->ep->role,
                   .allowed_rsv = c->pmd_on ? 4 : 0,
-                  .max_frame = c->ep->cfg.max_frame},
-        .max_message = c->ep->cfg.max_message,
+                  .max_frame = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_frame)
+                                         : c->ep->cfg.max_frame},
+        .max_message = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_message)
+                                 : c->ep->cfg.max_message,
         .validate_utf8 = true,
     };
     weft_msg_parser_init(&rx->mp, &lim);
@@ -44,6 +54,58 @@ static void rx_init(struct weft_conn *c, struct conn_rx *rx)
 void conn_start_frames(struct weft_conn *c)
 {
     conn_drop_rx(c);
+}
+
+/* ----------------------------------------------------------------- HTTP head */
+
+/* Parses in place when nothing is stored (the whole head usually comes in one read);
+ * otherwise appends the read to the stored head, up to max bytes. */
+void conn_head_begin(struct weft_conn *c, uint8_t *data, size_t len, size_t max,
+                     struct head_in *in)
+{
+    in->taken = len;
+    if (!c->head) {
+        in->buf = (const char *)data;
+        in->len = len;
+        return;
+    }
+    in->taken = max - c->head_len < len ? max - c->head_len : len;
+    memcpy(c->head + c->head_len, data, in->taken);
+    c->head_len += (uint32_t)in->taken;
+    in->buf = c->head;
+    in->len = c->head_len;
+}
+
+/* Keeps an incomplete head that was parsed in place; see ws.h. */
+bool conn_head_keep(struct weft_conn *c, const uint8_t *data, size_t len, size_t max)
+{
+    if (c->head)
+        return true; /* already stored by conn_head_begin */
+    c->head = malloc(max);
+    if (!c->head)
+        return false;
+    memcpy(c->head, data, len);
+    c->head_len = (uint32_t)len;
+    return true;
+}
+
+char *conn_head_detach(struct weft_conn *c)
+{
+    char *stored = c->head;
+    c->head = NULL;
+    return stored;
+}
+
+/* Feeds the frames that came right after a complete head: the rest of in->buf after
+ * head_len and, when the head was stored, the part of the read not appended to it. */
+void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
+                    size_t head_len, uint8_t *data, size_t len)
+{
+    if (c->state == CONN_OPEN && head_len < in->len)
+        conn_feed_bytes(c, (uint8_t *)in->buf + head_len, in->len - head_len);
+    if (stored && in->taken < len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
+        conn_feed_bytes(c, data + in->taken, len - in->taken);
+    free(stored);
 }
 
 /* ----------------------------------------------------------------- timers */
@@ -342,6 +404,13 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
         deliver_compressed(c, ev->data, ev->len, binary);
         return;
     }
+    if (c->pmd_on && !ev->compressed &&
+        (ev->first ? 0 : rx->msg_len) + ev->len > c->ep->cfg.max_message) {
+        /* The parser's limits are widened for compressed frames: hold plain ones to the
+         * real limit. */
+        protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum message size");
+        return;
+    }
     if (h->on_fragment && !ev->compressed) {
         h->on_fragment(c, ev->data, ev->len, binary, ev->first, ev->fin);
         return;
@@ -360,8 +429,10 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
         size_t cap = rx->msg_cap ? rx->msg_cap : 4096;
         while (cap < rx->msg_len + ev->len)
             cap *= 2;
-        if (cap > c->ep->cfg.max_message)
-            cap = c->ep->cfg.max_message;
+        uint64_t most = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_message)
+                                  : c->ep->cfg.max_message; /* what the parser lets through */
+        if (most && cap > most)
+            cap = (size_t)most;
         uint8_t *m = realloc(rx->msg, cap);
         if (!m) {
             weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");

@@ -174,26 +174,13 @@ size_t weft_topic_count(const struct weft_server *s, const char *name, size_t le
     return t ? t->nsubs : 0;
 }
 
-/* Publishes; see weft.h. */
-size_t weft_publish(struct weft_server *s, const char *name, size_t len, const void *data,
-                    size_t dlen, enum weft_opcode opcode, const struct weft_conn *exclude)
+/* Delivers one encoded frame to the subscribers of t except exclude. frame (may be NULL for
+ * small frames, which are then copied from hdr + data into each queue) holds hdr + data when
+ * given. Returns the number of subscribers it was queued to. */
+static size_t deliver(struct weft_server *s, struct topic *t, struct weft_buf *frame,
+                      const uint8_t *hdr, size_t hlen, const void *data, size_t dlen,
+                      enum weft_opcode opcode, const struct weft_conn *exclude)
 {
-    struct topic *t = topic_find(s, name, len, topic_hash(name, len));
-    s->ep.stats.publishes++;
-    if (!t || (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY))
-        return 0;
-    uint8_t hdr[WEFT_FRAME_HEADER_MAX];
-    size_t hlen = weft_frame_header_write(hdr, (uint8_t)opcode, true, 0, dlen, NULL);
-    /* Encode once. Frames up to this size are copied into each subscriber's queue block;
-     * larger ones are shared by reference. */
-    struct weft_buf *frame = NULL;
-    if (hlen + dlen > 256) {
-        frame = buf_new(hlen + dlen);
-        if (!frame)
-            return 0;
-        memcpy(frame->data, hdr, hlen);
-        memcpy(frame->data + hlen, data, dlen);
-    }
     /* Compressed variants, built on first need: one per window size for subscribers whose
      * compressor keeps no context (NULL: that window does not shrink this message). */
     struct weft_buf *zframe[16] = {0};
@@ -234,12 +221,52 @@ size_t weft_publish(struct weft_server *s, const char *name, size_t len, const v
             n++;
     }
     s->ep.stats.deliveries += n;
-    if (frame)
-        buf_unref(frame);
     for (size_t b = 0; b < 16; b++)
         if (zframe[b])
             buf_unref(zframe[b]);
     return n;
+}
+
+/* Frames up to this size are copied into each subscriber's queue block; larger ones are
+ * shared by reference. */
+#define SHARE_MIN 256
+
+/* Publishes; see weft.h. */
+size_t weft_publish(struct weft_server *s, const char *name, size_t len, const void *data,
+                    size_t dlen, enum weft_opcode opcode, const struct weft_conn *exclude)
+{
+    struct topic *t = topic_find(s, name, len, topic_hash(name, len));
+    s->ep.stats.publishes++;
+    if (!t || (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY))
+        return 0;
+    uint8_t hdr[WEFT_FRAME_HEADER_MAX];
+    size_t hlen = weft_frame_header_write(hdr, (uint8_t)opcode, true, 0, dlen, NULL);
+    /* Encode once. */
+    struct weft_buf *frame = NULL;
+    if (hlen + dlen > SHARE_MIN) {
+        frame = buf_new(hlen + dlen);
+        if (!frame)
+            return 0;
+        memcpy(frame->data, hdr, hlen);
+        memcpy(frame->data + hlen, data, dlen);
+    }
+    size_t n = deliver(s, t, frame, hdr, hlen, data, dlen, opcode, exclude);
+    if (frame)
+        buf_unref(frame);
+    return n;
+}
+
+/* Delivers a frame already encoded in frame (header of hlen bytes, then the payload) to the
+ * subscribers of a topic of s; see ws.h. */
+size_t pubsub_publish_frame(struct weft_server *s, const char *name, size_t len,
+                            struct weft_buf *frame, size_t hlen, enum weft_opcode opcode,
+                            const struct weft_conn *exclude)
+{
+    struct topic *t = topic_find(s, name, len, topic_hash(name, len));
+    if (!t)
+        return 0;
+    return deliver(s, t, frame->len > SHARE_MIN ? frame : NULL, frame->data, hlen,
+                   frame->data + hlen, frame->len - hlen, opcode, exclude);
 }
 
 /* Frees all topics of a server. */

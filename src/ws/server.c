@@ -531,8 +531,8 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
         c->h->on_open(c);
 }
 
-/* Routes a complete request head. Returns true if the connection is now a WebSocket. */
-static bool handle_request(struct weft_conn *c, const struct weft_http_request *http)
+/* Routes a complete request head: an HTTP answer, or the upgrade to a WebSocket. */
+static void handle_request(struct weft_conn *c, const struct weft_http_request *http)
 {
     struct weft_server *s = conn_server(c);
     struct weft_request req = {.c = c, .http = http};
@@ -546,7 +546,7 @@ static bool handle_request(struct weft_conn *c, const struct weft_http_request *
     }
     if (s->shutting_down) {
         respond_error(c, 503, "Retry-After: 1\r\n", "shutting down\n");
-        return false;
+        return;
     }
 
     const struct weft_http_header *uh = weft_http_find_header(http->headers, http->num_headers,
@@ -558,24 +558,24 @@ static bool handle_request(struct weft_conn *c, const struct weft_http_request *
         if (!r) {
             respond_error(c, find_route(s, true, req.path, req.path_len, NULL, 0) ? 426 : 404,
                           NULL, NULL);
-            return false;
+            return;
         }
         r->http(&req, r->user);
         if (!req.decision)
             respond_error(c, 500, NULL, "handler sent no response\n");
-        return false;
+        return;
     }
 
     const struct route *r = find_route(s, true, req.path, req.path_len, NULL, 0);
     if (!r) {
         respond_error(c, 404, NULL, NULL);
-        return false;
+        return;
     }
     struct weft_upgrade_info up;
     int status = weft_handshake_check_request(http, &up);
     if (status) {
         respond_error(c, status, NULL, NULL);
-        return false;
+        return;
     }
     req.up = &up;
     req.route = r;
@@ -584,10 +584,9 @@ static bool handle_request(struct weft_conn *c, const struct weft_http_request *
     if (req.decision == 2) {
         free(req.protocol);
         free(req.extra);
-        return false;
+        return;
     }
     upgrade(c, &req);
-    return c->state == CONN_OPEN;
 }
 
 /* Consumes bytes while the request head is being read: parses in place when the whole head
@@ -598,51 +597,25 @@ static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
     size_t max = s->ep.cfg.max_head;
     /* On the stack (about 3 KiB): a heap block per handshake would only fragment the heap
      * between the long-lived connection objects. */
-    struct weft_http_request http_storage;
-    struct weft_http_request *http = &http_storage;
-    const char *buf;
-    size_t blen, taken = len;
-    if (!c->head) {
-        buf = (const char *)data;
-        blen = len;
-    } else {
-        taken = max - c->head_len < len ? max - c->head_len : len;
-        memcpy(c->head + c->head_len, data, taken);
-        c->head_len += (uint32_t)taken;
-        buf = c->head;
-        blen = c->head_len;
-    }
-    int r = weft_http_parse_request(buf, blen, max, http);
-    if (r == 0 && blen >= max)
+    struct weft_http_request http;
+    struct head_in in;
+    conn_head_begin(c, data, len, max, &in);
+    int r = weft_http_parse_request(in.buf, in.len, max, &http);
+    if (r == 0 && in.len >= max)
         r = -431;
     if (r < 0) {
         respond_error(c, -r, NULL, NULL);
         return;
     }
     if (r == 0) {
-        if (!c->head) {
-            c->head = malloc(max);
-            if (!c->head) {
-                respond_error(c, 503, NULL, NULL);
-                return;
-            }
-            memcpy(c->head, data, len);
-            c->head_len = (uint32_t)len;
-        }
+        if (!conn_head_keep(c, data, len, max))
+            respond_error(c, 503, NULL, NULL);
         return;
     }
-    /* Complete. The bytes after the head (frames sent right after the request) are in buf
-     * after r and, when the head was accumulated, in data after `taken`. */
-    char *head = c->head; /* upgrade() frees c->head: keep it alive until we are done */
-    c->head = NULL;
-    bool ws = handle_request(c, http);
-    if (ws && c->state == CONN_OPEN) {
-        if ((size_t)r < blen)
-            conn_feed_bytes(c, (uint8_t *)buf + r, blen - (size_t)r);
-        if (head && taken < len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
-            conn_feed_bytes(c, data + taken, len - taken);
-    }
-    free(head);
+    /* Complete: frames may follow the head in the same bytes. */
+    char *stored = conn_head_detach(c);
+    handle_request(c, &http);
+    conn_head_rest(c, stored, &in, (size_t)r, data, len);
 }
 
 /* ----------------------------------------------------------------- connections list */

@@ -168,6 +168,23 @@ void conn_on_drain(struct weft_sock *s);
 void conn_on_eof(struct weft_sock *s, int err);
 void conn_on_free(struct weft_sock *s);
 void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len);
+/* Reading an HTTP head (request or response) that may arrive over several reads. */
+struct head_in {
+    const char *buf; /* what to parse: the read itself, or the stored head extended by it */
+    size_t len;
+    size_t taken;    /* bytes of the read appended to a stored head */
+};
+/* Starts parsing a head: see struct head_in. max: the head size limit. */
+void conn_head_begin(struct weft_conn *c, uint8_t *data, size_t len, size_t max,
+                     struct head_in *in);
+/* The head is still incomplete: stores the read when it was parsed in place. Returns false
+ * on allocation failure. */
+bool conn_head_keep(struct weft_conn *c, const uint8_t *data, size_t len, size_t max);
+/* Detaches the stored head (if any) before the complete head is handled; pass the result to
+ * conn_head_rest, which feeds the bytes that followed the head and frees it. */
+char *conn_head_detach(struct weft_conn *c);
+void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
+                    size_t head_len, uint8_t *data, size_t len);
 /* Marks a connection open for frames (after the 101): the parser is created on first use. */
 void conn_start_frames(struct weft_conn *c);
 void conn_free(struct weft_conn *c);
@@ -198,5 +215,11 @@ static inline struct weft_server *conn_server(const struct weft_conn *c)
 /* pubsub.c */
 void pubsub_conn_gone(struct weft_conn *c);
 void pubsub_free(struct weft_server *s);
+/* Delivers an already encoded frame (hlen header bytes, then the payload) to the subscribers
+ * of a topic of s, except exclude: large frames by reference, small ones copied into the
+ * queues. Does not count a publish. Returns the number of subscribers reached. */
+size_t pubsub_publish_frame(struct weft_server *s, const char *name, size_t len,
+                            struct weft_buf *frame, size_t hlen, enum weft_opcode opcode,
+                            const struct weft_conn *exclude);
 
 #endif

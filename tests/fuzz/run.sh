@@ -14,7 +14,9 @@ rc=$?
 set -e
 execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
 rate=$(grep -m1 'stat::average_exec_per_sec' "$log" | awk '{print $2}')
-echo "$(basename "$target"): ${execs:-?} executions in ${secs}s, ${rate:-?} exec/s, exit $rc"
+line="$(basename "$target"): ${execs:-?} executions in ${secs}s, ${rate:-?} exec/s, exit $rc"
+echo "$line"
+echo "$line" >"$work/summary"
 if [ $rc -ne 0 ]; then
     tail -n 60 "$log"
     ls -l "$work/artifacts"

@@ -2,13 +2,19 @@
 # test_bench_cli.sh PATH/TO/weft — smoke test of `weft bench` (not a timing test): against a
 # `weft serve --port 0` started here, echo and room runs of about 2 s each must exit 0 with
 # messages > 0 and no errors, --json must parse and carry the documented keys, and bad flags
-# must exit 2. Stops exactly the server PID it started.
+# must exit 2. --deflate (echo and room against the server's default lean deflate: every
+# connection negotiates it, echoes come back intact) and wss:// (a second server with
+# certificates made by tls_certs.sh: echo with --cacert, echo + deflate, connect mode with
+# --insecure; an unknown CA gives handshake errors and exit 1) are covered briefly.
+# Stops exactly the server PIDs it started.
 set -u
 weft=${1:?usage: test_bench_cli.sh PATH/TO/weft}
 tmp=$(mktemp -d) || exit 1
 srv=
+tsrv=
 cleanup() {
     if [ -n "$srv" ]; then kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; fi
+    if [ -n "$tsrv" ]; then kill "$tsrv" 2>/dev/null; wait "$tsrv" 2>/dev/null; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -101,8 +107,66 @@ expect2 bad-connections -c 0 "ws://127.0.0.1:$port/echo"
 expect2 bad-mode --mode nope "ws://127.0.0.1:$port/echo"
 expect2 bad-url "http://127.0.0.1:$port/echo"
 expect2 room-too-small --mode room -s 4 "ws://127.0.0.1:$port/ws/x"
-expect2 deflate-unsupported --deflate "ws://127.0.0.1:$port/echo"
-expect2 tls-unsupported "wss://127.0.0.1:$port/echo"
+expect2 bad-payload --payload nope "ws://127.0.0.1:$port/echo"
+
+# permessage-deflate: `weft serve` accepts it by default (lean); every connection negotiates
+# it and the inflated echoes have the right size (bad_message would count otherwise).
+# has_key FILE 'KEY': VALUE — the JSON line carries exactly that pair.
+has() { grep -q "\"$2\": $3[,}]" "$1"; }
+timeout 60 "$weft" bench --json --deflate --payload json --text -c 8 -s 1024 -w 2 -d 1.5 \
+    --warmup 0.3 --server-pid "$srv" "ws://127.0.0.1:$port/echo" >"$tmp/z.json" 2>"$tmp/z.err"
+st=$?
+[ $st -eq 0 ] && check_json "echo --deflate --json" "$tmp/z.json" echo ||
+    { bad "echo --deflate: exit $st"; cat "$tmp/z.err"; }
+has "$tmp/z.json" deflate_conns 8 && ok "echo --deflate: 8 connections negotiated" ||
+    { bad "echo --deflate: deflate_conns"; cat "$tmp/z.json"; }
+timeout 60 "$weft" bench --json --deflate --mode room -c 6 -k 2 -s 300 -d 1 --warmup 0.2 \
+    --server-pid "$srv" "ws://127.0.0.1:$port/ws/zroom" >"$tmp/zr.json" 2>"$tmp/zr.err"
+st=$?
+[ $st -eq 0 ] && check_json "room --deflate --json" "$tmp/zr.json" room ||
+    { bad "room --deflate: exit $st"; cat "$tmp/zr.err"; }
+
+# wss://: a second server with test certificates.
+if sh "$(dirname "$0")/tls_certs.sh" "$tmp/certs" >/dev/null 2>&1; then
+    : >"$tmp/tserve.log"
+    "$weft" serve --host 127.0.0.1 --port 0 --log-level warn --tls-cert "$tmp/certs/server.pem" \
+        --tls-key "$tmp/certs/server.key" 2>"$tmp/tserve.log" &
+    tsrv=$!
+    tport=
+    i=0
+    while [ $i -lt 100 ] && [ -z "$tport" ]; do
+        tport=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/tserve.log" |
+                head -n 1)
+        [ -n "$tport" ] || sleep 0.1
+        i=$((i + 1))
+    done
+    timeout 60 "$weft" bench --json -c 4 -w 2 -d 1 --warmup 0.2 --cacert "$tmp/certs/ca.pem" \
+        --server-pid "$tsrv" "wss://127.0.0.1:$tport/echo" >"$tmp/t.json" 2>"$tmp/t.err"
+    st=$?
+    [ $st -eq 0 ] && check_json "wss echo --cacert --json" "$tmp/t.json" echo &&
+        has "$tmp/t.json" tls true || { bad "wss echo: exit $st"; cat "$tmp/t.err"; }
+    timeout 60 "$weft" bench --json --deflate --payload json -s 2000 -c 4 -w 2 -d 1 \
+        --warmup 0.2 --cacert "$tmp/certs/ca.pem" --server-pid "$tsrv" \
+        "wss://localhost:$tport/echo" >"$tmp/tz.json" 2>"$tmp/tz.err"
+    st=$?
+    [ $st -eq 0 ] && check_json "wss echo --deflate (localhost)" "$tmp/tz.json" echo &&
+        has "$tmp/tz.json" deflate_conns 4 || { bad "wss + deflate: exit $st"; cat "$tmp/tz.err"; }
+    timeout 60 "$weft" bench --json --mode connect --insecure -c 4 -d 1 --warmup 0.2 \
+        --server-pid "$tsrv" "wss://127.0.0.1:$tport/echo" >"$tmp/tc.json" 2>"$tmp/tc.err"
+    st=$?
+    [ $st -eq 0 ] && check_json "wss connect --insecure" "$tmp/tc.json" connect ||
+        { bad "wss connect: exit $st"; cat "$tmp/tc.err"; }
+    timeout 30 "$weft" bench -c 2 -d 0.5 --warmup 0 "wss://127.0.0.1:$tport/echo" \
+        >"$tmp/tu.txt" 2>"$tmp/tu.err"
+    st=$?
+    if [ $st -eq 1 ] && grep -q 'handshake' "$tmp/tu.txt" && grep -qi 'verify' "$tmp/tu.err"; then
+        ok "wss with an unknown CA: handshake errors, exit 1"
+    else
+        bad "wss unknown CA: exit $st"; cat "$tmp/tu.txt" "$tmp/tu.err"
+    fi
+else
+    bad "tls_certs.sh failed"
+fi
 
 timeout 10 "$weft" bench --help >"$tmp/help" 2>&1 && grep -q 'JSON keys' "$tmp/help" &&
     ok "--help: exit 0" || bad "--help"

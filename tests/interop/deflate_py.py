@@ -262,6 +262,33 @@ async def main():
                   flush=True)
         finally:
             stop(proc)
+    # the message limit holds for plain frames on a deflate connection too (the wire limits
+    # are widened only for the growth of incompressible compressed data)
+    proc, port = start("--max-message", "1000")
+    try:
+        def limits():
+            s, head, buf = raw_connect(port, "permessage-deflate")
+            check("permessage-deflate" in head, "limit: not negotiated")
+            send_frame(s, 2, os.urandom(1000))
+            b0, payload = read_frame(s, buf)
+            check(b0 in (0x82, 0xC2), "limit: 1000 bytes not echoed (%#x)" % b0)
+            send_frame(s, 2, os.urandom(1001))
+            b0, payload = read_frame(s, buf)
+            code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+            check(b0 == 0x88 and code == 1009, "limit: plain 1001 bytes answered %r" % code)
+            s.close()
+            s, head, buf = raw_connect(port, "permessage-deflate")
+            co = zlib.compressobj(9, zlib.DEFLATED, -15)
+            z = co.compress(b"a" * 1001) + co.flush(zlib.Z_SYNC_FLUSH)
+            send_frame(s, 1, z[:-4], rsv1=True)
+            b0, payload = read_frame(s, buf)
+            code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+            check(b0 == 0x88 and code == 1009, "limit: 1001 inflated bytes answered %r" % code)
+            s.close()
+        await asyncio.get_running_loop().run_in_executor(None, limits)
+        print("ok   max-message     plain and compressed messages held to 1000 bytes", flush=True)
+    finally:
+        stop(proc)
     # deflate disabled on the server: offers are declined, frames plain
     proc, port = start("--off")
     try:

@@ -1121,6 +1121,8 @@ void weft_client_free(struct weft_client *cl);
 
 /* The options' user pointer. */
 void *weft_client_user(const struct weft_client *cl);
+/* Replaces that pointer (e.g. to detach an owner that goes away before on_end). */
+void weft_client_set_user(struct weft_client *cl, void *user);
 
 /* The client that owns a client-side connection, NULL for a server-side connection. */
 struct weft_client *weft_conn_client(const struct weft_conn *c);

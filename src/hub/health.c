@@ -4,8 +4,9 @@
  * non-blocking client socket to the server's own listener (watched by the same loop with
  * weft_loop_watch_fd), sends an upgrade to /hub marked with a per-process nonce (so the probe is
  * neither counted nor subject to Origin/auth/per-IP checks, but is to the global limit),
- * checks the 101 with weft's handshake functions and answers the deferred request.
- * Draining or a full server answers 503 at once, with the reason.
+ * checks the 101 with weft's handshake functions and answers the deferred request. With TLS
+ * the probe is the library client over wss:// instead (the certificate is not verified: the
+ * peer is our own listener). Draining or a full server answers 503 at once, with the reason.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +32,7 @@ struct readyz_check {
     struct weft_watch *w;
     struct weft_timer timer;
     uint64_t t0_ns;
+    struct weft_client *cl; /* TLS: the probe is a library client */
     bool sent;
     char key[25];
     char buf[4096];
@@ -56,6 +58,12 @@ static void finish(struct readyz_check *k, int status, const char *body)
     weft_deferred_respond(k->d, status, "text/plain", status == 503 ? "Retry-After: 1\r\n" : NULL,
                           body, strlen(body));
     weft_timer_stop(&k->timer);
+    if (k->cl) {
+        /* Closed here, freed by its on_end (never from inside its own callbacks). */
+        weft_client_set_user(k->cl, NULL);
+        weft_client_close(k->cl, WEFT_CLOSE_NORMAL, NULL);
+        k->cl = NULL;
+    }
     weft_watch_free(k->w);
     if (k->fd >= 0)
         close(k->fd);
@@ -206,6 +214,64 @@ static int connect_self(const struct hub *h)
     return fd;
 }
 
+/* TLS probe: the handshake (TLS and WebSocket) completed. */
+static void probe_open(struct weft_conn *c)
+{
+    struct readyz_check *k = weft_client_user(weft_conn_client(c));
+    if (!k)
+        return;
+    char body[160];
+    snprintf(body, sizeof body, "ready\nwebsocket: TLS handshake ok in %.3f ms\nbroker: local\n",
+             (double)(hub_mono_ns() - k->t0_ns) / 1e6);
+    finish(k, 200, body);
+}
+
+/* TLS probe: the attempt failed (TLS, HTTP status, timeout...). */
+static void probe_error(struct weft_client *cl, int err, const char *reason, int http_status)
+{
+    (void)err;
+    struct readyz_check *k = weft_client_user(cl);
+    if (!k)
+        return;
+    char body[256];
+    snprintf(body, sizeof body, "not ready: the self-check failed: %s%s\n", reason,
+             http_status == 503 ? " (at the connection limit)" : "");
+    finish(k, 503, body);
+}
+
+/* TLS probe: the client is done; release it. */
+static void probe_end(struct weft_client *cl)
+{
+    struct readyz_check *k = weft_client_user(cl);
+    if (k) {
+        k->cl = NULL; /* ended without open or error: answer before freeing */
+        finish(k, 503, "not ready: the self-check connection ended\n");
+    }
+    weft_client_free(cl);
+}
+
+/* Starts the probe through the library client over wss://. Returns false on failure. */
+static bool start_tls_probe(struct readyz_check *k)
+{
+    struct hub *h = k->h;
+    char url[96], extra[96];
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/hub", hub_port(h));
+    snprintf(extra, sizeof extra, "X-Weft-Self-Check: %s\r\n", h->self_nonce);
+    struct weft_client_options o = {
+        .headers = extra,
+        .handshake_timeout_ms = CHECK_TIMEOUT_MS,
+        .connect_timeout_ms = CHECK_TIMEOUT_MS,
+        .handlers = {.on_open = probe_open},
+        .user = k,
+        .on_error = probe_error,
+        .on_end = probe_end,
+        .tls_insecure = true,
+    };
+    int err;
+    k->cl = weft_connect(h->loop, url, &o, &err);
+    return k->cl != NULL;
+}
+
 /* GET /readyz. */
 void health_readyz(struct weft_request *req, void *route_user)
 {
@@ -227,10 +293,20 @@ void health_readyz(struct weft_request *req, void *route_user)
     }
     k->h = h;
     k->t0_ns = hub_mono_ns();
-    k->fd = connect_self(h);
-    if (k->fd >= 0)
-        k->w = weft_loop_watch_fd(h->loop, k->fd, WEFT_WATCH_WRITE, on_io, k, NULL);
-    if (!k->w) {
+    k->fd = -1;
+    if (h->cfg.tls_cert_file) {
+        if (!start_tls_probe(k)) {
+            free(k);
+            static const char b[] = "not ready: cannot start the TLS self-check\n";
+            weft_request_respond(req, 503, "text/plain", retry, b, sizeof b - 1);
+            return;
+        }
+    } else {
+        k->fd = connect_self(h);
+        if (k->fd >= 0)
+            k->w = weft_loop_watch_fd(h->loop, k->fd, WEFT_WATCH_WRITE, on_io, k, NULL);
+    }
+    if (!k->w && !k->cl) {
         if (k->fd >= 0)
             close(k->fd);
         free(k);
@@ -240,8 +316,13 @@ void health_readyz(struct weft_request *req, void *route_user)
     }
     k->d = weft_request_defer(req);
     if (!k->d) {
+        if (k->cl) {
+            weft_client_set_user(k->cl, NULL);
+            weft_client_close(k->cl, WEFT_CLOSE_NORMAL, NULL);
+        }
         weft_watch_free(k->w);
-        close(k->fd);
+        if (k->fd >= 0)
+            close(k->fd);
         free(k);
         weft_request_respond(req, 503, "text/plain", retry, "not ready: out of memory\n", 25);
         return;

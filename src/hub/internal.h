@@ -253,6 +253,10 @@ struct hub_workers;
 void hub_conn_release(struct hconn *hc);
 /* Open connections counted against --max-connections (across workers). */
 uint64_t hub_conns_all(const struct hub *h);
+/* Stats stream: stores this worker's counters (cur, connections, rooms) and replaces them with
+ * the sums over every worker (no-op with one worker). */
+void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns,
+                       size_t *nrooms);
 /* Adds delta to the count across workers (no-op with one worker). */
 void workers_count(struct hub *h, int delta);
 /* With several workers the per-IP table is shared: these lock it (no-ops with one). */

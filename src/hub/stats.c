@@ -87,6 +87,8 @@ static void sample(struct hub_stats *s)
     struct hub *h = s->h;
     struct weft_server_stats cur;
     weft_server_stats(h->server, &cur);
+    size_t nconns = h->nconns, nrooms = h->rooms.nrooms;
+    workers_stats_sum(h, &cur, &nconns, &nrooms); /* the whole process, every worker */
     uint64_t now = weft_loop_now(h->loop);
     uint64_t dt = s->have_prev ? now - s->prev_ms : 0;
     const struct weft_server_stats *p = s->have_prev ? &s->prev : &cur;
@@ -98,8 +100,8 @@ static void sample(struct hub_stats *s)
         "s:{s:f,s:f,s:f,s:f,s:f},s:I}",
         "type", "stats", "ts", (json_int_t)hub_wall_ms(), "instance",
         s->instance, "interval_ms", (json_int_t)dt,
-        "uptime_s", up < 0 ? 0.0 : up, "connections", (json_int_t)h->nconns, "rooms",
-        (json_int_t)h->rooms.nrooms, "subscribers", (json_int_t)subs,
+        "uptime_s", up < 0 ? 0.0 : up, "connections", (json_int_t)nconns, "rooms",
+        (json_int_t)nrooms, "subscribers", (json_int_t)subs,
         "totals", "messages_in", (json_int_t)cur.messages_in, "messages_out",
         (json_int_t)cur.messages_out, "bytes_in", (json_int_t)cur.bytes_in, "bytes_out",
         (json_int_t)cur.bytes_out, "dropped", (json_int_t)cur.dropped_backpressure,

@@ -39,6 +39,9 @@
 struct wslot {
     struct hub_workers *sh;
     unsigned idx;
+    /* latest counters published by this worker's stats stream (under stats_lock) */
+    struct weft_server_stats stats;
+    size_t nconns, nrooms;
     struct weft_loop *loop;
     struct hub *h;
     pthread_t thread;
@@ -50,6 +53,7 @@ struct hub_workers {
     struct wslot *slots;
     struct weft_group *group;
     pthread_mutex_t ip_lock;
+    pthread_mutex_t stats_lock; /* the wslot stats fields */
     void **ip_buckets;      /* struct ipcount ** shared by every hub (hub.c) */
     atomic_uint_fast64_t conns_all;
     pthread_barrier_t barrier;
@@ -523,6 +527,40 @@ void workers_count(struct hub *h, int delta)
         atomic_fetch_sub(&h->sh->conns_all, (uint_fast64_t)-delta);
 }
 
+/* Publishes this worker's counters and returns the sums over every worker (each as of its
+ * own last stats tick, at most a second old); see internal.h. */
+void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns,
+                       size_t *nrooms)
+{
+    if (!h->sh)
+        return;
+    struct hub_workers *sh = h->sh;
+    struct weft_server_stats sum = {0};
+    size_t conns = 0, rooms = 0;
+    pthread_mutex_lock(&sh->stats_lock);
+    struct wslot *me = &sh->slots[h->worker];
+    me->stats = *cur;
+    me->nconns = *nconns;
+    me->nrooms = *nrooms;
+    for (size_t i = 0; i < sh->n; i++) {
+        const struct weft_server_stats *w = &sh->slots[i].stats;
+        sum.connections += w->connections;
+        sum.messages_in += w->messages_in;
+        sum.messages_out += w->messages_out;
+        sum.bytes_in += w->bytes_in;
+        sum.bytes_out += w->bytes_out;
+        sum.dropped_backpressure += w->dropped_backpressure;
+        sum.publishes += w->publishes;
+        sum.deliveries += w->deliveries;
+        conns += sh->slots[i].nconns;
+        rooms += sh->slots[i].nrooms; /* each /hub room lives on one owner worker */
+    }
+    pthread_mutex_unlock(&sh->stats_lock);
+    *cur = sum;
+    *nconns = conns;
+    *nrooms = rooms;
+}
+
 /* Locks the shared per-IP table; see internal.h. */
 void workers_ip_lock(struct hub *h)
 {
@@ -647,6 +685,7 @@ int workers_run(const struct hub_config *cfg0)
     sh->ip_buckets = ipb;
     atomic_init(&sh->conns_all, 0);
     pthread_mutex_init(&sh->ip_lock, NULL);
+    pthread_mutex_init(&sh->stats_lock, NULL);
     workers_current = sh;
     for (size_t i = 0; i < n; i++) {
         slots[i].sh = sh;
@@ -720,8 +759,10 @@ out:
             weft_loop_free(slots[i].loop);
         }
     }
-    if (sh)
+    if (sh) {
         pthread_mutex_destroy(&sh->ip_lock);
+        pthread_mutex_destroy(&sh->stats_lock);
+    }
     weft_group_free(g);
     free(ipb);
     free(slots);

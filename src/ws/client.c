@@ -985,6 +985,15 @@ void *weft_client_user(const struct weft_client *cl)
     return cl->opt.user;
 }
 
+/* Replaces the user pointer, also as the route user of the open connection. */
+void weft_client_set_user(struct weft_client *cl, void *user)
+{
+    cl->opt.user = user;
+    struct weft_conn *c = weft_client_conn(cl);
+    if (c)
+        c->route_user = user;
+}
+
 /* The client owning a connection; see weft.h. */
 struct weft_client *weft_conn_client(const struct weft_conn *c)
 {

@@ -40,8 +40,9 @@ if (!fs.existsSync(CHROMIUM)) {
 }
 
 const ROOM = 'browser-test';
-// One worker: the stats stream counts the connections of the worker a page is connected to.
-const SERVER_ARGS = ['--log-level', 'warn', '--workers', '1'];
+// Two workers: the statistics (and presence, history) must cover the whole process, whichever
+// worker a page is connected to.
+const SERVER_ARGS = ['--log-level', 'warn', '--workers', '2'];
 let srv, port, base, ctx, profile, alice, bob, phone;
 
 const texts = (page, sel) => page.$$eval(sel, (els) => els.map((e) => e.textContent.trim()));

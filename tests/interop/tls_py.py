@@ -242,7 +242,24 @@ def main():
                 return
             raise Failure("a client trusting another CA connected")
 
+        def readyz():
+            # /readyz over https: the self-check must itself complete a TLS + WebSocket
+            # handshake with the server (a plain probe would always fail on a TLS port).
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=STEP_TIMEOUT) as raw:
+                with client_ctx(certs).wrap_socket(raw, server_hostname="localhost") as s:
+                    s.sendall(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    data = b""
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+            head = data.split(b"\r\n", 1)[0]
+            if b" 200 " not in head or b"ready" not in data:
+                raise Failure("/readyz over TLS answered %r" % data[:200])
+
         run("tls alpn http/1.1, serial, version", alpn)
+        run("tls /readyz completes its own TLS self-check", readyz)
         run("tls echo sizes", lambda: asyncio.run(echo_sizes(srv.port, ctx)))
         run("tls rooms", lambda: asyncio.run(rooms(srv.port, ctx)))
         run("tls plain client refused", plain_rejected)

@@ -37,7 +37,7 @@ tsan-check: setup
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 ctest -R '^integration\.group$$' --output-on-failure
 
 # CTest, then the fuzzers' executions per second, then CTest's summary line again (last).
-test: test-build gcc-check
+test: test-build gcc-check tsan-check
 	@cd build/test && { ctest --output-on-failure -j $(JOBS) 2>&1; echo $$? >ctest.rc; } | tee ctest.log; \
 	  echo "fuzzing ($(FUZZ_SECONDS) s per target):"; \
 	  cat tests/fuzz-work/*/summary 2>/dev/null | sed 's/^/  /'; \

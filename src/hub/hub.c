@@ -1005,10 +1005,10 @@ static void run_sighup(int signo, void *arg)
 /* Runs the server until a signal; see hub.h. */
 int hub_run(const struct hub_config *cfg)
 {
+    struct hub_log lg = {.out = stderr, .level = cfg->log_level, .format = cfg->log_format};
+    raise_nofile(&lg); /* for every worker: the limit is per process */
     if (cfg->workers > 1 && !cfg->unix_path)
         return workers_run(cfg);
-    struct hub_log lg = {.out = stderr, .level = cfg->log_level, .format = cfg->log_format};
-    raise_nofile(&lg);
     struct run r = {0};
     r.loop = weft_loop_new();
     if (!r.loop) {

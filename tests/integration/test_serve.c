@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -300,6 +301,25 @@ static void test_serve_healthz(void **state)
     assert_int_equal(rc_read_http(d, &r, RC_TIMEOUT_MS), 404);
 }
 
+/* At start the server raised RLIMIT_NOFILE to the hard limit and said how many connections
+ * it can hold (with any number of workers). */
+static void test_serve_nofile_logged(void **state)
+{
+    struct fx *f = *state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    FILE *fp = fopen(f->log, "r");
+    assert_non_null(fp);
+    char line[512], want[64];
+    snprintf(want, sizeof want, "open file limit %llu", (unsigned long long)rl.rlim_max);
+    bool found = false;
+    while (!found && fgets(line, sizeof line, fp))
+        found = strstr(line, want) && strstr(line, "can hold about");
+    fclose(fp);
+    if (!found)
+        fail_msg("no \"%s: can hold about N connections\" line in the log", want);
+}
+
 /* SIGTERM: every client (echo and room) gets close 1001; after they answer and close, the
  * process exits 0 promptly. */
 static void test_serve_sigterm(void **state)
@@ -360,6 +380,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_serve_echo, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_rooms, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_healthz, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_nofile_logged, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_limits, setup_limits, teardown),
         cmocka_unit_test_setup_teardown(test_serve_sigterm, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_sigterm_silent_client, setup_default, teardown),

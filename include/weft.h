@@ -777,7 +777,10 @@ uint16_t weft_server_port(const struct weft_server *s);
 void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadline_ms,
                           void (*done)(void *arg), void *arg);
 
-/* Frees a server; all its connections are dropped without a close handshake. */
+/* Frees a server; all its connections are dropped without a close handshake (on_close reports
+ * 1006). Call it between iterations (after weft_loop_run returned, or between two
+ * weft_loop_poll calls), not from a callback: connections it frees may still have events
+ * pending in the current iteration. Deferred HTTP responses must have been answered. */
 void weft_server_free(struct weft_server *s);
 
 /* Reads the server's TLS certificate and key files again (e.g. on SIGHUP, after renewal) and

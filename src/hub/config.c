@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "hub/hub.h"
+#include "hub/internal.h"
 
 /* How an option's text is parsed and printed. */
 enum opt_type {
@@ -50,6 +51,9 @@ static const struct opt opts[] = {
     {"workers", T_U32, OFF(workers), "N",
      "worker threads, each with its own event loop and listener on the port\n"
      "(SO_REUSEPORT; one worker with --unix); default: the number of cores"},
+    {"redis", T_STR, OFF(redis), "URL",
+     "redis://host[:port][/db]: share rooms with other nodes through Redis pub/sub\n"
+     "(seq, history and presence kept in Redis); default: in-process only"},
     {"reuse-port", T_BOOL, OFF(reuse_port), "BOOL",
      "SO_REUSEPORT, so a new process can bind the port while this one drains"},
     {"tls-cert", T_STR, OFF(tls_cert_file), "FILE",
@@ -483,6 +487,16 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         return fail(err, cap, "--workers: expected 1..256");
     if (cfg->max_rooms == 0)
         return fail(err, cap, "--max-rooms: at least 1");
+    if (cfg->redis && !*cfg->redis) {
+        free(cfg->redis);
+        cfg->redis = NULL;
+    }
+    if (cfg->redis) {
+        char host[256];
+        int port, db;
+        if (broker_parse_url(cfg->redis, host, sizeof host, &port, &db, err, cap) < 0)
+            return -1;
+    }
     return 0;
 }
 

@@ -148,8 +148,8 @@ static void read_response(struct readyz_check *k)
             /* nothing to do: the server notices the closed socket */
         }
         snprintf(body, sizeof body,
-                 "ready\nwebsocket: handshake ok in %.3f ms\nbroker: local\n",
-                 (double)(hub_mono_ns() - k->t0_ns) / 1e6);
+                 "ready\nwebsocket: handshake ok in %.3f ms\nbroker: %s\n",
+                 (double)(hub_mono_ns() - k->t0_ns) / 1e6, k->h->cfg.redis ? "redis" : "local");
         finish(k, 200, body);
         return;
     }
@@ -221,8 +221,8 @@ static void probe_open(struct weft_conn *c)
     if (!k)
         return;
     char body[160];
-    snprintf(body, sizeof body, "ready\nwebsocket: TLS handshake ok in %.3f ms\nbroker: local\n",
-             (double)(hub_mono_ns() - k->t0_ns) / 1e6);
+    snprintf(body, sizeof body, "ready\nwebsocket: TLS handshake ok in %.3f ms\nbroker: %s\n",
+             (double)(hub_mono_ns() - k->t0_ns) / 1e6, k->h->cfg.redis ? "redis" : "local");
     finish(k, 200, body);
 }
 
@@ -283,6 +283,11 @@ void health_readyz(struct weft_request *req, void *route_user)
     }
     if (h->cfg.max_connections && hub_conns_all(h) >= h->cfg.max_connections) {
         static const char b[] = "not ready: at the connection limit\n";
+        weft_request_respond(req, 503, "text/plain", retry, b, sizeof b - 1);
+        return;
+    }
+    if (h->cfg.redis && !broker_up(h->broker)) {
+        static const char b[] = "not ready: broker unavailable (redis)\n";
         weft_request_respond(req, 503, "text/plain", retry, b, sizeof b - 1);
         return;
     }

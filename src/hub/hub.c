@@ -522,8 +522,12 @@ static void conn_open(struct weft_conn *c)
     hlog(&h->log, hc->self_check ? WEFT_LOG_DEBUG : WEFT_LOG_INFO, hc->id, f, "open %s from %s",
          kinds[hc->kind], weft_conn_remote(c));
     if (hc->kind == HC_ROOM) {
-        if (!hc->topic || weft_subscribe(c, hc->topic, hc->topic_len) != WEFT_OK)
+        if (!hc->topic || weft_subscribe(c, hc->topic, hc->topic_len) != WEFT_OK) {
             hub_conn_close(hc, WEFT_CLOSE_INTERNAL, "cannot join room");
+        } else if (h->broker) {
+            hc->broker_ref = true;
+            broker_ref(h->broker, hc->topic, hc->topic_len, 1);
+        }
     }
 }
 
@@ -570,6 +574,8 @@ static void conn_message(struct weft_conn *c, const void *data, size_t len, bool
         else
             weft_publish(weft_conn_server(c), hc->topic, hc->topic_len, data, len,
                          binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, c);
+        if (hc->h->broker) /* the other nodes (this one delivered above) */
+            broker_publish_raw(hc->h->broker, hc->topic, hc->topic_len, data, len, binary);
         break;
     case HC_ECHO:
         weft_conn_send(c, data, len, binary ? WEFT_OP_BINARY : WEFT_OP_TEXT);
@@ -589,6 +595,9 @@ static void conn_close(struct weft_conn *c, uint16_t code, const char *reason, s
     weft_timer_stop(&hc->exp_timer);
     if (hc->kind == HC_HUB)
         proto_conn_gone(hc);
+    if (hc->broker_ref && h->broker)
+        broker_ref(h->broker, hc->topic, hc->topic_len, -1);
+    hc->broker_ref = false;
     if (hc->open) {
         if (hc->prev)
             hc->prev->next = hc->next;
@@ -836,6 +845,10 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         hub_free(h);
         return NULL;
     }
+    if (cfg->redis && !broker_new(h, err, errcap)) {
+        hub_free(h);
+        return NULL;
+    }
     h->tick.cb = on_tick;
     weft_timer_start(loop, &h->tick, TICK_MS);
     return h;
@@ -893,6 +906,7 @@ void hub_free(struct hub *h)
              (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
         weft_server_free(h->server); /* on_close runs for the connections left */
     }
+    broker_free(h->broker); /* after the connections: their presence removals are flushed */
     if (h->sh) /* the table is shared by the workers (workers.c frees it) */
         h->ip_buckets = NULL;
     for (size_t i = 0; h->ip_buckets && i < h->ip_nbuckets; i++)

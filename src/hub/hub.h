@@ -69,6 +69,7 @@ struct hub_config {
     bool deflate;             /* --deflate: permessage-deflate on (the default) or off */
     /* scale-out */
     uint32_t workers;         /* worker threads (--workers), default the number of cores */
+    char *redis;              /* --redis redis://host[:port][/db]: multi-node; NULL = in-process */
     /* the config file it was loaded from (informational) */
     char *config_file;
 };

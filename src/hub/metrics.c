@@ -163,6 +163,8 @@ void metrics_snapshot(const struct hub *h, struct metrics_snap *out)
     out->hist_msgs = h->rooms.hist_msgs;
     out->hist_bytes = h->rooms.hist_bytes;
     out->draining = h->draining;
+    out->redis = h->cfg.redis != NULL;
+    out->broker_down = out->redis && !broker_up(h->broker) ? 1 : 0;
 }
 
 /* Adds the counters of b into a (close and error codes merged by code). */
@@ -192,6 +194,10 @@ static void snap_add(struct metrics_snap *a, const struct metrics_snap *b)
     m->rate_limited += n->rate_limited;
     m->auth_expired += n->auth_expired;
     m->revoked_closes += n->revoked_closes;
+    m->broker_reconnects += n->broker_reconnects;
+    m->broker_dropped += n->broker_dropped;
+    a->redis |= b->redis;
+    a->broker_down += b->broker_down;
     for (size_t i = 0; i <= HUB_LAT_BUCKETS; i++)
         m->lat_buckets[i] += n->lat_buckets[i];
     m->lat_sum += n->lat_sum;
@@ -270,7 +276,16 @@ static void render(const struct metrics_snap *sn, struct out *o)
     single(o, "weft_history_bytes", "gauge", "Bytes of messages kept in room histories.",
            sn->hist_bytes);
     head(o, "weft_broker_up", "gauge", "1 when the message broker is reachable.");
-    put(o, "weft_broker_up{broker=\"local\"} 1\n");
+    if (sn->redis)
+        put(o, "weft_broker_up{broker=\"redis\"} %d\n", sn->broker_down ? 0 : 1);
+    else
+        put(o, "weft_broker_up{broker=\"local\"} 1\n");
+    single(o, "weft_broker_reconnects_total", "counter",
+           "Connections to the broker (Redis) re-established after a loss.",
+           m->broker_reconnects);
+    single(o, "weft_broker_dropped_total", "counter",
+           "Messages delivered on this node only because the broker was down.",
+           m->broker_dropped);
     single(o, "weft_draining", "gauge", "1 while the server drains for a shutdown.",
            sn->draining ? 1 : 0);
 

@@ -216,9 +216,12 @@ static void h_join(struct req *x)
             return;
         }
         hc->rooms[hc->nrooms++] = r;
+        broker_ref(x->h->broker, topic, tl, 1);
         hlog(&x->h->log, WEFT_LOG_DEBUG, hc->id, json_pack("{s:s,s:s}", "event", "join", "room", name),
              "joined %s", name);
     }
+    if (x->h->broker && broker_hub_join(hc, name, x->id, has_since == 1, since))
+        return; /* Redis answers (seq, members, backlog across nodes) */
     if (x->h->sh) { /* the owner worker answers (seq, members, backlog) */
         workers_join(hc, name, x->id, has_since == 1, since);
         return;
@@ -247,6 +250,9 @@ static void h_leave(struct req *x)
     weft_unsubscribe(hc->c, topic, tl);
     hc->rooms[i] = hc->rooms[--hc->nrooms];
     room_remove_member(&x->h->rooms, r, hc);
+    broker_ref(x->h->broker, topic, tl, -1);
+    if (x->h->broker)
+        broker_hub_leave(hc, name);
     if (x->h->sh)
         workers_leave(hc, name);
     reply(x, json_pack("{s:s,s:s}", "type", "left", "room", name));
@@ -272,6 +278,8 @@ static void h_publish(struct req *x)
         proto_error(hc, x->id, "not_joined", "join room \"%s\" before publishing to it", name);
         return;
     }
+    if (h->broker && broker_hub_publish(hc, name, x->id, data, x->t0))
+        return; /* Redis assigns the seq; delivered here and on the other nodes */
     if (h->sh) { /* the owner worker assigns the seq and fans out */
         workers_publish(hc, name, x->id, data, x->t0);
         return;
@@ -305,6 +313,8 @@ static void h_presence(struct req *x)
 {
     const char *name = get_room(x);
     if (!name || !allowed(x, name))
+        return;
+    if (x->h->broker && broker_hub_presence(x->hc, name, x->id))
         return;
     if (x->h->sh) {
         workers_presence(x->hc, name, x->id);
@@ -340,6 +350,8 @@ static void h_history(struct req *x)
         proto_error(x->hc, x->id, "bad_field", "missing \"since\"");
         return;
     }
+    if (x->h->broker && broker_hub_history(x->hc, name, x->id, since, limit))
+        return;
     if (x->h->sh) {
         workers_history(x->hc, name, x->id, since, limit);
         return;
@@ -534,6 +546,12 @@ void proto_message(struct hconn *hc, const char *data, size_t len, bool binary, 
 void proto_conn_gone(struct hconn *hc)
 {
     for (uint32_t i = 0; i < hc->nrooms; i++) {
+        if (hc->h->broker) {
+            char topic[HUB_ROOM_MAX + 8];
+            size_t tl = topic_of(hc->rooms[i]->name, topic);
+            broker_ref(hc->h->broker, topic, tl, -1);
+            broker_hub_leave(hc, hc->rooms[i]->name);
+        }
         if (hc->h->sh)
             workers_leave(hc, hc->rooms[i]->name);
         room_remove_member(&hc->h->rooms, hc->rooms[i], hc);

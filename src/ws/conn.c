@@ -101,7 +101,7 @@ char *conn_head_detach(struct weft_conn *c)
 void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
                     size_t head_len, uint8_t *data, size_t len)
 {
-    if (c->state == CONN_OPEN && head_len < in->len)
+    if ((c->state == CONN_OPEN || c->state == CONN_CLOSING) && head_len < in->len)
         conn_feed_bytes(c, (uint8_t *)in->buf + head_len, in->len - head_len);
     if (stored && in->taken < len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
         conn_feed_bytes(c, data + in->taken, len - in->taken);
@@ -245,10 +245,13 @@ static void send_control(struct weft_conn *c, uint8_t opcode, const void *payloa
     write_frame(c, opcode, 0, payload, len);
 }
 
-/* Sends a close frame and stops accepting application sends. */
+/* Sends a close frame and stops accepting application sends. A code that may not appear on
+ * the wire (1005, 1006, 1015, out of range: RFC 6455 §7.4.1) goes as an empty close. */
 static void send_close(struct weft_conn *c, uint16_t code, const char *reason)
 {
     uint8_t payload[125];
+    if (!weft_close_code_valid(code))
+        code = WEFT_CLOSE_NO_STATUS;
     size_t n = weft_close_payload(payload, code == WEFT_CLOSE_NO_STATUS ? 0 : code, reason,
                                   reason ? strlen(reason) : 0);
     send_control(c, WEFT_OP_CLOSE, payload, n);

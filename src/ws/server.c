@@ -324,6 +324,27 @@ static void respond_error(struct weft_conn *c, int status, const char *extra, co
     conn_drain(c);
 }
 
+/* Answers an HTTP request with status, headers and body (no body for HEAD) and ends the
+ * exchange; a head too large for RESPONSE_MAX is answered with 500 instead. */
+static void send_response(struct weft_conn *c, int status, const char *content_type,
+                          const char *extra_headers, const void *body, size_t body_len,
+                          bool head_only)
+{
+    char head[RESPONSE_MAX];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n%s\r\n",
+                     status, weft_http_reason(status), content_type ? content_type : "text/plain",
+                     body_len, extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof head) {
+        respond_error(c, 500, NULL, NULL);
+        return;
+    }
+    sock_write2(&c->sock, head, (size_t)n, body, head_only ? 0 : body_len);
+    c->ep->stats.http_requests++;
+    conn_drain(c);
+}
+
 /* ----------------------------------------------------------------- request API */
 
 const char *weft_request_method(const struct weft_request *r, size_t *len)
@@ -420,21 +441,8 @@ void weft_request_respond(struct weft_request *r, int status, const char *conten
     if (r->decision)
         return;
     r->decision = 2;
-    char head[RESPONSE_MAX];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n%s\r\n",
-                     status, weft_http_reason(status), content_type ? content_type : "text/plain",
-                     body_len, extra_headers ? extra_headers : "");
-    if (n < 0 || (size_t)n >= sizeof head) {
-        r->decision = 0;
-        respond_error(r->c, 500, NULL, NULL);
-        return;
-    }
     bool head_only = r->http->method_len == 4 && memcmp(r->http->method, "HEAD", 4) == 0;
-    sock_write2(&r->c->sock, head, (size_t)n, body, head_only ? 0 : body_len);
-    r->c->ep->stats.http_requests++;
-    conn_drain(r->c);
+    send_response(r->c, status, content_type, extra_headers, body, body_len, head_only);
 }
 
 /* A response promised by weft_request_defer: the connection is found again by id, so a
@@ -476,20 +484,8 @@ void weft_deferred_respond(struct weft_deferred *d, int status, const char *cont
     free(d);
     if (!c || c->state != CONN_HTTP)
         return;
-    char head[RESPONSE_MAX];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n%s\r\n",
-                     status, weft_http_reason(status), content_type ? content_type : "text/plain",
-                     body_len, extra_headers ? extra_headers : "");
     sock_resume(&c->sock);
-    if (n < 0 || (size_t)n >= sizeof head) {
-        respond_error(c, 500, NULL, NULL);
-        return;
-    }
-    sock_write2(&c->sock, head, (size_t)n, body, head_only ? 0 : body_len);
-    c->ep->stats.http_requests++;
-    conn_drain(c);
+    send_response(c, status, content_type, extra_headers, body, body_len, head_only);
 }
 
 /* ----------------------------------------------------------------- the request head */

@@ -35,6 +35,8 @@ static void closer_message(struct weft_conn *c, const void *data, size_t len, bo
         weft_conn_close(c, 4000, "app close");
     else if (len == 4 && memcmp(data, "drop", 4) == 0)
         weft_conn_terminate(c);
+    else if (len == 9 && memcmp(data, "close1006", 9) == 0)
+        weft_conn_close(c, WEFT_CLOSE_ABNORMAL, "never on the wire");
 }
 
 static const struct weft_ws_handlers closer_handlers = {
@@ -43,9 +45,23 @@ static const struct weft_ws_handlers closer_handlers = {
     .on_close = ts_record_close,
 };
 
+/* "/bighead": an HTTP handler whose response head does not fit the server's head buffer. */
+static void bighead_http(struct weft_request *req, void *user)
+{
+    (void)user;
+    static char extra[6000];
+    if (!extra[0]) {
+        memcpy(extra, "X-Big: ", 7);
+        memset(extra + 7, 'a', sizeof extra - 10);
+        memcpy(extra + sizeof extra - 3, "\r\n", 3);
+    }
+    weft_request_respond(req, 200, "text/plain", extra, "ok", 2);
+}
+
 static void routes(struct ts *t, struct weft_server *s)
 {
     (void)t;
+    TS_CHECK(weft_server_http(s, "GET", "/bighead", bighead_http, NULL) == WEFT_OK);
     TS_CHECK(weft_server_ws(s, "/echo", &ts_echo_handlers, NULL) == WEFT_OK);
     TS_CHECK(weft_server_ws(s, "/closer", &closer_handlers, NULL) == WEFT_OK);
 }
@@ -375,6 +391,35 @@ static void test_server_close(void **state)
     assert_false(cl.clean);
 }
 
+/* weft_conn_close with a code reserved for reports (1006) must not put it on the wire: the
+ * peer gets a close frame its parser accepts (an empty one, read as 1005), never 1006. */
+static void test_server_close_reserved_code(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    assert_int_equal(rc_open(c, f->t.port, "/closer"), 0);
+    assert_int_equal(rc_send(c, WEFT_OP_TEXT, "close1006", 9), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_CLOSE);
+    assert_int_equal(c->last.close_code, WEFT_CLOSE_NO_STATUS);
+    assert_int_equal(c->last.len, 0);
+}
+
+/* A response head too large to build is replaced by one 500, not followed by a second
+ * "handler sent no response" 500 on the same connection. */
+static void test_http_head_too_large(void **state)
+{
+    struct fx *f = *state;
+    struct rc *c = &f->c[0];
+    struct rc_http r;
+    assert_int_equal(rc_connect(c, f->t.port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_write_str(c, "GET /bighead HTTP/1.1\r\nHost: x\r\n\r\n", RC_TIMEOUT_MS),
+                     0);
+    assert_int_equal(rc_read_http(c, &r, RC_TIMEOUT_MS), 500);
+    size_t extra = 1;
+    assert_int_equal(rc_wait_eof(c, 2000, &extra), 0);
+    assert_int_equal(extra, 0);
+}
+
 /* Plain HTTP on a WebSocket-only server: an upgrade to an unknown path gets 404; the server
  * keeps serving. */
 static void test_unknown_path(void **state)
@@ -399,6 +444,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_close_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abrupt_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_close_reserved_code, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_head_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_path, setup, teardown),
     };
     alarm(170); /* last-resort guard under ctest's 180 s */

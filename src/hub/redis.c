@@ -1,0 +1,938 @@
+/*
+ * redis.c — the multi-node broker of `weft serve --redis redis://host:port[/db]`: a small
+ * adapter that runs hiredis' async API on weft's loop (fd watches + weft timers, public API
+ * only), and the room scheme built on it.
+ *
+ * Each hub (one per worker) has its own pair of connections: "pub" for commands and
+ * PUBLISH, "sub" for SUBSCRIBE. Scheme (room R):
+ *   channel  weft:room:R   raw rooms (/ws/R)          payload NODEID + 't'|'b' + bytes
+ *   channel  weft:hub:R    /hub rooms                 payload NODEID + 't' + delivery JSON
+ *   key      weft:seq:R    INCR'd per /hub publish (the seq)
+ *   key      weft:hist:R   sorted set of the last --history-size deliveries, score = seq
+ *   key      weft:presence:R  hash NODEID:WORKER:CONN -> display name
+ * A /hub publish is one EVAL (INCR, ZADD, trim, PUBLISH) so the seq, the history and the
+ * cross-node fan-out are atomic and in seq order on every other node.
+ *
+ * Delivery rule: a message is delivered to this node's members at once (in-process, as
+ * without Redis) and published to Redis tagged with this process's node id; a node skips
+ * payloads carrying its own id, so each member gets each message exactly once.
+ * Subscriptions are reference counted per channel: SUBSCRIBE on the first local member,
+ * UNSUBSCRIBE after the last; all of them again after a reconnect.
+ *
+ * Failures: while either connection is down the broker is "down" (/readyz 503, metric
+ * weft_broker_up 0), hub requests take the in-process path (node-local seq and history),
+ * raw and /hub messages are delivered locally only and counted in weft_broker_dropped_total;
+ * each connection retries with exponential backoff (100 ms doubling to 2 s), logging each
+ * attempt.
+ */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "hub/internal.h"
+
+#define NODE_ID_LEN 16
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define SUB_BUCKETS 256
+#define FLUSH_MS 500
+
+/* One subscribed channel and its local members. */
+struct sub {
+    struct sub *next;
+    uint32_t refs;
+    size_t len;
+    char topic[]; /* weft topic, "room:R" or "hub:R"; the channel is "weft:" + topic */
+};
+
+/* One hiredis connection on the loop. */
+struct rconn {
+    struct broker *b;
+    redisAsyncContext *ac;  /* NULL while disconnected */
+    struct weft_watch *w;   /* created with the first non-empty event mask */
+    unsigned mask;
+    bool connected;
+    bool is_sub;
+    bool ever_up;           /* connected once (later connects are reconnects) */
+    uint32_t backoff_ms;
+    uint64_t attempts;
+    struct weft_timer retry;
+};
+
+struct broker {
+    struct hub *h;
+    char host[256];
+    int port;
+    int db;
+    struct rconn pub, sub;
+    struct sub *subs[SUB_BUCKETS];
+    bool closing;
+    bool was_up;
+    uint64_t down_since_ms;
+    uint64_t dropped_gap;   /* messages not sent to Redis during the current gap */
+};
+
+/* A /hub request waiting for its EVAL reply. */
+struct pending {
+    struct hconn *hc;       /* reference held (hc->refs) */
+    enum { P_PUBLISH, P_JOIN, P_HISTORY, P_PRESENCE } op;
+    char *id;               /* the request's "id" as JSON text, NULL if none */
+    char *prefix, *suffix;  /* publish: the delivery around its seq */
+    bool has_since;
+    uint64_t since, t0;
+    char room[HUB_ROOM_MAX + 1];
+};
+
+/* The node id of this process (shared by its workers), set by the first broker_new. */
+static char node_id[NODE_ID_LEN + 1];
+
+static void rconn_start(struct rconn *rc);
+
+/* ------------------------------------------------------------------ URL */
+
+/* Parses redis://host[:port][/db] into host/port/db. Returns 0 or -1 with err filled. */
+int broker_parse_url(const char *url, char *host, size_t hcap, int *port, int *db, char *err,
+                     size_t cap)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(url, scheme, sizeof scheme - 1)) {
+        snprintf(err, cap, "--redis: expected redis://host[:port][/db], got \"%s\"", url);
+        return -1;
+    }
+    const char *p = url + sizeof scheme - 1;
+    size_t hl = strcspn(p, ":/");
+    if (hl == 0 || hl >= hcap) {
+        snprintf(err, cap, "--redis: missing or too long host in \"%s\"", url);
+        return -1;
+    }
+    memcpy(host, p, hl);
+    host[hl] = '\0';
+    p += hl;
+    *port = 6379;
+    *db = 0;
+    if (*p == ':') {
+        char *end;
+        long v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || v < 1 || v > 65535 || (*end && *end != '/')) {
+            snprintf(err, cap, "--redis: bad port in \"%s\"", url);
+            return -1;
+        }
+        *port = (int)v;
+        p = end;
+    }
+    if (*p == '/' && p[1]) {
+        char *end;
+        long v = strtol(p + 1, &end, 10);
+        if (*end || v < 0 || v > 1000000) {
+            snprintf(err, cap, "--redis: bad database number in \"%s\"", url);
+            return -1;
+        }
+        *db = (int)v;
+    } else if (*p && strcmp(p, "/")) {
+        snprintf(err, cap, "--redis: unexpected \"%s\" in \"%s\"", p, url);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ hiredis on weft's loop */
+
+/* Socket events of a connection: hand them to hiredis (which may free the context; rc
+ * itself lives in the broker, so rc->ac is checked again). */
+static void on_io(struct weft_watch *w, int fd, unsigned events, void *arg)
+{
+    (void)w;
+    (void)fd;
+    struct rconn *rc = arg;
+    if ((events & WEFT_WATCH_READ) && rc->ac)
+        redisAsyncHandleRead(rc->ac);
+    if ((events & WEFT_WATCH_WRITE) && rc->ac)
+        redisAsyncHandleWrite(rc->ac);
+}
+
+/* Applies a new event mask to the connection's watch (created on first use). */
+static void set_mask(struct rconn *rc, unsigned mask)
+{
+    if (mask == rc->mask || !rc->ac)
+        return;
+    rc->mask = mask;
+    if (!rc->w) {
+        int e = 0;
+        rc->w = weft_loop_watch_fd(rc->b->h->loop, rc->ac->c.fd, mask, on_io, rc, &e);
+        return;
+    }
+    weft_watch_set(rc->w, mask);
+}
+
+/* hiredis hooks: start/stop reading/writing, and clean up when the context goes. */
+static void ev_add_read(void *p)
+{
+    struct rconn *rc = p;
+    set_mask(rc, rc->mask | WEFT_WATCH_READ);
+}
+
+static void ev_del_read(void *p)
+{
+    struct rconn *rc = p;
+    set_mask(rc, rc->mask & ~(unsigned)WEFT_WATCH_READ);
+}
+
+static void ev_add_write(void *p)
+{
+    struct rconn *rc = p;
+    set_mask(rc, rc->mask | WEFT_WATCH_WRITE);
+}
+
+static void ev_del_write(void *p)
+{
+    struct rconn *rc = p;
+    set_mask(rc, rc->mask & ~(unsigned)WEFT_WATCH_WRITE);
+}
+
+/* The context is being freed: drop the watch (the fd is closed by hiredis afterwards). */
+static void ev_cleanup(void *p)
+{
+    struct rconn *rc = p;
+    if (rc->w)
+        weft_watch_free(rc->w);
+    rc->w = NULL;
+    rc->mask = 0;
+    rc->ac = NULL;
+    rc->connected = false;
+}
+
+/* ------------------------------------------------------------------ state and retries */
+
+/* True when both connections are up. */
+bool broker_up(const struct broker *b)
+{
+    return b && b->pub.connected && b->sub.connected;
+}
+
+/* Records an up/down transition of the pair: logs the gap and counts the reconnect. */
+static void update_state(struct broker *b)
+{
+    struct hub *h = b->h;
+    bool up = broker_up(b);
+    if (up == b->was_up)
+        return;
+    b->was_up = up;
+    uint64_t now = weft_loop_now(h->loop);
+    if (!up) {
+        b->down_since_ms = now;
+        b->dropped_gap = 0;
+        hlog(&h->log, WEFT_LOG_WARN, NULL,
+             json_pack("{s:s,s:s,s:i}", "event", "broker_lost", "host", b->host, "port", b->port),
+             "redis %s:%d lost: local delivery continues, messages of this gap do not reach "
+             "other nodes", b->host, b->port);
+        return;
+    }
+    if (b->pub.ever_up && b->down_since_ms) {
+        h->m.broker_reconnects++;
+        hlog(&h->log, WEFT_LOG_WARN, NULL,
+             json_pack("{s:s,s:I,s:I}", "event", "broker_recovered", "gap_ms",
+                       (json_int_t)(now - b->down_since_ms), "dropped",
+                       (json_int_t)b->dropped_gap),
+             "redis back after %llu ms; %llu messages of the gap were delivered locally only "
+             "(clients recover through history)",
+             (unsigned long long)(now - b->down_since_ms), (unsigned long long)b->dropped_gap);
+    } else {
+        hlog(&h->log, WEFT_LOG_INFO, NULL,
+             json_pack("{s:s,s:s,s:i,s:s}", "event", "broker_up", "host", b->host, "port",
+                       b->port, "node", node_id),
+             "redis %s:%d connected (node %s)", b->host, b->port, node_id);
+    }
+    b->down_since_ms = 0;
+}
+
+/* Retry timer: connect again. */
+static void on_retry(struct weft_timer *t)
+{
+    struct rconn *rc = (struct rconn *)((char *)t - offsetof(struct rconn, retry));
+    rconn_start(rc);
+}
+
+/* Schedules the next connection attempt with exponential backoff. */
+static void schedule_retry(struct rconn *rc)
+{
+    if (rc->b->closing)
+        return;
+    rc->backoff_ms = rc->backoff_ms ? rc->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (rc->backoff_ms > BACKOFF_MAX_MS)
+        rc->backoff_ms = BACKOFF_MAX_MS;
+    weft_timer_start(rc->b->h->loop, &rc->retry, rc->backoff_ms);
+}
+
+static void resubscribe_all(struct broker *b);
+static void reregister_presence(struct broker *b);
+
+/* hiredis: the connection attempt finished. */
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *rc = ac->data;
+    struct broker *b = rc->b;
+    if (status != REDIS_OK) {
+        hlog(&b->h->log, WEFT_LOG_WARN, NULL,
+             json_pack("{s:s,s:s,s:I,s:s}", "event", "broker_connect_failed", "conn",
+                       rc->is_sub ? "sub" : "pub", "attempt", (json_int_t)rc->attempts, "error",
+                       ac->errstr),
+             "redis %s:%d (%s) attempt %llu failed: %s; retrying in %u ms", b->host, b->port,
+             rc->is_sub ? "sub" : "pub", (unsigned long long)rc->attempts, ac->errstr,
+             rc->backoff_ms ? (rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                                   : rc->backoff_ms * 2)
+                            : BACKOFF_MIN_MS);
+        rc->ac = NULL; /* hiredis frees the context after this callback */
+        schedule_retry(rc);
+        update_state(b);
+        return;
+    }
+    rc->connected = true;
+    rc->backoff_ms = 0;
+    if (rc->is_sub)
+        resubscribe_all(b);
+    else
+        reregister_presence(b);
+    update_state(b);
+    rc->ever_up = true;
+}
+
+/* hiredis: an established connection ended. */
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *rc = ac->data;
+    struct broker *b = rc->b;
+    (void)status;
+    rc->ac = NULL;
+    rc->connected = false;
+    if (b->closing)
+        return;
+    hlog(&b->h->log, WEFT_LOG_WARN, NULL,
+         json_pack("{s:s,s:s,s:s}", "event", "broker_disconnected", "conn",
+                   rc->is_sub ? "sub" : "pub", "error", ac->errstr[0] ? ac->errstr : "closed"),
+         "redis (%s) disconnected: %s", rc->is_sub ? "sub" : "pub",
+         ac->errstr[0] ? ac->errstr : "closed by the server");
+    update_state(b);
+    schedule_retry(rc);
+}
+
+/* Starts one connection attempt (logged). */
+static void rconn_start(struct rconn *rc)
+{
+    struct broker *b = rc->b;
+    rc->attempts++;
+    hlog(&b->h->log, rc->attempts > 1 ? WEFT_LOG_INFO : WEFT_LOG_DEBUG, NULL,
+         json_pack("{s:s,s:s,s:I}", "event", "broker_connecting", "conn",
+                   rc->is_sub ? "sub" : "pub", "attempt", (json_int_t)rc->attempts),
+         "redis %s:%d (%s): connection attempt %llu", b->host, b->port,
+         rc->is_sub ? "sub" : "pub", (unsigned long long)rc->attempts);
+    redisAsyncContext *ac = redisAsyncConnect(b->host, b->port);
+    if (!ac || ac->err) {
+        hlog(&b->h->log, WEFT_LOG_WARN, NULL,
+             json_pack("{s:s,s:I}", "event", "broker_connect_failed", "attempt",
+                       (json_int_t)rc->attempts),
+             "redis %s:%d: attempt %llu failed: %s", b->host, b->port,
+             (unsigned long long)rc->attempts, ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_retry(rc);
+        return;
+    }
+    rc->ac = ac;
+    rc->mask = 0;
+    ac->data = rc;
+    ac->ev.data = rc;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    redisAsyncSetConnectCallback(ac, on_connect); /* arms the first write event */
+    if (b->db)
+        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", b->db);
+}
+
+/* ------------------------------------------------------------------ subscriptions */
+
+/* FNV-1a of topic[0..len). */
+static uint32_t hash_topic(const char *s, size_t len)
+{
+    uint32_t x = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        x = (x ^ (uint8_t)s[i]) * 16777619u;
+    return x;
+}
+
+/* A message on the sub connection: deliver payloads of other nodes to local subscribers. */
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    struct broker *b = priv;
+    redisReply *rep = r;
+    if (!rep || b->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+        return;
+    redisReply *kind = rep->element[0], *ch = rep->element[1], *pl = rep->element[2];
+    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") ||
+        ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING ||
+        ch->len <= 5 || pl->len < NODE_ID_LEN + 1)
+        return;
+    if (!memcmp(pl->str, node_id, NODE_ID_LEN)) /* our own: delivered locally already */
+        return;
+    enum weft_opcode op = pl->str[NODE_ID_LEN] == 'b' ? WEFT_OP_BINARY : WEFT_OP_TEXT;
+    const char *topic = ch->str + 5; /* "weft:" */
+    size_t n = weft_publish(b->h->server, topic, ch->len - 5, pl->str + NODE_ID_LEN + 1,
+                            pl->len - NODE_ID_LEN - 1, op, NULL);
+    if (!strncmp(topic, "hub:", 4))
+        b->h->m.deliveries += n;
+}
+
+/* Sends SUBSCRIBE or UNSUBSCRIBE for one topic's channel (if the sub connection is up). */
+static void sub_command(struct broker *b, const char *verb, const char *topic, size_t len)
+{
+    if (!b->sub.connected || !b->sub.ac)
+        return;
+    if (verb[0] == 'S')
+        redisAsyncCommand(b->sub.ac, on_sub_reply, b, "SUBSCRIBE weft:%b", topic, len);
+    else
+        redisAsyncCommand(b->sub.ac, on_sub_reply, b, "UNSUBSCRIBE weft:%b", topic, len);
+}
+
+/* Subscribes again to every channel with local members (after the sub connection came
+ * back). */
+static void resubscribe_all(struct broker *b)
+{
+    for (size_t i = 0; i < SUB_BUCKETS; i++)
+        for (struct sub *s = b->subs[i]; s; s = s->next)
+            sub_command(b, "SUBSCRIBE", s->topic, s->len);
+}
+
+/* Adds delta (+1 / -1) local members to topic ("room:R" or "hub:R"); subscribes on the first,
+ * unsubscribes after the last. */
+void broker_ref(struct broker *b, const char *topic, size_t len, int delta)
+{
+    if (!b)
+        return;
+    struct sub **pp = &b->subs[hash_topic(topic, len) % SUB_BUCKETS];
+    while (*pp && ((*pp)->len != len || memcmp((*pp)->topic, topic, len)))
+        pp = &(*pp)->next;
+    struct sub *s = *pp;
+    if (delta > 0) {
+        if (!s) {
+            s = calloc(1, sizeof *s + len + 1);
+            if (!s)
+                return;
+            memcpy(s->topic, topic, len);
+            s->len = len;
+            *pp = s;
+            sub_command(b, "SUBSCRIBE", topic, len);
+        }
+        s->refs++;
+        return;
+    }
+    if (!s)
+        return;
+    if (--s->refs == 0) {
+        *pp = s->next;
+        sub_command(b, "UNSUBSCRIBE", topic, len);
+        free(s);
+    }
+}
+
+/* ------------------------------------------------------------------ raw rooms */
+
+/* Publishes a raw room message (already delivered locally) to the other nodes; see
+ * internal.h. */
+void broker_publish_raw(struct broker *b, const char *topic, size_t topic_len, const void *data,
+                        size_t len, bool binary)
+{
+    if (!broker_up(b)) {
+        b->h->m.broker_dropped++;
+        b->dropped_gap++;
+        return;
+    }
+    char head[NODE_ID_LEN + 1];
+    memcpy(head, node_id, NODE_ID_LEN);
+    head[NODE_ID_LEN] = binary ? 'b' : 't';
+    redisAsyncCommand(b->pub.ac, NULL, NULL, "PUBLISH weft:%b %b%b", topic, topic_len, head,
+                      (size_t)sizeof head, data, len);
+}
+
+/* ------------------------------------------------------------------ /hub rooms */
+
+/* INCR the seq, keep the delivery (prefix .. seq .. suffix) in the capped sorted set, and
+ * publish it tagged with the node id. KEYS: seq, hist. ARGV: prefix, suffix, history size,
+ * channel, node tag. Returns the seq. */
+static const char lua_publish[] =
+    "local s = redis.call('INCR', KEYS[1]) "
+    "local m = ARGV[1] .. s .. ARGV[2] "
+    "local n = tonumber(ARGV[3]) "
+    "if n > 0 then redis.call('ZADD', KEYS[2], s, m) "
+    "redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -n - 1) end "
+    "redis.call('PUBLISH', ARGV[4], ARGV[5] .. m) "
+    "return s";
+
+/* Optionally registers a member (HSET), then reads the room's state: {seq, members, first
+ * kept seq, gap (0/1), messages after since}. KEYS: seq, hist, presence. ARGV: field ('' =
+ * none), name, since ('-1' = none), limit (0 = all). */
+static const char lua_state[] =
+    "if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[2]) end "
+    "local seq = tonumber(redis.call('GET', KEYS[1]) or '0') "
+    "local n = redis.call('HLEN', KEYS[3]) "
+    "local f = seq + 1 "
+    "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES') "
+    "if #first > 0 then f = tonumber(first[2]) end "
+    "if ARGV[3] == '-1' then return {seq, n, f, 0, {}} end "
+    "local since = tonumber(ARGV[3]) "
+    "if since > seq or since + 1 < f then return {seq, n, f, 1, {}} end "
+    "local lim = tonumber(ARGV[4]) "
+    "local msgs "
+    "if lim > 0 then msgs = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[3], '+inf', "
+    "'LIMIT', 0, lim) "
+    "else msgs = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[3], '+inf') end "
+    "return {seq, n, f, 0, msgs}";
+
+/* Frees a pending request and drops its connection reference. */
+static void pending_done(struct pending *p)
+{
+    struct hconn *hc = p->hc;
+    hc->refs--;
+    if (hc->gone && !hc->refs)
+        hub_conn_release(hc);
+    free(p->id);
+    free(p->prefix);
+    free(p->suffix);
+    free(p);
+}
+
+/* A new pending request for hc (reference taken). NULL when out of memory. */
+static struct pending *pending_new(struct hconn *hc, int op, const char *room, const json_t *id)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->hc = hc;
+    p->op = op;
+    snprintf(p->room, sizeof p->room, "%s", room);
+    if (id && !(p->id = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT))) {
+        free(p);
+        return NULL;
+    }
+    hc->refs++;
+    return p;
+}
+
+/* Sends obj (consumed) to p's connection with the request id added. */
+static void pending_reply(struct pending *p, json_t *obj)
+{
+    if (!obj)
+        return;
+    if (p->id) {
+        json_t *v = json_loads(p->id, JSON_DECODE_ANY, NULL);
+        if (v)
+            json_object_set_new(obj, "id", v);
+    }
+    char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    if (s) {
+        hub_send(p->hc, s, strlen(s));
+        free(s);
+    }
+}
+
+/* Sends an error reply for p. */
+static void pending_error(struct pending *p, const char *code, const char *reason)
+{
+    metrics_error(&p->hc->h->m, code);
+    pending_reply(p, json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "reason", reason));
+}
+
+/* Integer value of a reply element (0 if not an integer). */
+static uint64_t reply_uint(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (uint64_t)r->integer : 0;
+}
+
+/* The EVAL of a publish returned: deliver locally, answer "published". */
+static void publish_done(struct pending *p, const redisReply *rep)
+{
+    struct hconn *hc = p->hc;
+    struct hub *h = hc->h;
+    uint64_t seq = reply_uint(rep);
+    char num[24];
+    int nl = snprintf(num, sizeof num, "%llu", (unsigned long long)seq);
+    size_t pl = strlen(p->prefix), sl = strlen(p->suffix);
+    char *msg = malloc(pl + (size_t)nl + sl + 1);
+    if (!msg) {
+        pending_error(p, "internal", "out of memory");
+        return;
+    }
+    memcpy(msg, p->prefix, pl);
+    memcpy(msg + pl, num, (size_t)nl);
+    memcpy(msg + pl + (size_t)nl, p->suffix, sl + 1);
+    size_t len = pl + (size_t)nl + sl;
+    char topic[HUB_ROOM_MAX + 8];
+    int tl = snprintf(topic, sizeof topic, "hub:%s", p->room);
+    const struct weft_conn *ex = hc->gone ? NULL : hc->c;
+    size_t n = h->sh ? workers_publish_raw(h, topic, (size_t)tl, msg, len, WEFT_OP_TEXT, ex)
+                     : weft_publish(h->server, topic, (size_t)tl, msg, len, WEFT_OP_TEXT, ex);
+    free(msg);
+    h->m.publishes++;
+    h->m.deliveries += n;
+    if (hc->gone)
+        return;
+    if (n)
+        hub_latency_start(h, p->t0);
+    pending_reply(p, json_pack("{s:s,s:s,s:I}", "type", "published", "room", p->room, "seq",
+                               (json_int_t)seq));
+}
+
+/* The EVAL of a join or history returned: answer from the room's state. */
+static void state_done(struct pending *p, const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5) {
+        pending_error(p, "internal", "unexpected broker reply");
+        return;
+    }
+    uint64_t seq = reply_uint(rep->element[0]), members = reply_uint(rep->element[1]);
+    uint64_t first = reply_uint(rep->element[2]);
+    bool gap = reply_uint(rep->element[3]) != 0;
+    const redisReply *msgs = rep->element[4];
+    if (p->op == P_JOIN)
+        pending_reply(p, json_pack("{s:s,s:s,s:I,s:I}", "type", "joined", "room", p->room, "seq",
+                                   (json_int_t)seq, "members", (json_int_t)members));
+    if (p->op == P_JOIN && !p->has_since)
+        return;
+    if (gap) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "messages after seq %llu are no longer all kept (kept: %llu..%llu)",
+                 (unsigned long long)p->since, (unsigned long long)first,
+                 (unsigned long long)seq);
+        pending_error(p, "history_gap", why);
+        return;
+    }
+    size_t nm = msgs->type == REDIS_REPLY_ARRAY ? msgs->elements : 0;
+    if (p->op == P_JOIN) {
+        for (size_t i = 0; i < nm; i++)
+            if (msgs->element[i]->type == REDIS_REPLY_STRING)
+                hub_send(p->hc, msgs->element[i]->str, msgs->element[i]->len);
+        return;
+    }
+    /* history: splice the stored deliveries into {"type":"history",…,"messages":[…]} */
+    json_t *o = json_pack("{s:s,s:s,s:I}", "type", "history", "room", p->room, "seq",
+                          (json_int_t)seq);
+    if (o && p->id) {
+        json_t *v = json_loads(p->id, JSON_DECODE_ANY, NULL);
+        if (v)
+            json_object_set_new(o, "id", v);
+    }
+    char *head = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    size_t hl = head ? strlen(head) - 1 : 0, total = hl + 16;
+    for (size_t i = 0; i < nm; i++)
+        total += msgs->element[i]->len + 1;
+    char *out = head ? malloc(total) : NULL;
+    if (!out) {
+        free(head);
+        pending_error(p, "internal", "out of memory");
+        return;
+    }
+    memcpy(out, head, hl);
+    free(head);
+    size_t n = hl;
+    memcpy(out + n, ",\"messages\":[", 13);
+    n += 13;
+    for (size_t i = 0; i < nm; i++) {
+        if (i)
+            out[n++] = ',';
+        memcpy(out + n, msgs->element[i]->str, msgs->element[i]->len);
+        n += msgs->element[i]->len;
+    }
+    out[n++] = ']';
+    out[n++] = '}';
+    hub_send(p->hc, out, n);
+    free(out);
+}
+
+/* The HVALS of a presence returned. */
+static void presence_done(struct pending *p, const redisReply *rep)
+{
+    json_t *ids = json_array();
+    size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+    for (size_t i = 0; i < n && i < 1000; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING)
+            json_array_append_new(ids, json_stringn(rep->element[i]->str, rep->element[i]->len));
+    json_t *o = json_pack("{s:s,s:s,s:I,s:o}", "type", "presence", "room", p->room, "count",
+                          (json_int_t)n, "members", ids);
+    if (o && n > 1000)
+        json_object_set_new(o, "truncated", json_true());
+    pending_reply(p, o);
+}
+
+/* A reply to a /hub request: answer the connection (if still there), then release it. */
+static void on_hub_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    struct pending *p = priv;
+    redisReply *rep = r;
+    struct hconn *hc = p->hc;
+    bool closing = hc->h->broker == NULL || hc->h->broker->closing;
+    if (!closing && (!rep || rep->type == REDIS_REPLY_ERROR)) {
+        if (p->op == P_PUBLISH)
+            hc->h->m.broker_dropped++;
+        if (!hc->gone) {
+            char why[200];
+            snprintf(why, sizeof why, "broker: %s; retry",
+                     rep ? rep->str : "connection lost");
+            pending_error(p, "unavailable", why);
+        }
+    } else if (!closing && !hc->gone) {
+        if (p->op == P_PUBLISH)
+            publish_done(p, rep);
+        else if (p->op == P_PRESENCE)
+            presence_done(p, rep);
+        else
+            state_done(p, rep);
+    } else if (!closing && p->op == P_PUBLISH) {
+        publish_done(p, rep); /* the sender left: its message still reaches the room */
+    }
+    pending_done(p);
+}
+
+/* The presence field of hc: NODEID:WORKER:CONN. */
+static void member_field(const struct hconn *hc, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s:%u:%p", node_id, hc->h->worker, (const void *)hc);
+}
+
+/* Runs the state script for p (join registers hc). Returns false if not sent. */
+static bool send_state(struct broker *b, struct pending *p, bool register_member,
+                       uint64_t limit)
+{
+    char kseq[HUB_ROOM_MAX + 16], khist[HUB_ROOM_MAX + 16], kpres[HUB_ROOM_MAX + 20];
+    snprintf(kseq, sizeof kseq, "weft:seq:%s", p->room);
+    snprintf(khist, sizeof khist, "weft:hist:%s", p->room);
+    snprintf(kpres, sizeof kpres, "weft:presence:%s", p->room);
+    char field[96] = "", since[24] = "-1", lim[24];
+    const char *name = "";
+    if (register_member) {
+        member_field(p->hc, field, sizeof field);
+        name = p->hc->user ? p->hc->user : p->hc->id;
+    }
+    if (p->has_since)
+        snprintf(since, sizeof since, "%llu", (unsigned long long)p->since);
+    snprintf(lim, sizeof lim, "%llu", (unsigned long long)limit);
+    return redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVAL %s 3 %s %s %s %s %s %s %s",
+                             lua_state, kseq, khist, kpres, field, name, since, lim) == REDIS_OK;
+}
+
+/* /hub join through Redis; see internal.h. */
+bool broker_hub_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
+                     uint64_t since)
+{
+    struct broker *b = hc->h->broker;
+    if (!broker_up(b))
+        return false;
+    struct pending *p = pending_new(hc, P_JOIN, room, id);
+    if (!p)
+        return false;
+    p->has_since = has_since;
+    p->since = since;
+    if (!send_state(b, p, true, 0)) {
+        pending_done(p);
+        return false;
+    }
+    return true;
+}
+
+/* /hub history through Redis; see internal.h. */
+bool broker_hub_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
+                        uint64_t limit)
+{
+    struct broker *b = hc->h->broker;
+    if (!broker_up(b))
+        return false;
+    struct pending *p = pending_new(hc, P_HISTORY, room, id);
+    if (!p)
+        return false;
+    p->has_since = true;
+    p->since = since;
+    if (!send_state(b, p, false, limit)) {
+        pending_done(p);
+        return false;
+    }
+    return true;
+}
+
+/* /hub presence through Redis; see internal.h. */
+bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id)
+{
+    struct broker *b = hc->h->broker;
+    if (!broker_up(b))
+        return false;
+    struct pending *p = pending_new(hc, P_PRESENCE, room, id);
+    if (!p)
+        return false;
+    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "HVALS weft:presence:%s", room) !=
+        REDIS_OK) {
+        pending_done(p);
+        return false;
+    }
+    return true;
+}
+
+/* Removes hc from the room's presence hash (best effort); see internal.h. */
+void broker_hub_leave(struct hconn *hc, const char *room)
+{
+    struct broker *b = hc->h->broker;
+    if (!b || !b->pub.connected || !b->pub.ac)
+        return;
+    char field[96];
+    member_field(hc, field, sizeof field);
+    redisAsyncCommand(b->pub.ac, NULL, NULL, "HDEL weft:presence:%s %s", room, field);
+}
+
+/* Registers every local /hub member again (after the pub connection came back: Redis may
+ * have restarted empty). */
+static void reregister_presence(struct broker *b)
+{
+    for (struct hconn *hc = b->h->conns; hc; hc = hc->next) {
+        if (hc->kind != HC_HUB || hc->self_check)
+            continue;
+        char field[96];
+        member_field(hc, field, sizeof field);
+        for (uint32_t i = 0; i < hc->nrooms; i++)
+            redisAsyncCommand(b->pub.ac, NULL, NULL, "HSET weft:presence:%s %s %s",
+                              hc->rooms[i]->name, field, hc->user ? hc->user : hc->id);
+    }
+}
+
+/* /hub publish through Redis; see internal.h. */
+bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
+                        uint64_t t0)
+{
+    struct hub *h = hc->h;
+    struct broker *b = h->broker;
+    if (!b)
+        return false;
+    if (!broker_up(b)) {
+        h->m.broker_dropped++;
+        b->dropped_gap++;
+        return false;
+    }
+    struct pending *p = pending_new(hc, P_PUBLISH, room, id);
+    if (!p)
+        return false;
+    p->t0 = t0;
+    json_t *from = json_string(hc->user ? hc->user : hc->id);
+    char *fs = from ? json_dumps(from, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    char *ds = json_dumps(data, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(from);
+    int a = asprintf(&p->prefix, "{\"type\":\"message\",\"room\":\"%s\",\"seq\":", room);
+    int c = fs && ds ? asprintf(&p->suffix, ",\"from\":%s,\"data\":%s,\"ts\":%lld}", fs, ds,
+                                (long long)hub_wall_ms())
+                     : -1;
+    free(fs);
+    free(ds);
+    if (a < 0 || c < 0) {
+        if (a < 0)
+            p->prefix = NULL;
+        if (c < 0)
+            p->suffix = NULL;
+        pending_done(p);
+        return false;
+    }
+    char kseq[HUB_ROOM_MAX + 16], khist[HUB_ROOM_MAX + 16], chan[HUB_ROOM_MAX + 16];
+    char nsize[16], tag[NODE_ID_LEN + 2];
+    snprintf(kseq, sizeof kseq, "weft:seq:%s", room);
+    snprintf(khist, sizeof khist, "weft:hist:%s", room);
+    snprintf(chan, sizeof chan, "weft:hub:%s", room);
+    snprintf(nsize, sizeof nsize, "%u", h->cfg.history_size);
+    snprintf(tag, sizeof tag, "%st", node_id);
+    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVAL %s 2 %s %s %s %s %s %s %s",
+                          lua_publish, kseq, khist, p->prefix, p->suffix, nsize, chan,
+                          tag) != REDIS_OK) {
+        pending_done(p);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ life cycle */
+
+/* Creates the broker of hub h and starts connecting; see internal.h. */
+struct broker *broker_new(struct hub *h, char *err, size_t cap)
+{
+    struct broker *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    if (broker_parse_url(h->cfg.redis, b->host, sizeof b->host, &b->port, &b->db, err, cap) <
+        0) {
+        free(b);
+        return NULL;
+    }
+    if (!node_id[0]) {
+        uint8_t r[NODE_ID_LEN / 2];
+        weft_random_bytes(&h->rnd, r, sizeof r);
+        for (size_t i = 0; i < sizeof r; i++)
+            snprintf(node_id + 2 * i, 3, "%02x", r[i]);
+    }
+    b->h = h;
+    b->pub.b = b;
+    b->sub.b = b;
+    b->sub.is_sub = true;
+    b->pub.retry.cb = on_retry;
+    b->sub.retry.cb = on_retry;
+    b->down_since_ms = 0;
+    h->broker = b;
+    rconn_start(&b->pub);
+    rconn_start(&b->sub);
+    return b;
+}
+
+/* Writes what hiredis still holds for rc (presence removals of the last connections),
+ * waiting at most FLUSH_MS. */
+static void flush_out(struct rconn *rc)
+{
+    if (!rc->ac || !rc->connected)
+        return;
+    uint64_t end = hub_mono_ns() + (uint64_t)FLUSH_MS * 1000000u;
+    int done = 0;
+    while (!done && hub_mono_ns() < end) {
+        if (redisBufferWrite(&rc->ac->c, &done) == REDIS_ERR)
+            return;
+        if (!done) {
+            struct pollfd pfd = {.fd = rc->ac->c.fd, .events = POLLOUT};
+            poll(&pfd, 1, 50);
+        }
+    }
+}
+
+/* Closes both connections and frees the broker; see internal.h. */
+void broker_free(struct broker *b)
+{
+    if (!b)
+        return;
+    b->closing = true;
+    struct rconn *rcs[2] = {&b->pub, &b->sub};
+    for (int i = 0; i < 2; i++) {
+        struct rconn *rc = rcs[i];
+        weft_timer_stop(&rc->retry);
+        flush_out(rc);
+        if (rc->ac)
+            redisAsyncFree(rc->ac); /* pending callbacks run with a NULL reply */
+    }
+    for (size_t i = 0; i < SUB_BUCKETS; i++)
+        while (b->subs[i]) {
+            struct sub *s = b->subs[i];
+            b->subs[i] = s->next;
+            free(s);
+        }
+    b->h->broker = NULL;
+    free(b);
+}

@@ -3,7 +3,7 @@
  * client on node A publishes to /ws/lat at a fixed rate, a raw client on node B receives;
  * each message carries its send time (CLOCK_MONOTONIC, same host), and the receiver's
  * latencies give p50 / p99 / max. Not part of the build; compile against a build tree:
- *   cc -O2 -Iinclude -Itests/integration bench/redis_latency.c \
+ *   cc -O2 -Iinclude -Itests/integration tests/integration/redis_latency.c \
  *      BUILD/tests/integration/libweft_itest.a BUILD/libweft.a -lssl -lcrypto -lz -lcares \
  *      -lpthread -o /tmp/redis_latency
  * usage: redis_latency PORT_A PORT_B RATE SECONDS

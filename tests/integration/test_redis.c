@@ -287,7 +287,11 @@ static int http_get(uint16_t port, const char *path, char *body, size_t cap)
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
     static struct rc_http resp;
     int st = rc_write_str(&c, req, 5000) == 0 ? rc_read_http(&c, &resp, 5000) : -1;
-    if (st > 0) snprintf(body, cap, "%s", resp.body);
+    if (st > 0 && cap > 0) {
+        size_t n = strnlen(resp.body, cap - 1); /* truncate quietly: bodies here are short */
+        memcpy(body, resp.body, n);
+        body[n] = '\0';
+    }
     rc_close(&c);
     return st;
 }

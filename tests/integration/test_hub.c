@@ -36,7 +36,9 @@
 
 #include <cmocka.h>
 
+#include "hubjson.h"
 #include "rawclient.h"
+#include "serveproc.h"
 
 #ifndef WEFT_BIN
 #error "WEFT_BIN (path of the weft program) must be defined"
@@ -46,53 +48,10 @@
 #define SECRET "test-secret-0123456789abcdef"
 
 struct fx {
-    pid_t pid;
-    char log[64];
+    struct sp sp; /* the weft serve of the test */
     char tmp[64]; /* a scratch file (revocation list, config), "" if none */
-    uint16_t port;
     struct rc c[NC];
 };
-
-static volatile pid_t guard_pid;
-
-/* SIGALRM: the whole run took too long; kill our server and fail. */
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "test_hub: time limit reached, killing weft serve\n";
-    if (guard_pid > 0) kill(guard_pid, SIGKILL);
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(1);
-}
-
-/* Prints the server's log (for failures). */
-static void dump_log(const struct fx *f)
-{
-    FILE *fp = fopen(f->log, "r");
-    if (!fp) return;
-    char line[2048];
-    fprintf(stderr, "--- weft serve log ---\n");
-    while (fgets(line, sizeof line, fp))
-        fputs(line, stderr);
-    fprintf(stderr, "--- end of log ---\n");
-    fclose(fp);
-}
-
-/* Finds "listening on 127.0.0.1:PORT" in the log; returns the port or 0. */
-static uint16_t find_port(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) return 0;
-    char line[2048];
-    unsigned port = 0;
-    while (!port && fgets(line, sizeof line, fp)) {
-        const char *p = strstr(line, "listening on 127.0.0.1:");
-        if (p) port = (unsigned)strtoul(p + strlen("listening on 127.0.0.1:"), NULL, 10);
-    }
-    fclose(fp);
-    return port <= 65535 ? (uint16_t)port : 0;
-}
 
 static int setup(void **state)
 {
@@ -108,12 +67,7 @@ static int teardown(void **state)
     struct fx *f = *state;
     if (!f) return 0;
     for (int i = 0; i < NC; i++) rc_close(&f->c[i]);
-    if (f->pid > 0) {
-        kill(f->pid, SIGKILL);
-        waitpid(f->pid, NULL, 0);
-        guard_pid = 0;
-    }
-    if (f->log[0]) unlink(f->log);
+    sp_kill(&f->sp);
     if (f->tmp[0]) unlink(f->tmp);
     free(f);
     return 0;
@@ -122,38 +76,7 @@ static int teardown(void **state)
 /* Starts weft serve with extra options (NULL-terminated) and waits for its port. */
 static void spawn(struct fx *f, const char *const *extra)
 {
-    snprintf(f->log, sizeof f->log, "/tmp/weft-itest-hub-XXXXXX");
-    int lfd = mkstemp(f->log);
-    assert_true(lfd >= 0);
-    const char *argv[48] = {WEFT_BIN, "serve", "--host", "127.0.0.1", "--port", "0"};
-    size_t argc = 6;
-    for (size_t i = 0; extra && extra[i] && argc < 47; i++) argv[argc++] = extra[i];
-    argv[argc] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        dup2(lfd, 2);
-        execv(WEFT_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    close(lfd);
-    f->pid = pid;
-    guard_pid = pid;
-    uint64_t deadline = rc_now_ms() + 15000;
-    while (rc_now_ms() < deadline) {
-        f->port = find_port(f->log);
-        if (f->port) return;
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            f->pid = 0;
-            break;
-        }
-        usleep(10000);
-    }
-    dump_log(f);
-    fail_msg("weft serve did not report its port");
+    sp_start(&f->sp, WEFT_BIN, "hub", extra);
 }
 
 /* Ends a test: closes the clients, stops the server with SIGTERM and asserts it exited 0
@@ -161,38 +84,15 @@ static void spawn(struct fx *f, const char *const *extra)
 static void finish(struct fx *f)
 {
     for (int i = 0; i < NC; i++) rc_close(&f->c[i]);
-    assert_true(f->pid > 0);
-    assert_int_equal(kill(f->pid, SIGTERM), 0);
-    int status = -1;
-    uint64_t deadline = rc_now_ms() + 10000;
-    while (rc_now_ms() < deadline) {
-        if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
-            f->pid = 0;
-            guard_pid = 0;
-            break;
-        }
-        usleep(10000);
-    }
-    FILE *fp = fopen(f->log, "r");
-    assert_non_null(fp);
-    char line[4096];
-    bool dirty = false;
-    while (fgets(line, sizeof line, fp))
-        dirty |= strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error") != NULL;
-    fclose(fp);
-    if (dirty || f->pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) dump_log(f);
-    assert_int_equal(f->pid, 0);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    assert_false(dirty);
+    sp_stop(&f->sp);
 }
 
 /* Opens c on path with extra headers / protocols; returns the HTTP status (101 = open). */
 static int open_ex(struct fx *f, struct rc *c, const char *path, const char *headers,
                    const char *protocols, struct rc_http *resp)
 {
-    if (rc_connect(c, f->port, 0, RC_TIMEOUT_MS) < 0) return -1;
-    return rc_handshake_ex(c, f->port, path, headers, protocols, resp, RC_TIMEOUT_MS);
+    if (rc_connect(c, f->sp.port, 0, RC_TIMEOUT_MS) < 0) return -1;
+    return rc_handshake_ex(c, f->sp.port, path, headers, protocols, resp, RC_TIMEOUT_MS);
 }
 
 /* Opens a /hub connection and returns its id (the X-Request-Id of the 101) in id. */
@@ -200,118 +100,22 @@ static void hub_open(struct fx *f, struct rc *c, char *id, size_t cap)
 {
     struct rc_http r;
     int st = open_ex(f, c, "/hub", NULL, NULL, &r);
-    if (st != 101) dump_log(f);
+    if (st != 101) sp_dump_log(&f->sp);
     assert_int_equal(st, 101);
     char tmp[128];
     assert_true(rc_http_header(&r, "X-Request-Id", id ? id : tmp, id ? cap : sizeof tmp));
 }
 
-/* Sends a JSON text. */
-static void send_text(struct rc *c, const char *text)
-{
-    assert_int_equal(rc_send(c, WEFT_OP_TEXT, text, strlen(text)), 0);
-}
-
-/* Receives one text message and parses it as a JSON object (fails the test otherwise). */
-static json_t *recv_json(struct rc *c)
-{
-    enum rc_event e = rc_recv(c, RC_TIMEOUT_MS);
-    if (e != RC_MESSAGE) fail_msg("expected a message, got event %d", (int)e);
-    assert_int_equal(c->last.opcode, WEFT_OP_TEXT);
-    json_error_t err;
-    json_t *j = json_loadb((const char *)c->last.data, c->last.len, 0, &err);
-    if (!j) fail_msg("not JSON: %.*s", (int)c->last.len, (const char *)c->last.data);
-    assert_true(json_is_object(j));
-    return j;
-}
-
-/* Receives one message and checks its "type" (and returns it). */
-static json_t *expect_type(struct rc *c, const char *type)
-{
-    json_t *j = recv_json(c);
-    const char *t = json_string_value(json_object_get(j, "type"));
-    if (!t || strcmp(t, type)) {
-        char *s = json_dumps(j, 0);
-        fprintf(stderr, "expected type %s, got %s\n", type, s ? s : "?");
-        free(s);
-        json_decref(j);
-        fail_msg("wrong message type");
-    }
-    return j;
-}
-
 /* Sends a request and expects an error reply with code; checks the id echo when given. */
 static void expect_error(struct rc *c, const char *request, const char *code)
 {
-    send_text(c, request);
-    json_t *j = expect_type(c, "error");
+    hj_send(c, request);
+    json_t *j = hj_expect_type(c, "error");
     const char *got = json_string_value(json_object_get(j, "code"));
     if (!got || strcmp(got, code)) fail_msg("for %s: expected error %s, got %s", request, code, got ? got : "(none)");
     assert_true(json_is_string(json_object_get(j, "reason")));
     assert_true(strlen(json_string_value(json_object_get(j, "reason"))) > 0);
     json_decref(j);
-}
-
-/* Integer field of a JSON object. */
-static long long jint(json_t *j, const char *k)
-{
-    json_t *v = json_object_get(j, k);
-    if (!json_is_integer(v)) fail_msg("field %s is not an integer", k);
-    return (long long)json_integer_value(v);
-}
-
-/* String field of a JSON object ("" if absent). */
-static const char *jstr(json_t *j, const char *k)
-{
-    const char *s = json_string_value(json_object_get(j, k));
-    return s ? s : "";
-}
-
-/* A plain GET on a fresh socket; reads the whole response (until the server closes) into
- * out (NUL-terminated). Returns the status or -1. */
-static int http_get(uint16_t port, const char *path, char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    uint64_t deadline = rc_now_ms() + RC_TIMEOUT_MS;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int left = (int)(deadline - rc_now_ms());
-        if (left <= 0 || poll(&p, 1, left) <= 0) break;
-        ssize_t r = read(fd, out + len, cap - 1 - len);
-        if (r <= 0) break;
-        len += (size_t)r;
-        if (len == cap - 1) break;
-    }
-    close(fd);
-    out[len] = '\0';
-    int status = -1;
-    if (sscanf(out, "HTTP/1.1 %d", &status) != 1) return -1;
-    return status;
-}
-
-/* The value of a metric line "name value" (name includes labels) in a /metrics body, -1 if
- * absent. */
-static double metric(const char *body, const char *name)
-{
-    size_t nl = strlen(name);
-    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (!strncmp(p, name, nl) && p[nl] == ' ') return strtod(p + nl + 1, NULL);
-    }
-    return -1;
 }
 
 /* Mints an HS256 token. exp_delta: seconds from now (0: no exp); jti/rooms may be NULL. */
@@ -349,30 +153,30 @@ static void test_hub_rooms(void **state)
     hub_open(f, c, idc, sizeof idc);
     assert_string_not_equal(ida, idb);
 
-    send_text(a, "{\"type\":\"join\",\"room\":\"r1\",\"id\":1}");
-    json_t *j = expect_type(a, "joined");
-    assert_string_equal(jstr(j, "room"), "r1");
-    assert_int_equal(jint(j, "seq"), 0);
-    assert_int_equal(jint(j, "members"), 1);
-    assert_int_equal(jint(j, "id"), 1);
+    hj_send(a, "{\"type\":\"join\",\"room\":\"r1\",\"id\":1}");
+    json_t *j = hj_expect_type(a, "joined");
+    assert_string_equal(hj_str(j, "room"), "r1");
+    assert_int_equal(hj_int(j, "seq"), 0);
+    assert_int_equal(hj_int(j, "members"), 1);
+    assert_int_equal(hj_int(j, "id"), 1);
     json_decref(j);
-    send_text(b, "{\"type\":\"join\",\"room\":\"r1\",\"id\":\"b\"}");
-    j = expect_type(b, "joined");
-    assert_int_equal(jint(j, "members"), 2);
-    assert_string_equal(jstr(j, "id"), "b");
+    hj_send(b, "{\"type\":\"join\",\"room\":\"r1\",\"id\":\"b\"}");
+    j = hj_expect_type(b, "joined");
+    assert_int_equal(hj_int(j, "members"), 2);
+    assert_string_equal(hj_str(j, "id"), "b");
     json_decref(j);
-    send_text(c, "{\"type\":\"join\",\"room\":\"r2\"}");
-    json_decref(expect_type(c, "joined"));
+    hj_send(c, "{\"type\":\"join\",\"room\":\"r2\"}");
+    json_decref(hj_expect_type(c, "joined"));
 
-    send_text(a, "{\"type\":\"publish\",\"room\":\"r1\",\"data\":{\"x\":[1,\"two\"]},\"id\":7}");
-    j = expect_type(a, "published");
-    assert_int_equal(jint(j, "seq"), 1);
-    assert_int_equal(jint(j, "id"), 7);
+    hj_send(a, "{\"type\":\"publish\",\"room\":\"r1\",\"data\":{\"x\":[1,\"two\"]},\"id\":7}");
+    j = hj_expect_type(a, "published");
+    assert_int_equal(hj_int(j, "seq"), 1);
+    assert_int_equal(hj_int(j, "id"), 7);
     json_decref(j);
-    j = expect_type(b, "message");
-    assert_string_equal(jstr(j, "room"), "r1");
-    assert_int_equal(jint(j, "seq"), 1);
-    assert_string_equal(jstr(j, "from"), ida);
+    j = hj_expect_type(b, "message");
+    assert_string_equal(hj_str(j, "room"), "r1");
+    assert_int_equal(hj_int(j, "seq"), 1);
+    assert_string_equal(hj_str(j, "from"), ida);
     json_t *want = json_loads("{\"x\":[1,\"two\"]}", 0, NULL);
     assert_true(json_equal(json_object_get(j, "data"), want));
     json_decref(want);
@@ -380,9 +184,9 @@ static void test_hub_rooms(void **state)
     assert_int_equal(rc_recv(c, 200), RC_TIMEOUT); /* other room */
     assert_int_equal(rc_recv(a, 50), RC_TIMEOUT);  /* not to the sender */
 
-    send_text(c, "{\"type\":\"presence\",\"room\":\"r1\"}");
-    j = expect_type(c, "presence");
-    assert_int_equal(jint(j, "count"), 2);
+    hj_send(c, "{\"type\":\"presence\",\"room\":\"r1\"}");
+    j = hj_expect_type(c, "presence");
+    assert_int_equal(hj_int(j, "count"), 2);
     json_t *m = json_object_get(j, "members");
     assert_int_equal(json_array_size(m), 2);
     bool sa = false, sb = false;
@@ -394,16 +198,16 @@ static void test_hub_rooms(void **state)
     assert_true(sa && sb);
     json_decref(j);
 
-    send_text(b, "{\"type\":\"leave\",\"room\":\"r1\"}");
-    json_decref(expect_type(b, "left"));
-    send_text(a, "{\"type\":\"publish\",\"room\":\"r1\",\"data\":\"after\"}");
-    j = expect_type(a, "published");
-    assert_int_equal(jint(j, "seq"), 2);
+    hj_send(b, "{\"type\":\"leave\",\"room\":\"r1\"}");
+    json_decref(hj_expect_type(b, "left"));
+    hj_send(a, "{\"type\":\"publish\",\"room\":\"r1\",\"data\":\"after\"}");
+    j = hj_expect_type(a, "published");
+    assert_int_equal(hj_int(j, "seq"), 2);
     json_decref(j);
     assert_int_equal(rc_recv(b, 200), RC_TIMEOUT);
 
-    send_text(c, "{\"type\":\"ping\",\"id\":[1]}");
-    j = expect_type(c, "pong");
+    hj_send(c, "{\"type\":\"ping\",\"id\":[1]}");
+    j = hj_expect_type(c, "pong");
     assert_true(json_is_array(json_object_get(j, "id")));
     json_decref(j);
     finish(f);
@@ -419,17 +223,17 @@ static void test_hub_history_recovery(void **state)
     struct rc *a = &f->c[0], *b = &f->c[1];
     hub_open(f, a, NULL, 0);
     hub_open(f, b, NULL, 0);
-    send_text(a, "{\"type\":\"join\",\"room\":\"h\"}");
-    json_decref(expect_type(a, "joined"));
-    send_text(b, "{\"type\":\"join\",\"room\":\"h\"}");
-    json_decref(expect_type(b, "joined"));
+    hj_send(a, "{\"type\":\"join\",\"room\":\"h\"}");
+    json_decref(hj_expect_type(a, "joined"));
+    hj_send(b, "{\"type\":\"join\",\"room\":\"h\"}");
+    json_decref(hj_expect_type(b, "joined"));
     char msg[128];
     for (int i = 1; i <= 3; i++) {
         snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"room\":\"h\",\"data\":%d}", i);
-        send_text(a, msg);
-        json_decref(expect_type(a, "published"));
-        json_t *j = expect_type(b, "message");
-        assert_int_equal(jint(j, "seq"), i);
+        hj_send(a, msg);
+        json_decref(hj_expect_type(a, "published"));
+        json_t *j = hj_expect_type(b, "message");
+        assert_int_equal(hj_int(j, "seq"), i);
         json_decref(j);
     }
     uint64_t last_seen = 3;
@@ -437,35 +241,35 @@ static void test_hub_history_recovery(void **state)
     rc_close(b);
     for (int i = 4; i <= 7; i++) {
         snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"room\":\"h\",\"data\":%d}", i);
-        send_text(a, msg);
-        json_decref(expect_type(a, "published"));
+        hj_send(a, msg);
+        json_decref(hj_expect_type(a, "published"));
     }
     hub_open(f, b, NULL, 0);
     snprintf(msg, sizeof msg, "{\"type\":\"join\",\"room\":\"h\",\"since\":%llu}",
              (unsigned long long)last_seen);
-    send_text(b, msg);
-    json_t *j = expect_type(b, "joined");
-    assert_int_equal(jint(j, "seq"), 7);
+    hj_send(b, msg);
+    json_t *j = hj_expect_type(b, "joined");
+    assert_int_equal(hj_int(j, "seq"), 7);
     json_decref(j);
     for (int i = 4; i <= 7; i++) {
-        j = expect_type(b, "message");
-        assert_int_equal(jint(j, "seq"), i);
+        j = hj_expect_type(b, "message");
+        assert_int_equal(hj_int(j, "seq"), i);
         assert_int_equal(json_integer_value(json_object_get(j, "data")), i);
         json_decref(j);
     }
     assert_int_equal(rc_recv(b, 300), RC_TIMEOUT); /* none twice */
     /* Live delivery continues after the recovery. */
-    send_text(a, "{\"type\":\"publish\",\"room\":\"h\",\"data\":8}");
-    json_decref(expect_type(a, "published"));
-    j = expect_type(b, "message");
-    assert_int_equal(jint(j, "seq"), 8);
+    hj_send(a, "{\"type\":\"publish\",\"room\":\"h\",\"data\":8}");
+    json_decref(hj_expect_type(a, "published"));
+    j = hj_expect_type(b, "message");
+    assert_int_equal(hj_int(j, "seq"), 8);
     json_decref(j);
 
     /* history since 5: 6, 7, 8 in order (kept: 4..8). */
-    send_text(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":5,\"id\":\"h1\"}");
-    j = expect_type(b, "history");
-    assert_string_equal(jstr(j, "id"), "h1");
-    assert_int_equal(jint(j, "seq"), 8);
+    hj_send(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":5,\"id\":\"h1\"}");
+    j = hj_expect_type(b, "history");
+    assert_string_equal(hj_str(j, "id"), "h1");
+    assert_int_equal(hj_int(j, "seq"), 8);
     json_t *ms = json_object_get(j, "messages");
     assert_int_equal(json_array_size(ms), 3);
     for (size_t i = 0; i < 3; i++)
@@ -474,8 +278,8 @@ static void test_hub_history_recovery(void **state)
     /* since 2: message 3 is gone (only 5 kept) */
     expect_error(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":2}", "history_gap");
     expect_error(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":99}", "history_gap");
-    send_text(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":3}");
-    j = expect_type(b, "history");
+    hj_send(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":3}");
+    j = hj_expect_type(b, "history");
     assert_int_equal(json_array_size(json_object_get(j, "messages")), 5);
     json_decref(j);
     finish(f);
@@ -518,25 +322,25 @@ static void test_hub_bad_input(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_error(a, cases[i].in, cases[i].code);
     /* The id of a bad request is echoed. */
-    send_text(a, "{\"type\":\"nope\",\"id\":\"q1\"}");
-    json_t *j = expect_type(a, "error");
-    assert_string_equal(jstr(j, "code"), "unknown_type");
-    assert_string_equal(jstr(j, "id"), "q1");
+    hj_send(a, "{\"type\":\"nope\",\"id\":\"q1\"}");
+    json_t *j = hj_expect_type(a, "error");
+    assert_string_equal(hj_str(j, "code"), "unknown_type");
+    assert_string_equal(hj_str(j, "id"), "q1");
     json_decref(j);
     /* A binary message is not JSON text. */
     assert_int_equal(rc_send(a, WEFT_OP_BINARY, "{}", 2), 0);
-    j = expect_type(a, "error");
-    assert_string_equal(jstr(j, "code"), "bad_json");
+    j = hj_expect_type(a, "error");
+    assert_string_equal(hj_str(j, "code"), "bad_json");
     json_decref(j);
     /* Too many rooms (--max-rooms 2). */
-    send_text(a, "{\"type\":\"join\",\"room\":\"r1\"}");
-    json_decref(expect_type(a, "joined"));
-    send_text(a, "{\"type\":\"join\",\"room\":\"r2\"}");
-    json_decref(expect_type(a, "joined"));
+    hj_send(a, "{\"type\":\"join\",\"room\":\"r1\"}");
+    json_decref(hj_expect_type(a, "joined"));
+    hj_send(a, "{\"type\":\"join\",\"room\":\"r2\"}");
+    json_decref(hj_expect_type(a, "joined"));
     expect_error(a, "{\"type\":\"join\",\"room\":\"r3\"}", "too_many_rooms");
     /* Still open and working. */
-    send_text(a, "{\"type\":\"ping\"}");
-    json_decref(expect_type(a, "pong"));
+    hj_send(a, "{\"type\":\"ping\"}");
+    json_decref(hj_expect_type(a, "pong"));
     finish(f);
 }
 
@@ -591,10 +395,10 @@ static void test_hub_jwt(void **state)
     rc_close(&f->c[0]);
     assert_int_equal(open_ex(f, &f->c[0], "/hub", hdr, NULL, &r), 101);
     /* sub is the id in deliveries and presence */
-    send_text(&f->c[0], "{\"type\":\"join\",\"room\":\"z\"}");
-    json_decref(expect_type(&f->c[0], "joined"));
-    send_text(&f->c[0], "{\"type\":\"presence\",\"room\":\"z\"}");
-    json_t *j = expect_type(&f->c[0], "presence");
+    hj_send(&f->c[0], "{\"type\":\"join\",\"room\":\"z\"}");
+    json_decref(hj_expect_type(&f->c[0], "joined"));
+    hj_send(&f->c[0], "{\"type\":\"presence\",\"room\":\"z\"}");
+    json_t *j = hj_expect_type(&f->c[0], "presence");
     assert_string_equal(json_string_value(json_array_get(json_object_get(j, "members"), 0)), "alice");
     json_decref(j);
 
@@ -641,10 +445,10 @@ static void test_hub_jwt(void **state)
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", limited);
     assert_int_equal(open_ex(f, &f->c[1], "/hub", hdr, NULL, &r), 101);
     expect_error(&f->c[1], "{\"type\":\"join\",\"room\":\"other\"}", "forbidden");
-    send_text(&f->c[1], "{\"type\":\"join\",\"room\":\"team-a\"}");
-    json_decref(expect_type(&f->c[1], "joined"));
-    send_text(&f->c[1], "{\"type\":\"join\",\"room\":\"lobby\"}");
-    json_decref(expect_type(&f->c[1], "joined"));
+    hj_send(&f->c[1], "{\"type\":\"join\",\"room\":\"team-a\"}");
+    json_decref(hj_expect_type(&f->c[1], "joined"));
+    hj_send(&f->c[1], "{\"type\":\"join\",\"room\":\"lobby\"}");
+    json_decref(hj_expect_type(&f->c[1], "joined"));
 
     /* a token expiring in 2 s closes its connection with 1008 */
     char *shortlived = mint(SECRET, "erin", 2, NULL, NULL);
@@ -665,13 +469,13 @@ static void test_hub_jwt(void **state)
     snprintf(req, sizeof req, "{\"type\":\"auth\",\"token\":\"%s\"}", other);
     expect_error(&f->c[2], req, "bad_token");
     snprintf(req, sizeof req, "{\"type\":\"auth\",\"token\":\"%s\",\"id\":3}", fresh);
-    send_text(&f->c[2], req);
-    j = expect_type(&f->c[2], "authed");
-    assert_true(jint(j, "exp") > (long long)time(NULL) + 3000);
+    hj_send(&f->c[2], req);
+    j = hj_expect_type(&f->c[2], "authed");
+    assert_true(hj_int(j, "exp") > (long long)time(NULL) + 3000);
     json_decref(j);
     assert_int_equal(rc_recv(&f->c[2], 3500), RC_TIMEOUT); /* past the old expiry: still open */
-    send_text(&f->c[2], "{\"type\":\"ping\"}");
-    json_decref(expect_type(&f->c[2], "pong"));
+    hj_send(&f->c[2], "{\"type\":\"ping\"}");
+    json_decref(hj_expect_type(&f->c[2], "pong"));
     free(fresh);
     free(other);
 
@@ -724,8 +528,8 @@ static void test_hub_limit_global_readyz(void **state)
     static const char *const args[] = {"--max-connections", "2", NULL};
     spawn(f, args);
     char body[8192];
-    assert_int_equal(http_get(f->port, "/healthz", body, sizeof body), 200);
-    int st = http_get(f->port, "/readyz", body, sizeof body);
+    assert_int_equal(sp_http_get(f->sp.port, "/healthz", body, sizeof body), 200);
+    int st = sp_http_get(f->sp.port, "/readyz", body, sizeof body);
     if (st != 200) fprintf(stderr, "%s\n", body);
     assert_int_equal(st, 200);
     assert_non_null(strstr(body, "handshake ok"));
@@ -735,14 +539,14 @@ static void test_hub_limit_global_readyz(void **state)
     assert_int_equal(open_ex(f, &f->c[2], "/echo", NULL, NULL, &r), 503);
     char v[32];
     assert_true(rc_http_header(&r, "Retry-After", v, sizeof v));
-    assert_int_equal(http_get(f->port, "/readyz", body, sizeof body), 503);
+    assert_int_equal(sp_http_get(f->sp.port, "/readyz", body, sizeof body), 503);
     assert_non_null(strstr(body, "connection limit"));
     assert_non_null(strstr(body, "Retry-After"));
     rc_send_close(&f->c[1], 1000, NULL);
     assert_int_equal(rc_recv(&f->c[1], RC_TIMEOUT_MS), RC_CLOSE);
     uint64_t deadline = rc_now_ms() + 3000;
     do {
-        st = http_get(f->port, "/readyz", body, sizeof body);
+        st = sp_http_get(f->sp.port, "/readyz", body, sizeof body);
     } while (st != 200 && rc_now_ms() < deadline && usleep(50000) == 0);
     assert_int_equal(st, 200);
     finish(f);
@@ -758,8 +562,8 @@ static void test_hub_rate_limit(void **state)
     hub_open(f, a, NULL, 0);
     hub_open(f, b, NULL, 0);
     for (int i = 0; i < 6; i++) { /* 10 per second: under 20 */
-        send_text(a, "{\"type\":\"ping\"}");
-        json_decref(expect_type(a, "pong"));
+        hj_send(a, "{\"type\":\"ping\"}");
+        json_decref(hj_expect_type(a, "pong"));
         usleep(100000);
     }
     for (int i = 0; i < 30; i++)
@@ -770,8 +574,8 @@ static void test_hub_rate_limit(void **state)
     assert_int_equal(e, RC_CLOSE);
     assert_int_equal(b->last.close_code, 1008);
     assert_true(pongs >= 5 && pongs < 30);
-    send_text(a, "{\"type\":\"ping\"}");
-    json_decref(expect_type(a, "pong"));
+    hj_send(a, "{\"type\":\"ping\"}");
+    json_decref(hj_expect_type(a, "pong"));
     finish(f);
 }
 
@@ -788,19 +592,19 @@ static void test_hub_metrics(void **state)
     hub_open(f, b, NULL, 0);
     struct rc_http r;
     assert_int_equal(open_ex(f, &f->c[2], "/hub", "Origin: https://bad.example\r\n", NULL, &r), 403);
-    assert_int_equal(rc_connect(&f->c[3], f->port, 0, RC_TIMEOUT_MS), 0); /* version 12 → 426 */
+    assert_int_equal(rc_connect(&f->c[3], f->sp.port, 0, RC_TIMEOUT_MS), 0); /* version 12 → 426 */
     assert_int_equal(rc_write_str(&f->c[3], "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                                   "Sec-WebSocket-Version: 12\r\n\r\n", RC_TIMEOUT_MS), 0);
     assert_int_equal(rc_read_http(&f->c[3], &r, RC_TIMEOUT_MS), 426);
-    send_text(a, "{\"type\":\"join\",\"room\":\"m\"}");
-    json_decref(expect_type(a, "joined"));
-    send_text(b, "{\"type\":\"join\",\"room\":\"m\"}");
-    json_decref(expect_type(b, "joined"));
+    hj_send(a, "{\"type\":\"join\",\"room\":\"m\"}");
+    json_decref(hj_expect_type(a, "joined"));
+    hj_send(b, "{\"type\":\"join\",\"room\":\"m\"}");
+    json_decref(hj_expect_type(b, "joined"));
     for (int i = 0; i < 3; i++) {
-        send_text(a, "{\"type\":\"publish\",\"room\":\"m\",\"data\":\"hello\"}");
-        json_decref(expect_type(a, "published"));
-        json_decref(expect_type(b, "message"));
+        hj_send(a, "{\"type\":\"publish\",\"room\":\"m\",\"data\":\"hello\"}");
+        json_decref(hj_expect_type(a, "published"));
+        json_decref(hj_expect_type(b, "message"));
     }
     expect_error(a, "oops", "bad_json");
     rc_send_close(b, 1000, NULL);
@@ -811,8 +615,8 @@ static void test_hub_metrics(void **state)
     static char body[65536];
     uint64_t deadline = rc_now_ms() + 3000;
     do {
-        assert_int_equal(http_get(f->port, "/metrics", body, sizeof body), 200);
-    } while (metric(body, "weft_connections") != 0 && rc_now_ms() < deadline && usleep(50000) == 0);
+        assert_int_equal(sp_http_get(f->sp.port, "/metrics", body, sizeof body), 200);
+    } while (sp_metric(body, "weft_connections") != 0 && rc_now_ms() < deadline && usleep(50000) == 0);
     assert_non_null(strstr(body, "Content-Type: text/plain; version=0.0.4"));
     struct { const char *name; double v; } want[] = {
         {"weft_connections", 0},
@@ -838,15 +642,15 @@ static void test_hub_metrics(void **state)
         {"weft_rate_limited_total", 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        double got = metric(body, want[i].name);
+        double got = sp_metric(body, want[i].name);
         if (got != want[i].v) {
             fprintf(stderr, "%s\n", body);
             fail_msg("%s: expected %g, got %g", want[i].name, want[i].v, got);
         }
     }
-    assert_true(metric(body, "process_resident_memory_bytes") > 1e5);
-    assert_true(metric(body, "process_cpu_seconds_total") >= 0);
-    assert_true(metric(body, "weft_publish_delivery_seconds_sum") > 0);
+    assert_true(sp_metric(body, "process_resident_memory_bytes") > 1e5);
+    assert_true(sp_metric(body, "process_cpu_seconds_total") >= 0);
+    assert_true(sp_metric(body, "weft_publish_delivery_seconds_sum") > 0);
     assert_non_null(strstr(body, "weft_build_info{version=\"" WEFT_VERSION "\""));
     assert_non_null(strstr(body, "# TYPE weft_publish_delivery_seconds histogram"));
     /* Buckets are cumulative (never decrease). */
@@ -892,7 +696,7 @@ static void test_hub_logs(void **state)
     uint64_t deadline = rc_now_ms() + 3000;
     bool all = false;
     while (!all && rc_now_ms() < deadline) {
-        FILE *fp = fopen(f->log, "r");
+        FILE *fp = fopen(f->sp.log, "r");
         assert_non_null(fp);
         char line[4096];
         while (fgets(line, sizeof line, fp)) {
@@ -902,7 +706,7 @@ static void test_hub_logs(void **state)
             assert_true(json_is_string(json_object_get(j, "level")));
             assert_true(json_is_string(json_object_get(j, "msg")));
             for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-                if (!strcmp(jstr(j, "conn"), want[i].id) && !strcmp(jstr(j, "event"), want[i].event))
+                if (!strcmp(hj_str(j, "conn"), want[i].id) && !strcmp(hj_str(j, "event"), want[i].event))
                     want[i].found = true;
             json_decref(j);
         }
@@ -911,7 +715,7 @@ static void test_hub_logs(void **state)
         for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) all &= want[i].found;
         if (!all) usleep(50000);
     }
-    if (!all) dump_log(f);
+    if (!all) sp_dump_log(&f->sp);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!want[i].found) fail_msg("no %s log line for %s", want[i].event, want[i].id);
     finish(f);
@@ -963,8 +767,8 @@ static void test_hub_config(void **state)
 
 int main(void)
 {
-    signal(SIGALRM, on_alarm);
     signal(SIGPIPE, SIG_IGN);
+    hj_timeout_ms = RC_TIMEOUT_MS; /* as before the helpers were shared */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hub_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_history_recovery, setup, teardown),
@@ -978,6 +782,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hub_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_config, setup, teardown),
     };
-    alarm(170);
+    sp_guard("test_hub", "weft serve", 170);
     return cmocka_run_group_tests_name("integration.hub", tests, NULL, NULL);
 }

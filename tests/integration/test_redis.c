@@ -30,7 +30,9 @@
 
 #include <cmocka.h>
 
+#include "hubjson.h"
 #include "rawclient.h"
+#include "serveproc.h"
 
 #ifndef WEFT_BIN
 #error "WEFT_BIN (path of the weft program) must be defined"
@@ -39,34 +41,14 @@
 #define NNODES 3
 #define NCL 8
 
-struct node {
-    pid_t pid;
-    char log[64];
-    uint16_t port;
-};
-
 struct fx {
     pid_t redis;
     uint16_t rport;
     char dir[64];
     char url[64];
-    struct node n[NNODES];
+    struct sp n[NNODES]; /* the weft serve nodes */
     struct rc c[NCL];
 };
-
-static pid_t all_pids[NNODES + 1];
-
-/* SIGALRM: the run took too long; kill what we started and fail. */
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "test_redis: time limit reached, killing the processes\n";
-    for (int i = 0; i <= NNODES; i++)
-        if (all_pids[i] > 0) kill(all_pids[i], SIGKILL);
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(1);
-}
 
 /* Finds redis-server in PATH (or /usr/bin, /usr/sbin). Returns a static path or NULL. */
 static const char *redis_bin(void)
@@ -125,7 +107,7 @@ static void redis_start(struct fx *f)
         _exit(127);
     }
     f->redis = pid;
-    all_pids[NNODES] = pid;
+    sp_track(pid);
     uint64_t deadline = rc_now_ms() + 10000;
     while (rc_now_ms() < deadline) {
         if (port_open(f->rport)) return;
@@ -141,106 +123,18 @@ static void redis_kill(struct fx *f)
     if (f->redis <= 0) return;
     kill(f->redis, SIGKILL);
     waitpid(f->redis, NULL, 0);
+    sp_untrack(f->redis);
     f->redis = 0;
-    all_pids[NNODES] = 0;
-}
-
-/* Prints a node's log (for failures). */
-static void dump_log(const struct node *n)
-{
-    FILE *fp = fopen(n->log, "r");
-    if (!fp) return;
-    char line[2048];
-    fprintf(stderr, "--- weft serve log (%s) ---\n", n->log);
-    while (fgets(line, sizeof line, fp)) fputs(line, stderr);
-    fclose(fp);
-}
-
-/* Counts the lines of a node's log that contain s. */
-static int log_count(const struct node *n, const char *s)
-{
-    FILE *fp = fopen(n->log, "r");
-    if (!fp) return 0;
-    char line[4096];
-    int k = 0;
-    while (fgets(line, sizeof line, fp)) k += strstr(line, s) != NULL;
-    fclose(fp);
-    return k;
-}
-
-/* Finds "listening on 127.0.0.1:PORT" in a log. Returns the port or 0. */
-static uint16_t find_port(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) return 0;
-    char line[2048];
-    unsigned port = 0;
-    while (!port && fgets(line, sizeof line, fp)) {
-        const char *p = strstr(line, "listening on 127.0.0.1:");
-        if (p) port = (unsigned)strtoul(p + strlen("listening on 127.0.0.1:"), NULL, 10);
-    }
-    fclose(fp);
-    return port <= 65535 ? (uint16_t)port : 0;
 }
 
 /* Starts node i: weft serve --redis URL --workers W on an ephemeral port. */
 static void node_start(struct fx *f, int i, const char *workers)
 {
-    struct node *n = &f->n[i];
-    snprintf(n->log, sizeof n->log, "/tmp/weft-itest-redis-XXXXXX");
-    int lfd = mkstemp(n->log);
-    assert_true(lfd >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        dup2(lfd, 2);
-        execl(WEFT_BIN, WEFT_BIN, "serve", "--host", "127.0.0.1", "--port", "0", "--workers",
-              workers, "--redis", f->url, "--log-format", "text", "--history-size", "50",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(lfd);
-    n->pid = pid;
-    all_pids[i] = pid;
-    uint64_t deadline = rc_now_ms() + 15000;
-    while (rc_now_ms() < deadline) {
-        n->port = find_port(n->log);
-        if (n->port) return;
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            n->pid = 0;
-            break;
-        }
-        usleep(10000);
-    }
-    dump_log(n);
-    fail_msg("node %d did not report its port", i);
-}
-
-/* SIGTERM to node i: it must exit 0 with no sanitizer report in its log. */
-static void node_stop(struct fx *f, int i)
-{
-    struct node *n = &f->n[i];
-    if (n->pid <= 0) return;
-    assert_int_equal(kill(n->pid, SIGTERM), 0);
-    int status = -1;
-    uint64_t deadline = rc_now_ms() + 10000;
-    while (rc_now_ms() < deadline) {
-        if (waitpid(n->pid, &status, WNOHANG) == n->pid) {
-            n->pid = 0;
-            all_pids[i] = 0;
-            break;
-        }
-        usleep(10000);
-    }
-    bool dirty = log_count(n, "Sanitizer") || log_count(n, "runtime error");
-    if (dirty || n->pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) dump_log(n);
-    assert_int_equal(n->pid, 0);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    assert_false(dirty);
+    const char *const extra[] = {"--workers",    workers, "--redis",        f->url,
+                                 "--log-format", "text",  "--history-size", "50",
+                                 NULL};
+    if (sp_try_start(&f->n[i], WEFT_BIN, "redis", extra) != 0)
+        fail_msg("node %d did not report its port", i);
 }
 
 static int setup(void **state)
@@ -260,14 +154,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
-    for (int i = 0; i < NNODES; i++) {
-        if (f->n[i].pid > 0) {
-            kill(f->n[i].pid, SIGKILL);
-            waitpid(f->n[i].pid, NULL, 0);
-        }
-        all_pids[i] = 0;
-        if (f->n[i].log[0]) unlink(f->n[i].log);
-    }
+    for (int i = 0; i < NNODES; i++) sp_kill(&f->n[i]);
     redis_kill(f);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
@@ -277,144 +164,55 @@ static int teardown(void **state)
     return 0;
 }
 
-/* GET path; returns the status and copies the body into body. */
-static int http_get(uint16_t port, const char *path, char *body, size_t cap)
-{
-    struct rc c = {.fd = -1};
-    body[0] = '\0';
-    if (rc_connect(&c, port, 0, 5000) < 0) return -1;
-    char req[256];
-    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
-    static struct rc_http resp;
-    int st = rc_write_str(&c, req, 5000) == 0 ? rc_read_http(&c, &resp, 5000) : -1;
-    if (st > 0 && cap > 0) {
-        size_t n = strnlen(resp.body, cap - 1); /* truncate quietly: bodies here are short */
-        memcpy(body, resp.body, n);
-        body[n] = '\0';
-    }
-    rc_close(&c);
-    return st;
-}
-
 /* The value of metric line `name` on node port, or -1. */
 static long long metric(uint16_t port, const char *name)
 {
-    static char body[4096];
-    /* the body of /metrics exceeds rc_http's buffer: read it raw */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    if (write(fd, req, sizeof req - 1) < 0) {
-        close(fd);
-        return -1;
-    }
     static char buf[1 << 17];
-    size_t len = 0;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 5000) <= 0) break;
-        ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
-        if (r <= 0) break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    (void)body;
-    size_t nl = strlen(name);
-    for (const char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (!strncmp(p, name, nl) && p[nl] == ' ') return strtoll(p + nl + 1, NULL, 10);
-    return -1;
+    if (sp_http_get(port, "/metrics", buf, sizeof buf) < 0) return -1;
+    return sp_metric_int(buf, name);
 }
 
-/* Polls /readyz of node port until it answers `want` (within ms). Returns the last status. */
-static int wait_ready(uint16_t port, int want, int ms, char *body, size_t cap)
+/* Polls /readyz of node port until it answers `want` (within ms). Returns the last status;
+ * the last response is in resp. */
+static int wait_ready(uint16_t port, int want, int ms, char *resp, size_t cap)
 {
     uint64_t deadline = rc_now_ms() + (uint64_t)ms;
     int st;
     do {
-        st = http_get(port, "/readyz", body, cap);
+        st = sp_http_get(port, "/readyz", resp, cap);
         if (st == want) return st;
         usleep(50000);
     } while (rc_now_ms() < deadline);
     return st;
 }
 
-/* Receives the next JSON message on c (fails otherwise). Caller decrefs. */
-#define recv_json(f, c) recv_json_at(f, c, __LINE__)
-static json_t *recv_json_at(struct fx *f, struct rc *c, int line)
-{
-    enum rc_event ev = rc_recv(c, 10000);
-    if (ev != RC_MESSAGE) {
-        for (int i = 0; i < NNODES; i++) dump_log(&f->n[i]);
-        fail_msg("line %d: expected a message, got event %d", line, ev);
-    }
-    json_t *j = json_loadb((const char *)c->last.data, c->last.len, 0, NULL);
-    if (!j) fail_msg("line %d: bad JSON: %.*s", line, (int)c->last.len, (const char *)c->last.data);
-    return j;
-}
-
-/* Sends a JSON text built with printf. */
-static void sendf(struct rc *c, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(rc_send(c, WEFT_OP_TEXT, buf, (size_t)n), 0);
-}
-
-/* Expects {"type":type,...}; returns the message (caller decrefs). */
-#define expect_type(f, c, t) expect_type_at(f, c, t, __LINE__)
-static json_t *expect_type_at(struct fx *f, struct rc *c, const char *type, int line)
-{
-    json_t *j = recv_json_at(f, c, line);
-    const char *t = json_string_value(json_object_get(j, "type"));
-    if (!t || strcmp(t, type)) {
-        char *s = json_dumps(j, JSON_COMPACT);
-        fail_msg("line %d: expected \"%s\", got %s", line, type, s);
-    }
-    return j;
-}
-
-/* Integer field of a JSON object. */
-static long long jint(const json_t *j, const char *k)
-{
-    return (long long)json_integer_value(json_object_get(j, k));
-}
-
 /* Joins room on /hub and returns the joined reply's seq. */
-static long long join(struct fx *f, struct rc *c, const char *room)
+static long long join(struct rc *c, const char *room)
 {
-    sendf(c, "{\"type\":\"join\",\"room\":\"%s\"}", room);
-    json_t *j = expect_type(f, c, "joined");
-    long long seq = jint(j, "seq");
+    hj_sendf(c, "{\"type\":\"join\",\"room\":\"%s\"}", room);
+    json_t *j = hj_expect_type(c, "joined");
+    long long seq = hj_int(j, "seq");
     json_decref(j);
     return seq;
 }
 
 /* Publishes {"n":k} to room; returns the published seq. */
-static long long publish(struct fx *f, struct rc *c, const char *room, int k)
+static long long publish(struct rc *c, const char *room, int k)
 {
-    sendf(c, "{\"type\":\"publish\",\"room\":\"%s\",\"data\":{\"n\":%d}}", room, k);
-    json_t *j = expect_type(f, c, "published");
-    long long seq = jint(j, "seq");
+    hj_sendf(c, "{\"type\":\"publish\",\"room\":\"%s\",\"data\":{\"n\":%d}}", room, k);
+    json_t *j = hj_expect_type(c, "published");
+    long long seq = hj_int(j, "seq");
     json_decref(j);
     return seq;
 }
 
 /* Expects a delivery of room with data.n == k; returns its seq. */
-#define expect_msg(f, c, k) expect_msg_at(f, c, k, __LINE__)
-static long long expect_msg_at(struct fx *f, struct rc *c, int k, int line)
+#define expect_msg(c, k) expect_msg_at(c, k, __LINE__)
+static long long expect_msg_at(struct rc *c, int k, int line)
 {
-    json_t *j = expect_type_at(f, c, "message", line);
-    long long n = jint(json_object_get(j, "data"), "n");
-    long long seq = jint(j, "seq");
+    json_t *j = hj_expect_type_at(c, "message", line);
+    long long n = hj_int(json_object_get(j, "data"), "n");
+    long long seq = hj_int(j, "seq");
     json_decref(j);
     if (n != k) fail_msg("line %d: expected message %d, got %lld", line, k, n);
     return seq;
@@ -435,10 +233,10 @@ static void test_cross_node(void **state)
     node_start(f, 0, "1");
     node_start(f, 1, "2");
     node_start(f, 2, "1");
-    char body[512];
+    char body[4096];
     for (int i = 0; i < NNODES; i++) {
         assert_int_equal(wait_ready(f->n[i].port, 200, 10000, body, sizeof body), 200);
-        assert_non_null(strstr(body, "broker: redis"));
+        assert_non_null(strstr(sp_http_body(body), "broker: redis"));
     }
     /* raw room: 2 clients per node; the first client of node 0 and of node 1 send. */
     for (int i = 0; i < 6; i++) assert_int_equal(rc_open(&f->c[i], f->n[i / 2].port, "/ws/x"), 0);
@@ -474,63 +272,63 @@ static void test_cross_node(void **state)
 
     /* /hub: one member per node. */
     for (int i = 0; i < 3; i++) assert_int_equal(rc_open(&f->c[i], f->n[i].port, "/hub"), 0);
-    for (int i = 0; i < 3; i++) assert_int_equal(join(f, &f->c[i], "h"), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(join(&f->c[i], "h"), 0);
     settle();
-    sendf(&f->c[2], "{\"type\":\"presence\",\"room\":\"h\"}");
-    json_t *p = expect_type(f, &f->c[2], "presence");
-    assert_int_equal(jint(p, "count"), 3);
+    hj_sendf(&f->c[2], "{\"type\":\"presence\",\"room\":\"h\"}");
+    json_t *p = hj_expect_type(&f->c[2], "presence");
+    assert_int_equal(hj_int(p, "count"), 3);
     json_decref(p);
     enum { NH = 20 };
-    for (int k = 1; k <= NH; k++) assert_int_equal(publish(f, &f->c[0], "h", k), k);
+    for (int k = 1; k <= NH; k++) assert_int_equal(publish(&f->c[0], "h", k), k);
     for (int i = 1; i < 3; i++)
-        for (int k = 1; k <= NH; k++) assert_int_equal(expect_msg(f, &f->c[i], k), k);
+        for (int k = 1; k <= NH; k++) assert_int_equal(expect_msg(&f->c[i], k), k);
     for (int i = 0; i < 3; i++) assert_int_equal(rc_recv(&f->c[i], i == 2 ? 300 : 0), RC_TIMEOUT);
     /* a publish from node 1 continues the same sequence */
-    assert_int_equal(publish(f, &f->c[1], "h", 100), NH + 1);
-    assert_int_equal(expect_msg(f, &f->c[0], 100), NH + 1);
-    assert_int_equal(expect_msg(f, &f->c[2], 100), NH + 1);
+    assert_int_equal(publish(&f->c[1], "h", 100), NH + 1);
+    assert_int_equal(expect_msg(&f->c[0], 100), NH + 1);
+    assert_int_equal(expect_msg(&f->c[2], 100), NH + 1);
     /* history from node 2 */
-    sendf(&f->c[2], "{\"type\":\"history\",\"room\":\"h\",\"since\":15,\"id\":7}");
-    json_t *h = expect_type(f, &f->c[2], "history");
-    assert_int_equal(jint(h, "seq"), NH + 1);
-    assert_int_equal(jint(h, "id"), 7);
+    hj_sendf(&f->c[2], "{\"type\":\"history\",\"room\":\"h\",\"since\":15,\"id\":7}");
+    json_t *h = hj_expect_type(&f->c[2], "history");
+    assert_int_equal(hj_int(h, "seq"), NH + 1);
+    assert_int_equal(hj_int(h, "id"), 7);
     json_t *msgs = json_object_get(h, "messages");
     assert_int_equal(json_array_size(msgs), NH + 1 - 15);
     for (size_t i = 0; i < json_array_size(msgs); i++)
-        assert_int_equal(jint(json_array_get(msgs, i), "seq"), 16 + (long long)i);
+        assert_int_equal(hj_int(json_array_get(msgs, i), "seq"), 16 + (long long)i);
     json_decref(h);
     /* recovery: node 1's member goes away; node 0 publishes; it comes back on node 2 */
     rc_close(&f->c[1]);
-    for (int k = 1; k <= 5; k++) assert_int_equal(publish(f, &f->c[0], "h", 200 + k), NH + 1 + k);
+    for (int k = 1; k <= 5; k++) assert_int_equal(publish(&f->c[0], "h", 200 + k), NH + 1 + k);
     assert_int_equal(rc_open(&f->c[1], f->n[2].port, "/hub"), 0);
-    sendf(&f->c[1], "{\"type\":\"join\",\"room\":\"h\",\"since\":%d}", NH + 1);
-    json_t *jn = expect_type(f, &f->c[1], "joined");
-    assert_int_equal(jint(jn, "seq"), NH + 6);
+    hj_sendf(&f->c[1], "{\"type\":\"join\",\"room\":\"h\",\"since\":%d}", NH + 1);
+    json_t *jn = hj_expect_type(&f->c[1], "joined");
+    assert_int_equal(hj_int(jn, "seq"), NH + 6);
     json_decref(jn);
-    for (int k = 1; k <= 5; k++) assert_int_equal(expect_msg(f, &f->c[1], 200 + k), NH + 1 + k);
+    for (int k = 1; k <= 5; k++) assert_int_equal(expect_msg(&f->c[1], 200 + k), NH + 1 + k);
     /* a since older than the kept history (50) is a gap */
-    for (int k = 0; k < 40; k++) publish(f, &f->c[0], "h", 300 + k);
-    sendf(&f->c[1], "{\"type\":\"history\",\"room\":\"h\",\"since\":1}");
-    json_t *e = recv_json(f, &f->c[1]);
+    for (int k = 0; k < 40; k++) publish(&f->c[0], "h", 300 + k);
+    hj_sendf(&f->c[1], "{\"type\":\"history\",\"room\":\"h\",\"since\":1}");
+    json_t *e = hj_recv_json(&f->c[1]);
     while (!strcmp(json_string_value(json_object_get(e, "type")), "message")) {
         json_decref(e);
-        e = recv_json(f, &f->c[1]);
+        e = hj_recv_json(&f->c[1]);
     }
     assert_string_equal(json_string_value(json_object_get(e, "code")), "history_gap");
     json_decref(e);
     /* presence after a leave: the closed member is gone from the count */
     rc_close(&f->c[2]);
     usleep(200000);
-    sendf(&f->c[0], "{\"type\":\"presence\",\"room\":\"h\"}");
+    hj_sendf(&f->c[0], "{\"type\":\"presence\",\"room\":\"h\"}");
     for (;;) {
-        json_t *x = recv_json(f, &f->c[0]);
+        json_t *x = hj_recv_json(&f->c[0]);
         bool is_p = !strcmp(json_string_value(json_object_get(x, "type")), "presence");
-        if (is_p) assert_int_equal(jint(x, "count"), 2);
+        if (is_p) assert_int_equal(hj_int(x, "count"), 2);
         json_decref(x);
         if (is_p) break;
     }
     for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
-    for (int i = 0; i < NNODES; i++) node_stop(f, i);
+    for (int i = 0; i < NNODES; i++) sp_stop(&f->n[i]);
 }
 
 /* Redis killed and restarted on the same port: 503 then 200, metrics, local delivery during
@@ -541,14 +339,14 @@ static void test_redis_restart(void **state)
     redis_start(f);
     node_start(f, 0, "1");
     node_start(f, 1, "2");
-    char body[512];
+    char body[4096];
     for (int i = 0; i < 2; i++)
         assert_int_equal(wait_ready(f->n[i].port, 200, 10000, body, sizeof body), 200);
     /* c0, c1 on node 0 and c2 on node 1 in /hub room "r"; c3, c4 raw on node 0, c5 raw on 1 */
     assert_int_equal(rc_open(&f->c[0], f->n[0].port, "/hub"), 0);
     assert_int_equal(rc_open(&f->c[1], f->n[0].port, "/hub"), 0);
     assert_int_equal(rc_open(&f->c[2], f->n[1].port, "/hub"), 0);
-    for (int i = 0; i < 3; i++) join(f, &f->c[i], "r");
+    for (int i = 0; i < 3; i++) join(&f->c[i], "r");
     assert_int_equal(rc_open(&f->c[3], f->n[0].port, "/ws/q"), 0);
     assert_int_equal(rc_open(&f->c[4], f->n[0].port, "/ws/q"), 0);
     assert_int_equal(rc_open(&f->c[5], f->n[1].port, "/ws/q"), 0);
@@ -558,27 +356,27 @@ static void test_redis_restart(void **state)
     redis_kill(f);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(wait_ready(f->n[i].port, 503, 10000, body, sizeof body), 503);
-        assert_non_null(strstr(body, "broker unavailable"));
+        assert_non_null(strstr(sp_http_body(body), "broker unavailable"));
     }
     assert_int_equal(metric(f->n[1].port, "weft_broker_up{broker=\"redis\"}"), 0);
     /* local delivery continues: raw and /hub on node 0 */
     assert_int_equal(rc_send(&f->c[3], WEFT_OP_TEXT, "gap", 3), 0);
     assert_int_equal(rc_recv(&f->c[4], 5000), RC_MESSAGE);
     assert_memory_equal(f->c[4].last.data, "gap", 3);
-    publish(f, &f->c[0], "r", 1);
-    expect_msg(f, &f->c[1], 1);
+    publish(&f->c[0], "r", 1);
+    expect_msg(&f->c[1], 1);
     assert_true(metric(f->n[0].port, "weft_broker_dropped_total") >= 2);
 
     redis_start(f); /* same port, empty */
     for (int i = 0; i < 2; i++) {
         int st = wait_ready(f->n[i].port, 200, 15000, body, sizeof body);
-        if (st != 200) dump_log(&f->n[i]);
+        if (st != 200) sp_dump_log(&f->n[i]);
         assert_int_equal(st, 200);
     }
     assert_true(metric(f->n[0].port, "weft_broker_reconnects_total") >= 1);
     assert_int_equal(metric(f->n[0].port, "weft_broker_up{broker=\"redis\"}"), 1);
-    assert_true(log_count(&f->n[0], "redis back after") >= 1);
-    assert_true(log_count(&f->n[0], "connection attempt") >= 1);
+    assert_true(sp_log_count(&f->n[0], "redis back after") >= 1);
+    assert_true(sp_log_count(&f->n[0], "connection attempt") >= 1);
     settle();
     /* resubscribed: raw and /hub cross nodes again */
     assert_int_equal(rc_send(&f->c[5], WEFT_OP_TEXT, "back", 4), 0);
@@ -586,28 +384,28 @@ static void test_redis_restart(void **state)
         assert_int_equal(rc_recv(&f->c[i], 5000), RC_MESSAGE);
         assert_memory_equal(f->c[i].last.data, "back", 4);
     }
-    long long s1 = publish(f, &f->c[0], "r", 2);
-    assert_int_equal(expect_msg(f, &f->c[1], 2), s1);
-    assert_int_equal(expect_msg(f, &f->c[2], 2), s1);
+    long long s1 = publish(&f->c[0], "r", 2);
+    assert_int_equal(expect_msg(&f->c[1], 2), s1);
+    assert_int_equal(expect_msg(&f->c[2], 2), s1);
     /* presence was registered again on the restarted Redis */
-    sendf(&f->c[2], "{\"type\":\"presence\",\"room\":\"r\"}");
-    json_t *p = expect_type(f, &f->c[2], "presence");
-    assert_int_equal(jint(p, "count"), 3);
+    hj_sendf(&f->c[2], "{\"type\":\"presence\",\"room\":\"r\"}");
+    json_t *p = hj_expect_type(&f->c[2], "presence");
+    assert_int_equal(hj_int(p, "count"), 3);
     json_decref(p);
     /* recovery: the node-1 member leaves, misses 3 messages, recovers them via history */
     rc_close(&f->c[2]);
-    for (int k = 0; k < 3; k++) publish(f, &f->c[0], "r", 10 + k);
-    for (int k = 0; k < 3; k++) expect_msg(f, &f->c[1], 10 + k);
+    for (int k = 0; k < 3; k++) publish(&f->c[0], "r", 10 + k);
+    for (int k = 0; k < 3; k++) expect_msg(&f->c[1], 10 + k);
     assert_int_equal(rc_open(&f->c[2], f->n[1].port, "/hub"), 0);
-    sendf(&f->c[2], "{\"type\":\"history\",\"room\":\"r\",\"since\":%lld}", s1);
-    json_t *h = expect_type(f, &f->c[2], "history");
+    hj_sendf(&f->c[2], "{\"type\":\"history\",\"room\":\"r\",\"since\":%lld}", s1);
+    json_t *h = hj_expect_type(&f->c[2], "history");
     json_t *msgs = json_object_get(h, "messages");
     assert_int_equal(json_array_size(msgs), 3);
     for (size_t i = 0; i < 3; i++)
-        assert_int_equal(jint(json_object_get(json_array_get(msgs, i), "data"), "n"), 10 + (int)i);
+        assert_int_equal(hj_int(json_object_get(json_array_get(msgs, i), "data"), "n"), 10 + (int)i);
     json_decref(h);
     for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
-    for (int i = 0; i < 2; i++) node_stop(f, i);
+    for (int i = 0; i < 2; i++) sp_stop(&f->n[i]);
 }
 
 /* Redis absent at start: the node serves local rooms, /readyz 503 and logs its attempts; it
@@ -617,24 +415,24 @@ static void test_redis_absent_at_start(void **state)
     struct fx *f = *state;
     if (!redis_bin()) fail_msg("redis-server not found: run scripts/setup (it installs redis-server)");
     node_start(f, 0, "1");
-    char body[512];
-    assert_int_equal(http_get(f->n[0].port, "/readyz", body, sizeof body), 503);
-    assert_non_null(strstr(body, "broker unavailable"));
+    char body[4096];
+    assert_int_equal(sp_http_get(f->n[0].port, "/readyz", body, sizeof body), 503);
+    assert_non_null(strstr(sp_http_body(body), "broker unavailable"));
     assert_int_equal(rc_open(&f->c[0], f->n[0].port, "/ws/local"), 0);
     assert_int_equal(rc_open(&f->c[1], f->n[0].port, "/ws/local"), 0);
     assert_int_equal(rc_send(&f->c[0], WEFT_OP_TEXT, "hi", 2), 0);
     assert_int_equal(rc_recv(&f->c[1], 5000), RC_MESSAGE);
     assert_int_equal(rc_open(&f->c[2], f->n[0].port, "/hub"), 0);
     assert_int_equal(rc_open(&f->c[3], f->n[0].port, "/hub"), 0);
-    join(f, &f->c[2], "solo");
-    join(f, &f->c[3], "solo");
-    assert_int_equal(publish(f, &f->c[2], "solo", 1), 1); /* in-process path */
-    expect_msg(f, &f->c[3], 1);
+    join(&f->c[2], "solo");
+    join(&f->c[3], "solo");
+    assert_int_equal(publish(&f->c[2], "solo", 1), 1); /* in-process path */
+    expect_msg(&f->c[3], 1);
     usleep(400000);
-    assert_true(log_count(&f->n[0], "connection attempt") >= 2);
+    assert_true(sp_log_count(&f->n[0], "connection attempt") >= 2);
     redis_start(f);
     int st = wait_ready(f->n[0].port, 200, 15000, body, sizeof body);
-    if (st != 200) dump_log(&f->n[0]);
+    if (st != 200) sp_dump_log(&f->n[0]);
     assert_int_equal(st, 200);
     /* now through Redis: a second node sees the room */
     node_start(f, 1, "1");
@@ -644,14 +442,13 @@ static void test_redis_absent_at_start(void **state)
     assert_int_equal(rc_send(&f->c[0], WEFT_OP_TEXT, "x", 1), 0);
     assert_int_equal(rc_recv(&f->c[4], 5000), RC_MESSAGE);
     for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
-    for (int i = 0; i < 2; i++) node_stop(f, i);
+    for (int i = 0; i < 2; i++) sp_stop(&f->n[i]);
 }
 
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, on_alarm);
-    alarm(150);
+    sp_guard("test_redis", "the processes", 150);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cross_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),

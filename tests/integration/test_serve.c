@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "rawclient.h"
+#include "serveproc.h"
 
 #ifndef WEFT_BIN
 #error "WEFT_BIN (path of the weft program) must be defined"
@@ -31,80 +32,9 @@
 #define NCLIENTS 6
 
 struct fx {
-    pid_t pid; /* the weft serve we started, 0 once reaped */
-    char log[64];
-    uint16_t port;
+    struct sp sp; /* the weft serve we started */
     struct rc c[NCLIENTS];
 };
-
-/* For the SIGALRM guard: the process to kill if the whole run hangs. */
-static volatile pid_t guard_pid;
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "test_serve: time limit reached, killing weft serve\n";
-    if (guard_pid > 0) kill(guard_pid, SIGKILL);
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(1);
-}
-
-/* Prints the server's log (for failures). */
-static void dump_log(const struct fx *f)
-{
-    FILE *fp = fopen(f->log, "r");
-    if (!fp) return;
-    char line[512];
-    fprintf(stderr, "--- weft serve log (%s) ---\n", f->log);
-    while (fgets(line, sizeof line, fp))
-        fputs(line, stderr);
-    fprintf(stderr, "--- end of log ---\n");
-    fclose(fp);
-}
-
-/* Looks for "listening on 127.0.0.1:PORT" in the log; returns the port or 0. */
-static uint16_t find_port(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) return 0;
-    char line[512];
-    unsigned port = 0;
-    while (!port && fgets(line, sizeof line, fp)) {
-        const char *p = strstr(line, "listening on 127.0.0.1:");
-        if (p) port = (unsigned)strtoul(p + strlen("listening on 127.0.0.1:"), NULL, 10);
-    }
-    fclose(fp);
-    return port <= 65535 ? (uint16_t)port : 0;
-}
-
-/* Waits up to ms for the child to exit; returns its wait status, or -1 if still running. */
-static int wait_exit(struct fx *f, int ms)
-{
-    uint64_t deadline = rc_now_ms() + (uint64_t)ms;
-    for (;;) {
-        int status;
-        pid_t r = waitpid(f->pid, &status, WNOHANG);
-        if (r == f->pid) {
-            f->pid = 0;
-            guard_pid = 0;
-            return status;
-        }
-        if (r < 0 || rc_now_ms() >= deadline) return -1;
-        usleep(10000);
-    }
-}
-
-/* Kills and reaps our child if it is still there. */
-static void stop_child(struct fx *f)
-{
-    if (f->pid > 0) {
-        kill(f->pid, SIGKILL);
-        waitpid(f->pid, NULL, 0);
-        f->pid = 0;
-        guard_pid = 0;
-    }
-}
 
 static int teardown(void **state)
 {
@@ -112,8 +42,7 @@ static int teardown(void **state)
     if (!f) return 0;
     for (size_t i = 0; i < NCLIENTS; i++)
         rc_close(&f->c[i]);
-    stop_child(f);
-    if (f->log[0]) unlink(f->log);
+    sp_kill(&f->sp);
     free(f);
     return 0;
 }
@@ -126,51 +55,12 @@ static int spawn(void **state, const char *const *extra)
     *state = f;
     for (size_t i = 0; i < NCLIENTS; i++)
         f->c[i].fd = -1;
-    snprintf(f->log, sizeof f->log, "/tmp/weft-itest-serve-XXXXXX");
-    int lfd = mkstemp(f->log);
-    if (lfd < 0) {
-        f->log[0] = '\0';
+    if (sp_try_start(&f->sp, WEFT_BIN, "serve", extra) != 0) {
         teardown(state);
         *state = NULL;
         return -1;
     }
-    const char *argv[32] = {WEFT_BIN, "serve", "--host", "127.0.0.1", "--port", "0"};
-    size_t argc = 6;
-    for (size_t i = 0; extra && extra[i] && argc < 31; i++)
-        argv[argc++] = extra[i];
-    argv[argc] = NULL;
-
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(lfd);
-        teardown(state);
-        *state = NULL;
-        return -1;
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        dup2(lfd, 2);
-        execv(WEFT_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    close(lfd);
-    f->pid = pid;
-    guard_pid = pid;
-
-    uint64_t deadline = rc_now_ms() + 15000;
-    while (rc_now_ms() < deadline) {
-        f->port = find_port(f->log);
-        if (f->port) return 0;
-        if (wait_exit(f, 0) != -1) break; /* died */
-        usleep(10000);
-    }
-    fprintf(stderr, "weft serve did not report its port\n");
-    dump_log(f);
-    teardown(state);
-    *state = NULL;
-    return -1;
+    return 0;
 }
 
 static int setup_default(void **state)
@@ -195,7 +85,7 @@ static void test_serve_limits(void **state)
     uint8_t buf[1001];
     rc_fill(buf, sizeof buf, 1, false);
     struct rc *c = &f->c[0];
-    assert_int_equal(rc_open(c, f->port, "/echo"), 0);
+    assert_int_equal(rc_open(c, f->sp.port, "/echo"), 0);
     assert_int_equal(rc_send(c, WEFT_OP_BINARY, buf, 1000), 0);
     assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
     assert_int_equal(c->last.len, 1000);
@@ -203,14 +93,14 @@ static void test_serve_limits(void **state)
     assert_int_equal(rc_expect_close(c, RC_TIMEOUT_MS), 1009);
 
     struct rc *idle = &f->c[1];
-    assert_int_equal(rc_open(idle, f->port, "/ws/quiet"), 0);
+    assert_int_equal(rc_open(idle, f->sp.port, "/ws/quiet"), 0);
     uint64_t t0 = rc_now_ms();
     assert_int_equal(rc_recv(idle, 500 + 2000), RC_CLOSE);
     assert_int_equal(idle->last.close_code, 1001);
     assert_true(rc_now_ms() - t0 + 50 >= 500);
 
     struct rc *half = &f->c[2];
-    assert_int_equal(rc_connect(half, f->port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_connect(half, f->sp.port, 0, RC_TIMEOUT_MS), 0);
     t0 = rc_now_ms();
     assert_int_equal(rc_write_str(half, "GET /echo HTTP/1.1\r\nHo", RC_TIMEOUT_MS), 0);
     assert_int_equal(rc_wait_eof(half, 500 + 2000, NULL), 0);
@@ -223,7 +113,7 @@ static void test_serve_echo(void **state)
 {
     struct fx *f = *state;
     struct rc *c = &f->c[0];
-    assert_int_equal(rc_open(c, f->port, "/echo"), 0);
+    assert_int_equal(rc_open(c, f->sp.port, "/echo"), 0);
     static const size_t sizes[] = {0, 126, 70000};
     uint8_t *buf = malloc(70000);
     assert_non_null(buf);
@@ -234,7 +124,7 @@ static void test_serve_echo(void **state)
                 rc_recv(c, RC_TIMEOUT_MS) != RC_MESSAGE || c->last.opcode != op ||
                 c->last.len != sizes[i] || (sizes[i] && memcmp(c->last.data, buf, sizes[i]))) {
                 free(buf);
-                dump_log(f);
+                sp_dump_log(&f->sp);
                 fail_msg("echo of %zu bytes (opcode %d) failed", sizes[i], op);
             }
         }
@@ -260,11 +150,11 @@ static void test_serve_rooms(void **state)
 {
     struct fx *f = *state;
     struct rc *a1 = &f->c[0], *a2 = &f->c[1], *b1 = &f->c[2], *l1 = &f->c[3], *l2 = &f->c[4];
-    assert_int_equal(rc_open(a1, f->port, "/ws/a"), 0);
-    assert_int_equal(rc_open(a2, f->port, "/ws/a"), 0);
-    assert_int_equal(rc_open(b1, f->port, "/ws/b"), 0);
-    assert_int_equal(rc_open(l1, f->port, "/ws"), 0);
-    assert_int_equal(rc_open(l2, f->port, "/ws/lobby"), 0);
+    assert_int_equal(rc_open(a1, f->sp.port, "/ws/a"), 0);
+    assert_int_equal(rc_open(a2, f->sp.port, "/ws/a"), 0);
+    assert_int_equal(rc_open(b1, f->sp.port, "/ws/b"), 0);
+    assert_int_equal(rc_open(l1, f->sp.port, "/ws"), 0);
+    assert_int_equal(rc_open(l2, f->sp.port, "/ws/lobby"), 0);
 
     assert_int_equal(rc_send(a1, WEFT_OP_TEXT, "to a", 4), 0);
     expect_msg(a2, WEFT_OP_TEXT, "to a");
@@ -290,12 +180,12 @@ static void test_serve_healthz(void **state)
     struct fx *f = *state;
     struct rc *c = &f->c[0];
     struct rc_http r;
-    assert_int_equal(rc_connect(c, f->port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_connect(c, f->sp.port, 0, RC_TIMEOUT_MS), 0);
     assert_int_equal(
         rc_write_str(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", RC_TIMEOUT_MS), 0);
     assert_int_equal(rc_read_http(c, &r, RC_TIMEOUT_MS), 200);
     struct rc *d = &f->c[1];
-    assert_int_equal(rc_connect(d, f->port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_connect(d, f->sp.port, 0, RC_TIMEOUT_MS), 0);
     assert_int_equal(
         rc_write_str(d, "GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", RC_TIMEOUT_MS), 0);
     assert_int_equal(rc_read_http(d, &r, RC_TIMEOUT_MS), 404);
@@ -308,7 +198,7 @@ static void test_serve_nofile_logged(void **state)
     struct fx *f = *state;
     struct rlimit rl;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    FILE *fp = fopen(f->log, "r");
+    FILE *fp = fopen(f->sp.log, "r");
     assert_non_null(fp);
     char line[512], want[64];
     snprintf(want, sizeof want, "open file limit %llu", (unsigned long long)rl.rlim_max);
@@ -327,23 +217,19 @@ static void test_serve_sigterm(void **state)
     struct fx *f = *state;
     static const char *const paths[NCLIENTS] = {"/echo", "/echo", "/echo", "/ws/x", "/ws/x", "/ws"};
     for (int i = 0; i < NCLIENTS; i++)
-        assert_int_equal(rc_open(&f->c[i], f->port, paths[i]), 0);
+        assert_int_equal(rc_open(&f->c[i], f->sp.port, paths[i]), 0);
     assert_int_equal(rc_send(&f->c[0], WEFT_OP_TEXT, "x", 1), 0);
     expect_msg(&f->c[0], WEFT_OP_TEXT, "x");
 
     uint64_t t0 = rc_now_ms();
-    assert_int_equal(kill(f->pid, SIGTERM), 0);
+    assert_int_equal(kill(f->sp.pid, SIGTERM), 0);
     for (int i = 0; i < NCLIENTS; i++) {
         int code = rc_expect_close(&f->c[i], RC_TIMEOUT_MS);
-        if (code != 1001) dump_log(f);
+        if (code != 1001) sp_dump_log(&f->sp);
         assert_int_equal(code, 1001);
         rc_close(&f->c[i]);
     }
-    int status = wait_exit(f, 10000);
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) dump_log(f);
-    assert_int_not_equal(status, -1);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    sp_expect_clean_exit(&f->sp, sp_wait(&f->sp, 10000));
     /* All answered: no need to wait for the 2 s shutdown timeout (1.5 s of slack for the
      * sanitizers' exit work). */
     assert_true(rc_now_ms() - t0 < 3500);
@@ -354,20 +240,16 @@ static void test_serve_sigterm(void **state)
 static void test_serve_sigterm_silent_client(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(rc_open(&f->c[0], f->port, "/echo"), 0);
-    assert_int_equal(rc_open(&f->c[1], f->port, "/ws/y"), 0);
+    assert_int_equal(rc_open(&f->c[0], f->sp.port, "/echo"), 0);
+    assert_int_equal(rc_open(&f->c[1], f->sp.port, "/ws/y"), 0);
     uint64_t t0 = rc_now_ms();
-    assert_int_equal(kill(f->pid, SIGTERM), 0);
+    assert_int_equal(kill(f->sp.pid, SIGTERM), 0);
     assert_int_equal(rc_expect_close(&f->c[0], RC_TIMEOUT_MS), 1001);
     rc_close(&f->c[0]);
     assert_int_equal(rc_recv(&f->c[1], RC_TIMEOUT_MS), RC_CLOSE);
     assert_int_equal(f->c[1].last.close_code, 1001);
     assert_int_equal(rc_wait_eof(&f->c[1], 5000, NULL), 0);
-    int status = wait_exit(f, 10000);
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) dump_log(f);
-    assert_int_not_equal(status, -1);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    sp_expect_clean_exit(&f->sp, sp_wait(&f->sp, 10000));
     uint64_t el = rc_now_ms() - t0;
     assert_true(el + 100 >= 2000); /* it did wait for the silent one */
     assert_true(el < 2000 + 4000);
@@ -375,7 +257,6 @@ static void test_serve_sigterm_silent_client(void **state)
 
 int main(void)
 {
-    signal(SIGALRM, on_alarm);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_serve_echo, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_rooms, setup_default, teardown),
@@ -385,6 +266,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_serve_sigterm, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_sigterm_silent_client, setup_default, teardown),
     };
-    alarm(170);
+    sp_guard("test_serve", "weft serve", 170);
     return cmocka_run_group_tests_name("integration.serve", tests, NULL, NULL);
 }

@@ -13,8 +13,8 @@
  *
  * "instance" identifies the server process (its pid and start time in clock ticks, the same
  * for every worker): a restarted hub numbers every room's messages from 1 again, so a client
- * recovering history needs to know. With --workers N > 1 the other numbers are those of the
- * worker the subscriber is connected to (not yet summed over workers).
+ * recovering history needs to know. With --workers N > 1 the numbers are summed over every
+ * worker of the process (workers_stats_sum), whichever worker the subscriber is on.
  * "connections" counts the hub's open WebSocket connections (every route, without the
  * /readyz self-check). The snapshots themselves are messages out (one per subscriber per
  * second).

@@ -10,19 +10,43 @@ Scenarios (one line each; exit 1 if any failed):
   1mib       a 1 MiB line is echoed intact
   ping       the server pings the client: the pong arrives (then "pong ok" is printed)
   close      the server closes with 4001 "custom": weft connect reports 4001 and exits 1
+wss:// (a Python websockets server with an ssl context; certificates made at test time in a
+temporary directory by tests/integration/tls_certs.sh, the openssl command):
+  wss echo       `--cacert ca.pem wss://localhost:P/echo`: lines echoed, exit 0, close 1000,
+                 the server saw one TLS connection with SNI "localhost"
+  wss 1mib/ip    `wss://127.0.0.1:P/echo` (the certificate's IP name): a 1 MiB line and a
+                 fragmented answer intact; no SNI for an IP address (RFC 6066)
+  wss hostname   the same server reached as 127.0.0.2 (not in the certificate), and a server
+                 whose certificate names only wrong.example: exit 1, stderr is exactly the
+                 one line "weft connect: TLS certificate verify failed: hostname mismatch"
+                 (plus " (IP address mismatch)" for the address), and the server never saw
+                 a WebSocket connection
+  wss unknown CA the same server without --cacert (system store), and a self-signed server
+                 with --cacert ca.pem: exit 1, one-line verify failure naming the reason
+  wss insecure   --insecure accepts the self-signed server: echo works
 Every `weft connect` started is bounded in time and killed by its PID if it overstays.
 """
 import asyncio
+import os
+import shutil
+import ssl
+import subprocess
 import sys
+import tempfile
 
 import websockets
 
 STEP = 20  # seconds per weft connect run
+HERE = os.path.dirname(os.path.abspath(__file__))
 weft = sys.argv[1] if len(sys.argv) > 1 else sys.exit("usage: client_py_server.py PATH/TO/weft")
 closes = []  # close codes the server received, in order
+tls_conns = []  # per WebSocket connection: (the server's local address, TLS version or None)
+snis = []  # server names sent by TLS clients (None when no SNI), in handshake order
 
 
 async def handler(ws, path):
+    ssl_object = ws.transport.get_extra_info("ssl_object")
+    tls_conns.append((ws.local_address[0], ssl_object.version() if ssl_object else None))
     try:
         if path == "/echo":
             async for m in ws:
@@ -108,7 +132,100 @@ async def main():
 
     server.close()
     await server.wait_closed()
+    await tls_scenarios(check)
     return 1 if failed else 0
 
 
-sys.exit(asyncio.run(asyncio.wait_for(main(), 100)))
+def server_ctx(certs, name):
+    """A TLS server context presenting certs/NAME.pem; records the SNI of each handshake."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(certs, name + ".pem"), os.path.join(certs, name + ".key"))
+    ctx.sni_callback = lambda sslobj, sni, c: snis.append(sni)
+    return ctx
+
+
+async def tls_scenarios(check):
+    """The wss:// scenarios (see the module comment). Returns nothing; reports via check."""
+    certs = tempfile.mkdtemp(prefix="weft-client-tls-")
+    started = []
+    try:
+        subprocess.run(["sh", os.path.join(HERE, "..", "integration", "tls_certs.sh"), certs],
+                       check=True, timeout=60)
+        ca = os.path.join(certs, "ca.pem")
+        good = server_ctx(certs, "server")
+
+        async def serve(ctx, host="127.0.0.1"):
+            srv = await websockets.serve(handler, host, 0, ssl=ctx, max_size=None,
+                                         ping_interval=None)
+            started.append(srv)
+            return srv.sockets[0].getsockname()[1]
+
+        port = await serve(good)
+        port2 = await serve(good, "127.0.0.2")  # the same server context, a name not in the cert
+        wrong_port = await serve(server_ctx(certs, "wronghost"))
+        self_port = await serve(server_ctx(certs, "selfsigned"))
+
+        def fresh():
+            closes.clear()
+            tls_conns.clear()
+            snis.clear()
+
+        fresh()
+        st, out, err = await run(f"wss://localhost:{port}/echo", b"alpha\nbeta\n",
+                                 extra=("--cacert", ca), until=b"beta\n")
+        await asyncio.sleep(0.1)
+        check("wss echo", st == 0 and out == b"alpha\nbeta\n" and closes == [1000]
+              and len(tls_conns) == 1 and tls_conns[0][1] in ("TLSv1.2", "TLSv1.3")
+              and snis == ["localhost"],
+              f"status {st} out {out!r} err {err!r} closes {closes} conns {tls_conns} sni {snis}")
+
+        fresh()
+        big = os.urandom(1 << 19).hex().encode()  # 1 MiB of text, no newline inside
+        st, out, err = await run(f"wss://127.0.0.1:{port}/echo", big + b"\n",
+                                 extra=("--cacert", ca), until=b"\n")
+        check("wss 1mib by IP address", st == 0 and out == big + b"\n" and len(tls_conns) == 1
+              and tls_conns[0][1] is not None and snis == [None],
+              f"status {st} len {len(out)} err {err!r} conns {tls_conns} sni {snis}")
+
+        st, out, err = await run(f"wss://localhost:{port}/frag", b"abcdefghij\n",
+                                 extra=("--cacert", ca), until=b"\n")
+        check("wss fragmented", st == 0 and out == b"abcdefghij\n",
+              f"status {st} out {out!r} err {err!r}")
+
+        mismatch = b"weft connect: TLS certificate verify failed: hostname mismatch"
+        for name, url, detail in (("wss hostname: same server as 127.0.0.2",
+                                   f"wss://127.0.0.2:{port2}/echo", b" (IP address mismatch)"),
+                                  ("wss hostname: certificate for wrong.example",
+                                   f"wss://localhost:{wrong_port}/echo", b"")):
+            fresh()
+            st, out, err = await run(url, b"never sent\n", extra=("--cacert", ca))
+            check(name, st == 1 and err == mismatch + detail + b"\n" and out == b""
+                  and tls_conns == [],
+                  f"status {st} out {out!r} err {err!r} conns {tls_conns}")
+
+        verify = b"weft connect: TLS certificate verify failed: "
+        for name, url, extra, why in (
+                ("wss unknown CA: same server, system store",
+                 f"wss://localhost:{port}/echo", (), b"unknown CA"),
+                ("wss unknown CA: self-signed server, --cacert",
+                 f"wss://localhost:{self_port}/echo", ("--cacert", ca), b"self-signed")):
+            fresh()
+            st, out, err = await run(url, b"never sent\n", extra=extra)
+            check(name, st == 1 and err.startswith(verify) and why in err
+                  and err.count(b"\n") == 1 and err.endswith(b"\n") and tls_conns == [],
+                  f"status {st} out {out!r} err {err!r} conns {tls_conns}")
+
+        fresh()
+        st, out, err = await run(f"wss://localhost:{self_port}/echo", b"gamma\n",
+                                 extra=("--insecure",), until=b"gamma\n")
+        check("wss insecure: self-signed accepted", st == 0 and out == b"gamma\n"
+              and len(tls_conns) == 1 and tls_conns[0][1] is not None,
+              f"status {st} out {out!r} err {err!r} conns {tls_conns}")
+    finally:
+        for srv in started:
+            srv.close()
+            await srv.wait_closed()
+        shutil.rmtree(certs, ignore_errors=True)
+
+
+sys.exit(asyncio.run(asyncio.wait_for(main(), 110)))

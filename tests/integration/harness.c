@@ -35,8 +35,8 @@ static void *server_main(void *arg)
         err = WEFT_ERR_IO;
     } else {
         struct weft_server_config cfg = t->cfg;
-        cfg.host = "127.0.0.1";
-        cfg.port_ephemeral = true;
+        if (!cfg.host) cfg.host = "127.0.0.1";
+        cfg.port_ephemeral = cfg.unix_path == NULL;
         cfg.port = 0;
         s = weft_server_new(loop, &cfg, &err);
         if (s && t->setup) t->setup(t, s);
@@ -75,7 +75,7 @@ int ts_start(struct ts *t)
     struct timespec dl = deadline_in(10000);
     while (!t->ready)
         if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) break;
-    bool ok = t->ready && t->server != NULL && t->port != 0;
+    bool ok = t->ready && t->server != NULL && (t->port != 0 || t->cfg.unix_path);
     pthread_mutex_unlock(&t->mu);
     if (!t->ready) {
         fprintf(stderr, "harness: server thread did not start in 10 s\n");

@@ -65,8 +65,10 @@ struct ts {
 /* The running harness, for callbacks (one server per test process at a time). */
 extern struct ts *ts_current;
 
-/* Starts a server with t->cfg (host forced to 127.0.0.1, port ephemeral) and t->setup on a
- * new thread; waits until it listens. Returns 0, or -1 (t->start_err = the weft error). */
+/* Starts a server with t->cfg and t->setup on a new thread; waits until it listens. The host
+ * is t->cfg.host if set (e.g. "::1"), 127.0.0.1 otherwise, on an ephemeral port (t->port);
+ * with t->cfg.unix_path set it listens on that Unix socket instead (t->port stays 0). Returns
+ * 0, or -1 (t->start_err = the weft error). */
 int ts_start(struct ts *t);
 
 /* Stops the loop, joins the thread; the server and loop are freed on their thread. Harmless

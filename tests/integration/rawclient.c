@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,22 +83,23 @@ static int in_reserve(struct rc *c, size_t need)
     return 0;
 }
 
-int rc_connect(struct rc *c, uint16_t port, int rcvbuf, int timeout_ms)
+/* Connects c to the address sa (family AF_INET, AF_INET6 or AF_UNIX); see rc_connect. */
+static int connect_sa(struct rc *c, const struct sockaddr *sa, socklen_t salen, int rcvbuf,
+                      int timeout_ms)
 {
     memset(c, 0, sizeof *c);
     c->fd = -1;
+    c->family = sa->sa_family;
     reset_parser(c);
     if (in_reserve(c, READ_CHUNK) < 0) return -1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     c->fd = fd;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sa->sa_family != AF_UNIX) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) return 0;
-    if (errno != EINPROGRESS) return -1;
+    if (connect(fd, sa, salen) == 0) return 0;
+    if (errno != EINPROGRESS && errno != EAGAIN) return -1;
     if (wait_fd(fd, POLLOUT, rc_now_ms() + (uint64_t)timeout_ms) <= 0) {
         errno = ETIMEDOUT;
         return -1;
@@ -110,6 +112,33 @@ int rc_connect(struct rc *c, uint16_t port, int rcvbuf, int timeout_ms)
         return -1;
     }
     return 0;
+}
+
+int rc_connect(struct rc *c, uint16_t port, int rcvbuf, int timeout_ms)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return connect_sa(c, (struct sockaddr *)&sa, sizeof sa, rcvbuf, timeout_ms);
+}
+
+int rc_connect_ip6(struct rc *c, uint16_t port, int timeout_ms)
+{
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    sa.sin6_addr = in6addr_loopback;
+    return connect_sa(c, (struct sockaddr *)&sa, sizeof sa, 0, timeout_ms);
+}
+
+int rc_connect_unix(struct rc *c, const char *sock_path, int timeout_ms)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(sock_path) >= sizeof sa.sun_path) {
+        memset(c, 0, sizeof *c);
+        c->fd = -1;
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+    return connect_sa(c, (struct sockaddr *)&sa, sizeof sa, 0, timeout_ms);
 }
 
 void rc_close(struct rc *c)
@@ -383,7 +412,11 @@ int rc_handshake_ex(struct rc *c, uint16_t port, const char *path, const char *e
 {
     char key[25], host[32], req[1024];
     weft_handshake_key(&c->rnd, key);
-    snprintf(host, sizeof host, "127.0.0.1:%u", (unsigned)port);
+    if (c->family == AF_UNIX)
+        snprintf(host, sizeof host, "localhost");
+    else
+        snprintf(host, sizeof host, c->family == AF_INET6 ? "[::1]:%u" : "127.0.0.1:%u",
+                 (unsigned)port);
     struct weft_client_request cr = {
         .host = host, .path = path, .protocols = protocols, .extra_headers = extra_headers};
     int n = weft_handshake_request(req, sizeof req, &cr, key);
@@ -543,4 +576,33 @@ void rc_fill(uint8_t *buf, size_t len, uint32_t seed, bool text)
             buf[i++] = (uint8_t)(' ' + (x >> 8) % 95u);
         }
     }
+}
+
+int rc_open_ip6(struct rc *c, uint16_t port, const char *path)
+{
+    if (rc_connect_ip6(c, port, RC_TIMEOUT_MS) < 0) return -1;
+    return rc_handshake(c, port, path, NULL, RC_TIMEOUT_MS) == 101 ? 0 : -1;
+}
+
+int rc_open_unix(struct rc *c, const char *sock_path, const char *path)
+{
+    if (rc_connect_unix(c, sock_path, RC_TIMEOUT_MS) < 0) return -1;
+    return rc_handshake(c, 0, path, NULL, RC_TIMEOUT_MS) == 101 ? 0 : -1;
+}
+
+bool rc_ip6_available(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+    sa.sin6_addr = in6addr_loopback;
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+void rc_unix_path(char *out, size_t cap, const char *tag)
+{
+    static unsigned n;
+    snprintf(out, cap, "/tmp/weft-itest-%s-%ld-%u.sock", tag, (long)getpid(), n++);
 }

@@ -1,10 +1,11 @@
 /*
  * rawclient.h — a small blocking WebSocket test client for the integration tests.
  *
- * It speaks to 127.0.0.1 only, over a non-blocking socket driven with poll(2), so every read
- * and write is bounded by a timeout and no test can hang. The protocol work is done by weft's
- * own sans-I/O proto functions (handshake request/response, frame encoder, message parser in
- * the client role); raw bytes can be written too, to send deliberately bad input.
+ * It speaks to 127.0.0.1 (or ::1, or a Unix domain socket) only, over a non-blocking socket
+ * driven with poll(2), so every read and write is bounded by a timeout and no test can hang. The
+ * protocol work is done by weft's own sans-I/O proto functions (handshake request/response, frame
+ * encoder, message parser in the client role); raw bytes can be written too, to send deliberately
+ * bad input.
  *
  * Return conventions: functions returning int give 0 on success and -1 on failure unless
  * documented otherwise; rc_recv returns an enum rc_event.
@@ -69,12 +70,20 @@ struct rc {
     bool eof;           /* read returned 0 */
     struct ssl_st *ssl; /* TLS (rc_tls_handshake): all I/O goes through it; NULL = plain */
     bool tls_notify;    /* TLS: the EOF was the peer's close_notify (not a bare TCP FIN) */
+    int family;         /* AF_INET, AF_INET6 or AF_UNIX: the Host header the handshake sends */
 };
 
 /* Connects to 127.0.0.1:port (bounded by timeout_ms), with TCP_NODELAY. If rcvbuf > 0 the
  * socket's SO_RCVBUF is set before connecting (to make a slow reader quickly). Returns 0 or
  * -1 (errno kept). c is ready for rc_close either way. */
 int rc_connect(struct rc *c, uint16_t port, int rcvbuf, int timeout_ms);
+
+/* rc_connect to [::1]:port (no SO_RCVBUF). Returns 0 or -1 (errno kept, e.g. EADDRNOTAVAIL
+ * when the machine has no IPv6 loopback). */
+int rc_connect_ip6(struct rc *c, uint16_t port, int timeout_ms);
+
+/* rc_connect to the Unix domain socket at sock_path. Returns 0 or -1 (errno kept). */
+int rc_connect_unix(struct rc *c, const char *sock_path, int timeout_ms);
 
 /* Closes the socket (if open) and frees every buffer. Harmless on a closed client. */
 void rc_close(struct rc *c);
@@ -94,8 +103,9 @@ int rc_read_http(struct rc *c, struct rc_http *resp, int timeout_ms);
  * into out (NUL-terminated). Returns true if present. */
 bool rc_http_header(const struct rc_http *resp, const char *name, char *out, size_t cap);
 
-/* Performs the client opening handshake for `path` with weft's proto functions, checks the
- * 101 with weft_handshake_check_response and prepares the frame parser. Returns 101 on
+/* Performs the client opening handshake for `path` with weft's proto functions (Host:
+ * 127.0.0.1:port, [::1]:port, or localhost on a Unix socket), checks the 101 with
+ * weft_handshake_check_response and prepares the frame parser. Returns 101 on
  * success, the HTTP status the server answered with otherwise (resp filled if not NULL), or
  * -1 on I/O failure / invalid 101. */
 int rc_handshake(struct rc *c, uint16_t port, const char *path, struct rc_http *resp,
@@ -108,6 +118,10 @@ int rc_handshake_ex(struct rc *c, uint16_t port, const char *path, const char *e
 
 /* rc_connect + rc_handshake. Returns 0 when the connection is open, -1 otherwise. */
 int rc_open(struct rc *c, uint16_t port, const char *path);
+
+/* rc_connect_ip6 / rc_connect_unix + rc_handshake. Return 0 when the connection is open. */
+int rc_open_ip6(struct rc *c, uint16_t port, const char *path);
+int rc_open_unix(struct rc *c, const char *sock_path, const char *path);
 
 /* Encodes one masked frame with weft_frame_encode and writes it. */
 int rc_send_frame(struct rc *c, uint8_t opcode, bool fin, uint8_t rsv, const void *data,
@@ -154,6 +168,13 @@ int rc_tls_handshake(struct rc *c, struct ssl_ctx_st *ctx, const char *sni, int 
 /* rc_connect + rc_tls_handshake + rc_handshake. Returns 0 when the connection is open. */
 int rc_tls_open(struct rc *c, uint16_t port, const char *path, struct ssl_ctx_st *ctx,
                 const char *sni);
+
+/* True if a TCP socket can be bound to the IPv6 loopback ::1 on this machine. */
+bool rc_ip6_available(void);
+
+/* A Unix socket path unique to this process and call: /tmp/weft-itest-<tag>-<pid>-<n>.sock
+ * (not created). */
+void rc_unix_path(char *out, size_t cap, const char *tag);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t rc_now_ms(void);

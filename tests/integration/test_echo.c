@@ -1,8 +1,11 @@
 /*
  * test_echo.c — an in-process server with an echo route, driven by raw clients: messages of
  * every length class, fragmented input with pings in between, ping/pong, and the close
- * handshake as seen by both sides (close frame, TCP EOF, on_close code/reason/clean).
+ * handshake as seen by both sides (close frame, TCP EOF, on_close code/reason/clean). The
+ * same echo over the IPv6 loopback ::1 (skipped, saying so, if the machine has none) and over
+ * a Unix domain socket.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,6 +28,8 @@ struct fx {
     struct rc c[4];
     uint8_t *buf; /* scratch, freed in teardown */
     uint8_t *buf2;
+    bool skipped;  /* setup found no IPv6 loopback: the test must skip */
+    char sock[96]; /* the Unix socket path of the unix tests, "" otherwise */
 };
 
 /* "/closer": the application ends the connection: "close" → weft_conn_close(4000, "app
@@ -45,6 +51,14 @@ static const struct weft_ws_handlers closer_handlers = {
     .on_close = ts_record_close,
 };
 
+/* "/remote": answers with the peer address as the server sees it. */
+static void remote_http(struct weft_request *req, void *user)
+{
+    (void)user;
+    const char *r = weft_request_remote(req);
+    weft_request_respond(req, 200, "text/plain", NULL, r, strlen(r));
+}
+
 /* "/bighead": an HTTP handler whose response head does not fit the server's head buffer. */
 static void bighead_http(struct weft_request *req, void *user)
 {
@@ -62,6 +76,7 @@ static void routes(struct ts *t, struct weft_server *s)
 {
     (void)t;
     TS_CHECK(weft_server_http(s, "GET", "/bighead", bighead_http, NULL) == WEFT_OK);
+    TS_CHECK(weft_server_http(s, "GET", "/remote", remote_http, NULL) == WEFT_OK);
     TS_CHECK(weft_server_ws(s, "/echo", &ts_echo_handlers, NULL) == WEFT_OK);
     TS_CHECK(weft_server_ws(s, "/closer", &closer_handlers, NULL) == WEFT_OK);
 }
@@ -75,11 +90,14 @@ static int teardown(void **state)
     ts_stop(&f->t);
     free(f->buf);
     free(f->buf2);
+    if (f->sock[0]) unlink(f->sock);
     free(f);
     return 0;
 }
 
-static int setup(void **state)
+/* The server listens on host (NULL: 127.0.0.1), or on the Unix socket path if unix_tag is set;
+ * with host "::1" and no IPv6 loopback it does not start and f->skipped is set. */
+static int setup_at(void **state, const char *host, const char *unix_tag)
 {
     struct fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
@@ -88,14 +106,38 @@ static int setup(void **state)
     f->t.cfg.max_message = 16 * MIB + 4096;
     f->t.cfg.max_backpressure = 64 * MIB; /* this file is about echo, not the slow policy */
     f->t.cfg.close_timeout_ms = 5000;
+    f->t.cfg.host = host;
+    if (unix_tag) {
+        rc_unix_path(f->sock, sizeof f->sock, unix_tag);
+        f->t.cfg.unix_path = f->sock;
+    }
     f->t.setup = routes;
     *state = f;
+    if (host && strchr(host, ':') && !rc_ip6_available()) {
+        f->skipped = true;
+        return 0;
+    }
     if (ts_start(&f->t) < 0) {
         teardown(state);
         *state = NULL;
         return -1;
     }
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_at(state, NULL, NULL);
+}
+
+static int setup_ip6(void **state)
+{
+    return setup_at(state, "::1", NULL);
+}
+
+static int setup_unix(void **state)
+{
+    return setup_at(state, NULL, "echo");
 }
 
 /* Sends one message of len bytes and asserts the echo is identical, opcode included. */
@@ -433,6 +475,80 @@ static void test_unknown_path(void **state)
     echo_one(f, &f->c[1], WEFT_OP_BINARY, 300, 9);
 }
 
+/* Over a connection c already open on /echo (whatever its transport): text and binary echo at
+ * each length encoding, a ping answered, and a clean close handshake that on_close reports;
+ * h, connected on the same transport, asks GET /remote and the server's view of the peer
+ * must start with remote_prefix. */
+static void echo_transport(struct fx *f, struct rc *c, struct rc *h, const char *remote_prefix)
+{
+    uint64_t id = ts_last_open(&f->t);
+    assert_true(id != 0);
+    static const size_t sizes[] = {0, 125, 126, 65536, MIB};
+    uint32_t seed = 11;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        echo_one(f, c, WEFT_OP_TEXT, sizes[i], seed++);
+        echo_one(f, c, WEFT_OP_BINARY, sizes[i], seed++);
+    }
+    assert_int_equal(rc_send(c, WEFT_OP_PING, "p6", 2), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_PONG);
+    assert_int_equal(c->last.len, 2);
+    assert_memory_equal(c->last.data, "p6", 2);
+
+    struct rc_http r;
+    assert_int_equal(
+        rc_write_str(h, "GET /remote HTTP/1.1\r\nHost: localhost\r\n\r\n", RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_read_http(h, &r, RC_TIMEOUT_MS), 200);
+    if (strncmp(r.body, remote_prefix, strlen(remote_prefix)) != 0)
+        fail_msg("the server saw the peer as \"%s\", expected \"%s...\"", r.body, remote_prefix);
+
+    assert_int_equal(rc_send_close(c, 1000, "done"), 0);
+    assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_CLOSE);
+    assert_int_equal(c->last.close_code, 1000);
+    assert_int_equal(rc_wait_eof(c, 2000, NULL), 0);
+    assert_true(ts_wait_closes(&f->t, 1, 2000));
+    struct ts_close cl;
+    assert_true(ts_find_close(&f->t, id, &cl));
+    assert_int_equal(cl.code, 1000);
+    assert_true(cl.clean);
+    struct weft_server_stats st;
+    ts_stats(&f->t, &st);
+    assert_int_equal(st.upgrades_total, 1);
+    assert_int_equal(st.messages_in, 10);
+    assert_int_equal(st.messages_out, 10);
+}
+
+/* The server listening on the IPv6 loopback [::1]:port: a client over ::1 gets its echoes and
+ * the server sees it as [::1]:PORT. Skipped (and said so) when the machine has no ::1. */
+static void test_echo_ip6(void **state)
+{
+    struct fx *f = *state;
+    if (f->skipped) {
+        print_message("no IPv6 loopback (::1) on this machine: test_echo_ip6 skipped\n");
+        skip();
+    }
+    assert_int_equal(rc_open_ip6(&f->c[0], f->t.port, "/echo"), 0);
+    assert_int_equal(rc_connect_ip6(&f->c[1], f->t.port, RC_TIMEOUT_MS), 0);
+    echo_transport(f, &f->c[0], &f->c[1], "[::1]:");
+}
+
+/* The server listening on a Unix domain socket (a per-test path): the socket file exists while
+ * it runs, a client over it gets its echoes and is seen as "unix", and stopping the server
+ * removes the socket file. */
+static void test_echo_unix(void **state)
+{
+    struct fx *f = *state;
+    struct stat st;
+    assert_int_equal(stat(f->sock, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(f->t.port, 0);
+    assert_int_equal(rc_open_unix(&f->c[0], f->sock, "/echo"), 0);
+    assert_int_equal(rc_connect_unix(&f->c[1], f->sock, RC_TIMEOUT_MS), 0);
+    echo_transport(f, &f->c[0], &f->c[1], "unix");
+    ts_stop(&f->t);
+    assert_int_not_equal(stat(f->sock, &st), 0);
+    assert_int_equal(errno, ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +563,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_close_reserved_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_head_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_ip6, setup_ip6, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_unix, setup_unix, teardown),
     };
     alarm(170); /* last-resort guard under ctest's 180 s */
     return cmocka_run_group_tests_name("integration.echo", tests, NULL, NULL);

@@ -64,15 +64,15 @@
 #include "weft.h"
 
 #define RBUF_SIZE (256u * 1024u)
-#define HS_CAP 4096u                        /* handshake response head */
-#define MAX_PENDING 256                     /* connects + handshakes in progress at once */
-#define MAX_SIZE (16u * 1024u * 1024u)      /* largest -s */
-#define MAX_BACKLOG (16u * 1024u * 1024u)   /* open loop: unsent bytes per connection */
+#define HS_CAP 4096u                      /* handshake response head */
+#define MAX_PENDING 256                   /* connects + handshakes in progress at once */
+#define MAX_SIZE (16u * 1024u * 1024u)    /* largest -s */
+#define MAX_BACKLOG (16u * 1024u * 1024u) /* open loop: unsent bytes per connection */
 #define HANDSHAKE_TIMEOUT_NS (10 * NS_PER_S)
 #define DRAIN_NS (2 * NS_PER_S)
 #define NS_PER_S 1000000000ull
-#define TS_BYTES 8      /* timestamp: 8 x 7 bits = 56 bits of ns (2.2 years) */
-#define ROOM_HDR 14     /* timestamp + sender (3 x 7 bits) + slot (2 x 7 bits) + generation */
+#define TS_BYTES 8       /* timestamp: 8 x 7 bits = 56 bits of ns (2.2 years) */
+#define ROOM_HDR 14      /* timestamp + sender (3 x 7 bits) + slot (2 x 7 bits) + generation */
 #define MAX_WINDOW 16383 /* slots fit in 14 bits */
 #define MAX_SENDERS 2097151
 #define ZIN_CAP (64u * 1024u) /* inflate scratch: only the first bytes are kept */
@@ -81,8 +81,7 @@ enum mode { MODE_ECHO, MODE_ROOM, MODE_CONNECT, MODE_IDLE };
 static const char *const mode_names[] = {"echo", "room", "connect", "idle"};
 
 enum phase { PH_RAMP, PH_SETTLE, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_DONE };
-static const char *const phase_names[] = {"ramp", "settle", "warm-up", "measure", "drain",
-                                          "done"};
+static const char *const phase_names[] = {"ramp", "settle", "warm-up", "measure", "drain", "done"};
 
 /* Kinds of error, counted over the whole run (not only the measured window). */
 enum err_kind {
@@ -97,33 +96,33 @@ enum err_kind {
     E_BACKLOG,     /* open loop: a message not sent because the connection had 16 MiB queued */
     E__N
 };
-static const char *const err_names[] = {"connect", "handshake", "timeout", "protocol",
-                                        "closed", "io", "bad_message", "lost", "backlog"};
+static const char *const err_names[] = {"connect", "handshake",   "timeout", "protocol", "closed",
+                                        "io",      "bad_message", "lost",    "backlog"};
 
 enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING, C_DONE };
 
 /* One client connection. */
 struct bconn {
     int fd;
-    uint8_t state;     /* enum cstate */
-    bool dirty;        /* on the flush list */
-    bool sender;       /* room: this member sends */
+    uint8_t state; /* enum cstate */
+    bool dirty;    /* on the flush list */
+    bool sender;   /* room: this member sends */
     uint8_t in_hdr_len;
-    uint32_t idx;      /* position in the connection array */
+    uint32_t idx; /* position in the connection array */
     uint32_t sender_idx;
-    uint64_t t_start;  /* ns: when connect() was called */
+    uint64_t t_start; /* ns: when connect() was called */
     struct weft_msg_parser mp;
     char key[25];
-    char *hs;          /* handshake response bytes (only while in C_HANDSHAKE) */
+    char *hs; /* handshake response bytes (only while in C_HANDSHAKE) */
     size_t hs_len;
-    uint8_t *out;      /* bytes waiting for the kernel: out[out_off .. out_len) */
+    uint8_t *out; /* bytes waiting for the kernel: out[out_off .. out_len) */
     size_t out_off, out_len, out_cap;
-    uint64_t in_len;   /* bytes of the message being received */
+    uint64_t in_len; /* bytes of the message being received */
     uint8_t in_hdr[ROOM_HDR];
     struct bconn *next_dirty;
-    SSL *ssl;          /* wss://: the TLS session, NULL for plain connections */
+    SSL *ssl; /* wss://: the TLS session, NULL for plain connections */
     /* permessage-deflate, when the server accepted it */
-    bool pmd, in_z;    /* negotiated; the message being received is compressed */
+    bool pmd, in_z; /* negotiated; the message being received is compressed */
     bool our_nct, peer_nct;
     uint8_t our_bits, peer_bits;
     struct weft_deflater *defl; /* own codecs, only with context takeover */
@@ -133,9 +132,9 @@ struct bconn {
 /* Room: the window of one sender. */
 struct sender {
     struct bconn *conn;
-    int32_t *remaining;   /* per slot: deliveries still expected, 0 = slot free */
-    uint8_t *gen;         /* per slot: generation of the message in it */
-    uint64_t *sent_at;    /* per slot: ns of the send */
+    int32_t *remaining; /* per slot: deliveries still expected, 0 = slot free */
+    uint8_t *gen;       /* per slot: generation of the message in it */
+    uint64_t *sent_at;  /* per slot: ns of the send */
 };
 
 struct options {
@@ -146,16 +145,16 @@ struct options {
     bool binary, json;
     bool deflate, tls, insecure;
     const char *cacert;
-    int payload;       /* 0 = abc pattern, 1 = JSON-like text, 2 = random printable */
+    int payload; /* 0 = abc pattern, 1 = JSON-like text, 2 = random printable */
     long server_pid;
     uint32_t local_lo, local_hi; /* host byte order; 0 = none */
 };
 
 /* Counters of the measured window. */
 struct counters {
-    uint64_t msgs;   /* echoes / deliveries / completed open-close cycles */
-    uint64_t bytes;  /* payload bytes received */
-    uint64_t sent;   /* messages sent */
+    uint64_t msgs;  /* echoes / deliveries / completed open-close cycles */
+    uint64_t bytes; /* payload bytes received */
+    uint64_t sent;  /* messages sent */
 };
 
 struct bench {
@@ -171,17 +170,17 @@ struct bench {
     struct sender *senders;
     long nsenders;
     uint8_t *rbuf;
-    uint8_t *payload;   /* the message template (pattern), timestamp patched per send */
-    uint8_t *frame;     /* scratch for one encoded frame */
+    uint8_t *payload; /* the message template (pattern), timestamp patched per send */
+    uint8_t *frame;   /* scratch for one encoded frame */
     size_t frame_cap;
     struct bconn *dirty;
 
     enum phase phase;
-    uint64_t t0;            /* ns: start of the run (timestamps are relative to it) */
-    uint64_t phase_end;     /* ns: when the current timed phase ends */
-    uint64_t send_start;    /* ns: open loop: intended time of message 0 */
-    uint64_t next_k;        /* open loop: next message number */
-    long rr;                /* open loop: round-robin cursor */
+    uint64_t t0;         /* ns: start of the run (timestamps are relative to it) */
+    uint64_t phase_end;  /* ns: when the current timed phase ends */
+    uint64_t send_start; /* ns: open loop: intended time of message 0 */
+    uint64_t next_k;     /* open loop: next message number */
+    long rr;             /* open loop: round-robin cursor */
     long started, open, pending, closed, opened_total;
     uint32_t local_next;
     uint64_t next_progress, next_scan;
@@ -189,7 +188,7 @@ struct bench {
 
     /* TLS and permessage-deflate */
     SSL_CTX *ssl_ctx;
-    char host[256];          /* for SNI and the certificate check */
+    char host[256]; /* for SNI and the certificate check */
     bool tls_err_shown;
     char pmd_offer[160];
     struct weft_pmd_config pmd;
@@ -197,7 +196,7 @@ struct bench {
     struct weft_inflater *shared_infl;     /* whole messages without context takeover */
     uint8_t *zbuf, *zin;
     size_t zbuf_cap;
-    long pmd_conns;          /* connections that negotiated deflate */
+    long pmd_conns; /* connections that negotiated deflate */
 
     struct counters c;
     uint64_t errors[E__N];
@@ -231,8 +230,7 @@ static uint64_t now_ns(void)
 static double self_cpu_s(void)
 {
     struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
-        return 0;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
@@ -243,14 +241,12 @@ static double proc_cpu_s(long pid)
     char path[64], buf[2048];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the command name may contain spaces and ')' */
-    if (!p || !p[1])
-        return -1;
+    if (!p || !p[1]) return -1;
     /* After ")": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
      * utime stime. */
     unsigned long long ut = 0, st = 0;
@@ -265,12 +261,10 @@ static long proc_rss_kib(long pid)
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%ld/status", pid);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     long kib = -1;
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6))
-            kib = strtol(line + 6, NULL, 10);
+        if (!strncmp(line, "VmRSS:", 6)) kib = strtol(line + 6, NULL, 10);
     fclose(f);
     return kib;
 }
@@ -289,8 +283,7 @@ static uint64_t get7(const uint8_t *p, unsigned n)
 {
     uint64_t v = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (p[i] & 0x80)
-            return UINT64_MAX;
+        if (p[i] & 0x80) return UINT64_MAX;
         v |= (uint64_t)p[i] << (7 * i);
     }
     return v;
@@ -326,8 +319,7 @@ static void mark_dirty(struct bench *b, struct bconn *c)
 /* Makes room for n more bytes in c's output buffer. Returns a pointer to them or NULL. */
 static uint8_t *out_reserve(struct bconn *c, size_t n)
 {
-    if (c->out_off && c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
+    if (c->out_off && c->out_off == c->out_len) c->out_off = c->out_len = 0;
     if (c->out_len + n > c->out_cap) {
         if (c->out_off) { /* compact before growing */
             memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
@@ -339,8 +331,7 @@ static uint8_t *out_reserve(struct bconn *c, size_t n)
             while (cap < c->out_len + n)
                 cap *= 2;
             uint8_t *p = realloc(c->out, cap);
-            if (!p)
-                return NULL;
+            if (!p) return NULL;
             c->out = p;
             c->out_cap = cap;
         }
@@ -366,10 +357,8 @@ static void conn_release(struct bench *b, struct bconn *c)
         close(c->fd); /* also removes it from the epoll set */
         c->fd = -1;
     }
-    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE)
-        b->pending--;
-    if (c->state == C_OPEN || c->state == C_CLOSING)
-        b->open--;
+    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) b->pending--;
+    if (c->state == C_OPEN || c->state == C_CLOSING) b->open--;
     free(c->hs);
     c->hs = NULL;
     c->hs_len = 0;
@@ -392,19 +381,16 @@ static void conn_fail(struct bench *b, struct bconn *c, enum err_kind k)
 static long deflate_payload(struct bench *b, struct bconn *c, const void *payload, size_t len)
 {
     struct weft_deflater **slot = c->our_nct ? &b->shared_defl[c->our_bits & 15] : &c->defl;
-    if (!*slot && !(*slot = weft_deflater_new(c->our_bits, b->pmd.mem_level, -1)))
-        return -1;
+    if (!*slot && !(*slot = weft_deflater_new(c->our_bits, b->pmd.mem_level, -1))) return -1;
     size_t bound = weft_deflate_bound(len);
     if (bound > b->zbuf_cap) {
         uint8_t *nb = realloc(b->zbuf, bound);
-        if (!nb)
-            return -1;
+        if (!nb) return -1;
         b->zbuf = nb;
         b->zbuf_cap = bound;
     }
     long n = weft_deflate_message(*slot, payload, len, b->zbuf, bound, c->our_nct);
-    if (n < 0 || (c->our_nct && (size_t)n >= len))
-        return -1;
+    if (n < 0 || (c->our_nct && (size_t)n >= len)) return -1;
     return n;
 }
 
@@ -424,10 +410,8 @@ static bool queue_frame(struct bench *b, struct bconn *c, uint8_t opcode, const 
     }
     size_t cap = len + WEFT_FRAME_HEADER_MAX;
     uint8_t *at = out_reserve(c, cap);
-    if (!at)
-        return false;
-    long n = weft_frame_encode(at, cap, WEFT_ROLE_CLIENT, &b->rnd, opcode, true, rsv, payload,
-                               len);
+    if (!at) return false;
+    long n = weft_frame_encode(at, cap, WEFT_ROLE_CLIENT, &b->rnd, opcode, true, rsv, payload, len);
     if (n < 0) {
         c->out_len -= cap;
         return false;
@@ -442,15 +426,13 @@ static bool queue_frame(struct bench *b, struct bconn *c, uint8_t opcode, const 
 static bool send_message(struct bench *b, struct bconn *c, uint64_t ts, uint32_t sender,
                          uint32_t slot, uint8_t gen)
 {
-    if (c->state != C_OPEN)
-        return false;
+    if (c->state != C_OPEN) return false;
     if (b->o.rate > 0 && c->out_len - c->out_off > MAX_BACKLOG) {
         count_error(b, E_BACKLOG);
         return false;
     }
     size_t len = (size_t)b->o.size;
-    if (len >= TS_BYTES)
-        put7(b->payload, ts, TS_BYTES);
+    if (len >= TS_BYTES) put7(b->payload, ts, TS_BYTES);
     if (b->o.mode == MODE_ROOM) {
         put7(b->payload + 8, sender, 3);
         put7(b->payload + 11, slot, 2);
@@ -460,8 +442,7 @@ static bool send_message(struct bench *b, struct bconn *c, uint64_t ts, uint32_t
         count_error(b, E_IO);
         return false;
     }
-    if (b->phase == PH_MEASURE)
-        b->c.sent++;
+    if (b->phase == PH_MEASURE) b->c.sent++;
     return true;
 }
 
@@ -477,8 +458,7 @@ static void start_close(struct bench *b, struct bconn *c)
 /* Prints the first TLS failure of the run (later ones are only counted). */
 static void tls_report(struct bench *b, struct bconn *c)
 {
-    if (b->tls_err_shown)
-        return;
+    if (b->tls_err_shown) return;
     b->tls_err_shown = true;
     long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
     unsigned long e = ERR_peek_last_error();
@@ -497,8 +477,7 @@ static void tls_report(struct bench *b, struct bconn *c)
  * event of either kind retries) or EIO. */
 static ssize_t tls_result(struct bench *b, struct bconn *c, int r)
 {
-    if (r > 0)
-        return r;
+    if (r > 0) return r;
     int e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
         errno = EAGAIN;
@@ -506,8 +485,7 @@ static ssize_t tls_result(struct bench *b, struct bconn *c, int r)
     }
     if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
         return 0; /* close_notify, or an EOF without it (fine for a benchmark) */
-    if (c->state == C_HANDSHAKE)
-        tls_report(b, c);
+    if (c->state == C_HANDSHAKE) tls_report(b, c);
     ERR_clear_error();
     errno = EIO;
     return -1;
@@ -516,8 +494,7 @@ static ssize_t tls_result(struct bench *b, struct bconn *c, int r)
 /* send() or SSL_write() of c's bytes. */
 static ssize_t conn_send(struct bench *b, struct bconn *c, const uint8_t *p, size_t n)
 {
-    if (!c->ssl)
-        return send(c->fd, p, n, MSG_NOSIGNAL);
+    if (!c->ssl) return send(c->fd, p, n, MSG_NOSIGNAL);
     ssize_t w = tls_result(b, c, SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n));
     if (w == 0) {
         errno = EPIPE;
@@ -535,10 +512,9 @@ static bool conn_flush(struct bench *b, struct bconn *c)
             c->out_off += (size_t)w;
             continue;
         }
-        if (w < 0 && errno == EINTR)
-            continue;
+        if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return true; /* EPOLLOUT (edge) tells when there is room again */
+            return true;           /* EPOLLOUT (edge) tells when there is room again */
         if (c->state == C_CLOSING) /* the close was under way: nothing lost */
             conn_release(b, c);
         else
@@ -557,8 +533,7 @@ static void flush_dirty(struct bench *b)
         b->dirty = c->next_dirty;
         c->dirty = false;
         c->next_dirty = NULL;
-        if (c->fd >= 0)
-            conn_flush(b, c);
+        if (c->fd >= 0) conn_flush(b, c);
     }
 }
 
@@ -642,8 +617,8 @@ static void conn_connected(struct bench *b, struct bconn *c)
     }
     char req[2048];
     weft_handshake_key(&b->rnd, c->key);
-    struct weft_client_request cr = {.host = b->hosthdr, .path = b->path,
-                                     .extensions = b->o.deflate ? b->pmd_offer : NULL};
+    struct weft_client_request cr = {
+        .host = b->hosthdr, .path = b->path, .extensions = b->o.deflate ? b->pmd_offer : NULL};
     int n = weft_handshake_request(req, sizeof req, &cr, c->key);
     if (n < 0) {
         conn_fail(b, c, E_HANDSHAKE);
@@ -680,8 +655,7 @@ static void handshake_input(struct bench *b, struct bconn *c, uint8_t *data, siz
     c->hs_len += take;
     struct weft_http_response resp;
     int hl = weft_http_parse_response(c->hs, c->hs_len, HS_CAP, &resp);
-    if (hl == 0 && c->hs_len < HS_CAP)
-        return; /* need more */
+    if (hl == 0 && c->hs_len < HS_CAP) return; /* need more */
     struct weft_handshake_result res;
     const char *offer = b->o.deflate ? b->pmd_offer : NULL;
     if (hl <= 0 || resp.status != 101 ||
@@ -712,15 +686,13 @@ static void handshake_input(struct bench *b, struct bconn *c, uint8_t *data, siz
     b->pending--;
     b->open++;
     b->opened_total++;
-    if (b->open > b->peak_open)
-        b->peak_open = b->open;
+    if (b->open > b->peak_open) b->peak_open = b->open;
     c->state = C_OPEN;
     weft_msg_parser_init(&c->mp, &b->limits);
     on_open(b, c, now);
     if (hs_len > (size_t)hl && c->state == C_OPEN)
         process_frames(b, c, hs + hl, hs_len - (size_t)hl, now);
-    if (len > take && c->state == C_OPEN)
-        process_frames(b, c, data + take, len - take, now);
+    if (len > take && c->state == C_OPEN) process_frames(b, c, data + take, len - take, now);
     free(hs);
 }
 
@@ -736,11 +708,9 @@ static bool sending(const struct bench *b)
 static void sender_fill(struct bench *b, struct sender *s, uint64_t now)
 {
     int32_t expect = (int32_t)(b->open - 1);
-    if (expect <= 0 || s->conn->state != C_OPEN)
-        return;
+    if (expect <= 0 || s->conn->state != C_OPEN) return;
     for (long j = 0; j < b->o.window; j++) {
-        if (s->remaining[j] > 0)
-            continue;
+        if (s->remaining[j] > 0) continue;
         s->gen[j] = (uint8_t)((s->gen[j] + 1) & 0x7f);
         s->remaining[j] = expect;
         s->sent_at[j] = now;
@@ -754,8 +724,7 @@ static void sender_fill(struct bench *b, struct sender *s, uint64_t now)
 static void on_open(struct bench *b, struct bconn *c, uint64_t now)
 {
     if (b->o.mode == MODE_CONNECT) {
-        if (b->phase == PH_MEASURE)
-            hist_record(&b->lat, now - c->t_start);
+        if (b->phase == PH_MEASURE) hist_record(&b->lat, now - c->t_start);
         start_close(b, c);
         return;
     }
@@ -773,21 +742,17 @@ static void on_message(struct bench *b, struct bconn *c, uint64_t now)
         return;
     }
     uint64_t ts = UINT64_MAX;
-    if (c->in_hdr_len >= TS_BYTES)
-        ts = get7(c->in_hdr, TS_BYTES);
+    if (c->in_hdr_len >= TS_BYTES) ts = get7(c->in_hdr, TS_BYTES);
     if (measure) {
         b->c.msgs++;
         b->c.bytes += c->in_len;
-        if (ts != UINT64_MAX && now >= b->t0 + ts)
-            hist_record(&b->lat, now - b->t0 - ts);
+        if (ts != UINT64_MAX && now >= b->t0 + ts) hist_record(&b->lat, now - b->t0 - ts);
     }
     if (b->o.mode == MODE_ECHO) {
-        if (b->o.rate <= 0 && sending(b))
-            send_message(b, c, now - b->t0, 0, 0, 0);
+        if (b->o.rate <= 0 && sending(b)) send_message(b, c, now - b->t0, 0, 0, 0);
         return;
     }
-    if (b->o.mode != MODE_ROOM || b->o.rate > 0)
-        return;
+    if (b->o.mode != MODE_ROOM || b->o.rate > 0) return;
     uint64_t si = get7(c->in_hdr + 8, 3), slot = get7(c->in_hdr + 11, 2);
     uint8_t gen = c->in_hdr[13];
     if (si >= (uint64_t)b->nsenders || slot >= (uint64_t)b->o.window) {
@@ -797,8 +762,7 @@ static void on_message(struct bench *b, struct bconn *c, uint64_t now)
     struct sender *s = &b->senders[si];
     if (s->gen[slot] != gen || s->remaining[slot] <= 0)
         return; /* a late delivery of a message already given up on */
-    if (--s->remaining[slot] == 0 && sending(b))
-        sender_fill(b, s, now);
+    if (--s->remaining[slot] == 0 && sending(b)) sender_fill(b, s, now);
 }
 
 /* A control frame arrived on c. */
@@ -808,11 +772,9 @@ static void on_control(struct bench *b, struct bconn *c, const struct weft_msg_e
         queue_frame(b, c, WEFT_OP_PONG, ev->data, ev->len);
         return;
     }
-    if (ev->opcode != WEFT_OP_CLOSE)
-        return;
+    if (ev->opcode != WEFT_OP_CLOSE) return;
     if (c->state == C_CLOSING) { /* the answer to our close: done */
-        if (b->o.mode == MODE_CONNECT && b->phase == PH_MEASURE)
-            b->c.msgs++;
+        if (b->o.mode == MODE_CONNECT && b->phase == PH_MEASURE) b->c.msgs++;
         conn_release(b, c);
         return;
     }
@@ -822,8 +784,7 @@ static void on_control(struct bench *b, struct bconn *c, const struct weft_msg_e
                                   NULL, 0);
     queue_frame(b, c, WEFT_OP_CLOSE, pl, n);
     conn_flush(b, c);
-    if (c->fd >= 0)
-        conn_fail(b, c, E_CLOSED);
+    if (c->fd >= 0) conn_fail(b, c, E_CLOSED);
 }
 
 /* Keeps the first bytes of a message being received (they carry the timestamp and the room
@@ -832,8 +793,7 @@ static void keep_head(struct bconn *c, const uint8_t *data, size_t len)
 {
     if (c->in_hdr_len < ROOM_HDR && len) {
         size_t k = ROOM_HDR - c->in_hdr_len;
-        if (k > len)
-            k = len;
+        if (k > len) k = len;
         memcpy(c->in_hdr + c->in_hdr_len, data, k);
         c->in_hdr_len = (uint8_t)(c->in_hdr_len + k);
     }
@@ -851,8 +811,8 @@ static bool inflate_piece(struct bench *b, struct bconn *c, const uint8_t *data,
     size_t off = 0;
     for (;;) {
         size_t used = 0, made = 0;
-        int r = weft_inflate(*slot, data + off, len - off, fin, c->peer_nct, b->zin, ZIN_CAP,
-                             &used, &made);
+        int r = weft_inflate(*slot, data + off, len - off, fin, c->peer_nct, b->zin, ZIN_CAP, &used,
+                             &made);
         if (r < 0) {
             weft_inflater_reset(*slot);
             return false;
@@ -860,8 +820,7 @@ static bool inflate_piece(struct bench *b, struct bconn *c, const uint8_t *data,
         off += used;
         keep_head(c, b->zin, made);
         c->in_len += made;
-        if (r == 0)
-            return true;
+        if (r == 0) return true;
     }
 }
 
@@ -893,8 +852,7 @@ static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size
                 keep_head(c, ev.data, ev.len);
                 c->in_len += ev.len;
             }
-            if (ev.fin && c->state == C_OPEN)
-                on_message(b, c, now);
+            if (ev.fin && c->state == C_OPEN) on_message(b, c, now);
             break;
         case WEFT_MSG_CONTROL:
             on_control(b, c, &ev);
@@ -912,19 +870,17 @@ static void conn_readable(struct bench *b, struct bconn *c)
     for (;;) {
         ssize_t n = c->ssl ? tls_result(b, c, SSL_read(c->ssl, b->rbuf, RBUF_SIZE))
                            : recv(c->fd, b->rbuf, RBUF_SIZE, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (n <= 0) {
             if (c->state == C_CLOSING) { /* closing: EOF is as good as the close frame */
-                if (b->o.mode == MODE_CONNECT && b->phase == PH_MEASURE)
-                    b->c.msgs++;
+                if (b->o.mode == MODE_CONNECT && b->phase == PH_MEASURE) b->c.msgs++;
                 conn_release(b, c);
             } else {
-                conn_fail(b, c, c->ssl && c->state == C_HANDSHAKE ? E_HANDSHAKE
-                                : n == 0                          ? E_CLOSED
-                                                                  : E_IO);
+                conn_fail(b, c,
+                          c->ssl && c->state == C_HANDSHAKE ? E_HANDSHAKE
+                          : n == 0                          ? E_CLOSED
+                                                            : E_IO);
             }
             return;
         }
@@ -941,19 +897,15 @@ static void conn_readable(struct bench *b, struct bconn *c)
 /* Handles one epoll event. */
 static void on_event(struct bench *b, struct bconn *c, uint32_t events)
 {
-    if (c->fd < 0)
-        return;
+    if (c->fd < 0) return;
     if (c->state == C_CONNECTING) {
-        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-            conn_connected(b, c);
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) conn_connected(b, c);
         return;
     }
     if (c->ssl) /* TLS may want to read to write or the reverse: try both on any event */
         events |= EPOLLIN | EPOLLOUT;
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
-        conn_readable(b, c);
-    if (c->fd >= 0 && (events & EPOLLOUT) && c->out_off < c->out_len)
-        conn_flush(b, c);
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) conn_readable(b, c);
+    if (c->fd >= 0 && (events & EPOLLOUT) && c->out_off < c->out_len) conn_flush(b, c);
 }
 
 /* ------------------------------------------------------------------ scheduling */
@@ -965,8 +917,7 @@ static void ramp_step(struct bench *b, uint64_t now)
     if (b->o.ramp > 0) {
         double t = (double)(now - b->t0) / 1e9;
         long allowed = (long)(t * b->o.ramp) + 1;
-        if (allowed < target)
-            target = allowed;
+        if (allowed < target) target = allowed;
     }
     while (b->started < target && b->pending < MAX_PENDING)
         conn_start(b, &b->conns[b->started], now);
@@ -975,12 +926,10 @@ static void ramp_step(struct bench *b, uint64_t now)
 /* Connect mode: restarts finished slots while traffic runs. */
 static void connect_step(struct bench *b, uint64_t now)
 {
-    if (!sending(b))
-        return;
+    if (!sending(b)) return;
     for (long i = 0; i < b->nconns && b->pending < MAX_PENDING; i++) {
         struct bconn *c = &b->conns[i];
-        if (c->state == C_DONE || c->state == C_FREE)
-            conn_start(b, c, now);
+        if (c->state == C_DONE || c->state == C_FREE) conn_start(b, c, now);
     }
 }
 
@@ -993,10 +942,8 @@ static uint64_t open_loop_step(struct bench *b, uint64_t now)
     long budget = 20000; /* bounded work per iteration: the loop must keep reading */
     for (;;) {
         uint64_t due = b->send_start + (uint64_t)((double)b->next_k * interval);
-        if (due > now)
-            return due - now;
-        if (budget-- == 0)
-            return 0;
+        if (due > now) return due - now;
+        if (budget-- == 0) return 0;
         struct bconn *c = NULL;
         uint32_t si = 0;
         long tries = b->o.mode == MODE_ROOM ? b->nsenders : b->nconns;
@@ -1008,13 +955,11 @@ static uint64_t open_loop_step(struct bench *b, uint64_t now)
             } else {
                 c = &b->conns[i % b->nconns];
             }
-            if (c->state == C_OPEN)
-                break;
+            if (c->state == C_OPEN) break;
             c = NULL;
         }
         b->next_k++;
-        if (c)
-            send_message(b, c, due - b->t0, si, 0, 0);
+        if (c) send_message(b, c, due - b->t0, si, 0, 0);
     }
 }
 
@@ -1032,16 +977,14 @@ static void room_scan(struct bench *b, uint64_t now)
                 s->remaining[j] = 0;
                 refill = true;
             }
-        if (refill && sending(b))
-            sender_fill(b, s, now);
+        if (refill && sending(b)) sender_fill(b, s, now);
     }
 }
 
 /* Fails connections whose handshake takes more than 10 s. */
 static void timeout_scan(struct bench *b, uint64_t now)
 {
-    if (b->pending == 0)
-        return;
+    if (b->pending == 0) return;
     for (long i = 0; i < b->nconns; i++) {
         struct bconn *c = &b->conns[i];
         if ((c->state == C_CONNECTING || c->state == C_HANDSHAKE) &&
@@ -1055,12 +998,10 @@ static void start_traffic(struct bench *b, uint64_t now)
 {
     b->send_start = now;
     b->next_k = 0;
-    if (b->o.rate > 0)
-        return;
+    if (b->o.rate > 0) return;
     if (b->o.mode == MODE_ECHO) {
         for (long i = 0; i < b->nconns; i++)
-            if (b->conns[i].state == C_OPEN)
-                on_open(b, &b->conns[i], now);
+            if (b->conns[i].state == C_OPEN) on_open(b, &b->conns[i], now);
     } else if (b->o.mode == MODE_ROOM) {
         for (long i = 0; i < b->nsenders; i++)
             sender_fill(b, &b->senders[i], now);
@@ -1083,8 +1024,7 @@ static void end_measure(struct bench *b, uint64_t now)
     b->m_t1 = now;
     b->self_cpu1 = self_cpu_s();
     b->srv_cpu1 = b->o.server_pid ? proc_cpu_s(b->o.server_pid) : -1;
-    if (b->o.server_pid)
-        b->rss_after = proc_rss_kib(b->o.server_pid);
+    if (b->o.server_pid) b->rss_after = proc_rss_kib(b->o.server_pid);
 }
 
 /* Moves to the drain phase: close handshakes everywhere (or, for connect mode, lets the
@@ -1095,8 +1035,7 @@ static void start_drain(struct bench *b, uint64_t now)
     b->phase_end = now + DRAIN_NS;
     for (long i = 0; i < b->nconns; i++) {
         struct bconn *c = &b->conns[i];
-        if (c->state == C_OPEN)
-            start_close(b, c);
+        if (c->state == C_OPEN) start_close(b, c);
     }
 }
 
@@ -1123,8 +1062,7 @@ static bool phase_step(struct bench *b, uint64_t now)
         }
         return false;
     case PH_SETTLE:
-        if (now < b->phase_end)
-            return false;
+        if (now < b->phase_end) return false;
         if (b->open == 0) {
             start_measure(b, now);
             end_measure(b, now);
@@ -1155,8 +1093,7 @@ static bool phase_step(struct bench *b, uint64_t now)
     case PH_DRAIN:
         if (now >= b->phase_end || (b->open == 0 && b->pending == 0)) {
             for (long i = 0; i < b->nconns; i++)
-                if (b->conns[i].fd >= 0)
-                    conn_release(b, &b->conns[i]);
+                if (b->conns[i].fd >= 0) conn_release(b, &b->conns[i]);
             b->phase = PH_DONE;
             return true;
         }
@@ -1201,23 +1138,18 @@ static int run(struct bench *b)
     b->next_scan = b->t0 + NS_PER_S / 4;
     for (;;) {
         uint64_t now = now_ns();
-        if (phase_step(b, now))
-            break;
-        if (b->phase == PH_RAMP)
-            ramp_step(b, now);
-        if (b->o.mode == MODE_CONNECT)
-            connect_step(b, now);
+        if (phase_step(b, now)) break;
+        if (b->phase == PH_RAMP) ramp_step(b, now);
+        if (b->o.mode == MODE_CONNECT) connect_step(b, now);
         uint64_t wait = 250 * 1000 * 1000ull;
         if (b->o.rate > 0 && sending(b)) {
             uint64_t w = open_loop_step(b, now);
-            if (w < wait)
-                wait = w;
+            if (w < wait) wait = w;
         }
         if (now >= b->next_scan) {
             b->next_scan = now + NS_PER_S / 4;
             timeout_scan(b, now);
-            if (b->o.mode == MODE_ROOM && b->o.rate <= 0)
-                room_scan(b, now);
+            if (b->o.mode == MODE_ROOM && b->o.rate <= 0) room_scan(b, now);
         }
         if (b->tty && now >= b->next_progress) {
             b->next_progress = now + NS_PER_S;
@@ -1227,11 +1159,9 @@ static int run(struct bench *b)
         if (b->phase == PH_RAMP && b->started < b->nconns && b->o.ramp > 0 &&
             b->pending < MAX_PENDING) {
             uint64_t w = (uint64_t)(1e9 / b->o.ramp);
-            if (w < wait)
-                wait = w;
+            if (w < wait) wait = w;
         }
-        if (b->phase_end > now && b->phase_end - now < wait)
-            wait = b->phase_end - now;
+        if (b->phase_end > now && b->phase_end - now < wait) wait = b->phase_end - now;
         struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_S),
                               .tv_nsec = (long)(wait % NS_PER_S)};
         int n = epoll_pwait2(b->ep, evs, 512, &ts, NULL);
@@ -1240,8 +1170,7 @@ static int run(struct bench *b)
             n = epoll_wait(b->ep, evs, 512, ms);
         }
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             perror("weft bench: epoll_wait");
             return 1;
         }
@@ -1249,8 +1178,7 @@ static int run(struct bench *b)
             on_event(b, evs[i].data.ptr, evs[i].events);
         flush_dirty(b);
     }
-    if (b->tty)
-        fputs("\r\033[K", stderr);
+    if (b->tty) fputs("\r\033[K", stderr);
     return 0;
 }
 
@@ -1266,8 +1194,7 @@ static void report_text(const struct bench *b)
     double self = secs > 0 ? (b->self_cpu1 - b->self_cpu0) / secs * 100.0 : 0;
     printf("weft bench: %s %s\n", mode_names[o->mode], o->url);
     printf("  setup      %ld connections", o->conns);
-    if (o->mode == MODE_ROOM)
-        printf(" (%ld senders)", b->nsenders);
+    if (o->mode == MODE_ROOM) printf(" (%ld senders)", b->nsenders);
     if (o->mode == MODE_ECHO || o->mode == MODE_ROOM) {
         if (o->rate > 0)
             printf(", open loop %.0f msgs/s", o->rate);
@@ -1276,8 +1203,7 @@ static void report_text(const struct bench *b)
         printf(", %ld-byte %s messages", o->size, o->binary ? "binary" : "text");
     }
     printf(", %.1f s measured", secs);
-    if (o->mode != MODE_IDLE)
-        printf(" after %.1f s warm-up", o->warmup);
+    if (o->mode != MODE_IDLE) printf(" after %.1f s warm-up", o->warmup);
     printf("; %ld opened (peak %ld open)\n", b->opened_total, b->peak_open);
     if (o->deflate)
         printf("  transport  %s, offered \"%s\": negotiated on %ld connections\n",
@@ -1322,15 +1248,13 @@ static void report_text(const struct bench *b)
     if (o->server_pid) {
         double scpu = b->srv_cpu0 >= 0 && b->srv_cpu1 >= 0 ? b->srv_cpu1 - b->srv_cpu0 : -1;
         printf("  server     pid %ld:", o->server_pid);
-        if (scpu >= 0 && secs > 0)
-            printf(" %.0f %% of a core", scpu / secs * 100.0);
+        if (scpu >= 0 && secs > 0) printf(" %.0f %% of a core", scpu / secs * 100.0);
         if (scpu >= 0 && b->c.msgs)
             printf(", %.3f us CPU per %s", scpu * 1e6 / (double)b->c.msgs,
                    o->mode == MODE_ROOM      ? "delivery"
                    : o->mode == MODE_CONNECT ? "open+close"
                                              : "message");
-        if (b->rss_after >= 0)
-            printf(", RSS %ld KiB", b->rss_after);
+        if (b->rss_after >= 0) printf(", RSS %ld KiB", b->rss_after);
         if (o->mode == MODE_IDLE && b->rss_before >= 0 && b->rss_after >= 0 && b->peak_open > 0)
             printf(" (%.2f KiB per connection over %ld KiB before)",
                    (double)(b->rss_after - b->rss_before) / (double)b->peak_open, b->rss_before);
@@ -1360,9 +1284,8 @@ static void report_json(const struct bench *b)
     printf("\", \"connections\": %ld, \"opened\": %ld, \"peak_open\": %ld, \"senders\": %ld, "
            "\"size\": %ld, \"window\": %ld, \"rate\": %.0f, \"binary\": %s, "
            "\"warmup_s\": %.3f, \"duration_s\": %.3f, ",
-           o->conns, b->opened_total, b->peak_open,
-           o->mode == MODE_ROOM ? b->nsenders : 0, o->size, o->window, o->rate,
-           o->binary ? "true" : "false", o->warmup, secs);
+           o->conns, b->opened_total, b->peak_open, o->mode == MODE_ROOM ? b->nsenders : 0, o->size,
+           o->window, o->rate, o->binary ? "true" : "false", o->warmup, secs);
     printf("\"tls\": %s, \"deflate_conns\": %ld, ", o->tls ? "true" : "false", b->pmd_conns);
     printf("\"messages\": %" PRIu64 ", \"sent\": %" PRIu64 ", \"msgs_per_s\": %.1f, "
            "\"mb_per_s\": %.3f, ",
@@ -1379,8 +1302,8 @@ static void report_json(const struct bench *b)
         printf(", \"%s\": %" PRIu64, err_names[i], b->errors[i]);
     printf("}, \"client_cpu_pct\": %.1f, \"generator_bound\": %s, ", self,
            self > 90.0 ? "true" : "false");
-    double scpu = o->server_pid && b->srv_cpu0 >= 0 && b->srv_cpu1 >= 0 ? b->srv_cpu1 - b->srv_cpu0
-                                                                        : -1;
+    double scpu =
+        o->server_pid && b->srv_cpu0 >= 0 && b->srv_cpu1 >= 0 ? b->srv_cpu1 - b->srv_cpu0 : -1;
     if (!o->server_pid) {
         printf("\"server\": null}\n");
         return;
@@ -1407,59 +1330,59 @@ static void report_json(const struct bench *b)
 /* Prints the usage text. */
 static void usage(FILE *f)
 {
-    fputs(
-        "usage: weft bench [options] URL        URL: ws://HOST:PORT/PATH (HOST an IPv4 address\n"
-        "                                       or a name; e.g. ws://127.0.0.1:8080/echo)\n"
-        "\n"
-        "A WebSocket load generator (one thread, its own epoll loop).\n"
-        "\n"
-        "modes (--mode, default echo):\n"
-        "  echo       every connection keeps -w messages in flight (or -r: open loop)\n"
-        "  room       all connections join the URL's room (/ws/NAME); the first --senders send,\n"
-        "             every delivery is counted at every member; -w messages in flight per\n"
-        "             sender, a message leaving the window when all other members have it\n"
-        "  connect    -c concurrent open / 101 / close-handshake cycles: handshakes per second\n"
-        "  idle       open -c connections and hold them -d seconds; with --server-pid the\n"
-        "             server's RSS per connection\n"
-        "  (hub: not supported yet: this build has no /hub protocol)\n"
-        "\n"
-        "options:\n"
-        "  -c, --connections N   connections (default 100; connect mode: concurrent cycles, 10)\n"
-        "  -s, --size BYTES      payload size (default 64; room needs 14 or more; latency 8)\n"
-        "  -w, --window W        messages in flight per connection / sender (default 8; room 1)\n"
-        "  -r, --rate R          open loop: R messages/s in total (latency from the intended\n"
-        "                        send time); 0 = closed loop (default)\n"
-        "  -k, --senders K       room: members that send (default 1)\n"
-        "  -d, --duration SEC    measured seconds (default 5)\n"
-        "      --warmup SEC      traffic before measuring (default 1)\n"
-        "      --ramp N          open N connections per second (default 0 = as fast as\n"
-        "                        possible, at most 256 handshakes at once)\n"
-        "      --text            send text messages\n"
-        "      --binary          send binary messages (default)\n"
-        "      --local-addr A[-B]  bind source addresses A..B round-robin (e.g.\n"
-        "                        127.0.0.1-127.0.0.50), for more than ~28k connections\n"
-        "      --server-pid PID  report the server's CPU per message (/proc/PID/stat, utime +\n"
-        "                        stime over the measured window) and its RSS\n"
-        "      --json            print one JSON object on stdout instead of the text summary\n"
-        "      --payload KIND    abc (a-z pattern, default), json (JSON-like records) or\n"
-        "                        random (random printable bytes)\n"
-        "      --deflate         offer permessage-deflate; when accepted, every data message\n"
-        "                        is sent compressed and received ones are inflated\n"
-        "      --tls             TLS (as with a wss:// URL)\n"
-        "      --cacert FILE     TLS: trust the CAs in FILE (PEM) instead of the system's\n"
-        "      --insecure        TLS: no certificate verification (self-signed servers)\n"
-        "  -h, --help            this text\n"
-        "\n"
-        "JSON keys: mode url connections opened peak_open senders size window rate binary\n"
-        "  deflate_conns warmup_s duration_s messages sent msgs_per_s mb_per_s latency_us{count min mean p50\n"
-        "  p90 p99 p999 max} errors{total connect handshake timeout protocol closed io\n"
-        "  bad_message lost backlog} client_cpu_pct generator_bound server (null without\n"
-        "  --server-pid, else {pid cpu_pct cpu_us_per_msg rss_before_kib rss_kib\n"
-        "  rss_per_conn_kib}).\n"
-        "messages = echoes (echo), deliveries (room), open+close cycles (connect), 0 (idle).\n"
-        "A live progress line goes to stderr on a terminal. Exit status: 0 done (errors are\n"
-        "reported, not fatal), 1 nothing could be measured, 2 bad usage.\n",
-        f);
+    fputs("usage: weft bench [options] URL        URL: ws://HOST:PORT/PATH (HOST an IPv4 address\n"
+          "                                       or a name; e.g. ws://127.0.0.1:8080/echo)\n"
+          "\n"
+          "A WebSocket load generator (one thread, its own epoll loop).\n"
+          "\n"
+          "modes (--mode, default echo):\n"
+          "  echo       every connection keeps -w messages in flight (or -r: open loop)\n"
+          "  room       all connections join the URL's room (/ws/NAME); the first --senders send,\n"
+          "             every delivery is counted at every member; -w messages in flight per\n"
+          "             sender, a message leaving the window when all other members have it\n"
+          "  connect    -c concurrent open / 101 / close-handshake cycles: handshakes per second\n"
+          "  idle       open -c connections and hold them -d seconds; with --server-pid the\n"
+          "             server's RSS per connection\n"
+          "  (hub: not supported yet: this build has no /hub protocol)\n"
+          "\n"
+          "options:\n"
+          "  -c, --connections N   connections (default 100; connect mode: concurrent cycles, 10)\n"
+          "  -s, --size BYTES      payload size (default 64; room needs 14 or more; latency 8)\n"
+          "  -w, --window W        messages in flight per connection / sender (default 8; room 1)\n"
+          "  -r, --rate R          open loop: R messages/s in total (latency from the intended\n"
+          "                        send time); 0 = closed loop (default)\n"
+          "  -k, --senders K       room: members that send (default 1)\n"
+          "  -d, --duration SEC    measured seconds (default 5)\n"
+          "      --warmup SEC      traffic before measuring (default 1)\n"
+          "      --ramp N          open N connections per second (default 0 = as fast as\n"
+          "                        possible, at most 256 handshakes at once)\n"
+          "      --text            send text messages\n"
+          "      --binary          send binary messages (default)\n"
+          "      --local-addr A[-B]  bind source addresses A..B round-robin (e.g.\n"
+          "                        127.0.0.1-127.0.0.50), for more than ~28k connections\n"
+          "      --server-pid PID  report the server's CPU per message (/proc/PID/stat, utime +\n"
+          "                        stime over the measured window) and its RSS\n"
+          "      --json            print one JSON object on stdout instead of the text summary\n"
+          "      --payload KIND    abc (a-z pattern, default), json (JSON-like records) or\n"
+          "                        random (random printable bytes)\n"
+          "      --deflate         offer permessage-deflate; when accepted, every data message\n"
+          "                        is sent compressed and received ones are inflated\n"
+          "      --tls             TLS (as with a wss:// URL)\n"
+          "      --cacert FILE     TLS: trust the CAs in FILE (PEM) instead of the system's\n"
+          "      --insecure        TLS: no certificate verification (self-signed servers)\n"
+          "  -h, --help            this text\n"
+          "\n"
+          "JSON keys: mode url connections opened peak_open senders size window rate binary\n"
+          "  deflate_conns warmup_s duration_s messages sent msgs_per_s mb_per_s latency_us{count "
+          "min mean p50\n"
+          "  p90 p99 p999 max} errors{total connect handshake timeout protocol closed io\n"
+          "  bad_message lost backlog} client_cpu_pct generator_bound server (null without\n"
+          "  --server-pid, else {pid cpu_pct cpu_us_per_msg rss_before_kib rss_kib\n"
+          "  rss_per_conn_kib}).\n"
+          "messages = echoes (echo), deliveries (room), open+close cycles (connect), 0 (idle).\n"
+          "A live progress line goes to stderr on a terminal. Exit status: 0 done (errors are\n"
+          "reported, not fatal), 1 nothing could be measured, 2 bad usage.\n",
+          f);
 }
 
 /* Reports a bad option value and returns 2. */
@@ -1476,8 +1399,7 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
+    if (errno || end == s || *end || v < lo || v > hi) return false;
     *out = v;
     return true;
 }
@@ -1488,8 +1410,7 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
-        return false;
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return false;
     *out = v;
     return true;
 }
@@ -1500,14 +1421,12 @@ static bool parse_local(const char *s, uint32_t *lo, uint32_t *hi)
     char a[64], bb[64];
     const char *dash = strchr(s, '-');
     size_t al = dash ? (size_t)(dash - s) : strlen(s);
-    if (al == 0 || al >= sizeof a)
-        return false;
+    if (al == 0 || al >= sizeof a) return false;
     memcpy(a, s, al);
     a[al] = '\0';
     snprintf(bb, sizeof bb, "%s", dash ? dash + 1 : a);
     struct in_addr x, y;
-    if (inet_pton(AF_INET, a, &x) != 1 || inet_pton(AF_INET, bb, &y) != 1)
-        return false;
+    if (inet_pton(AF_INET, a, &x) != 1 || inet_pton(AF_INET, bb, &y) != 1) return false;
     *lo = ntohl(x.s_addr);
     *hi = ntohl(y.s_addr);
     return *lo != 0 && *lo <= *hi && *hi - *lo < 65536;
@@ -1561,8 +1480,7 @@ static int parse_url(struct bench *b, const char *url)
         snprintf(b->hosthdr, sizeof b->hosthdr, "%s:%ld", host, port);
     b->addr.sin_family = AF_INET;
     b->addr.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &b->addr.sin_addr) == 1)
-        return 0;
+    if (inet_pton(AF_INET, host, &b->addr.sin_addr) == 1) return 0;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc != 0 || !res) {
@@ -1617,8 +1535,14 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct options *o = &b->o;
-    *o = (struct options){.mode = MODE_ECHO, .conns = -1, .size = 64, .window = -1,
-                          .senders = 1, .duration = 5, .warmup = 1, .binary = true};
+    *o = (struct options){.mode = MODE_ECHO,
+                          .conns = -1,
+                          .size = 64,
+                          .window = -1,
+                          .senders = 1,
+                          .duration = 5,
+                          .warmup = 1,
+                          .binary = true};
     optind = 1;
     opterr = 0;
     int ch;
@@ -1734,14 +1658,13 @@ static int parse_options(struct bench *b, int argc, char **argv)
         return 2;
     }
     o->url = argv[optind];
-    if (o->conns < 0)
-        o->conns = o->mode == MODE_CONNECT ? 10 : 100;
-    if (o->window < 0)
-        o->window = o->mode == MODE_ROOM ? 1 : 8;
+    if (o->conns < 0) o->conns = o->mode == MODE_CONNECT ? 10 : 100;
+    if (o->window < 0) o->window = o->mode == MODE_ROOM ? 1 : 8;
     if (o->mode == MODE_ROOM) {
         if (o->size < ROOM_HDR) {
-            fprintf(stderr, "weft bench: room mode needs -s %d or more (the payload carries a "
-                            "timestamp, the sender and the window slot)\n",
+            fprintf(stderr,
+                    "weft bench: room mode needs -s %d or more (the payload carries a "
+                    "timestamp, the sender and the window slot)\n",
                     ROOM_HDR);
             return 2;
         }
@@ -1762,8 +1685,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
 static void raise_nofile(long n)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
     if (rl.rlim_cur != rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -1791,8 +1713,7 @@ static void fill_payload(struct bench *b)
                              "\"hello %u\",\"ts\":%u},",
                              1000 + k * 7, k % 13, k * 31, 1700000000u + k);
             size_t m = w > 0 ? (size_t)w : 0;
-            if (m > n - i)
-                m = n - i;
+            if (m > n - i) m = n - i;
             memcpy(p + i, rec, m);
             i += m;
         }
@@ -1817,8 +1738,7 @@ static bool tls_setup(struct bench *b)
 {
     static const unsigned char alpn[] = "\x08http/1.1";
     b->ssl_ctx = SSL_CTX_new(TLS_client_method());
-    if (!b->ssl_ctx)
-        return false;
+    if (!b->ssl_ctx) return false;
     SSL_CTX_set_min_proto_version(b->ssl_ctx, TLS1_2_VERSION);
     SSL_CTX_set_alpn_protos(b->ssl_ctx, alpn, sizeof alpn - 1);
     if (b->o.insecure) {
@@ -1846,29 +1766,25 @@ static bool setup(struct bench *b)
     b->conns = calloc((size_t)b->nconns, sizeof *b->conns);
     b->rbuf = malloc(RBUF_SIZE);
     b->payload = malloc((size_t)b->o.size + 1);
-    if (!b->conns || !b->rbuf || !b->payload)
-        return false;
+    if (!b->conns || !b->rbuf || !b->payload) return false;
     for (long i = 0; i < b->nconns; i++) {
         b->conns[i].fd = -1;
         b->conns[i].idx = (uint32_t)i;
     }
     fill_payload(b);
-    b->limits = (struct weft_msg_limits){.frame = {.role = WEFT_ROLE_CLIENT},
-                                         .validate_utf8 = false};
+    b->limits =
+        (struct weft_msg_limits){.frame = {.role = WEFT_ROLE_CLIENT}, .validate_utf8 = false};
     if (b->o.deflate) {
         b->pmd.enabled = true; /* the server decides on context takeover and windows */
         b->zin = malloc(ZIN_CAP);
-        if (!b->zin || weft_pmd_offer(&b->pmd, b->pmd_offer, sizeof b->pmd_offer) < 0)
-            return false;
+        if (!b->zin || weft_pmd_offer(&b->pmd, b->pmd_offer, sizeof b->pmd_offer) < 0) return false;
         b->limits.frame.allowed_rsv = 4;
     }
-    if (b->o.tls && !tls_setup(b))
-        return false;
+    if (b->o.tls && !tls_setup(b)) return false;
     if (b->o.mode == MODE_ROOM) {
         b->nsenders = b->o.senders;
         b->senders = calloc((size_t)b->nsenders, sizeof *b->senders);
-        if (!b->senders)
-            return false;
+        if (!b->senders) return false;
         for (long i = 0; i < b->nsenders; i++) {
             struct sender *s = &b->senders[i];
             s->conn = &b->conns[i];
@@ -1877,8 +1793,7 @@ static bool setup(struct bench *b)
             s->remaining = calloc((size_t)b->o.window, sizeof *s->remaining);
             s->gen = calloc((size_t)b->o.window, sizeof *s->gen);
             s->sent_at = calloc((size_t)b->o.window, sizeof *s->sent_at);
-            if (!s->remaining || !s->gen || !s->sent_at)
-                return false;
+            if (!s->remaining || !s->gen || !s->sent_at) return false;
         }
     }
     b->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1893,8 +1808,7 @@ static void teardown(struct bench *b)
             SSL_free(b->conns[i].ssl);
             weft_deflater_free(b->conns[i].defl);
             weft_inflater_free(b->conns[i].infl);
-            if (b->conns[i].fd >= 0)
-                close(b->conns[i].fd);
+            if (b->conns[i].fd >= 0) close(b->conns[i].fd);
             free(b->conns[i].out);
             free(b->conns[i].hs);
         }
@@ -1913,8 +1827,7 @@ static void teardown(struct bench *b)
     free(b->conns);
     free(b->rbuf);
     free(b->payload);
-    if (b->ep >= 0)
-        close(b->ep);
+    if (b->ep >= 0) close(b->ep);
 }
 
 /* `weft bench`: see usage(). Returns the exit status. */
@@ -1931,8 +1844,7 @@ int cmd_bench(int argc, char **argv)
         rc = parse_url(b, b->o.url);
     else
         goto out;
-    if (rc != 0)
-        goto out;
+    if (rc != 0) goto out;
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(b->o.conns);
     if (!setup(b)) {
@@ -1944,8 +1856,7 @@ int cmd_bench(int argc, char **argv)
     b->rss_before = b->o.server_pid ? proc_rss_kib(b->o.server_pid) : -1;
     b->rss_after = -1;
     if (b->o.server_pid && (b->rss_before < 0 || proc_cpu_s(b->o.server_pid) < 0)) {
-        fprintf(stderr, "weft bench: cannot read /proc/%ld: no such process?\n",
-                b->o.server_pid);
+        fprintf(stderr, "weft bench: cannot read /proc/%ld: no such process?\n", b->o.server_pid);
         rc = 1;
         goto out;
     }

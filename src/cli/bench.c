@@ -13,6 +13,14 @@
  *   room     N members of one room (the URL's path, e.g. /ws/bench); the first K are senders.
  *            Every delivery is counted at every member. Closed loop: a sender keeps W messages
  *            in flight, a message leaving the window once every other member has it.
+ *   hub      room mode over the /hub JSON protocol (the URL's path, e.g. /hub): every
+ *            connection sends {"type":"join","room":R} and traffic starts once every join is
+ *            answered ("joined"); senders send {"type":"publish","room":R,"data":{...}}, the
+ *            server delivers {"type":"message",...,"data":{...}} to every other member (the
+ *            publisher gets only "published"). "data" carries the timestamp, the sender, the
+ *            window slot and the generation as numbers, padded to -s bytes; deliveries are
+ *            parsed with memmem and a digit loop, no JSON parser. Error replies count as
+ *            protocol errors.
  *   connect  handshakes per second: C concurrent open → 101 → close handshake → reopen.
  *   idle     open N connections and hold them; with --server-pid, the server's RSS per
  *            connection.
@@ -76,9 +84,11 @@
 #define MAX_WINDOW 16383 /* slots fit in 14 bits */
 #define MAX_SENDERS 2097151
 #define ZIN_CAP (64u * 1024u) /* inflate scratch: only the first bytes are kept */
+#define HUB_HEAD 512          /* hub: first bytes of a message kept (envelope + data fields) */
+#define HUB_JOIN_NS (10 * NS_PER_S) /* hub: joins not answered by then fail (timeout) */
 
-enum mode { MODE_ECHO, MODE_ROOM, MODE_CONNECT, MODE_IDLE };
-static const char *const mode_names[] = {"echo", "room", "connect", "idle"};
+enum mode { MODE_ECHO, MODE_ROOM, MODE_CONNECT, MODE_IDLE, MODE_HUB };
+static const char *const mode_names[] = {"echo", "room", "connect", "idle", "hub"};
 
 enum phase { PH_RAMP, PH_SETTLE, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_DONE };
 static const char *const phase_names[] = {"ramp", "settle", "warm-up", "measure", "drain", "done"};
@@ -101,14 +111,18 @@ static const char *const err_names[] = {"connect", "handshake",   "timeout", "pr
 
 enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING, C_DONE };
 
+/* Hub mode: where a connection is with its join. */
+enum hub_state { HUB_NONE, HUB_JOINING, HUB_MEMBER };
+
 /* One client connection. */
 struct bconn {
     int fd;
-    uint8_t state; /* enum cstate */
-    bool dirty;    /* on the flush list */
-    bool sender;   /* room: this member sends */
-    uint8_t in_hdr_len;
-    uint32_t idx; /* position in the connection array */
+    uint8_t state;       /* enum cstate */
+    bool dirty;          /* on the flush list */
+    bool sender;         /* room: this member sends */
+    uint8_t hub;         /* enum hub_state */
+    uint16_t in_hdr_len; /* first bytes kept: in in_hdr, or (hub) in the shared heads array */
+    uint32_t idx;        /* position in the connection array */
     uint32_t sender_idx;
     uint64_t t_start; /* ns: when connect() was called */
     struct weft_msg_parser mp;
@@ -145,7 +159,9 @@ struct options {
     bool binary, json;
     bool deflate, tls, insecure;
     const char *cacert;
-    int payload; /* 0 = abc pattern, 1 = JSON-like text, 2 = random printable */
+    const char *room;  /* hub: the room joined (default "bench") */
+    bool binary_given; /* --binary on the command line */
+    int payload;       /* 0 = abc pattern, 1 = JSON-like text, 2 = random printable */
     long server_pid;
     uint32_t local_lo, local_hi; /* host byte order; 0 = none */
 };
@@ -197,6 +213,16 @@ struct bench {
     uint8_t *zbuf, *zin;
     size_t zbuf_cap;
     long pmd_conns; /* connections that negotiated deflate */
+
+    /* hub mode */
+    uint8_t *heads; /* HUB_HEAD bytes per connection: the start of the message */
+    char *hub_join; /* the join request */
+    size_t hub_join_len;
+    char *hub_buf; /* a publish request being built; starts with its fixed prefix */
+    size_t hub_pre_len, hub_buf_cap;
+    long members;       /* connections whose join was answered (and still open) */
+    long join_pending;  /* joins sent, not answered yet */
+    long members_start; /* room / hub members when traffic started */
 
     struct counters c;
     uint64_t errors[E__N];
@@ -359,6 +385,11 @@ static void conn_release(struct bench *b, struct bconn *c)
     }
     if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) b->pending--;
     if (c->state == C_OPEN || c->state == C_CLOSING) b->open--;
+    if (c->hub == HUB_JOINING)
+        b->join_pending--;
+    else if (c->hub == HUB_MEMBER)
+        b->members--;
+    c->hub = HUB_NONE;
     free(c->hs);
     c->hs = NULL;
     c->hs_len = 0;
@@ -421,8 +452,51 @@ static bool queue_frame(struct bench *b, struct bconn *c, uint8_t opcode, const 
     return true;
 }
 
-/* Queues one data message stamped with ts (ns since t0); room messages also carry sender,
- * slot and generation. Returns false if it could not be queued (counted as an error). */
+/* Writes v in decimal at p. Returns the number of digits. */
+static size_t put_dec(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Appends the literal s (a string constant) at p; evaluates to its length. */
+#define PUT_LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), sizeof(s) - 1)
+
+/* Builds a hub publish request in b->hub_buf (after its fixed prefix): "data" is
+ * {"t":ts,"s":sender,"w":slot,"g":gen,"p":"<padding>"}, padded to -s bytes when the fields
+ * leave room. Returns its length. */
+static size_t hub_publish_text(struct bench *b, uint64_t ts, uint32_t sender, uint32_t slot,
+                               uint8_t gen)
+{
+    char *p = b->hub_buf + b->hub_pre_len, *d = p;
+    p += PUT_LIT(p, "{\"t\":");
+    p += put_dec(p, ts);
+    p += PUT_LIT(p, ",\"s\":");
+    p += put_dec(p, sender);
+    p += PUT_LIT(p, ",\"w\":");
+    p += put_dec(p, slot);
+    p += PUT_LIT(p, ",\"g\":");
+    p += put_dec(p, gen);
+    p += PUT_LIT(p, ",\"p\":\"");
+    size_t used = (size_t)(p - d) + 2, size = (size_t)b->o.size;
+    if (size > used) {
+        memcpy(p, b->payload, size - used);
+        p += size - used;
+    }
+    p += PUT_LIT(p, "\"}}");
+    return (size_t)(p - b->hub_buf);
+}
+
+/* Queues one data message stamped with ts (ns since t0); room and hub messages also carry
+ * sender, slot and generation. Returns false if it could not be queued (counted as an
+ * error). */
 static bool send_message(struct bench *b, struct bconn *c, uint64_t ts, uint32_t sender,
                          uint32_t slot, uint8_t gen)
 {
@@ -431,14 +505,20 @@ static bool send_message(struct bench *b, struct bconn *c, uint64_t ts, uint32_t
         count_error(b, E_BACKLOG);
         return false;
     }
+    const uint8_t *msg = b->payload;
     size_t len = (size_t)b->o.size;
-    if (len >= TS_BYTES) put7(b->payload, ts, TS_BYTES);
+    if (b->o.mode == MODE_HUB) {
+        len = hub_publish_text(b, ts, sender, slot, gen);
+        msg = (const uint8_t *)b->hub_buf;
+    } else if (len >= TS_BYTES) {
+        put7(b->payload, ts, TS_BYTES);
+    }
     if (b->o.mode == MODE_ROOM) {
         put7(b->payload + 8, sender, 3);
         put7(b->payload + 11, slot, 2);
         b->payload[13] = (uint8_t)(gen & 0x7f);
     }
-    if (!queue_frame(b, c, b->o.binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, b->payload, len)) {
+    if (!queue_frame(b, c, b->o.binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, msg, len)) {
         count_error(b, E_IO);
         return false;
     }
@@ -704,11 +784,30 @@ static bool sending(const struct bench *b)
     return b->phase == PH_WARMUP || b->phase == PH_MEASURE;
 }
 
+/* True for the modes where senders publish to a room of members (room, hub). */
+static bool room_like(const struct bench *b)
+{
+    return b->o.mode == MODE_ROOM || b->o.mode == MODE_HUB;
+}
+
+/* True if c is a member of the room: open, and (hub) its join answered. */
+static bool is_member(const struct bench *b, const struct bconn *c)
+{
+    return c->state == C_OPEN && (b->o.mode != MODE_HUB || c->hub == HUB_MEMBER);
+}
+
+/* The members a message goes to, its sender included (room: open connections, hub: joined
+ * ones); every one but the sender gets it. */
+static long room_members(const struct bench *b)
+{
+    return b->o.mode == MODE_HUB ? b->members : b->open;
+}
+
 /* Fills a room sender's free window slots with new messages. */
 static void sender_fill(struct bench *b, struct sender *s, uint64_t now)
 {
-    int32_t expect = (int32_t)(b->open - 1);
-    if (expect <= 0 || s->conn->state != C_OPEN) return;
+    int32_t expect = (int32_t)(room_members(b) - 1);
+    if (expect <= 0 || !is_member(b, s->conn)) return;
     for (long j = 0; j < b->o.window; j++) {
         if (s->remaining[j] > 0) continue;
         s->gen[j] = (uint8_t)((s->gen[j] + 1) & 0x7f);
@@ -728,33 +827,40 @@ static void on_open(struct bench *b, struct bconn *c, uint64_t now)
         start_close(b, c);
         return;
     }
+    if (b->o.mode == MODE_HUB) { /* traffic starts once every join is answered */
+        if (queue_frame(b, c, WEFT_OP_TEXT, b->hub_join, b->hub_join_len)) {
+            c->hub = HUB_JOINING;
+            b->join_pending++;
+        } else {
+            conn_fail(b, c, E_IO);
+        }
+        return;
+    }
     if (b->o.mode == MODE_ECHO && sending(b) && b->o.rate <= 0)
         for (long i = 0; i < b->o.window; i++)
             send_message(b, c, now - b->t0, 0, 0, 0);
 }
 
-/* A whole data message arrived on c (its first bytes are in c->in_hdr). */
-static void on_message(struct bench *b, struct bconn *c, uint64_t now)
+/* The first bytes kept of the message being received on c. */
+static uint8_t *conn_head(const struct bench *b, struct bconn *c)
 {
-    bool measure = b->phase == PH_MEASURE;
-    if (c->in_len != (uint64_t)b->o.size) {
-        count_error(b, E_BAD_MESSAGE);
-        return;
-    }
-    uint64_t ts = UINT64_MAX;
-    if (c->in_hdr_len >= TS_BYTES) ts = get7(c->in_hdr, TS_BYTES);
-    if (measure) {
-        b->c.msgs++;
-        b->c.bytes += c->in_len;
-        if (ts != UINT64_MAX && now >= b->t0 + ts) hist_record(&b->lat, now - b->t0 - ts);
-    }
-    if (b->o.mode == MODE_ECHO) {
-        if (b->o.rate <= 0 && sending(b)) send_message(b, c, now - b->t0, 0, 0, 0);
-        return;
-    }
-    if (b->o.mode != MODE_ROOM || b->o.rate > 0) return;
-    uint64_t si = get7(c->in_hdr + 8, 3), slot = get7(c->in_hdr + 11, 2);
-    uint8_t gen = c->in_hdr[13];
+    return b->heads ? b->heads + (size_t)c->idx * HUB_HEAD : c->in_hdr;
+}
+
+/* Counts a message received in the measured window: bytes, and the latency from ts (ns since
+ * t0; UINT64_MAX when it carries none). */
+static void count_received(struct bench *b, const struct bconn *c, uint64_t ts, uint64_t now)
+{
+    if (b->phase != PH_MEASURE) return;
+    b->c.msgs++;
+    b->c.bytes += c->in_len;
+    if (ts != UINT64_MAX && now >= b->t0 + ts) hist_record(&b->lat, now - b->t0 - ts);
+}
+
+/* Room and hub, closed loop: sender si's message in window slot `slot` (generation gen) was
+ * delivered to one more member; the slot is refilled once every other member has it. */
+static void slot_delivered(struct bench *b, uint64_t si, uint64_t slot, uint64_t gen, uint64_t now)
+{
     if (si >= (uint64_t)b->nsenders || slot >= (uint64_t)b->o.window) {
         count_error(b, E_BAD_MESSAGE);
         return;
@@ -763,6 +869,87 @@ static void on_message(struct bench *b, struct bconn *c, uint64_t now)
     if (s->gen[slot] != gen || s->remaining[slot] <= 0)
         return; /* a late delivery of a message already given up on */
     if (--s->remaining[slot] == 0 && sending(b)) sender_fill(b, s, now);
+}
+
+/* Finds key (e.g. "\"t\":") in [p, end) and reads the unsigned decimal after it. The number
+ * must end before `end` (not cut by the kept head). Returns false if absent or malformed. */
+static bool json_u64(const uint8_t *p, const uint8_t *end, const char *key, size_t klen,
+                     uint64_t *out)
+{
+    const uint8_t *k = memmem(p, (size_t)(end - p), key, klen);
+    if (!k) return false;
+    const uint8_t *q = k + klen, *q0 = q;
+    uint64_t v = 0;
+    while (q < end && *q >= '0' && *q <= '9' && q - q0 < 20)
+        v = v * 10 + (uint64_t)(*q++ - '0');
+    if (q == q0 || q == end || (*q >= '0' && *q <= '9')) return false;
+    *out = v;
+    return true;
+}
+
+/* True if [p, end) starts with the literal s. */
+#define STARTS(p, end, s)                                                                          \
+    ((size_t)((end) - (p)) >= sizeof(s) - 1 && !memcmp((p), (s), sizeof(s) - 1))
+
+/* Hub: a whole message arrived on c (its first bytes kept in conn_head). A delivery
+ * ("message") is counted and frees its window slot; "joined" makes c a member; "error" is a
+ * protocol error (and, before "joined", a failed join); other replies ("published") pass. */
+static void hub_message(struct bench *b, struct bconn *c, uint64_t now)
+{
+    const uint8_t *h = conn_head(b, c), *end = h + c->in_hdr_len;
+    const uint8_t *ty = memmem(h, c->in_hdr_len, "\"type\":\"", 8);
+    if (!ty) {
+        count_error(b, E_BAD_MESSAGE);
+        return;
+    }
+    ty += 8;
+    if (STARTS(ty, end, "message\"")) {
+        const uint8_t *d = memmem(ty, (size_t)(end - ty), "\"data\":{", 8);
+        uint64_t ts, si, slot, gen;
+        if (!d || !json_u64(d + 8, end, "\"t\":", 4, &ts) ||
+            !json_u64(d + 8, end, "\"s\":", 4, &si) || !json_u64(d + 8, end, "\"w\":", 4, &slot) ||
+            !json_u64(d + 8, end, "\"g\":", 4, &gen)) {
+            count_error(b, E_BAD_MESSAGE);
+            return;
+        }
+        count_received(b, c, ts, now);
+        if (b->o.rate <= 0) slot_delivered(b, si, slot, gen, now);
+    } else if (STARTS(ty, end, "joined\"")) {
+        if (c->hub == HUB_JOINING) {
+            c->hub = HUB_MEMBER;
+            b->join_pending--;
+            b->members++;
+        }
+    } else if (STARTS(ty, end, "error\"")) {
+        count_error(b, E_PROTOCOL);
+        if (c->hub == HUB_JOINING) { /* the join was refused: c stays out of the room */
+            c->hub = HUB_NONE;
+            b->join_pending--;
+        }
+    }
+}
+
+/* A whole data message arrived on c (its first bytes are in c->in_hdr, or for hub mode in
+ * conn_head). */
+static void on_message(struct bench *b, struct bconn *c, uint64_t now)
+{
+    if (b->o.mode == MODE_HUB) {
+        hub_message(b, c, now);
+        return;
+    }
+    if (c->in_len != (uint64_t)b->o.size) {
+        count_error(b, E_BAD_MESSAGE);
+        return;
+    }
+    uint64_t ts = UINT64_MAX;
+    if (c->in_hdr_len >= TS_BYTES) ts = get7(c->in_hdr, TS_BYTES);
+    count_received(b, c, ts, now);
+    if (b->o.mode == MODE_ECHO) {
+        if (b->o.rate <= 0 && sending(b)) send_message(b, c, now - b->t0, 0, 0, 0);
+        return;
+    }
+    if (b->o.mode != MODE_ROOM || b->o.rate > 0) return;
+    slot_delivered(b, get7(c->in_hdr + 8, 3), get7(c->in_hdr + 11, 2), c->in_hdr[13], now);
 }
 
 /* A control frame arrived on c. */
@@ -788,14 +975,15 @@ static void on_control(struct bench *b, struct bconn *c, const struct weft_msg_e
 }
 
 /* Keeps the first bytes of a message being received (they carry the timestamp and the room
- * header). */
-static void keep_head(struct bconn *c, const uint8_t *data, size_t len)
+ * header; hub: the envelope and the "data" fields). */
+static void keep_head(const struct bench *b, struct bconn *c, const uint8_t *data, size_t len)
 {
-    if (c->in_hdr_len < ROOM_HDR && len) {
-        size_t k = ROOM_HDR - c->in_hdr_len;
+    size_t cap = b->heads ? HUB_HEAD : ROOM_HDR;
+    if (c->in_hdr_len < cap && len) {
+        size_t k = cap - c->in_hdr_len;
         if (k > len) k = len;
-        memcpy(c->in_hdr + c->in_hdr_len, data, k);
-        c->in_hdr_len = (uint8_t)(c->in_hdr_len + k);
+        memcpy(conn_head(b, c) + c->in_hdr_len, data, k);
+        c->in_hdr_len = (uint16_t)(c->in_hdr_len + k);
     }
 }
 
@@ -818,7 +1006,7 @@ static bool inflate_piece(struct bench *b, struct bconn *c, const uint8_t *data,
             return false;
         }
         off += used;
-        keep_head(c, b->zin, made);
+        keep_head(b, c, b->zin, made);
         c->in_len += made;
         if (r == 0) return true;
     }
@@ -849,7 +1037,7 @@ static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size
                     return;
                 }
             } else {
-                keep_head(c, ev.data, ev.len);
+                keep_head(b, c, ev.data, ev.len);
                 c->in_len += ev.len;
             }
             if (ev.fin && c->state == C_OPEN) on_message(b, c, now);
@@ -946,16 +1134,17 @@ static uint64_t open_loop_step(struct bench *b, uint64_t now)
         if (budget-- == 0) return 0;
         struct bconn *c = NULL;
         uint32_t si = 0;
-        long tries = b->o.mode == MODE_ROOM ? b->nsenders : b->nconns;
+        bool room = room_like(b);
+        long tries = room ? b->nsenders : b->nconns;
         while (tries-- > 0) {
             long i = b->rr++;
-            if (b->o.mode == MODE_ROOM) {
+            if (room) {
                 si = (uint32_t)(i % b->nsenders);
                 c = b->senders[si].conn;
             } else {
                 c = &b->conns[i % b->nconns];
             }
-            if (c->state == C_OPEN) break;
+            if (is_member(b, c)) break;
             c = NULL;
         }
         b->next_k++;
@@ -993,16 +1182,17 @@ static void timeout_scan(struct bench *b, uint64_t now)
     }
 }
 
-/* Starts traffic: room senders fill their windows, echo connections theirs. */
+/* Starts traffic: room and hub senders fill their windows, echo connections theirs. */
 static void start_traffic(struct bench *b, uint64_t now)
 {
     b->send_start = now;
     b->next_k = 0;
+    b->members_start = room_like(b) ? room_members(b) : 0;
     if (b->o.rate > 0) return;
     if (b->o.mode == MODE_ECHO) {
         for (long i = 0; i < b->nconns; i++)
             if (b->conns[i].state == C_OPEN) on_open(b, &b->conns[i], now);
-    } else if (b->o.mode == MODE_ROOM) {
+    } else if (room_like(b)) {
         for (long i = 0; i < b->nsenders; i++)
             sender_fill(b, &b->senders[i], now);
     }
@@ -1039,6 +1229,13 @@ static void start_drain(struct bench *b, uint64_t now)
     }
 }
 
+/* Hub: fails the connections whose join is still unanswered (timeout). */
+static void fail_unjoined(struct bench *b)
+{
+    for (long i = 0; i < b->nconns && b->join_pending > 0; i++)
+        if (b->conns[i].hub == HUB_JOINING) conn_fail(b, &b->conns[i], E_TIMEOUT);
+}
+
 /* Advances the phase machine. Returns true when the run is over. */
 static bool phase_step(struct bench *b, uint64_t now)
 {
@@ -1056,13 +1253,17 @@ static bool phase_step(struct bench *b, uint64_t now)
     switch (b->phase) {
     case PH_RAMP:
         if (b->started >= b->nconns && b->pending == 0) {
-            /* everything opened (or failed): let servers that subscribe after the 101 catch up */
+            /* everything opened (or failed): let servers that subscribe after the 101 catch up
+             * (hub: until every join is answered) */
             b->phase = PH_SETTLE;
-            b->phase_end = now + (b->o.mode == MODE_IDLE ? NS_PER_S : NS_PER_S / 5);
+            b->phase_end = now + (b->o.mode == MODE_IDLE  ? NS_PER_S
+                                  : b->o.mode == MODE_HUB ? HUB_JOIN_NS
+                                                          : NS_PER_S / 5);
         }
         return false;
     case PH_SETTLE:
-        if (now < b->phase_end) return false;
+        if (now < b->phase_end && !(b->o.mode == MODE_HUB && b->join_pending == 0)) return false;
+        if (b->o.mode == MODE_HUB) fail_unjoined(b);
         if (b->open == 0) {
             start_measure(b, now);
             end_measure(b, now);
@@ -1149,7 +1350,7 @@ static int run(struct bench *b)
         if (now >= b->next_scan) {
             b->next_scan = now + NS_PER_S / 4;
             timeout_scan(b, now);
-            if (b->o.mode == MODE_ROOM && b->o.rate <= 0) room_scan(b, now);
+            if (room_like(b) && b->o.rate <= 0) room_scan(b, now);
         }
         if (b->tty && now >= b->next_progress) {
             b->next_progress = now + NS_PER_S;
@@ -1195,12 +1396,17 @@ static void report_text(const struct bench *b)
     printf("weft bench: %s %s\n", mode_names[o->mode], o->url);
     printf("  setup      %ld connections", o->conns);
     if (o->mode == MODE_ROOM) printf(" (%ld senders)", b->nsenders);
-    if (o->mode == MODE_ECHO || o->mode == MODE_ROOM) {
+    if (o->mode == MODE_HUB)
+        printf(" (%ld senders, %ld joined room \"%s\")", b->nsenders, b->members_start, o->room);
+    if (o->mode == MODE_ECHO || room_like(b)) {
         if (o->rate > 0)
             printf(", open loop %.0f msgs/s", o->rate);
         else
             printf(", %ld in flight", o->window);
-        printf(", %ld-byte %s messages", o->size, o->binary ? "binary" : "text");
+        if (o->mode == MODE_HUB)
+            printf(", %ld-byte \"data\"", o->size);
+        else
+            printf(", %ld-byte %s messages", o->size, o->binary ? "binary" : "text");
     }
     printf(", %.1f s measured", secs);
     if (o->mode != MODE_IDLE) printf(" after %.1f s warm-up", o->warmup);
@@ -1210,9 +1416,9 @@ static void report_text(const struct bench *b)
                o->tls ? "TLS" : "plain", b->pmd_offer, b->pmd_conns);
     else if (o->tls)
         printf("  transport  TLS\n");
-    if (o->mode == MODE_ECHO || o->mode == MODE_ROOM) {
+    if (o->mode == MODE_ECHO || room_like(b)) {
         printf("  %-10s %" PRIu64 " (%.0f msgs/s, %.2f MB/s)\n",
-               o->mode == MODE_ROOM ? "deliveries" : "messages", b->c.msgs, rate, mbs);
+               room_like(b) ? "deliveries" : "messages", b->c.msgs, rate, mbs);
     } else if (o->mode == MODE_CONNECT) {
         printf("  cycles     %" PRIu64 " open + close (%.0f handshakes/s)\n", b->c.msgs, rate);
     }
@@ -1251,7 +1457,7 @@ static void report_text(const struct bench *b)
         if (scpu >= 0 && secs > 0) printf(" %.0f %% of a core", scpu / secs * 100.0);
         if (scpu >= 0 && b->c.msgs)
             printf(", %.3f us CPU per %s", scpu * 1e6 / (double)b->c.msgs,
-                   o->mode == MODE_ROOM      ? "delivery"
+                   room_like(b)              ? "delivery"
                    : o->mode == MODE_CONNECT ? "open+close"
                                              : "message");
         if (b->rss_after >= 0) printf(", RSS %ld KiB", b->rss_after);
@@ -1282,10 +1488,11 @@ static void report_json(const struct bench *b)
         else
             putchar(*p);
     printf("\", \"connections\": %ld, \"opened\": %ld, \"peak_open\": %ld, \"senders\": %ld, "
-           "\"size\": %ld, \"window\": %ld, \"rate\": %.0f, \"binary\": %s, "
+           "\"members\": %ld, \"size\": %ld, \"window\": %ld, \"rate\": %.0f, \"binary\": %s, "
            "\"warmup_s\": %.3f, \"duration_s\": %.3f, ",
-           o->conns, b->opened_total, b->peak_open, o->mode == MODE_ROOM ? b->nsenders : 0, o->size,
-           o->window, o->rate, o->binary ? "true" : "false", o->warmup, secs);
+           o->conns, b->opened_total, b->peak_open, room_like(b) ? b->nsenders : 0,
+           b->members_start, o->size, o->window, o->rate, o->binary ? "true" : "false", o->warmup,
+           secs);
     printf("\"tls\": %s, \"deflate_conns\": %ld, ", o->tls ? "true" : "false", b->pmd_conns);
     printf("\"messages\": %" PRIu64 ", \"sent\": %" PRIu64 ", \"msgs_per_s\": %.1f, "
            "\"mb_per_s\": %.3f, ",
@@ -1340,18 +1547,27 @@ static void usage(FILE *f)
           "  room       all connections join the URL's room (/ws/NAME); the first --senders send,\n"
           "             every delivery is counted at every member; -w messages in flight per\n"
           "             sender, a message leaving the window when all other members have it\n"
+          "  hub        room over the /hub JSON protocol (URL path /hub, the default): every\n"
+          "             connection joins --room, traffic starts once every join is answered;\n"
+          "             the first --senders publish "
+          "{\"t\":..,\"s\":..,\"w\":..,\"g\":..,\"p\":\"..\"}\n"
+          "             as \"data\" (text), every other member's delivery is counted (the\n"
+          "             publisher gets none: the server excludes it); -w as in room mode;\n"
+          "             error replies count as protocol errors\n"
           "  connect    -c concurrent open / 101 / close-handshake cycles: handshakes per second\n"
           "  idle       open -c connections and hold them -d seconds; with --server-pid the\n"
           "             server's RSS per connection\n"
-          "  (hub: not supported yet: this build has no /hub protocol)\n"
           "\n"
           "options:\n"
           "  -c, --connections N   connections (default 100; connect mode: concurrent cycles, 10)\n"
-          "  -s, --size BYTES      payload size (default 64; room needs 14 or more; latency 8)\n"
-          "  -w, --window W        messages in flight per connection / sender (default 8; room 1)\n"
+          "  -s, --size BYTES      payload size (default 64; room needs 14 or more; latency 8;\n"
+          "                        hub: size of \"data\", at least its fields, about 45 bytes)\n"
+          "  -w, --window W        messages in flight per connection / sender (default 8; room\n"
+          "                        and hub 1)\n"
           "  -r, --rate R          open loop: R messages/s in total (latency from the intended\n"
           "                        send time); 0 = closed loop (default)\n"
-          "  -k, --senders K       room: members that send (default 1)\n"
+          "  -k, --senders K       room, hub: members that send (default 1)\n"
+          "      --room NAME       hub: the room joined (default bench)\n"
           "  -d, --duration SEC    measured seconds (default 5)\n"
           "      --warmup SEC      traffic before measuring (default 1)\n"
           "      --ramp N          open N connections per second (default 0 = as fast as\n"
@@ -1372,14 +1588,16 @@ static void usage(FILE *f)
           "      --insecure        TLS: no certificate verification (self-signed servers)\n"
           "  -h, --help            this text\n"
           "\n"
-          "JSON keys: mode url connections opened peak_open senders size window rate binary\n"
-          "  deflate_conns warmup_s duration_s messages sent msgs_per_s mb_per_s latency_us{count "
-          "min mean p50\n"
+          "JSON keys: mode url connections opened peak_open senders members size window rate\n"
+          "  binary tls deflate_conns warmup_s duration_s messages sent msgs_per_s mb_per_s\n"
+          "  latency_us{count min mean p50\n"
           "  p90 p99 p999 max} errors{total connect handshake timeout protocol closed io\n"
           "  bad_message lost backlog} client_cpu_pct generator_bound server (null without\n"
           "  --server-pid, else {pid cpu_pct cpu_us_per_msg rss_before_kib rss_kib\n"
           "  rss_per_conn_kib}).\n"
-          "messages = echoes (echo), deliveries (room), open+close cycles (connect), 0 (idle).\n"
+          "messages = echoes (echo), deliveries (room, hub), open+close cycles (connect), 0\n"
+          "  (idle); members = room / hub members when traffic started (hub: joins answered).\n"
+          "  In hub mode sent counts publishes and mb_per_s the whole deliveries (JSON).\n"
           "A live progress line goes to stderr on a terminal. Exit status: 0 done (errors are\n"
           "reported, not fatal), 1 nothing could be measured, 2 bad usage.\n",
           f);
@@ -1412,6 +1630,18 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return false;
     *out = v;
+    return true;
+}
+
+/* True if s is a /hub room name: 1 to 128 bytes of A-Z a-z 0-9 _ - . : @ (JSON-safe). */
+static bool room_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("_-.:@", s[i]) && !(s[i] >= 'a' && s[i] <= 'z') &&
+            !(s[i] >= 'A' && s[i] <= 'Z') && !(s[i] >= '0' && s[i] <= '9'))
+            return false;
     return true;
 }
 
@@ -1472,7 +1702,7 @@ static int parse_url(struct bench *b, const char *url)
         fprintf(stderr, "weft bench: bad host in '%s'\n", url);
         return 2;
     }
-    snprintf(b->path, sizeof b->path, "%s", slash ? slash : "/");
+    snprintf(b->path, sizeof b->path, "%s", slash ? slash : b->o.mode == MODE_HUB ? "/hub" : "/");
     snprintf(b->host, sizeof b->host, "%s", host);
     if (port == (b->o.tls ? 443 : 80))
         snprintf(b->hosthdr, sizeof b->hosthdr, "%s", host);
@@ -1506,6 +1736,7 @@ enum {
     OPT_CACERT,
     OPT_INSECURE,
     OPT_PAYLOAD,
+    OPT_ROOM,
 };
 
 /* Parses the command line into b->o. Returns -1 to go on, or an exit status. */
@@ -1531,6 +1762,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {"cacert", required_argument, NULL, OPT_CACERT},
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"payload", required_argument, NULL, OPT_PAYLOAD},
+        {"room", required_argument, NULL, OPT_ROOM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1557,12 +1789,10 @@ static int parse_options(struct bench *b, int argc, char **argv)
                 o->mode = MODE_CONNECT;
             else if (!strcmp(optarg, "idle"))
                 o->mode = MODE_IDLE;
-            else if (!strcmp(optarg, "hub")) {
-                fprintf(stderr, "weft bench: --mode hub is not supported yet (this build has no "
-                                "/hub protocol)\n");
-                return 2;
-            } else
-                return bad_value("mode", optarg, "expected echo, room, connect or idle");
+            else if (!strcmp(optarg, "hub"))
+                o->mode = MODE_HUB;
+            else
+                return bad_value("mode", optarg, "expected echo, room, hub, connect or idle");
             break;
         case 'c':
             if (!parse_long(optarg, 1, 10000000, &o->conns))
@@ -1601,6 +1831,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
             break;
         case OPT_BINARY:
             o->binary = true;
+            o->binary_given = true;
             break;
         case OPT_LOCAL:
             if (!parse_local(optarg, &o->local_lo, &o->local_hi))
@@ -1635,6 +1866,12 @@ static int parse_options(struct bench *b, int argc, char **argv)
             else
                 return bad_value("payload", optarg, "expected abc, json or random");
             break;
+        case OPT_ROOM:
+            if (!room_name_ok(optarg))
+                return bad_value("room", optarg,
+                                 "expected 1 to 128 bytes of A-Z a-z 0-9 _ - . : @");
+            o->room = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1659,9 +1896,21 @@ static int parse_options(struct bench *b, int argc, char **argv)
     }
     o->url = argv[optind];
     if (o->conns < 0) o->conns = o->mode == MODE_CONNECT ? 10 : 100;
-    if (o->window < 0) o->window = o->mode == MODE_ROOM ? 1 : 8;
-    if (o->mode == MODE_ROOM) {
-        if (o->size < ROOM_HDR) {
+    if (o->window < 0) o->window = o->mode == MODE_ROOM || o->mode == MODE_HUB ? 1 : 8;
+    if (o->room && o->mode != MODE_HUB) {
+        fprintf(stderr, "weft bench: --room is for --mode hub (room mode: the URL's path)\n");
+        return 2;
+    }
+    if (o->mode == MODE_HUB) {
+        if (o->binary_given) {
+            fprintf(stderr, "weft bench: hub mode sends JSON text: --binary does not apply\n");
+            return 2;
+        }
+        o->binary = false;
+        if (!o->room) o->room = "bench";
+    }
+    if (o->mode == MODE_ROOM || o->mode == MODE_HUB) {
+        if (o->mode == MODE_ROOM && o->size < ROOM_HDR) {
             fprintf(stderr,
                     "weft bench: room mode needs -s %d or more (the payload carries a "
                     "timestamp, the sender and the window slot)\n",
@@ -1669,7 +1918,8 @@ static int parse_options(struct bench *b, int argc, char **argv)
             return 2;
         }
         if (o->conns < 2) {
-            fprintf(stderr, "weft bench: room mode needs at least 2 connections\n");
+            fprintf(stderr, "weft bench: %s mode needs at least 2 connections\n",
+                    mode_names[o->mode]);
             return 2;
         }
         if (o->senders > o->conns) {
@@ -1756,6 +2006,29 @@ static bool tls_setup(struct bench *b)
     return true;
 }
 
+/* Hub mode: the join request, the publish buffer with its fixed prefix, the kept heads;
+ * the padding made safe inside a JSON string. Returns false when out of memory. */
+static bool hub_setup(struct bench *b)
+{
+    const char *room = b->o.room;
+    size_t rl = strlen(room);
+    b->hub_join = malloc(rl + 64);
+    b->hub_buf_cap = rl + 128 + (size_t)b->o.size;
+    b->hub_buf = malloc(b->hub_buf_cap);
+    b->heads = malloc((size_t)b->nconns * HUB_HEAD);
+    if (!b->hub_join || !b->hub_buf || !b->heads) return false;
+    b->hub_join_len = (size_t)snprintf(b->hub_join, rl + 64,
+                                       "{\"type\":\"join\",\"room\":\"%s\",\"id\":\"join\"}", room);
+    b->hub_pre_len = (size_t)snprintf(b->hub_buf, b->hub_buf_cap,
+                                      "{\"type\":\"publish\",\"room\":\"%s\",\"data\":", room);
+    for (long i = 0; i < b->o.size; i++) /* printable ASCII already; no quote, no backslash */
+        if (b->payload[i] == '"')
+            b->payload[i] = '\'';
+        else if (b->payload[i] == '\\')
+            b->payload[i] = '/';
+    return true;
+}
+
 /* Allocates the connections, senders and buffers. Returns false when out of memory. */
 static bool setup(struct bench *b)
 {
@@ -1781,7 +2054,8 @@ static bool setup(struct bench *b)
         b->limits.frame.allowed_rsv = 4;
     }
     if (b->o.tls && !tls_setup(b)) return false;
-    if (b->o.mode == MODE_ROOM) {
+    if (b->o.mode == MODE_HUB && !hub_setup(b)) return false;
+    if (room_like(b)) {
         b->nsenders = b->o.senders;
         b->senders = calloc((size_t)b->nsenders, sizeof *b->senders);
         if (!b->senders) return false;
@@ -1824,6 +2098,9 @@ static void teardown(struct bench *b)
         free(b->senders[i].sent_at);
     }
     free(b->senders);
+    free(b->heads);
+    free(b->hub_join);
+    free(b->hub_buf);
     free(b->conns);
     free(b->rbuf);
     free(b->payload);

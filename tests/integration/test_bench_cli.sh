@@ -1,8 +1,9 @@
 #!/bin/sh
 # test_bench_cli.sh PATH/TO/weft — smoke test of `weft bench` (not a timing test): against a
-# `weft serve --port 0` started here, echo and room runs of about 2 s each must exit 0 with
+# `weft serve --port 0` started here, echo, room and hub runs of about 2 s each must exit 0 with
 # messages > 0 and no errors, --json must parse and carry the documented keys, and bad flags
-# must exit 2. --deflate (echo and room against the server's default lean deflate: every
+# must exit 2. Hub mode (/hub JSON protocol) must also count exactly one delivery per publish
+# and per member other than the publisher (the server excludes the sender). --deflate (echo and room against the server's default lean deflate: every
 # connection negotiates it, echoes come back intact) and wss:// (a second server with
 # certificates made by tls_certs.sh: echo with --cacert, echo + deflate, connect mode with
 # --insecure; an unknown CA gives handshake errors and exit 1) are covered briefly.
@@ -41,7 +42,7 @@ check_json() {
     if /usr/bin/python3 - "$2" "$3" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-keys = ["mode", "url", "connections", "opened", "peak_open", "senders", "size", "window",
+keys = ["mode", "url", "connections", "opened", "peak_open", "senders", "members", "size", "window",
         "rate", "binary", "warmup_s", "duration_s", "messages", "sent", "msgs_per_s",
         "mb_per_s", "latency_us", "errors", "client_cpu_pct", "generator_bound", "server"]
 missing = [k for k in keys if k not in d]
@@ -84,6 +85,33 @@ st=$?
 [ $st -eq 0 ] && check_json "room --json" "$tmp/room.json" room ||
     { bad "room --json: exit $st"; cat "$tmp/room.err"; }
 
+# Hub mode: 10 connections join room "smoke" (all joins answered before traffic), 3 publish
+# with 2 in flight each. Every publish reaches the 9 other members and not its publisher, so
+# deliveries = publishes x 9, give or take the messages in flight at the window's two edges
+# (at most 3 x 2 x 9 each): counting nothing, the "published" replies, or one member per
+# publish would all be far off.
+timeout 60 "$weft" bench --json --mode hub --room smoke -c 10 -k 3 -w 2 -d 1.5 --warmup 0.3 \
+    --server-pid "$srv" "ws://127.0.0.1:$port/hub" >"$tmp/hub.json" 2>"$tmp/hub.err"
+st=$?
+[ $st -eq 0 ] && check_json "hub --json" "$tmp/hub.json" hub ||
+    { bad "hub --json: exit $st"; cat "$tmp/hub.err"; }
+if /usr/bin/python3 - "$tmp/hub.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+members, senders, window = 10, 3, 2
+assert d["members"] == members, "members %s, expected %d (every join answered)" % (d["members"], members)
+assert d["senders"] == senders, d["senders"]
+sent, got = d["sent"], d["messages"]
+expect = sent * (members - 1)
+slack = 2 * senders * window * (members - 1)
+assert sent > 100, "only %d publishes" % sent
+assert abs(got - expect) <= slack, "deliveries %d, expected %d x %d = %d (+- %d)" % (
+    got, sent, members - 1, expect, slack)
+assert d["latency_us"]["count"] == got, "latency samples %d != deliveries %d" % (
+    d["latency_us"]["count"], got)
+PY
+then ok "hub: deliveries = publishes x (members - 1)"; else bad "hub: delivery count"; cat "$tmp/hub.json"; fi
+
 timeout 60 "$weft" bench --json -r 2000 -c 4 -d 1 --warmup 0.2 --server-pid "$srv" \
     "ws://127.0.0.1:$port/echo" >"$tmp/open.json" 2>"$tmp/open.err"
 st=$?
@@ -107,6 +135,9 @@ expect2 bad-connections -c 0 "ws://127.0.0.1:$port/echo"
 expect2 bad-mode --mode nope "ws://127.0.0.1:$port/echo"
 expect2 bad-url "http://127.0.0.1:$port/echo"
 expect2 room-too-small --mode room -s 4 "ws://127.0.0.1:$port/ws/x"
+expect2 hub-binary --mode hub --binary "ws://127.0.0.1:$port/hub"
+expect2 hub-bad-room --mode hub --room 'a b' "ws://127.0.0.1:$port/hub"
+expect2 room-with-room-flag --mode room --room x "ws://127.0.0.1:$port/ws/x"
 expect2 bad-payload --payload nope "ws://127.0.0.1:$port/echo"
 
 # permessage-deflate: `weft serve` accepts it by default (lean); every connection negotiates

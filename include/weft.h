@@ -1008,9 +1008,11 @@ struct weft_url {
  */
 int weft_url_parse(const char *url, struct weft_url *out, const char **why);
 
-/* The upper bound of the delay before the n-th consecutive reconnection (n from 1):
- * min(cap_ms, base_ms * 2^(n-1)). The delay itself is drawn uniformly in [0, bound]
- * ("full jitter"). */
+/* The upper bound of the delay before the n-th consecutive reconnection, n counted from 1 as
+ * on_reconnecting reports it: min(cap_ms, base_ms * 2^(n-1)). That is the usual
+ * min(cap, base * 2^attempt) with a 0-based attempt (attempt = n - 1: the first retry's bound
+ * is base_ms, the second's 2 * base_ms, ...). The delay itself is drawn uniformly in
+ * [0, bound] ("full jitter"), then raised to the server's hints (1013, Retry-After) if any. */
 uint32_t weft_backoff_bound(uint32_t base_ms, uint32_t cap_ms, unsigned n);
 
 /* Options of weft_connect. Zero-initialise; zero means "the default" for every field. Strings
@@ -1024,7 +1026,8 @@ struct weft_client_options {
 
     /* --- limits and timeouts of each connection (defaults as for servers) */
     uint64_t max_message;          /* 16 MiB (the connection is closed with 1009 beyond) */
-    uint32_t connect_timeout_ms;   /* DNS + TCP connect of one attempt, 10 s */
+    uint32_t connect_timeout_ms;   /* DNS + TCP connect of one attempt, 10 s (on_error:
+                                      WEFT_ERR_TIMEOUT) */
     uint32_t handshake_timeout_ms; /* connected to 101 received, 10 s */
     uint32_t ping_interval_ms;     /* keep-alive ping after this much silence, 0 = never */
     uint32_t pong_timeout_ms;      /* 10 s */
@@ -1038,7 +1041,9 @@ struct weft_client_options {
      * client back; weft_conn_route_user(conn) is `user`. */
     struct weft_ws_handlers handlers;
     void *user;                    /* weft_client_user */
-    /* Another attempt starts in delay_ms; attempt counts consecutive reconnections from 1. */
+    /* Another attempt starts in delay_ms; attempt counts consecutive reconnections from 1
+     * (delay_ms is at most weft_backoff_bound(backoff_base_ms, backoff_cap_ms, attempt) unless
+     * a server hint asks for more). */
     void (*on_reconnecting)(struct weft_client *cl, unsigned attempt, uint32_t delay_ms);
     /* An attempt failed, or an open connection was failed for a protocol violation by the
      * server. err: WEFT_ERR_ADDRESS (DNS), WEFT_ERR_IO (connect refused / unreachable),
@@ -1059,7 +1064,8 @@ struct weft_client_options {
     uint32_t backoff_cap_ms;       /* 30 s */
     unsigned max_attempts;         /* consecutive reconnections before giving up; 0 = no limit */
     uint32_t reset_after_ms;       /* a connection that stayed open this long resets the
-                                      attempt count (default 5 s) */
+                                      attempt count: the reconnection after it is attempt 1
+                                      again (default 5 s) */
     bool no_retry_4xx;             /* no retry after an HTTP 4xx answer (except 408 and 429) */
     uint32_t try_again_ms;         /* least delay after a close with 1013 (try again later),
                                       default 5 s. 1012 (service restart) resets the attempt
@@ -1140,16 +1146,22 @@ struct weft_client *weft_conn_client(const struct weft_conn *c);
  * timeout) until one is released. A connection that closes is removed from the pool and
  * replaced when someone waits. Loop thread only. The pool's connections use the callbacks of
  * opts->handlers (on_reconnecting, on_end and reconnect are ignored: the pool replaces).
+ * wss:// URLs work as for weft_connect (tls_cacert_file, tls_insecure); the connections share
+ * one TLS context, made by weft_pool_new.
  */
 struct weft_pool;
 
 /* Called once per weft_pool_acquire: with an open connection (err WEFT_OK) that the caller
  * holds until weft_pool_release, or with NULL and err WEFT_ERR_TIMEOUT (nothing became free in
- * time) or the error of the connection attempt made for this caller (as on_error reports). */
+ * time) or the error of the connection attempt made for this caller (as on_error reports, or
+ * as weft_connect would return when the connection could not even be started, e.g.
+ * WEFT_ERR_INVAL for a bad header in opts). */
 typedef void (*weft_pool_cb)(struct weft_pool *p, struct weft_conn *c, int err, void *arg);
 
-/* Creates a pool (no connection is opened yet). Returns NULL with *err: WEFT_ERR_INVAL (bad
- * URL, max_conns 0), WEFT_ERR_NOMEM. */
+/* Creates a pool (no connection is opened yet); url is ws:// or wss://. Returns NULL with
+ * *err (may be NULL): WEFT_ERR_INVAL (bad URL, max_conns 0), WEFT_ERR_TLS (wss:// and the TLS
+ * context cannot be set up, e.g. an unreadable tls_cacert_file: weft_tls_last_error says
+ * why), WEFT_ERR_NOMEM. */
 struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
                                 const struct weft_client_options *opts, unsigned max_conns,
                                 int *err);

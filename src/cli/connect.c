@@ -46,7 +46,8 @@ static const char connect_usage[] =
     "  --max-message BYTES    largest message accepted (k/m/g suffixes) [16m]\n"
     "  --connect-timeout SECS DNS + connect + handshake limit [10]\n"
     "  --cacert FILE          wss://: trust the CAs in FILE (PEM) instead of the system's\n"
-    "  --insecure             wss://: accept any certificate (self-signed test servers)\n"
+    "  --insecure             wss://: accept any certificate (self-signed test servers;\n"
+    "                         a warning is printed)\n"
     "  --deflate              offer permessage-deflate (RFC 7692, context takeover both ways)\n"
     "  --quiet                no informational lines on stderr (errors still are)\n"
     "  --help                 this text\n"
@@ -67,7 +68,7 @@ struct cx {
     bool closed_seen;
     uint16_t close_code;
     bool close_clean;
-    bool failed;       /* the last attempt failed (error reported) */
+    bool failed;       /* the last attempt failed (its one error line is printed) */
     int signals;
     char *line;        /* partial line from stdin */
     size_t line_len, line_cap;
@@ -264,6 +265,8 @@ static void on_close(struct weft_conn *c, uint16_t code, const char *reason, siz
     x->close_clean = clean;
     if (x->in && !x->stdin_eof)
         weft_watch_set(x->in, 0);
+    if (x->failed)
+        return; /* on_error already said why (a protocol error by the server): one line */
     if (normal_close(code, clean))
         info(x, "closed (%u%s%.*s)", code, reason_len ? " " : "", (int)reason_len,
              reason ? reason : "");
@@ -275,7 +278,8 @@ static void on_close(struct weft_conn *c, uint16_t code, const char *reason, siz
                 clean ? "" : " (close handshake not completed)");
 }
 
-/* Client callback: an attempt failed. */
+/* Client callback: an attempt failed, or the server broke the protocol after the open (then
+ * on_close follows and prints nothing more). */
 static void on_error(struct weft_client *cl, int err, const char *reason, int status)
 {
     (void)err;
@@ -479,6 +483,10 @@ int cmd_connect(int argc, char **argv)
     const char *why;
     if (weft_url_parse(x.url, &u, &why) != WEFT_OK)
         return usage_error("bad URL: %s", why);
+    if (u.tls && o.tls_insecure) /* even with --quiet: the connection is not authenticated */
+        fputs("weft connect: warning: --insecure: the server's certificate and name are not "
+              "verified\n",
+              stderr);
 
     x.tty = isatty(0);
     o.headers = headers[0] ? headers : NULL;

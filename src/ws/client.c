@@ -158,7 +158,9 @@ int weft_url_parse(const char *url, struct weft_url *out, const char **why)
     return WEFT_OK;
 }
 
-/* The backoff bound; see weft.h. */
+/* The backoff bound of the n-th consecutive reconnection (n from 1, as on_reconnecting
+ * reports it): min(cap_ms, base_ms * 2^(n-1)), i.e. min(cap, base * 2^attempt) with a 0-based
+ * attempt; see weft.h. Returns the bound in milliseconds. */
 uint32_t weft_backoff_bound(uint32_t base_ms, uint32_t cap_ms, unsigned n)
 {
     uint64_t b = base_ms;
@@ -330,7 +332,9 @@ static void client_on_close(struct weft_conn *c, uint16_t code, const char *reas
     struct weft_client *cl = (struct weft_client *)c->ep;
     cl->close_code = code;
     if (cl->state == CL_OPEN && cl->ep.stats.protocol_errors > cl->proto_errors_at_open)
-        report_error(cl, WEFT_ERR_PROTO, 0, "protocol error by the server (closed with %u): %.*s",
+        report_error(cl, WEFT_ERR_PROTO, 0, "%s (closed with %u): %.*s",
+                     code == WEFT_CLOSE_TOO_BIG ? "message from the server too big"
+                                                : "protocol error by the server",
                      code, (int)reason_len, reason ? reason : "");
     if (cl->opt.handlers.on_close)
         cl->opt.handlers.on_close(c, code, reason, reason_len, clean);
@@ -731,7 +735,8 @@ static bool dup_opt(const char **dst)
 /* Frees what client_new allocated (no callbacks). */
 static void client_release(struct weft_client *cl)
 {
-    tls_ctx_free(cl->tls); /* connections keep their own reference */
+    if (!cl->tls_shared)
+        tls_ctx_free(cl->tls); /* connections keep their own reference */
     cl->tls = NULL;
     endpoint_release(&cl->ep); /* shared deflate codecs and scratch buffers */
     free(cl->host);
@@ -750,9 +755,10 @@ static void attempts_reap(struct weft_timer *t)
     free((char *)t - offsetof(struct attempts, reaper));
 }
 
-/* Creates a client and starts its first attempt; see weft_connect. */
+/* Creates a client and starts its first attempt; see client.h and weft_connect. */
 struct weft_client *client_new(struct weft_loop *loop, const char *url,
-                               const struct weft_client_options *opts, int *err)
+                               const struct weft_client_options *opts, struct ssl_ctx_st *tls,
+                               int *err)
 {
     struct weft_url u;
     if (!loop || weft_url_parse(url, &u, NULL) != WEFT_OK) {
@@ -840,7 +846,10 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
         *err = WEFT_ERR_INVAL;
         return NULL;
     }
-    if (u.tls) { /* one context per client, shared by its attempts */
+    if (u.tls && tls) { /* the pool's context */
+        cl->tls = tls;
+        cl->tls_shared = true;
+    } else if (u.tls) { /* one context per client, shared by its attempts */
         struct tls_client_opts to = {.cacert_file = o->tls_cacert_file,
                                      .insecure = o->tls_insecure};
         char why[300];
@@ -895,7 +904,7 @@ struct weft_client *weft_connect(struct weft_loop *loop, const char *url,
                                  const struct weft_client_options *opts, int *err)
 {
     int dummy;
-    return client_new(loop, url, opts, err ? err : &dummy);
+    return client_new(loop, url, opts, NULL, err ? err : &dummy);
 }
 
 /* The open connection; see weft.h. */

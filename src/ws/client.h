@@ -51,6 +51,7 @@ struct weft_client {
     char *target;    /* request target, starts with '/' */
     uint16_t port;
     struct ssl_ctx_st *tls; /* wss://: the TLS client context (net/tls.c); NULL for ws:// */
+    bool tls_shared;        /* tls belongs to the pool (not freed with the client) */
     enum client_state state;
 
     struct dns_query *dns;
@@ -93,8 +94,11 @@ void pool_member_opened(struct weft_client *cl);
 void pool_member_error(struct weft_client *cl, int err);
 void pool_member_ended(struct weft_client *cl); /* last call: the pool frees cl */
 
-/* client.c: creates a client with already validated options, for pools. */
+/* client.c: creates a client and starts its first attempt (weft_connect). tls: for wss://, a
+ * TLS client context to use instead of making one (a pool's, shared by its members and freed
+ * by the pool), or NULL. Returns the client, or NULL with *err as weft_connect. */
 struct weft_client *client_new(struct weft_loop *loop, const char *url,
-                               const struct weft_client_options *opts, int *err);
+                               const struct weft_client_options *opts, struct ssl_ctx_st *tls,
+                               int *err);
 
 #endif

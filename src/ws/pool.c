@@ -2,7 +2,7 @@
  * pool.c — a bounded pool of client connections to one URL: acquire hands out an idle one,
  * opens a new one below the bound, or queues the caller (FIFO, with a timeout); release gives
  * it back; connections that close are removed and replaced on demand. Every member is a
- * struct weft_client without reconnection.
+ * struct weft_client without reconnection; for wss:// they share the pool's TLS context.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +30,7 @@ struct weft_pool {
     struct weft_loop *loop;
     char *url;
     struct weft_client_options opt;
+    struct ssl_ctx_st *tls; /* wss://: the members' TLS client context, NULL for ws:// */
     unsigned max;
     struct pool_member *members;
     size_t nmembers;
@@ -62,18 +63,19 @@ static void schedule_dispatch(struct weft_pool *p)
         weft_timer_start(p->loop, &p->dispatch_timer, 0);
 }
 
-/* Opens one more member connection. Returns false if it could not be started. */
-static bool spawn_member(struct weft_pool *p)
+/* Opens one more member connection. Returns WEFT_OK, or the error of client_new
+ * (WEFT_ERR_NOMEM, WEFT_ERR_INVAL for options it refuses) if it could not be started. */
+static int spawn_member(struct weft_pool *p)
 {
     struct pool_member *m = calloc(1, sizeof *m);
     if (!m)
-        return false;
+        return WEFT_ERR_NOMEM;
     m->p = p;
     int err;
-    struct weft_client *cl = client_new(p->loop, p->url, &p->opt, &err);
+    struct weft_client *cl = client_new(p->loop, p->url, &p->opt, p->tls, &err);
     if (!cl) {
         free(m);
-        return false;
+        return err;
     }
     cl->pool = p;
     cl->member = m;
@@ -81,7 +83,18 @@ static bool spawn_member(struct weft_pool *p)
     m->next = p->members;
     p->members = m;
     p->nmembers++;
-    return true;
+    return WEFT_OK;
+}
+
+/* Fails the oldest waiter with err (its callback runs now). */
+static void fail_oldest_waiter(struct weft_pool *p, int err)
+{
+    struct pool_waiter *w = p->whead;
+    waiter_unlink(p, w);
+    weft_pool_cb cb = w->cb;
+    void *arg = w->arg;
+    free(w);
+    cb(p, NULL, err, arg);
 }
 
 /* Members that are still connecting (not open, not gone). */
@@ -95,7 +108,7 @@ static size_t connecting(const struct weft_pool *p)
 }
 
 /* Hands idle connections to waiters in order, then opens connections for the waiters left
- * (within the bound). */
+ * (within the bound); a connection that cannot even be started fails the oldest waiter. */
 static void dispatch(struct weft_pool *p)
 {
     while (p->whead) {
@@ -116,8 +129,14 @@ static void dispatch(struct weft_pool *p)
         cb(p, weft_client_conn(idle->cl), WEFT_OK, arg);
     }
     size_t opening = connecting(p);
-    while (p->nwaiters > opening && p->nmembers < p->max && spawn_member(p))
-        opening++;
+    /* Counted once: a failed waiter's callback may queue another (a later dispatch's job). */
+    size_t want = p->nwaiters > opening ? p->nwaiters - opening : 0;
+    while (want > 0 && p->whead && p->nmembers < p->max) {
+        want--;
+        int err = spawn_member(p);
+        if (err != WEFT_OK)
+            fail_oldest_waiter(p, err);
+    }
 }
 
 /* Timer callback: runs a scheduled dispatch. */
@@ -168,14 +187,8 @@ void pool_member_ended(struct weft_client *cl)
     int err = m->err ? m->err : WEFT_ERR_IO;
     free(m);
     weft_client_free(cl);
-    if (never_opened && p->whead) {
-        struct pool_waiter *w = p->whead;
-        waiter_unlink(p, w);
-        weft_pool_cb cb = w->cb;
-        void *arg = w->arg;
-        free(w);
-        cb(p, NULL, err, arg);
-    }
+    if (never_opened && p->whead)
+        fail_oldest_waiter(p, err);
     schedule_dispatch(p);
 }
 
@@ -188,7 +201,7 @@ struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
     if (!err)
         err = &dummy;
     struct weft_url u;
-    if (!loop || !max_conns || weft_url_parse(url, &u, NULL) != WEFT_OK || u.tls) {
+    if (!loop || !max_conns || weft_url_parse(url, &u, NULL) != WEFT_OK) {
         *err = WEFT_ERR_INVAL;
         return NULL;
     }
@@ -197,6 +210,19 @@ struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
         free(p);
         *err = WEFT_ERR_NOMEM;
         return NULL;
+    }
+    if (u.tls) { /* one context for every member, so a bad CA file fails here */
+        struct tls_client_opts to = {.cacert_file = opts ? opts->tls_cacert_file : NULL,
+                                     .insecure = opts && opts->tls_insecure};
+        char why[300];
+        p->tls = tls_client_new(&to, why, sizeof why);
+        if (!p->tls) {
+            tls_set_last_error(why);
+            free(p->url);
+            free(p);
+            *err = WEFT_ERR_TLS;
+            return NULL;
+        }
     }
     p->loop = loop;
     p->max = max_conns;
@@ -279,6 +305,7 @@ void weft_pool_free(struct weft_pool *p)
         free(w);
     }
     weft_timer_stop(&p->dispatch_timer);
+    tls_ctx_free(p->tls); /* members' connections kept their own references */
     free(p->url);
     free(p);
 }

@@ -3,10 +3,16 @@
  *   pipe:        lines from a pipe come back on stdout in order; exit 0 after the close
  *   binary:      --binary sends stdin's bytes as binary; the echo is summarised as hex, or
  *                written raw with --binary-out
+ *   large line:  a reply over --max-message: 1009, exit 1, exactly one line on stderr
  *   pty:         stdin a terminal (forkpty, echo off): a typed line comes back; Ctrl-D closes
  *                and the exit status is 0
  *   failures:    refused (exit 1, one line), HTTP 404 (exit 1, "404"), bad usage (exit 2),
  *                wss:// to a plain server (exit 1, a TLS reason)
+ *   insecure:    --insecure with wss:// prints its warning line (even with --quiet), not with
+ *                ws://
+ *   dns:         a name under the reserved .invalid TLD: exit 1, one line naming the host
+ *   handshake:   --header, --origin and --subprotocol reach the server (a recording route);
+ *                the subprotocol it chose is reported on stderr
  *   reconnect:   --reconnect against a dead port prints each attempt and its delay
  * Every child is killed and reaped by its PID; each run is bounded in time.
  */
@@ -37,10 +43,55 @@
 
 static struct ts server;
 
+/* What the /rec route saw of the last upgrade request (under server.mu). */
+static struct {
+    char test_hdr[64], other_hdr[64], origin[64], protocols[128];
+    unsigned upgrades;
+} seen;
+
+/* Copies header `name` of r into out ("" if absent). */
+static void copy_header(struct weft_request *r, const char *name, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *v = weft_request_header(r, name, &n);
+    snprintf(out, cap, "%.*s", v ? (int)n : 0, v ? v : "");
+}
+
+/* /rec: records the request's headers and offered subprotocols, accepts "weft.chat" when it
+ * is offered (then echoes like /echo). */
+static void rec_upgrade(struct weft_request *r, void *route_user)
+{
+    (void)route_user;
+    pthread_mutex_lock(&server.mu);
+    seen.upgrades++;
+    copy_header(r, "X-Test", seen.test_hdr, sizeof seen.test_hdr);
+    copy_header(r, "X-Other", seen.other_hdr, sizeof seen.other_hdr);
+    copy_header(r, "Origin", seen.origin, sizeof seen.origin);
+    size_t n = 0;
+    const char *p = weft_request_protocols(r, &n);
+    snprintf(seen.protocols, sizeof seen.protocols, "%.*s", p ? (int)n : 0, p ? p : "");
+    bool chat = p && strstr(seen.protocols, "weft.chat");
+    pthread_mutex_unlock(&server.mu);
+    weft_request_accept(r, chat ? "weft.chat" : NULL, NULL, NULL);
+}
+
 static void setup_routes(struct ts *t, struct weft_server *s)
 {
     (void)t;
     weft_server_ws(s, "/echo", &ts_echo_handlers, NULL);
+    struct weft_ws_handlers rec = ts_echo_handlers;
+    rec.on_upgrade = rec_upgrade;
+    weft_server_ws(s, "/rec", &rec, NULL);
+}
+
+/* Number of lines of text (each ends with '\n'; a last unterminated one counts too). */
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (const char *p = text; *p; p++)
+        if (*p == '\n' || !p[1])
+            n++;
+    return n;
 }
 
 struct run {
@@ -191,7 +242,7 @@ static void test_binary(void **state)
 }
 
 /* A 1 MiB line goes out as one message; with --max-message 1000 its echo is refused: the
- * client closes with 1009, reports it on stderr and exits 1. */
+ * client closes with 1009, reports it on stderr in exactly one line and exits 1. */
 static void test_large_line(void **state)
 {
     (void)state;
@@ -206,7 +257,98 @@ static void test_large_line(void **state)
     free(big);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "1009"));
+    assert_non_null(strstr(r.err, "too big"));
+    if (count_lines(r.err) != 1)
+        fail_msg("expected one line on stderr, got:\n%s", r.err);
     assert_int_equal(r.out_len, 0);
+}
+
+/* --insecure with a wss:// URL: the warning line comes first, even with --quiet (here the
+ * server is plain, so the TLS failure is the second and last line). With a ws:// URL the flag
+ * changes nothing: no warning, a quiet successful run prints nothing on stderr. */
+static void test_insecure_warning(void **state)
+{
+    (void)state;
+    static struct run r;
+    static const char warning[] =
+        "weft connect: warning: --insecure: the server's certificate and name are not "
+        "verified\n";
+    char tlsurl[128];
+    snprintf(tlsurl, sizeof tlsurl, "wss://127.0.0.1:%u/echo", server.port);
+    const char *wss[] = {"--quiet", "--insecure", tlsurl, NULL};
+    run_pipe(&r, wss, NULL, 0, 10000);
+    assert_int_equal(r.status, 1);
+    assert_int_equal(strncmp(r.err, warning, strlen(warning)), 0);
+    assert_non_null(strstr(r.err + strlen(warning), "TLS"));
+    assert_int_equal(count_lines(r.err), 2);
+
+    const char *ws[] = {"--quiet", "--insecure", url, NULL};
+    run_pipe(&r, ws, "x\n", 2, 10000);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "x\n");
+    assert_int_equal(r.err_len, 0);
+}
+
+/* A host under the reserved .invalid TLD (RFC 6761) never resolves: exit 1 with one line
+ * naming the host (c-ares' "not found", or the connect timeout if no name server answers). */
+static void test_dns_failure(void **state)
+{
+    (void)state;
+    static struct run r;
+    const char *args[] = {"--connect-timeout", "4", "ws://nonexistent.invalid/", NULL};
+    uint64_t t0 = ck_now();
+    run_pipe(&r, args, NULL, 0, 10000);
+    assert_true(ck_now() - t0 < 9000);
+    assert_int_equal(r.status, 1);
+    if (!strstr(r.err, "weft connect: DNS lookup of nonexistent.invalid failed: ") &&
+        !strstr(r.err, "weft connect: resolving nonexistent.invalid timed out"))
+        fail_msg("no DNS failure line in:\n%s", r.err);
+    assert_int_equal(count_lines(r.err), 1);
+}
+
+/* --header (twice), --origin and --subprotocol (twice) reach the server as sent; the server
+ * picks "weft.chat", which weft connect reports ("connected to ..., subprotocol weft.chat");
+ * the connection works (a line comes back). */
+static void test_handshake_options(void **state)
+{
+    (void)state;
+    static struct run r;
+    char rec[128];
+    snprintf(rec, sizeof rec, "ws://127.0.0.1:%u/rec", server.port);
+    pthread_mutex_lock(&server.mu);
+    memset(&seen, 0, sizeof seen);
+    pthread_mutex_unlock(&server.mu);
+    const char *args[] = {"--header",      "X-Test: 42",  "--header",
+                          "X-Other:b c",   "--origin",    "http://app.example",
+                          "--subprotocol", "other.proto", "--subprotocol",
+                          "weft.chat",     rec,           NULL};
+    run_pipe(&r, args, "hi\n", 3, 10000);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "hi\n");
+    char want[200];
+    snprintf(want, sizeof want, "weft connect: connected to %s, subprotocol weft.chat\n", rec);
+    assert_non_null(strstr(r.err, want));
+    pthread_mutex_lock(&server.mu);
+    unsigned upgrades = seen.upgrades;
+    char test_hdr[64], other_hdr[64], origin[64], protocols[128];
+    memcpy(test_hdr, seen.test_hdr, sizeof test_hdr);
+    memcpy(other_hdr, seen.other_hdr, sizeof other_hdr);
+    memcpy(origin, seen.origin, sizeof origin);
+    memcpy(protocols, seen.protocols, sizeof protocols);
+    pthread_mutex_unlock(&server.mu);
+    assert_int_equal(upgrades, 1);
+    assert_string_equal(test_hdr, "42");
+    assert_string_equal(other_hdr, "b c");
+    assert_string_equal(origin, "http://app.example");
+    assert_string_equal(protocols, "other.proto, weft.chat");
+
+    /* Without an acceptable offer the server chooses none: no subprotocol is reported. */
+    const char *none[] = {"--subprotocol", "other.proto", rec, NULL};
+    run_pipe(&r, none, "hi\n", 3, 10000);
+    assert_int_equal(r.status, 0);
+    snprintf(want, sizeof want, "weft connect: connected to %s\n", rec);
+    assert_non_null(strstr(r.err, want));
+    assert_null(strstr(r.err, "subprotocol"));
 }
 
 static void test_failures(void **state)
@@ -351,6 +493,9 @@ int main(void)
         cmocka_unit_test(test_binary),
         cmocka_unit_test(test_large_line),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_insecure_warning),
+        cmocka_unit_test(test_dns_failure),
+        cmocka_unit_test(test_handshake_options),
         cmocka_unit_test(test_reconnect_lines),
         cmocka_unit_test(test_pty),
     };

@@ -1,6 +1,6 @@
 /*
- * test_badinput.c — bad input over a raw socket, each with its exact answer, and after each a
- * fresh client still gets its echo.
+ * test_badinput.c — bad input over a raw socket, each with its exact answer, and after each
+ * both a client connected before any bad input and a fresh one still get their echoes.
  *
  * Handshakes: wrong version → 426 with Sec-WebSocket-Version: 13; missing or malformed key →
  * 400; head over 8 KiB or over 100 headers → 431; malformed request line → 400; unknown path
@@ -31,6 +31,8 @@
 struct fx {
     struct ts t;
     struct rc bad, good;
+    struct rc veteran;  /* an /echo client opened in setup, before any bad input */
+    unsigned veteran_n; /* messages the veteran has had echoed */
     char *big;
     struct weft_server_stats before; /* taken by open_bad */
 };
@@ -54,6 +56,7 @@ static int teardown(void **state)
     if (!f) return 0;
     rc_close(&f->bad);
     rc_close(&f->good);
+    rc_close(&f->veteran);
     ts_stop(&f->t);
     free(f->big);
     free(f);
@@ -64,7 +67,7 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
-    f->bad.fd = f->good.fd = -1;
+    f->bad.fd = f->good.fd = f->veteran.fd = -1;
     f->t.cfg.max_message = MAX_MESSAGE;
     f->t.cfg.handshake_timeout_ms = 3000;
     f->t.cfg.close_timeout_ms = 1000;
@@ -75,12 +78,28 @@ static int setup(void **state)
         *state = NULL;
         return -1;
     }
+    if (rc_open(&f->veteran, f->t.port, "/echo") != 0) {
+        fprintf(stderr, "setup: the veteran client could not open /echo\n");
+        teardown(state);
+        *state = NULL;
+        return -1;
+    }
     return 0;
 }
 
-/* A fresh client opens /echo and gets an echo: the server survived whatever came before. */
+/* The server survived whatever came before: the veteran client, connected since setup, still
+ * gets the echo of a new message (and nothing else first), and a fresh client opens /echo and
+ * gets an echo too. */
 static void assert_still_serving(struct fx *f)
 {
+    char m[32];
+    int n = snprintf(m, sizeof m, "veteran %u", ++f->veteran_n);
+    assert_int_equal(rc_send(&f->veteran, WEFT_OP_TEXT, m, (size_t)n), 0);
+    assert_int_equal(rc_recv(&f->veteran, RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(f->veteran.last.opcode, WEFT_OP_TEXT);
+    assert_int_equal(f->veteran.last.len, (size_t)n);
+    assert_memory_equal(f->veteran.last.data, m, (size_t)n);
+
     rc_close(&f->good);
     assert_int_equal(rc_open(&f->good, f->t.port, "/echo"), 0);
     assert_int_equal(rc_send(&f->good, WEFT_OP_TEXT, "alive?", 6), 0);
@@ -121,7 +140,7 @@ static void test_wrong_version(void **state)
     struct weft_server_stats st;
     ts_stats(&f->t, &st);
     assert_int_equal(st.rejected_total, 1);
-    assert_int_equal(st.upgrades_total, 0);
+    assert_int_equal(st.upgrades_total, 1); /* the veteran's */
     assert_still_serving(f);
 }
 

@@ -4,11 +4,15 @@
  * application, never a crash:
  *   wrong Sec-WebSocket-Accept, a non-101 status, an unoffered subprotocol, the server closing
  *   during the handshake, no answer (handshake timeout), a masked server frame, a bad close
- *   code; and one well-behaved case: a fragmented text with a ping in the middle arrives whole
- *   and the ping is answered with a masked pong.
+ *   code; and well-behaved cases: a fragmented text with a ping in the middle arrives whole
+ *   and the ping is answered with a masked pong; every frame the client sends is masked, each
+ *   with a fresh key. Also the connect timeout, against a loopback listener whose accept queue
+ *   is full (it never accepts, so the kernel drops the client's SYN).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,7 +29,9 @@
 #include "clientkit.h"
 
 enum scenario { S_BAD_ACCEPT, S_STATUS_500, S_UNOFFERED_PROTO, S_EOF, S_SILENT, S_MASKED,
-                S_BAD_CLOSE, S_FRAGMENTED };
+                S_BAD_CLOSE, S_FRAGMENTED, S_RECORD };
+
+#define RAW_FRAMES 8
 
 struct raw {
     int lfd;
@@ -34,6 +40,11 @@ struct raw {
     pthread_t th;
     bool got_pong;      /* S_FRAGMENTED: a masked pong with our payload came back */
     bool got_close;     /* a close frame came from the client */
+    /* Headers of the frames the client sent, in order (the parser, in the server role,
+     * refuses unmasked ones), and the unmasked payload of the data frames. */
+    unsigned nframes;
+    struct weft_frame_header frames[RAW_FRAMES];
+    char payload[RAW_FRAMES][16];
 };
 
 /* Reads the request head; returns its length or -1. */
@@ -85,6 +96,16 @@ static void read_frames(struct raw *r, int fd)
             off += used;
             if (t == WEFT_FRAME_ERROR || t == WEFT_FRAME_NEED_MORE)
                 break;
+            if (t == WEFT_FRAME_HEADER && r->nframes < RAW_FRAMES)
+                r->frames[r->nframes++] = ev.header;
+            if (t == WEFT_FRAME_DATA && r->nframes && r->nframes <= RAW_FRAMES) {
+                char *pl = r->payload[r->nframes - 1];
+                size_t have = strlen(pl);
+                size_t k = ev.len < sizeof r->payload[0] - 1 - have ? ev.len
+                                                                     : sizeof r->payload[0] - 1 - have;
+                memcpy(pl + have, ev.data, k);
+                pl[have + k] = 0;
+            }
             if (t == WEFT_FRAME_DATA && ev.header.opcode == WEFT_OP_PONG && ev.len == 2 &&
                 memcmp(ev.data, "p1", 2) == 0)
                 r->got_pong = true;
@@ -297,6 +318,88 @@ static void test_bad_close_code(void **state)
     assert_int_equal(f->k.err, WEFT_ERR_PROTO);
 }
 
+/* Two text messages and the close from the client, as the raw server reads them: every frame
+ * is masked, no two consecutive frames share a mask key (a fixed or reused key would), none
+ * is all zero, and each payload unmasks to what was sent. */
+static void test_fresh_mask_keys(void **state)
+{
+    struct fx *f = *state;
+    start(f, S_RECORD, NULL, 0);
+    assert_true(CK_RUN(f->loop, f->k.opens == 1, 5000));
+    assert_int_equal(weft_client_send(f->k.cl, "first", 5, WEFT_OP_TEXT), WEFT_SEND_SENT);
+    assert_int_equal(weft_client_send(f->k.cl, "second", 6, WEFT_OP_TEXT), WEFT_SEND_SENT);
+    weft_client_close(f->k.cl, 1000, NULL);
+    assert_true(CK_RUN(f->loop, f->k.ends == 1, 5000));
+    shutdown(f->raw.lfd, SHUT_RDWR);
+    pthread_join(f->raw.th, NULL);
+    close(f->raw.lfd);
+    f->raw.lfd = -1;
+    assert_int_equal(f->raw.nframes, 3);
+    assert_int_equal(f->raw.frames[0].opcode, WEFT_OP_TEXT);
+    assert_int_equal(f->raw.frames[1].opcode, WEFT_OP_TEXT);
+    assert_int_equal(f->raw.frames[2].opcode, WEFT_OP_CLOSE);
+    assert_string_equal(f->raw.payload[0], "first");
+    assert_string_equal(f->raw.payload[1], "second");
+    static const uint8_t zero[4];
+    for (unsigned i = 0; i < 3; i++) {
+        assert_true(f->raw.frames[i].masked);
+        assert_memory_not_equal(f->raw.frames[i].mask, zero, 4);
+        if (i > 0)
+            assert_memory_not_equal(f->raw.frames[i].mask, f->raw.frames[i - 1].mask, 4);
+    }
+}
+
+/* connect_timeout_ms 300 against a listener (backlog 0, never accepting) whose accept queue
+ * is already full of our own connects: the kernel drops the client's SYN, the connect hangs
+ * and the attempt fails after about 300 ms with WEFT_ERR_TIMEOUT "connecting to ... timed
+ * out" (the kernel's own SYN retries would take minutes). */
+static void test_connect_timeout(void **state)
+{
+    struct fx *f = *state;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    /* Fill the accept queue: connect until one connect stays pending. */
+    int fill[8];
+    int nfill = 0;
+    bool full = false;
+    while (!full && nfill < 8) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        fill[nfill++] = fd;
+        int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+        assert_true(rc == 0 || errno == EINPROGRESS);
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (rc != 0 && poll(&p, 1, 300) == 0)
+            full = true;
+    }
+    assert_true(full);
+    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/x", ntohs(sa.sin_port));
+    struct weft_client_options o;
+    ck_options(&o, &f->k);
+    o.connect_timeout_ms = 300;
+    /* Timers count from the loop's clock, read at the start of an iteration: refresh it after
+     * the filling above, as an application calling weft_connect from a callback would have. */
+    weft_loop_poll(f->loop, 0);
+    uint64_t t0 = ck_now();
+    f->k.cl = weft_connect(f->loop, f->url, &o, NULL);
+    assert_non_null(f->k.cl);
+    char want[80];
+    snprintf(want, sizeof want, "connecting to 127.0.0.1:%u timed out after 300 ms",
+             ntohs(sa.sin_port));
+    expect_failure(f, WEFT_ERR_TIMEOUT, want, 0);
+    uint64_t took = ck_now() - t0;
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(lfd);
+    if (took < 290 || took > 2000)
+        fail_msg("the attempt failed after %llu ms, expected about 300", (unsigned long long)took);
+}
+
 /* Fragmented text with a ping between the fragments (and a pause inside): one whole message
  * "hello world"; the ping is answered with a masked pong carrying its payload; then the
  * client's close 1000 is answered and the close is clean. */
@@ -331,6 +434,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_masked_server_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_close_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragmented_with_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_mask_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

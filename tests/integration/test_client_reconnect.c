@@ -6,12 +6,15 @@
  *   backoff:     every delay lies in [0, min(cap, base·2^(n-1))], delays grow with the bound,
  *                the measured wait matches the announced delay, max_attempts is honoured
  *   restart:     the server goes away and comes back on the same port: the client reconnects
- *   reject_4xx:  a 403 is not retried with no_retry_4xx, and is retried without it
+ *   reject_4xx:  a 401 or a 403 is not retried with no_retry_4xx, and is retried without it
  *   retry_after: an HTTP 503 with Retry-After: 1 delays the next attempt by at least 1 s
  *   close_hints: 1012 resets the attempt count, 1013 waits at least try_again_ms
+ *   reset_after: a connection that stayed open reset_after_ms resets the attempt count, one
+ *                closed at once does not
  *   queue:       sends while disconnected are queued (up to queue_max) or refused
  *   app_close:   no reconnection after weft_client_close
- *   urls:        bad URLs and wss:// are refused by weft_connect with WEFT_ERR_INVAL
+ *   urls:        bad URLs are refused by weft_connect with WEFT_ERR_INVAL, a wss:// URL with
+ *                an unreadable CA file with WEFT_ERR_TLS
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +35,7 @@ struct srv_opts {
     const char *reject_headers;
     uint16_t close_on_open;  /* the server closes every new connection with this code */
     unsigned upgrades;       /* upgrade requests seen */
+    struct weft_conn *last;  /* the last connection opened (NULL once it closed) */
 };
 
 static void srv_upgrade(struct weft_request *req, void *route_user)
@@ -45,8 +49,21 @@ static void srv_upgrade(struct weft_request *req, void *route_user)
 static void srv_open(struct weft_conn *c)
 {
     struct srv_opts *so = weft_conn_route_user(c);
+    so->last = c;
     if (so->close_on_open)
         weft_conn_close(c, so->close_on_open, "hint");
+}
+
+static void srv_close(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
+                      bool clean)
+{
+    (void)code;
+    (void)reason;
+    (void)reason_len;
+    (void)clean;
+    struct srv_opts *so = weft_conn_route_user(c);
+    if (so->last == c)
+        so->last = NULL;
 }
 
 static void srv_echo(struct weft_conn *c, const void *data, size_t len, bool binary)
@@ -68,7 +85,7 @@ static struct weft_server *srv_start(struct weft_loop *loop, uint16_t port, stru
     if (!s)
         return NULL;
     struct weft_ws_handlers h = {.on_upgrade = srv_upgrade, .on_open = srv_open,
-                                 .on_message = srv_echo};
+                                 .on_message = srv_echo, .on_close = srv_close};
     if (weft_server_ws(s, "/echo", &h, so) != WEFT_OK) {
         weft_server_free(s);
         return NULL;
@@ -216,43 +233,53 @@ static void test_restart_same_port(void **state)
         assert_true(f->k.delay[i] <= weft_backoff_bound(20, 100, f->k.attempt[i]));
 }
 
-/* A server answering 403: with no_retry_4xx one error (status 403) and the end, no
- * reconnection; without it, max_attempts (2) reconnections happen. */
+/* A server answering 401, then one answering 403: with no_retry_4xx one error (that status)
+ * and the end, no reconnection; without it, max_attempts (2) reconnections happen. */
 static void test_reject_4xx(void **state)
 {
     struct fx *f = *state;
-    f->so.reject_status = 403;
-    f->srv = srv_start(f->loop, 0, &f->so);
-    assert_non_null(f->srv);
-    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/echo", weft_server_port(f->srv));
-    struct weft_client_options o;
-    ck_options(&o, &f->k);
-    o.reconnect = true;
-    o.backoff_base_ms = 10;
-    o.no_retry_4xx = true;
-    o.max_attempts = 2;
-    f->k.cl = weft_connect(f->loop, f->url, &o, NULL);
-    assert_true(CK_RUN(f->loop, f->k.ends == 1, 5000));
-    CK_RUN(f->loop, false, 200);
-    assert_int_equal(f->k.errors, 1);
-    assert_int_equal(f->k.http_status, 403);
-    assert_int_equal(f->k.err, WEFT_ERR_PROTO);
-    assert_non_null(strstr(f->k.error, "403"));
-    assert_int_equal(f->k.reconnects, 0);
-    assert_int_equal(f->so.upgrades, 1);
-    ck_free(&f->k);
+    static const int statuses[] = {401, 403};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        int status = statuses[i];
+        char text[8];
+        snprintf(text, sizeof text, "%d", status);
+        memset(&f->so, 0, sizeof f->so);
+        f->so.reject_status = status;
+        if (!f->srv)
+            f->srv = srv_start(f->loop, 0, &f->so);
+        assert_non_null(f->srv);
+        snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/echo", weft_server_port(f->srv));
+        struct weft_client_options o;
+        struct ck k1 = {.loop = f->loop};
+        ck_options(&o, &k1);
+        o.reconnect = true;
+        o.backoff_base_ms = 10;
+        o.no_retry_4xx = true;
+        o.max_attempts = 2;
+        k1.cl = weft_connect(f->loop, f->url, &o, NULL);
+        assert_true(CK_RUN(f->loop, k1.ends == 1, 5000));
+        CK_RUN(f->loop, false, 200);
+        assert_int_equal(k1.errors, 1);
+        assert_int_equal(k1.http_status, status);
+        assert_int_equal(k1.err, WEFT_ERR_PROTO);
+        assert_non_null(strstr(k1.error, text));
+        assert_int_equal(k1.reconnects, 0);
+        assert_int_equal(f->so.upgrades, 1);
+        ck_free(&k1);
 
-    struct ck k2 = {.loop = f->loop};
-    ck_options(&o, &k2);
-    o.reconnect = true;
-    o.backoff_base_ms = 10;
-    o.max_attempts = 2;
-    k2.cl = weft_connect(f->loop, f->url, &o, NULL);
-    assert_true(CK_RUN(f->loop, k2.ends == 1, 5000));
-    assert_int_equal(k2.reconnects, 2);
-    assert_int_equal(f->so.upgrades, 1 + 3);
-    assert_int_equal(k2.http_status, 0); /* last error: giving up */
-    ck_free(&k2);
+        struct ck k2 = {.loop = f->loop};
+        ck_options(&o, &k2);
+        o.reconnect = true;
+        o.backoff_base_ms = 10;
+        o.max_attempts = 2;
+        k2.cl = weft_connect(f->loop, f->url, &o, NULL);
+        assert_true(CK_RUN(f->loop, k2.ends == 1, 5000));
+        assert_int_equal(k2.reconnects, 2);
+        assert_int_equal(f->so.upgrades, 1 + 3);
+        assert_int_equal(k2.errs[0], WEFT_ERR_PROTO);
+        assert_int_equal(k2.http_status, 0); /* last error: giving up */
+        ck_free(&k2);
+    }
 }
 
 /* 503 with Retry-After: 1: the next attempt waits at least 1 s although the backoff bound is
@@ -328,6 +355,41 @@ static void test_close_hints(void **state)
     assert_true(k3.delay[0] >= 150);
     assert_true(k3.delay[1] >= 150);
     ck_free(&k3);
+}
+
+/* reset_after_ms 300: a server that closes each connection at once (1011) makes the attempt
+ * count grow (1, 2, 3); then a connection that stays open 600 ms before the server closes it
+ * resets the count: the next reconnection is attempt 1 again, not 4. */
+static void test_reset_after(void **state)
+{
+    struct fx *f = *state;
+    f->so.close_on_open = WEFT_CLOSE_INTERNAL;
+    f->srv = srv_start(f->loop, 0, &f->so);
+    assert_non_null(f->srv);
+    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/echo", weft_server_port(f->srv));
+    struct weft_client_options o;
+    ck_options(&o, &f->k);
+    o.reconnect = true;
+    o.backoff_base_ms = 10;
+    o.backoff_cap_ms = 10;
+    o.reset_after_ms = 300;
+    f->k.cl = weft_connect(f->loop, f->url, &o, NULL);
+    assert_non_null(f->k.cl);
+    assert_true(CK_RUN(f->loop, f->k.reconnects >= 3, 5000));
+    f->so.close_on_open = 0; /* the next connection stays open */
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(f->k.attempt[i], i + 1);
+    unsigned opens = f->k.opens;
+    assert_true(CK_RUN(f->loop, f->k.opens == opens + 1 && f->so.last, 5000));
+    unsigned reconnects = f->k.reconnects;
+    CK_RUN(f->loop, false, 600);
+    assert_int_equal(f->k.reconnects, reconnects); /* still open */
+    assert_non_null(weft_client_conn(f->k.cl));
+    weft_conn_close(f->so.last, WEFT_CLOSE_INTERNAL, "after a while");
+    assert_true(CK_RUN(f->loop, f->k.reconnects == reconnects + 1, 5000));
+    assert_int_equal(f->k.close_code, WEFT_CLOSE_INTERNAL);
+    assert_int_equal(f->k.attempt[reconnects], 1);
+    assert_true(reconnects >= 3 && f->k.attempt[reconnects - 1] >= 3);
 }
 
 /* queue_max 10: two 4-byte sends before the open are queued, a third is dropped (12 > 10);
@@ -441,6 +503,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reject_4xx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_hints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_while_disconnected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_urls, setup, teardown),

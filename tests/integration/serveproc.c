@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,7 +26,7 @@
 
 #define MAX_TRACKED 16
 #define MAX_LIVE 8
-#define LISTENING "listening on 127.0.0.1:"
+#define LISTENING "listening on "
 
 /* PIDs the SIGALRM guard kills (0: free slot). */
 static volatile pid_t tracked[MAX_TRACKED];
@@ -124,19 +125,32 @@ int sp_log_count(const struct sp *s, const char *needle)
     return k;
 }
 
-/* Finds "listening on 127.0.0.1:PORT" in the log at path; returns the port or 0. */
-static uint16_t find_port(const char *path)
+/* Finds "listening on ADDR:PORT" ("[V6]:PORT", or "unix:PATH") in the log at path. Returns
+ * the port (0 for a Unix socket), or -1 if there is no such line yet. */
+static long find_port(const char *path)
 {
     FILE *fp = fopen(path, "r");
-    if (!fp) return 0;
+    if (!fp) return -1;
     char line[2048];
-    unsigned long port = 0;
-    while (!port && fgets(line, sizeof line, fp)) {
+    long port = -1;
+    while (port < 0 && fgets(line, sizeof line, fp)) {
         const char *p = strstr(line, LISTENING);
-        if (p) port = strtoul(p + strlen(LISTENING), NULL, 10);
+        if (!p) continue;
+        p += strlen(LISTENING);
+        if (!strncmp(p, "unix:", 5)) {
+            port = 0;
+            continue;
+        }
+        /* The address ends at a quote (JSON log) or white space; the port after its last ':'. */
+        size_t n = strcspn(p, "\" \t\r\n");
+        const char *colon = NULL;
+        for (const char *q = p; q < p + n; q++)
+            if (*q == ':') colon = q;
+        unsigned long v = colon ? strtoul(colon + 1, NULL, 10) : 0;
+        if (v > 0 && v <= 65535) port = (long)v;
     }
     fclose(fp);
-    return port <= 65535 ? (uint16_t)port : 0;
+    return port;
 }
 
 /* Waits up to ms for the process to exit; reaps it and returns its status, or -1. */
@@ -167,7 +181,7 @@ int sp_try_start(struct sp *s, const char *bin, const char *tag, const char *con
         return -1;
     }
     live_add(s);
-    const char *argv[48] = {bin, "serve", "--host", "127.0.0.1", "--port", "0"};
+    const char *argv[48] = {bin, "serve", "--host", s->host ? s->host : "127.0.0.1", "--port", "0"};
     size_t argc = 6;
     for (size_t i = 0; extra && extra[i] && argc < 47; i++)
         argv[argc++] = extra[i];
@@ -182,6 +196,11 @@ int sp_try_start(struct sp *s, const char *bin, const char *tag, const char *con
         dup2(devnull, 0);
         dup2(devnull, 1);
         dup2(lfd, 2);
+        struct rlimit rl;
+        if (s->nofile && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = (rlim_t)s->nofile;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
+        }
         execv(bin, (char *const *)argv);
         _exit(127);
     }
@@ -190,8 +209,11 @@ int sp_try_start(struct sp *s, const char *bin, const char *tag, const char *con
     sp_track(pid);
     uint64_t deadline = rc_now_ms() + 15000;
     while (rc_now_ms() < deadline) {
-        s->port = find_port(s->log);
-        if (s->port) return 0;
+        long port = find_port(s->log);
+        if (port >= 0) {
+            s->port = (uint16_t)port;
+            return 0;
+        }
         if (sp_wait(s, 0) != -1) break; /* died */
         usleep(10000);
     }

@@ -1,9 +1,9 @@
 /*
  * serveproc.h — drives the real `weft serve` program for the integration tests: spawns it on
- * 127.0.0.1 with an ephemeral port (--port 0) and extra options, its stderr in a temporary log
- * file read for "listening on 127.0.0.1:PORT"; stops it by PID (SIGTERM, then SIGKILL in
- * teardown) and reaps it; checks it exited 0 with no sanitizer report in its log; dumps the
- * log on failure. A SIGALRM guard kills every process still tracked when the run hangs.
+ * 127.0.0.1 (or another address) with an ephemeral port (--port 0) and extra options, its
+ * stderr in a temporary log file read for "listening on ADDR:PORT"; stops it by PID (SIGTERM, then
+ * SIGKILL in teardown) and reaps it; checks it exited 0 with no sanitizer report in its log; dumps
+ * the log on failure. A SIGALRM guard kills every process still tracked when the run hangs.
  *
  * Also the plain HTTP GET and the Prometheus text lookup the tests use on /metrics, /readyz.
  */
@@ -14,11 +14,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* One spawned `weft serve`. Zero-initialize before use. */
+/* One spawned `weft serve`. Zero-initialize before use; host and nofile may be set before
+ * sp_start. */
 struct sp {
     pid_t pid;     /* the process we started, 0 once reaped */
     char log[64];  /* its stderr (a temporary file), "" if none */
-    uint16_t port; /* the port it reported */
+    uint16_t port; /* the port it reported (0 when it listens on a Unix socket) */
+    /* Set before starting (zero = the default): */
+    const char *host;     /* --host (an IPv4 or IPv6 address); NULL = 127.0.0.1 */
+    unsigned long nofile; /* the child's soft RLIMIT_NOFILE before exec; 0 = inherited */
 };
 
 /* Installs the SIGALRM guard and arms it: after seconds, every tracked PID gets SIGKILL and
@@ -30,10 +34,11 @@ void sp_guard(const char *name, const char *what, unsigned seconds);
 void sp_track(pid_t pid);
 void sp_untrack(pid_t pid);
 
-/* Starts bin serve --host 127.0.0.1 --port 0 extra... (extra NULL-terminated, may be NULL),
- * the log named /tmp/weft-itest-<tag>-XXXXXX, and waits up to 15 s for its port. Returns 0,
- * or -1 (log dumped, the process reaped) if it never reported a port. No cmocka assertion:
- * usable from a setup function. */
+/* Starts bin serve --host HOST --port 0 extra... (HOST = s->host or 127.0.0.1; extra
+ * NULL-terminated, may be NULL; with "--unix", PATH among them it listens there instead), the
+ * log named /tmp/weft-itest-<tag>-XXXXXX, and waits up to 15 s for its "listening on" line
+ * (s->port: the port, 0 for a Unix socket). Returns 0, or -1 (log dumped, the process reaped)
+ * if it never reported one. No cmocka assertion: usable from a setup function. */
 int sp_try_start(struct sp *s, const char *bin, const char *tag, const char *const *extra);
 
 /* sp_try_start that fails the test ("weft serve did not report its port"). */

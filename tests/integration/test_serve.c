@@ -3,7 +3,9 @@
  * stderr goes to a temporary file that is read for "listening on 127.0.0.1:PORT". /echo
  * echoes, /ws/<room> rooms are isolated and /ws is the room "lobby", GET /healthz answers
  * 200, and SIGTERM closes every client with 1001 and exits 0 (also when a client never
- * answers, after --shutdown-timeout). Every path (teardown, SIGALRM guard) kills and reaps
+ * answers, after --shutdown-timeout). Started with a soft RLIMIT_NOFILE below the hard one, it
+ * raises it and logs the hard limit. --host ::1 (IPv6; skipped, saying so, without it) and
+ * --unix PATH serve the same echo. Every path (teardown, SIGALRM guard) kills and reaps
  * exactly the PID it started.
  */
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +37,8 @@
 struct fx {
     struct sp sp; /* the weft serve we started */
     struct rc c[NCLIENTS];
+    bool skipped;  /* setup found nothing to test on this machine (the test says why) */
+    char sock[96]; /* the --unix socket path, "" if none */
 };
 
 static int teardown(void **state)
@@ -43,18 +48,26 @@ static int teardown(void **state)
     for (size_t i = 0; i < NCLIENTS; i++)
         rc_close(&f->c[i]);
     sp_kill(&f->sp);
+    if (f->sock[0]) unlink(f->sock);
     free(f);
     return 0;
 }
 
-/* Starts weft serve with the given extra options (NULL-terminated) and waits for its port. */
-static int spawn(void **state, const char *const *extra)
+/* A new fixture, its clients closed. */
+static struct fx *fx_new(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    if (!f) return -1;
+    if (!f) return NULL;
     *state = f;
     for (size_t i = 0; i < NCLIENTS; i++)
         f->c[i].fd = -1;
+    return f;
+}
+
+/* Starts weft serve (f->sp as prepared by the caller) with the given extra options
+ * (NULL-terminated) and waits for its port. */
+static int spawn_fx(void **state, struct fx *f, const char *const *extra)
+{
     if (sp_try_start(&f->sp, WEFT_BIN, "serve", extra) != 0) {
         teardown(state);
         *state = NULL;
@@ -63,10 +76,60 @@ static int spawn(void **state, const char *const *extra)
     return 0;
 }
 
+/* Starts weft serve with the given extra options (NULL-terminated) and waits for its port. */
+static int spawn(void **state, const char *const *extra)
+{
+    struct fx *f = fx_new(state);
+    return f ? spawn_fx(state, f, extra) : -1;
+}
+
+static const char *const default_extra[] = {"--shutdown-timeout", "2", NULL};
+
 static int setup_default(void **state)
 {
-    static const char *const extra[] = {"--shutdown-timeout", "2", NULL};
-    return spawn(state, extra);
+    return spawn(state, default_extra);
+}
+
+/* The soft RLIMIT_NOFILE the server is started with, below the hard limit it must raise to. */
+#define LOW_NOFILE 1024
+
+/* weft serve started with a soft RLIMIT_NOFILE of LOW_NOFILE (skipped if the hard limit is not
+ * above it: there would be nothing to raise). */
+static int setup_low_nofile(void **state)
+{
+    struct fx *f = fx_new(state);
+    if (!f) return -1;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max <= LOW_NOFILE) {
+        f->skipped = true;
+        return 0;
+    }
+    f->sp.nofile = LOW_NOFILE;
+    return spawn_fx(state, f, default_extra);
+}
+
+/* weft serve --host ::1 (skipped if the machine has no IPv6 loopback). */
+static int setup_ip6(void **state)
+{
+    struct fx *f = fx_new(state);
+    if (!f) return -1;
+    if (!rc_ip6_available()) {
+        f->skipped = true;
+        return 0;
+    }
+    f->sp.host = "::1";
+    return spawn_fx(state, f, default_extra);
+}
+
+/* weft serve --unix PATH, PATH unique to this test. */
+static int setup_unix(void **state)
+{
+    struct fx *f = fx_new(state);
+    if (!f) return -1;
+    rc_unix_path(f->sock, sizeof f->sock, "serve");
+    const char *const extra[] = {"--unix", f->sock, "--shutdown-timeout", "2", NULL};
+    return spawn_fx(state, f, extra);
 }
 
 static int setup_limits(void **state)
@@ -191,23 +254,116 @@ static void test_serve_healthz(void **state)
     assert_int_equal(rc_read_http(d, &r, RC_TIMEOUT_MS), 404);
 }
 
-/* At start the server raised RLIMIT_NOFILE to the hard limit and said how many connections
- * it can hold (with any number of workers). */
+/* Started with a soft RLIMIT_NOFILE of 1024 (below the hard limit), the server raised it to
+ * the hard limit: it says so in the log with how many connections it can hold, and its
+ * /proc/PID/limits shows the soft limit equal to the hard one. */
 static void test_serve_nofile_logged(void **state)
 {
     struct fx *f = *state;
     struct rlimit rl;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (f->skipped) {
+        print_message("hard RLIMIT_NOFILE %llu is not above %d: no raise to test, skipped\n",
+                      (unsigned long long)rl.rlim_max, LOW_NOFILE);
+        skip();
+    }
     FILE *fp = fopen(f->sp.log, "r");
     assert_non_null(fp);
     char line[512], want[64];
-    snprintf(want, sizeof want, "open file limit %llu", (unsigned long long)rl.rlim_max);
+    snprintf(want, sizeof want, "open file limit %llu: can hold about",
+             (unsigned long long)rl.rlim_max);
     bool found = false;
     while (!found && fgets(line, sizeof line, fp))
-        found = strstr(line, want) && strstr(line, "can hold about");
+        found = strstr(line, want) != NULL;
     fclose(fp);
-    if (!found)
-        fail_msg("no \"%s: can hold about N connections\" line in the log", want);
+    if (!found) {
+        sp_dump_log(&f->sp);
+        fail_msg("started with a soft limit of %d, no \"%s N connections\" line in the log",
+                 LOW_NOFILE, want);
+    }
+
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/limits", (long)f->sp.pid);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    unsigned long long soft = 0, hard = 0;
+    bool seen = false;
+    while (!seen && fgets(line, sizeof line, fp))
+        seen = sscanf(line, "Max open files %llu %llu", &soft, &hard) == 2;
+    fclose(fp);
+    assert_true(seen);
+    assert_int_equal(hard, (unsigned long long)rl.rlim_max);
+    assert_int_equal(soft, hard);
+}
+
+/* Asserts the log has a line containing needle. */
+static void expect_log(struct fx *f, const char *needle)
+{
+    if (sp_log_count(&f->sp, needle) < 1) {
+        sp_dump_log(&f->sp);
+        fail_msg("no \"%s\" in the log", needle);
+    }
+}
+
+/* Over a connection c open on /echo: text and binary echo; over h, connected on the same
+ * transport, GET /healthz answers 200. Then SIGTERM: c gets close 1001 and the process exits
+ * 0. */
+static void echo_then_stop(struct fx *f, struct rc *c, struct rc *h)
+{
+    uint8_t buf[300];
+    for (int op = WEFT_OP_TEXT; op <= WEFT_OP_BINARY; op++) {
+        rc_fill(buf, sizeof buf, (uint32_t)op, op == WEFT_OP_TEXT);
+        assert_int_equal(rc_send(c, (uint8_t)op, buf, sizeof buf), 0);
+        assert_int_equal(rc_recv(c, RC_TIMEOUT_MS), RC_MESSAGE);
+        assert_int_equal(c->last.opcode, op);
+        assert_int_equal(c->last.len, sizeof buf);
+        assert_memory_equal(c->last.data, buf, sizeof buf);
+    }
+    struct rc_http r;
+    assert_int_equal(
+        rc_write_str(h, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_read_http(h, &r, RC_TIMEOUT_MS), 200);
+
+    assert_int_equal(kill(f->sp.pid, SIGTERM), 0);
+    assert_int_equal(rc_expect_close(c, RC_TIMEOUT_MS), 1001);
+    rc_close(c);
+    rc_close(h);
+    sp_expect_clean_exit(&f->sp, sp_wait(&f->sp, 10000));
+}
+
+/* weft serve --host ::1: it reports [::1]:PORT, echoes to a client over IPv6 and answers
+ * /healthz there; SIGTERM ends it cleanly. Skipped (and said so) without an IPv6 loopback. */
+static void test_serve_ip6(void **state)
+{
+    struct fx *f = *state;
+    if (f->skipped) {
+        print_message("no IPv6 loopback (::1) on this machine: test_serve_ip6 skipped\n");
+        skip();
+    }
+    char want[64];
+    snprintf(want, sizeof want, "listening on [::1]:%u", (unsigned)f->sp.port);
+    expect_log(f, want);
+    assert_int_equal(rc_open_ip6(&f->c[0], f->sp.port, "/echo"), 0);
+    assert_int_equal(rc_connect_ip6(&f->c[1], f->sp.port, RC_TIMEOUT_MS), 0);
+    echo_then_stop(f, &f->c[0], &f->c[1]);
+}
+
+/* weft serve --unix PATH: it reports unix:PATH, the socket file exists, a client over it gets
+ * echoes and /healthz; after SIGTERM the process exits 0 and the socket file is gone. */
+static void test_serve_unix(void **state)
+{
+    struct fx *f = *state;
+    char want[160];
+    snprintf(want, sizeof want, "listening on unix:%s", f->sock);
+    expect_log(f, want);
+    struct stat st;
+    assert_int_equal(stat(f->sock, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(rc_open_unix(&f->c[0], f->sock, "/echo"), 0);
+    assert_int_equal(rc_connect_unix(&f->c[1], f->sock, RC_TIMEOUT_MS), 0);
+    echo_then_stop(f, &f->c[0], &f->c[1]);
+    if (stat(f->sock, &st) == 0) fail_msg("weft serve left its socket file %s behind", f->sock);
+    assert_int_equal(errno, ENOENT);
 }
 
 /* SIGTERM: every client (echo and room) gets close 1001; after they answer and close, the
@@ -261,7 +417,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_serve_echo, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_rooms, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_healthz, setup_default, teardown),
-        cmocka_unit_test_setup_teardown(test_serve_nofile_logged, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_nofile_logged, setup_low_nofile, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_ip6, setup_ip6, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_unix, setup_unix, teardown),
         cmocka_unit_test_setup_teardown(test_serve_limits, setup_limits, teardown),
         cmocka_unit_test_setup_teardown(test_serve_sigterm, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_sigterm_silent_client, setup_default, teardown),

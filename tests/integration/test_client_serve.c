@@ -7,6 +7,10 @@
  *              over --max-message) and 1001 (SIGTERM) reach the client as clean closes
  *   restart:   SIGKILL the server, start it again on the same port: the client reconnects,
  *              every announced delay within its jitter bound
+ *   fragments: a raw client (rawclient.h) in the same room sends a text in three fragments
+ *              with a ping between them: the library client receives it whole; then a 1 MiB
+ *              binary message goes from the raw client to the library client and another
+ *              one back, both intact
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -23,6 +27,7 @@
 #include <cmocka.h>
 
 #include "clientkit.h"
+#include "rawclient.h"
 
 #ifndef WEFT_BIN
 #error "WEFT_BIN must be defined"
@@ -236,6 +241,80 @@ static void test_kill_restart(void **state)
     }
 }
 
+/* Runs the loop for about ms (the library client's side while the raw client waits). */
+static void spin(struct fx *f, int ms)
+{
+    CK_RUN(f->loop, false, ms);
+}
+
+/* Room /ws/big with the library client k[0] and a raw client: a fragmented text (3 fragments,
+ * a ping between the first two, pauses between them) from the raw client reaches the library
+ * client as one message and the ping is answered; a 1 MiB binary message goes raw -> library
+ * (written in 64 KiB pieces while the loop runs) and another library -> raw. */
+static void test_room_fragments_and_large(void **state)
+{
+    struct fx *f = *state;
+    assert_true(srv_start(&f->srv, 0, NULL));
+    struct ck *k = &f->k[0];
+    open_client(f, k, "/ws/big", false);
+    static struct rc rc;
+    assert_int_equal(rc_open(&rc, f->srv.port, "/ws/big"), 0);
+    spin(f, 100); /* let the joins settle */
+
+    assert_int_equal(rc_send_frame(&rc, WEFT_OP_TEXT, false, 0, "frag", 4), 0);
+    spin(f, 20);
+    assert_int_equal(rc_send_frame(&rc, WEFT_OP_PING, true, 0, "p1", 2), 0);
+    assert_int_equal(rc_send_frame(&rc, WEFT_OP_CONT, false, 0, "mented ", 7), 0);
+    spin(f, 20);
+    assert_int_equal(rc_send_frame(&rc, WEFT_OP_CONT, true, 0, "message", 7), 0);
+    assert_true(CK_RUN(f->loop, k->messages == 1, 5000));
+    assert_string_equal((char *)k->last, "fragmented message");
+    assert_int_equal(k->last_len, strlen("fragmented message"));
+    assert_false(k->last_binary);
+    assert_int_equal(rc_recv(&rc, 5000), RC_PONG); /* the sender is not sent its own message */
+    assert_int_equal(rc.last.len, 2);
+    assert_memory_equal(rc.last.data, "p1", 2);
+
+    size_t n = 1 << 20;
+    uint8_t *up = malloc(n), *down = malloc(n);
+    uint8_t *frame = malloc(n + WEFT_FRAME_HEADER_MAX);
+    assert_non_null(up);
+    assert_non_null(down);
+    assert_non_null(frame);
+    rc_fill(up, n, 7, false);
+    rc_fill(down, n, 8, false);
+    long flen = weft_frame_encode(frame, n + WEFT_FRAME_HEADER_MAX, WEFT_ROLE_CLIENT, &rc.rnd,
+                                  WEFT_OP_BINARY, true, 0, up, n);
+    assert_true(flen > (long)n);
+    for (size_t off = 0; off < (size_t)flen; off += 65536) {
+        size_t piece = (size_t)flen - off < 65536 ? (size_t)flen - off : 65536;
+        assert_int_equal(rc_write(&rc, frame + off, piece, 5000), 0);
+        weft_loop_poll(f->loop, 0);
+    }
+    assert_true(CK_RUN(f->loop, k->messages == 2, 10000));
+    assert_true(k->last_binary);
+    assert_int_equal(k->last_len, n);
+    assert_memory_equal(k->last, up, n);
+
+    enum weft_send_result r = weft_client_send(k->cl, down, n, WEFT_OP_BINARY);
+    assert_true(r == WEFT_SEND_SENT || r == WEFT_SEND_QUEUED);
+    enum rc_event ev = RC_TIMEOUT;
+    uint64_t dl = ck_now() + 10000;
+    while (ev == RC_TIMEOUT && ck_now() < dl) {
+        weft_loop_poll(f->loop, 2);
+        rc_read_once(&rc);
+        ev = rc_recv_buffered(&rc);
+    }
+    assert_int_equal(ev, RC_MESSAGE);
+    assert_int_equal(rc.last.opcode, WEFT_OP_BINARY);
+    assert_int_equal(rc.last.len, n);
+    assert_memory_equal(rc.last.data, down, n);
+    free(up);
+    free(down);
+    free(frame);
+    rc_close(&rc);
+}
+
 int main(void)
 {
     signal(SIGALRM, on_alarm);
@@ -245,6 +324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_room_fragments_and_large, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  * Python websockets and Node ws servers:
  *
  *   deflate_client URL [--off] [--nct] [--peer-nct] [--bits N] [--peer-bits N] [--mem N]
- *                      [--threshold N] [--max BYTES] [--room K] [--expect-fail]
+ *                      [--level N] [--threshold N] [--max BYTES] [--room K] [--expect-fail]
  *
  * Echo (default): sends, one at a time, a compressible JSON-like text message and a random
  * binary message of each size in 0, 1, 125, 126, 1000, 65535, 65536, 200000, 1 MiB, 16 MiB
@@ -215,6 +215,8 @@ int main(int argc, char **argv)
             o.deflate.peer_max_window_bits = (uint8_t)atoi(v);
         else if (!strcmp(a, "--mem") && ++i)
             o.deflate.mem_level = atoi(v);
+        else if (!strcmp(a, "--level") && ++i)
+            o.deflate.level = atoi(v);
         else if (!strcmp(a, "--threshold") && ++i)
             o.deflate.threshold = (size_t)atol(v);
         else if (!strcmp(a, "--max") && ++i)

@@ -377,6 +377,14 @@ int weft_http_parse_request(const char *buf, size_t len, size_t max_head,
 int weft_http_parse_response(const char *buf, size_t len, size_t max_head,
                              struct weft_http_response *resp);
 
+/* Looks for the blank line that ends an HTTP head (CRLF CRLF, or the bare-LF forms LF LF and
+ * LF CRLF that the parsers also accept) in buf[0..len), knowing that buf[0..from) was already
+ * searched without finding one: only buf[from - 2 .. len) is examined, so a caller that
+ * accumulates a head read by read can call this on every read and the parser only once the
+ * head is complete, in O(n) in all instead of O(n^2). Returns the length of the head through
+ * the blank line, or 0 if it has not arrived yet. from = 0 searches the whole buffer. */
+size_t weft_http_head_end(const char *buf, size_t len, size_t from);
+
 /* Finds a header by case-insensitive name. Returns the first match or NULL. */
 const struct weft_http_header *weft_http_find_header(const struct weft_http_header *headers,
                                                      size_t n, const char *name);

@@ -8,6 +8,11 @@
  * input (errors are positional; "too big" is decided only after everything within max_head
  * was scanned). Every partial line is checked as far as it goes, so garbage is rejected
  * without waiting for the end of the line.
+ *
+ * Rescanning on every read would make a head dripped a byte at a time cost O(n^2), so a
+ * caller that accumulates parses once on the first read and then only when
+ * weft_http_head_end, which looks at the new bytes alone, finds the blank line (or the limit
+ * is reached): O(n) in all.
  */
 #include "weft.h"
 
@@ -220,6 +225,24 @@ static int parse_head(const char *buf, size_t len, size_t max_head, start_line_f
         pos = next;
     }
     return len > max_head ? HEAD_TOO_BIG : HEAD_MORE;
+}
+
+/* Finds the blank line ending a head in buf[0..len), of which buf[0..from) was searched
+ * before; see weft.h. A blank line is an LF followed by LF or CR LF (CRLF CRLF, or the bare LF
+ * endings the parser accepts), so only the two bytes before `from` can start one that the
+ * new bytes complete. Returns the head length through the blank line, or 0. */
+size_t weft_http_head_end(const char *buf, size_t len, size_t from)
+{
+    size_t i = from > 2 ? from - 2 : 0;
+    while (i < len) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        if (!nl) return 0;
+        size_t p = (size_t)(nl - buf) + 1; /* just after this LF */
+        if (p < len && buf[p] == '\n') return p + 1;
+        if (p + 1 < len && buf[p] == '\r' && buf[p + 1] == '\n') return p + 2;
+        i = p;
+    }
+    return 0;
 }
 
 /* Parses a request head; see weft.h. Returns the head length, 0, -400 or -431. */

@@ -504,14 +504,16 @@ static void client_on_head(struct weft_conn *c, uint8_t *data, size_t len)
 {
     struct weft_client *cl = (struct weft_client *)c->ep;
     size_t max = cl->ep.cfg.max_head;
+    struct head_in in;
+    conn_head_begin(c, data, len, max, &in);
+    if (!in.ready)
+        return; /* stored; the head is not complete yet */
     struct weft_http_response *resp = malloc(sizeof *resp);
     if (!resp) {
         report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
         handshake_fail(c);
         return;
     }
-    struct head_in in;
-    conn_head_begin(c, data, len, max, &in);
     int r = weft_http_parse_response(in.buf, in.len, max, resp);
     if (r < 0 || (r == 0 && in.len >= max)) {
         free(resp);

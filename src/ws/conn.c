@@ -59,21 +59,25 @@ void conn_start_frames(struct weft_conn *c)
 /* ----------------------------------------------------------------- HTTP head */
 
 /* Parses in place when nothing is stored (the whole head usually comes in one read);
- * otherwise appends the read to the stored head, up to max bytes. */
+ * otherwise appends the read to the stored head, up to max bytes, and asks for a parse only
+ * when the new bytes complete the blank line or the limit is reached (see ws.h). */
 void conn_head_begin(struct weft_conn *c, uint8_t *data, size_t len, size_t max,
                      struct head_in *in)
 {
     in->taken = len;
+    in->ready = true;
     if (!c->head) {
         in->buf = (const char *)data;
         in->len = len;
         return;
     }
+    size_t searched = c->head_len;
     in->taken = max - c->head_len < len ? max - c->head_len : len;
     memcpy(c->head + c->head_len, data, in->taken);
     c->head_len += (uint32_t)in->taken;
     in->buf = c->head;
     in->len = c->head_len;
+    in->ready = in->len >= max || weft_http_head_end(c->head, in->len, searched) != 0;
 }
 
 /* Keeps an incomplete head that was parsed in place; see ws.h. */

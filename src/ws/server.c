@@ -586,7 +586,8 @@ static void handle_request(struct weft_conn *c, const struct weft_http_request *
 }
 
 /* Consumes bytes while the request head is being read: parses in place when the whole head
- * came in one read (no allocation), otherwise accumulates up to max_head bytes. */
+ * came in one read (no allocation), otherwise accumulates up to max_head bytes and parses once
+ * the blank line is in (or the limit is reached), so a dripped head costs O(n). */
 static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
 {
     struct weft_server *s = conn_server(c);
@@ -596,6 +597,8 @@ static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
     struct weft_http_request http;
     struct head_in in;
     conn_head_begin(c, data, len, max, &in);
+    if (!in.ready)
+        return; /* stored; the head is not complete yet */
     int r = weft_http_parse_request(in.buf, in.len, max, &http);
     if (r == 0 && in.len >= max)
         r = -431;

@@ -173,8 +173,12 @@ struct head_in {
     const char *buf; /* what to parse: the read itself, or the stored head extended by it */
     size_t len;
     size_t taken;    /* bytes of the read appended to a stored head */
+    bool ready;      /* worth parsing now; false: still incomplete, already stored */
 };
-/* Starts parsing a head: see struct head_in. max: the head size limit. */
+/* Starts parsing a head: see struct head_in. max: the head size limit. A read that extends a
+ * stored head is only searched for the blank line ending the head (the new bytes and the two
+ * before them), so a head dripped in small reads costs O(n) in all: in->ready says whether
+ * the head parser should run now (a head in one read, a blank line found, or max reached). */
 void conn_head_begin(struct weft_conn *c, uint8_t *data, size_t len, size_t max,
                      struct head_in *in);
 /* The head is still incomplete: stores the read when it was parsed in place. Returns false

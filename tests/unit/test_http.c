@@ -481,6 +481,141 @@ static void test_response_malformed(void **state)
 
 /* ------------------------------------------------------------------ header helpers */
 
+/* ------------------------------------------------------------------ end-of-head search */
+
+/* The reference answer: the end of the first blank line (LF LF or LF CR LF) in s[0..n), or 0. */
+static size_t head_end_reference(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\n') continue;
+        if (i + 1 < n && s[i + 1] == '\n') return i + 2;
+        if (i + 2 < n && s[i + 1] == '\r' && s[i + 2] == '\n') return i + 3;
+    }
+    return 0;
+}
+
+/* Feeds s[0..n) to weft_http_head_end in reads of the given sizes (cycled), each call
+ * searching from where the previous one stopped, as the connection code does; each read is a
+ * copy in an exactly-sized heap block, so ASan catches any read past len. Asserts that the
+ * search says "not yet" until the read that completes the blank line and then returns
+ * `want`. */
+static void feed_head_end(const char *s, size_t n, const size_t *reads, size_t nreads,
+                          size_t want)
+{
+    size_t len = 0, k = 0, got = 0;
+    while (len < n && !got) {
+        size_t from = len;
+        len += reads[k++ % nreads];
+        if (len > n) len = n;
+        char *buf = malloc(len);
+        assert_non_null(buf);
+        memcpy(buf, s, len);
+        got = weft_http_head_end(buf, len, from);
+        free(buf);
+        if (!got && want && len >= want)
+            fail_msg("blank line at %zu missed (read ending at %zu, from %zu)", want, len, from);
+        if (got && (got != want || len < want))
+            fail_msg("returned %zu after %zu bytes, want %zu", got, len, want);
+    }
+    assert_int_equal(got, want);
+}
+
+static void test_head_end_every_split(void **state)
+{
+    (void)state;
+    static const char *const heads[] = {
+        valid_request,
+        valid_response,
+        "GET / HTTP/1.1\nHost: a\nUpgrade: websocket\r\nX: y\n\nframes",
+        "GET / HTTP/1.1\nHost: a\n\r\nrest",
+        "GET / HTTP/1.1\r\n\r\n\r\n\r\n", /* only the first blank line counts */
+        "GET / HTTP/1.1\r\nX: a\r\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n", /* incomplete: never found */
+        "\n\n",
+        "\r\n\r\n",
+    };
+    for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++) {
+        const char *s = heads[h];
+        size_t n = strlen(s), want = head_end_reference(s, n);
+        /* The whole buffer at once, and agreement with the parser on valid heads. */
+        assert_int_equal(weft_http_head_end(s, n, 0), want);
+        struct weft_http_request req;
+        struct weft_http_response resp;
+        int r = strncmp(s, "HTTP/", 5) == 0 ? weft_http_parse_response(s, n, 0, &resp)
+                                            : weft_http_parse_request(s, n, 0, &req);
+        if (r >= 0) assert_int_equal((size_t)r, want);
+        /* Two reads split at every byte. */
+        for (size_t k = 1; k < n; k++) {
+            size_t reads[2] = {k, n - k};
+            feed_head_end(s, n, reads, 2, want);
+        }
+        /* Dripped in reads of 1 to 5 bytes. */
+        for (size_t step = 1; step <= 5; step++)
+            feed_head_end(s, n, &step, 1, want);
+    }
+}
+
+/* Random buffers over {CR, LF, 'a'} in random reads agree with the reference. */
+static void test_head_end_random(void **state)
+{
+    (void)state;
+    uint32_t x = 12345;
+    char s[64];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n = 1 + (x = x * 1103515245u + 12345u) % sizeof s;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            s[i] = "\r\na"[(x >> 16) % 3];
+        }
+        size_t reads[4];
+        for (size_t i = 0; i < 4; i++) {
+            x = x * 1103515245u + 12345u;
+            reads[i] = 1 + (x >> 16) % 4;
+        }
+        feed_head_end(s, n, reads, 4, head_end_reference(s, n));
+    }
+}
+
+/* The search is incremental: it never looks further back than the two bytes before `from`
+ * (those can start a blank line that the new bytes complete). A blank line planted in the
+ * part the caller says was searched already is not found again, which proves the bytes before
+ * from - 2 are not rescanned; one that starts within the two bytes is found. */
+static void test_head_end_incremental(void **state)
+{
+    (void)state;
+    const char *s = "GET / HTTP/1.1\r\n\r\nHost: a\r\n";
+    size_t n = strlen(s);
+    assert_int_equal(weft_http_head_end(s, n, 0), 18);
+    assert_int_equal(weft_http_head_end(s, n, 16), 18); /* "\r\n" of the previous read */
+    assert_int_equal(weft_http_head_end(s, n, 17), 18);
+    assert_int_equal(weft_http_head_end(s, n, 18), 0); /* LF CR LF starts at 15 < 18 - 2 */
+    assert_int_equal(weft_http_head_end(s, n, 19), 0);
+    /* Nothing new: nothing found, and no read before buf + from - 2. */
+    assert_int_equal(weft_http_head_end(s + 20, 0, 0), 0);
+    assert_int_equal(weft_http_head_end("\n", 1, 1), 0);
+    assert_int_equal(weft_http_head_end("\n\n", 2, 1), 2);
+    assert_int_equal(weft_http_head_end("\n\r\n", 3, 2), 3);
+    assert_int_equal(weft_http_head_end("x\n\r\n", 4, 4), 0); /* all of it searched before */
+    /* A head near the default limit, dripped a byte at a time (8 K calls, each looking at
+     * three bytes), is found at its last byte, where the parser agrees. */
+    static char big[WEFT_HTTP_MAX_HEAD];
+    size_t bl = (size_t)snprintf(big, sizeof big, "GET / HTTP/1.1\r\n");
+    while (bl + 100 + 2 <= sizeof big) {
+        memcpy(big + bl, "X-Pad: ", 7);
+        memset(big + bl + 7, 'a', 91);
+        memcpy(big + bl + 98, "\r\n", 2);
+        bl += 100;
+    }
+    memcpy(big + bl, "\r\n", 2);
+    bl += 2;
+    size_t found = 0;
+    for (size_t len = 1; len <= bl && !found; len++)
+        found = weft_http_head_end(big, len, len - 1);
+    assert_int_equal(found, bl);
+    struct weft_http_request req;
+    assert_int_equal(weft_http_parse_request(big, bl, 0, &req), (int)bl);
+}
+
 static void test_find_header(void **state)
 {
     (void)state;
@@ -578,6 +713,9 @@ int main(void)
         cmocka_unit_test(test_response_valid_every_split),
         cmocka_unit_test(test_response_forms),
         cmocka_unit_test(test_response_malformed),
+        cmocka_unit_test(test_head_end_every_split),
+        cmocka_unit_test(test_head_end_random),
+        cmocka_unit_test(test_head_end_incremental),
         cmocka_unit_test(test_find_header),
         cmocka_unit_test(test_list_has),
         cmocka_unit_test(test_list_next),

@@ -750,8 +750,10 @@ struct weft_server_config {
     const char *tls_cert_file;
     const char *tls_key_file;
 
-    /* Log sink for library events (accept errors, protocol errors). NULL = silent. */
-    void (*log)(void *log_user, int level, const char *msg);
+    /* Log sink for library events (accept errors, protocol errors). NULL = silent. c is the
+     * connection the line is about (valid during the call only; weft_conn_user and
+     * weft_conn_route_user may be read), NULL for a line about no connection. */
+    void (*log)(void *log_user, int level, struct weft_conn *c, const char *msg);
     void *log_user;
 };
 
@@ -1102,7 +1104,7 @@ struct weft_client_options {
     struct weft_pmd_config deflate;
 
     /* Log sink, as for servers (NULL = silent). */
-    void (*log)(void *log_user, int level, const char *msg);
+    void (*log)(void *log_user, int level, struct weft_conn *c, const char *msg);
     void *log_user;
 };
 

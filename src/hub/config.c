@@ -98,6 +98,11 @@ static const struct opt opts[] = {
     {"rate", T_DOUBLE, OFF(rate), "N", "messages per second per connection (token bucket), 0 = unlimited;\n"
      "exceeding it closes with 1008"},
     {"burst", T_DOUBLE, OFF(burst), "N", "token bucket size, 0 = 2 x rate"},
+    {"handshake-rate", T_DOUBLE, OFF(handshake_rate), "N",
+     "new WebSocket upgrades per second per client IP (token bucket), 0 = unlimited;\n"
+     "beyond it: 429 with Retry-After (the seconds until the next is allowed)"},
+    {"handshake-burst", T_DOUBLE, OFF(handshake_burst), "N",
+     "handshakes one IP may start at once, 0 = 2 x handshake-rate"},
     {"max-rooms", T_U32, OFF(max_rooms), "N", "rooms one /hub connection may join"},
     {"history-size", T_U32, OFF(history_size), "N", "messages kept per /hub room for recovery"},
     {"history-age", T_SECONDS, OFF(history_age_ms), "S", "drop kept messages older than S seconds, 0 = never"},

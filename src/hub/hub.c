@@ -5,6 +5,7 @@
  * logs and counters. The /hub protocol itself is in proto.c.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,13 @@
 #define TICK_MS 250
 #define SELF_CHECK_HEADER "X-Weft-Self-Check"
 
-/* Open connections of one client IP. */
+/* Open connections of one client IP, and its handshake token bucket (--handshake-rate). An
+ * entry lives while the IP has connections or its bucket is not full again. */
 struct ipcount {
     struct ipcount *next;
     uint32_t n;
+    double tokens;   /* handshakes the IP may start now */
+    uint64_t tok_ms; /* when tokens was last refilled (monotonic ms) */
     char ip[];
 };
 
@@ -35,6 +39,12 @@ uint64_t hub_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Milliseconds of CLOCK_MONOTONIC (the same clock on every worker). */
+static uint64_t mono_ms(void)
+{
+    return hub_mono_ns() / 1000000u;
 }
 
 /* Seconds since the epoch. */
@@ -73,6 +83,99 @@ static struct ipcount *ip_find(struct hub *h, const char *ip, struct ipcount ***
     return *p;
 }
 
+/* The handshake bucket size: --handshake-burst, else 2 x --handshake-rate, at least 1. */
+static double handshake_burst(const struct hub_config *cfg)
+{
+    double b = cfg->handshake_burst > 0 ? cfg->handshake_burst : 2 * cfg->handshake_rate;
+    return b < 1 ? 1 : b;
+}
+
+/* Refills e's handshake bucket up to now_ms (no-op without --handshake-rate). */
+static void ip_refill(const struct hub *h, struct ipcount *e, uint64_t now_ms)
+{
+    double rate = h->cfg.handshake_rate;
+    if (rate <= 0 || now_ms <= e->tok_ms)
+        return;
+    e->tokens += (double)(now_ms - e->tok_ms) / 1000.0 * rate;
+    e->tok_ms = now_ms;
+    double burst = handshake_burst(&h->cfg);
+    if (e->tokens > burst)
+        e->tokens = burst;
+}
+
+/* True if entry e may be freed: no connection, and no handshake bucket or a full one
+ * (forgetting it then changes nothing). Refills the bucket. */
+static bool ip_idle(const struct hub *h, struct ipcount *e, uint64_t now_ms)
+{
+    if (e->n)
+        return false;
+    if (h->cfg.handshake_rate <= 0)
+        return true;
+    ip_refill(h, e, now_ms);
+    return e->tokens >= handshake_burst(&h->cfg);
+}
+
+/* Creates the entry of ip at *pp with a full bucket. Returns it, or NULL (out of memory). */
+static struct ipcount *ip_new(const struct hub *h, struct ipcount **pp, const char *ip)
+{
+    size_t n = strlen(ip) + 1;
+    struct ipcount *e = calloc(1, sizeof *e + n);
+    if (!e)
+        return NULL;
+    memcpy(e->ip, ip, n);
+    e->tokens = handshake_burst(&h->cfg);
+    e->tok_ms = mono_ms();
+    *pp = e;
+    return e;
+}
+
+/* --handshake-rate: takes one token from ip's bucket. Returns 0 when the handshake may go on
+ * (also when the rate is off, or out of memory), else the seconds until a token is back (at
+ * least 1), for Retry-After. */
+static uint32_t handshake_wait(struct hub *h, const char *ip)
+{
+    double rate = h->cfg.handshake_rate;
+    if (rate <= 0)
+        return 0;
+    uint32_t wait = 0;
+    workers_ip_lock(h);
+    struct ipcount **pp;
+    struct ipcount *e = ip_find(h, ip, &pp);
+    if (!e)
+        e = ip_new(h, pp, ip);
+    if (e) {
+        ip_refill(h, e, mono_ms());
+        if (e->tokens >= 1) {
+            e->tokens -= 1;
+        } else {
+            double s = ceil((1 - e->tokens) / rate);
+            wait = s < 1 ? 1 : s > 86400 ? 86400 : (uint32_t)s;
+        }
+    }
+    workers_ip_unlock(h);
+    return wait;
+}
+
+/* Frees the entries that ip_idle allows (every tick with --handshake-rate), or with
+ * forget every entry without connections (when the hub is freed: the loops have stopped and
+ * this hub's connections are gone, so the last worker to go leaves nothing behind). */
+static void ip_sweep(struct hub *h, bool forget)
+{
+    uint64_t now = mono_ms();
+    workers_ip_lock(h);
+    for (size_t i = 0; h->ip_buckets && i < h->ip_nbuckets; i++)
+        for (struct ipcount **pp = &h->ip_buckets[i]; *pp;) {
+            struct ipcount *e = *pp;
+            if (forget ? !e->n : ip_idle(h, e, now)) {
+                *pp = e->next;
+                free(e);
+            } else {
+                pp = &e->next;
+            }
+        }
+    workers_ip_unlock(h);
+}
+
 /* Open connections from ip. */
 static uint32_t ip_count(struct hub *h, const char *ip)
 {
@@ -99,18 +202,13 @@ static void ip_inc_locked(struct hub *h, const char *ip)
 {
     struct ipcount **pp;
     struct ipcount *e = ip_find(h, ip, &pp);
-    if (!e) {
-        size_t n = strlen(ip) + 1;
-        e = calloc(1, sizeof *e + n);
-        if (!e)
-            return;
-        memcpy(e->ip, ip, n);
-        *pp = e;
-    }
+    if (!e && !(e = ip_new(h, pp, ip)))
+        return;
     e->n++;
 }
 
-/* Removes one connection for ip; frees the slot at zero. */
+/* Removes one connection for ip; frees the slot at zero unless its handshake bucket still
+ * matters (ip_idle). */
 static void ip_dec(struct hub *h, const char *ip)
 {
     workers_ip_lock(h);
@@ -123,9 +221,10 @@ static void ip_dec_locked(struct hub *h, const char *ip)
 {
     struct ipcount **pp;
     struct ipcount *e = ip_find(h, ip, &pp);
-    if (!e)
+    if (!e || !e->n)
         return;
-    if (--e->n == 0) {
+    e->n--;
+    if (ip_idle(h, e, mono_ms())) {
         *pp = e->next;
         free(e);
     }
@@ -311,14 +410,15 @@ static bool offered(struct weft_request *req, const char *name)
 
 /* ------------------------------------------------------------------ upgrade */
 
-/* Refuses an upgrade with status, an X-Request-Id and (503) Retry-After, and logs it. */
-static void reject(struct hub *h, struct weft_request *req, const char *id, int status,
-                   const char *why, bool self)
+/* Refuses an upgrade with status, an X-Request-Id and (503, 429) Retry-After: retry_s
+ * seconds, and logs and counts it. */
+static void reject_retry(struct hub *h, struct weft_request *req, const char *id, int status,
+                         const char *why, bool self, uint32_t retry_s)
 {
     char extra[256];
     int n = snprintf(extra, sizeof extra, "X-Request-Id: %s\r\n", id);
     if (status == 503 || status == 429)
-        snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %u\r\n", h->cfg.retry_after_s);
+        snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %u\r\n", retry_s);
     else if (status == 401)
         snprintf(extra + n, sizeof extra - (size_t)n, "WWW-Authenticate: Bearer\r\n");
     char body[160];
@@ -327,6 +427,8 @@ static void reject(struct hub *h, struct weft_request *req, const char *id, int 
         h->m.hs_401++;
     else if (status == 403)
         h->m.hs_403++;
+    else if (status == 414)
+        h->m.hs_414++;
     else if (status == 429)
         h->m.hs_429++;
     size_t plen;
@@ -336,6 +438,26 @@ static void reject(struct hub *h, struct weft_request *req, const char *id, int 
                    weft_request_remote(req), "path", path, (int)plen, "reason", why),
          "handshake refused: %d %s", status, why);
     weft_request_reject(req, status, extra, body);
+}
+
+/* reject_retry with Retry-After: --retry-after (for 503). */
+static void reject(struct hub *h, struct weft_request *req, const char *id, int status,
+                   const char *why, bool self)
+{
+    reject_retry(h, req, id, status, why, self, h->cfg.retry_after_s);
+}
+
+/* The room of a /ws or /ws/<room> request (/ws is "lobby") and its length in *len. */
+static const char *raw_room(struct weft_request *req, size_t *len)
+{
+    size_t plen;
+    const char *path = weft_request_path(req, &plen);
+    if (plen > 4 && !memcmp(path, "/ws/", 4)) {
+        *len = plen - 4;
+        return path + 4;
+    }
+    *len = 5;
+    return "lobby";
 }
 
 /* The checks of every WebSocket route, then accept with a new struct hconn. */
@@ -350,11 +472,22 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
     ip_of(weft_request_remote(req), ip, sizeof ip);
 
     if (!self) {
+        uint32_t wait = handshake_wait(h, ip);
+        if (wait) {
+            reject_retry(h, req, id, 429, "handshake rate per IP exceeded", false, wait);
+            return;
+        }
         const char *origin = weft_request_header(req, "Origin", &len);
         if (!origin_allowed(h, origin, len)) {
             reject(h, req, id, 403, "origin not allowed", false);
             return;
         }
+    }
+    size_t room_len = 0;
+    const char *room = kind == HC_ROOM ? raw_room(req, &room_len) : NULL;
+    if (room_len > 250) {
+        reject(h, req, id, 414, "room name too long", self);
+        return;
     }
     if (h->cfg.max_connections && hub_conns_all(h) >= h->cfg.max_connections) {
         reject(h, req, id, 503, "connection limit reached", self);
@@ -410,27 +543,11 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
     double burst = h->cfg.burst > 0 ? h->cfg.burst : 2 * h->cfg.rate;
     hc->tokens = burst < 1 ? 1 : burst;
     if (kind == HC_ROOM) {
-        size_t plen;
-        const char *path = weft_request_path(req, &plen);
-        const char *room = "lobby";
-        size_t rl = 5;
-        if (plen > 4 && !memcmp(path, "/ws/", 4)) {
-            room = path + 4;
-            rl = plen - 4;
-        }
-        if (rl > 250) {
-            free(hc->user);
-            free(hc->jti);
-            json_decref(hc->rooms_claim);
-            free(hc);
-            weft_request_reject(req, 414, NULL, "room name too long\n");
-            return;
-        }
-        hc->topic = malloc(rl + 5);
+        hc->topic = malloc(room_len + 5);
         if (hc->topic) {
             memcpy(hc->topic, "room:", 5);
-            memcpy(hc->topic + 5, room, rl);
-            hc->topic_len = rl + 5;
+            memcpy(hc->topic + 5, room, room_len);
+            hc->topic_len = room_len + 5;
         }
     }
     const char *protocol = NULL;
@@ -723,16 +840,20 @@ static void on_tick(struct weft_timer *t)
             }
     }
     rooms_sweep(&h->rooms, weft_loop_now(h->loop));
+    if (h->cfg.handshake_rate > 0)
+        ip_sweep(h, false);
     weft_timer_start(h->loop, &h->tick, TICK_MS);
 }
 
 /* ------------------------------------------------------------------ life cycle */
 
-/* The library's log sink. */
-static void on_library_log(void *user, int level, const char *msg)
+/* The library's log sink: a line about one of the hub's open WebSocket connections carries
+ * its correlation id. */
+static void on_library_log(void *user, int level, struct weft_conn *c, const char *msg)
 {
     struct hub *h = user;
-    hlog(&h->log, level, NULL, json_pack("{s:s}", "event", "library"), "%s", msg);
+    const struct hconn *hc = c && weft_conn_route_user(c) == h ? weft_conn_user(c) : NULL;
+    hlog(&h->log, level, hc ? hc->id : NULL, json_pack("{s:s}", "event", "library"), "%s", msg);
 }
 
 /* Creates the hub; see hub.h. */
@@ -907,6 +1028,8 @@ void hub_free(struct hub *h)
         weft_server_free(h->server); /* on_close runs for the connections left */
     }
     broker_free(h->broker); /* after the connections: their presence removals are flushed */
+    /* This hub's connections are gone: free the entries they kept (in a shared table too). */
+    ip_sweep(h, true);
     if (h->sh) /* the table is shared by the workers (workers.c frees it) */
         h->ip_buckets = NULL;
     for (size_t i = 0; h->ip_buckets && i < h->ip_nbuckets; i++)

@@ -61,6 +61,8 @@ struct hub_config {
     double rate;                     /* messages per second per connection, 0 = unlimited */
     double burst;                    /* bucket size, 0 = 2 * rate (at least 1) */
     uint32_t max_rooms;              /* rooms per /hub connection */
+    double handshake_rate;  /* WebSocket upgrades per second per client IP, 0 = unlimited */
+    double handshake_burst; /* its bucket size, 0 = 2 * handshake_rate (at least 1) */
     /* rooms */
     uint32_t history_size;    /* messages kept per room */
     uint32_t history_age_ms;  /* max age of kept messages, 0 = forever */

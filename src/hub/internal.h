@@ -40,7 +40,7 @@ void hlog_always(const struct hub_log *lg, int level, const char *conn, json_t *
 
 struct hub_metrics {
     uint64_t conns_total;           /* WebSocket connections opened (all routes) */
-    uint64_t hs_ok, hs_401, hs_403, hs_429, hs_503_app; /* handshakes by result (ours) */
+    uint64_t hs_ok, hs_401, hs_403, hs_414, hs_429; /* handshakes by result (ours) */
     struct { uint16_t code; uint64_t n; } closes[HUB_MAX_CLOSE_CODES];
     size_t ncloses;
     struct { const char *code; uint64_t n; } errors[HUB_MAX_ERROR_CODES]; /* static strings */

@@ -180,8 +180,8 @@ static void snap_add(struct metrics_snap *a, const struct metrics_snap *b)
     m->hs_ok += n->hs_ok;
     m->hs_401 += n->hs_401;
     m->hs_403 += n->hs_403;
+    m->hs_414 += n->hs_414;
     m->hs_429 += n->hs_429;
-    m->hs_503_app += n->hs_503_app;
     for (size_t i = 0; i < n->ncloses; i++)
         for (uint64_t k = 0; k < n->closes[i].n; k++)
             metrics_close(m, n->closes[i].code);
@@ -232,6 +232,7 @@ static void render(const struct metrics_snap *sn, struct out *o)
         {"400", st.rejected_400},
         {"401", m->hs_401},
         {"403", m->hs_403},
+        {"414", m->hs_414},
         {"426", st.rejected_426},
         {"429", m->hs_429},
         {"503", st.rejected_503},

@@ -160,8 +160,7 @@ static void on_timer(struct weft_timer *t)
     uint64_t now = weft_loop_now(c->ep->loop);
     switch (c->state) {
     case CONN_HTTP:
-        ep_log(c->ep, WEFT_LOG_DEBUG, "conn %llu: handshake timeout",
-                   (unsigned long long)c->id);
+        conn_log(c, WEFT_LOG_DEBUG, "conn %llu: handshake timeout", (unsigned long long)c->id);
         sock_close(&c->sock);
         c->state = CONN_DEAD;
         return;
@@ -172,8 +171,8 @@ static void on_timer(struct weft_timer *t)
         }
         if (cfg->ping_interval_ms) {
             if (c->ping_sent && now >= c->ping_sent + cfg->pong_timeout_ms) {
-                ep_log(c->ep, WEFT_LOG_INFO, "conn %llu: no pong, dropping",
-                           (unsigned long long)c->id);
+                conn_log(c, WEFT_LOG_INFO, "conn %llu: no pong, dropping",
+                         (unsigned long long)c->id);
                 weft_conn_terminate(c);
                 return;
             }
@@ -288,8 +287,8 @@ void weft_conn_terminate(struct weft_conn *c)
 static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
 {
     c->ep->stats.protocol_errors++;
-    ep_log(c->ep, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s",
-               (unsigned long long)c->id, code, why ? why : "");
+    conn_log(c, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s", (unsigned long long)c->id, code,
+             why ? why : "");
     if (c->state == CONN_OPEN)
         send_close(c, code, why);
     c->state = CONN_DRAINING;

@@ -26,17 +26,34 @@ static const struct sock_ops conn_ops = {
     .on_free = conn_on_free,
 };
 
-/* Sends a message to the endpoint's log callback (if any) at level. */
-void ep_log(struct endpoint *ep, int level, const char *fmt, ...)
+/* Formats a line and passes it with c (NULL: about no connection) to the endpoint's log
+ * callback, if any. */
+static void ep_vlog(struct endpoint *ep, struct weft_conn *c, int level, const char *fmt,
+                    va_list ap)
 {
     if (!ep->cfg.log)
         return;
     char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    ep->cfg.log(ep->cfg.log_user, level, c, msg);
+}
+
+/* Sends a line about no particular connection to the endpoint's log callback at level. */
+void ep_log(struct endpoint *ep, int level, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    ep_vlog(ep, NULL, level, fmt, ap);
     va_end(ap);
-    ep->cfg.log(ep->cfg.log_user, level, msg);
+}
+
+/* Sends a line about connection c to its endpoint's log callback at level. */
+void conn_log(struct weft_conn *c, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ep_vlog(c->ep, c, level, fmt, ap);
+    va_end(ap);
 }
 
 /* Frees what an endpoint holds besides its connections: shared codecs and scratch. */
@@ -319,8 +336,7 @@ static void respond_error(struct weft_conn *c, int status, const char *extra, co
         c->ep->stats.rejected_426++;
     else if (status == 503)
         c->ep->stats.rejected_503++;
-    ep_log(c->ep, WEFT_LOG_DEBUG, "conn %llu: answered HTTP %d",
-               (unsigned long long)c->id, status);
+    conn_log(c, WEFT_LOG_DEBUG, "conn %llu: answered HTTP %d", (unsigned long long)c->id, status);
     conn_drain(c);
 }
 
@@ -420,8 +436,8 @@ void weft_request_accept(struct weft_request *r, const char *protocol, void *use
             }
     }
     if (protocol && !r->protocol)
-        ep_log(r->c->ep, WEFT_LOG_WARN, "conn %llu: subprotocol '%s' was not offered",
-                   (unsigned long long)r->c->id, protocol);
+        conn_log(r->c, WEFT_LOG_WARN, "conn %llu: subprotocol '%s' was not offered",
+                 (unsigned long long)r->c->id, protocol);
     if (extra_headers)
         r->extra = strdup(extra_headers);
 }

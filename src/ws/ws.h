@@ -209,6 +209,9 @@ enum weft_send_result conn_send_control(struct weft_conn *c, uint8_t opcode,
                                         const void *payload, size_t len);
 void ep_log(struct endpoint *ep, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* As ep_log, for a line about connection c (passed to the log callback). */
+void conn_log(struct weft_conn *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The server owning a server-role connection, NULL for a client connection. */
 static inline struct weft_server *conn_server(const struct weft_conn *c)

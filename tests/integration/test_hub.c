@@ -5,12 +5,16 @@
  *
  * Covered: the /hub protocol with several clients (join/leave/publish/presence/ping), history
  * recovery after a disconnect (in order, none twice), every bad input answered with its
- * documented error code while the connection stays open, Origin (403), JWT (valid in each
- * carrier, expired, wrong signature, malformed, room claim, expiry close, revoked after a file
- * change: 401 and 1008), per-IP and global limits (503 + Retry-After), the rate limit (1008),
- * /metrics against generated traffic (exact counts), /readyz (200, 503 at the limit), a log
- * line per connection event carrying the X-Request-Id of the 101, and the configuration
- * precedence (flag > WEFT_* > file) through --print-config.
+ * documented error code while the connection stays open — these three with --workers 1 (the
+ * in-process paths) and --workers 2 (rooms owned by one worker) — Origin (403), JWT (valid in
+ * each carrier, expired, wrong signature, malformed, room claim, expiry close, revoked after a
+ * file change: 401 and 1008), per-IP and global limits (503 + Retry-After), the rate limit
+ * (1008), the handshake rate per IP (429 + Retry-After, on 1 and 2 workers), /metrics against
+ * generated traffic (exact counts in and out, history bytes, 400/403/414/426 handshakes), slow
+ * consumers (drops, or a close, counted), /readyz (200, 503 at the limit), a log line per
+ * connection event carrying the X-Request-Id of the 101 or of the refusal (414 too), library
+ * lines about a connection carrying it as well, and the configuration precedence
+ * (flag > WEFT_* > file) through --print-config.
  *
  * Every path kills and reaps exactly the PID it started (teardown, SIGALRM guard).
  */
@@ -48,15 +52,20 @@
 #define SECRET "test-secret-0123456789abcdef"
 
 struct fx {
-    struct sp sp; /* the weft serve of the test */
-    char tmp[64]; /* a scratch file (revocation list, config), "" if none */
+    struct sp sp;        /* the weft serve of the test */
+    char tmp[64];        /* a scratch file (revocation list, config), "" if none */
+    const char *workers; /* --workers given to every spawn, NULL: the default (one per core) */
     struct rc c[NC];
 };
 
+/* The fixture. A test registered with WORKERS_TEST gets its --workers value as the initial
+ * state (a string), so the same test runs on one worker (the in-process /hub paths of
+ * proto.c) and on two (rooms owned by one worker, requests forwarded between threads). */
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
+    f->workers = *state;
     for (int i = 0; i < NC; i++) f->c[i].fd = -1;
     *state = f;
     return 0;
@@ -73,10 +82,22 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Starts weft serve with extra options (NULL-terminated) and waits for its port. */
+/* Starts weft serve with extra options (NULL-terminated) and --workers f->workers (if set),
+ * and waits for its port. */
 static void spawn(struct fx *f, const char *const *extra)
 {
-    sp_start(&f->sp, WEFT_BIN, "hub", extra);
+    const char *args[32];
+    size_t n = 0;
+    if (f->workers) {
+        args[n++] = "--workers";
+        args[n++] = f->workers;
+    }
+    for (size_t i = 0; extra && extra[i]; i++) {
+        assert_true(n < sizeof args / sizeof args[0] - 1);
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    sp_start(&f->sp, WEFT_BIN, "hub", args);
 }
 
 /* Ends a test: closes the clients, stops the server with SIGTERM and asserts it exited 0
@@ -282,6 +303,16 @@ static void test_hub_history_recovery(void **state)
     j = hj_expect_type(b, "history");
     assert_int_equal(json_array_size(json_object_get(j, "messages")), 5);
     json_decref(j);
+    /* join with a too old "since" (already a member): joined, then history_gap, no message */
+    hj_send(b, "{\"type\":\"join\",\"room\":\"h\",\"since\":1,\"id\":4}");
+    j = hj_expect_type(b, "joined");
+    assert_int_equal(hj_int(j, "seq"), 8);
+    json_decref(j);
+    j = hj_expect_type(b, "error");
+    assert_string_equal(hj_str(j, "code"), "history_gap");
+    assert_int_equal(hj_int(j, "id"), 4);
+    json_decref(j);
+    assert_int_equal(rc_recv(b, 200), RC_TIMEOUT);
     finish(f);
 }
 
@@ -579,34 +610,115 @@ static void test_hub_rate_limit(void **state)
     finish(f);
 }
 
+/* --handshake-rate 1 --handshake-burst 2: two upgrades from 127.0.0.1 at once (any route),
+ * the third gets 429 with Retry-After 1 and its X-Request-Id, counted; a second later the
+ * bucket has a token again. Other HTTP requests are not limited. */
+static void test_hub_handshake_rate(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--handshake-rate", "1", "--handshake-burst", "2", NULL};
+    spawn(f, args);
+    struct rc_http r;
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", NULL, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[1], "/echo", NULL, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[2], "/ws/x", "X-Request-Id: too-fast.1\r\n", NULL, &r), 429);
+    char v[80];
+    assert_true(rc_http_header(&r, "Retry-After", v, sizeof v));
+    assert_string_equal(v, "1");
+    assert_true(rc_http_header(&r, "X-Request-Id", v, sizeof v));
+    assert_string_equal(v, "too-fast.1");
+    static char body[65536];
+    for (int i = 0; i < 3; i++) /* plain HTTP is not rate limited */
+        assert_int_equal(sp_http_get(f->sp.port, "/metrics", body, sizeof body), 200);
+    assert_int_equal(sp_metric_int(body, "weft_handshakes_total{result=\"429\"}"), 1);
+    assert_int_equal(sp_metric_int(body, "weft_handshakes_total{result=\"ok\"}"), 2);
+    assert_int_equal(sp_log_count(&f->sp, "\"conn\":\"too-fast.1\""), 1);
+    uint64_t t0 = rc_now_ms();
+    assert_int_equal(wait_status(f, &f->c[3], NULL, 101, 3000), 101);
+    assert_true(rc_now_ms() - t0 >= 500); /* the bucket refills at 1 per second */
+    /* the open connections still work */
+    hj_send(&f->c[0], "{\"type\":\"ping\"}");
+    json_decref(hj_expect_type(&f->c[0], "pong"));
+    finish(f);
+}
+
 /* ------------------------------------------------------------------ observability */
 
-/* /metrics against traffic generated here: exact counts. */
+/* What the server sent that the test received: data messages and their payload bytes. */
+struct tally {
+    unsigned msgs;
+    size_t bytes;
+};
+
+/* hj_expect_type that adds the message to t (and its payload length to *kept if not NULL:
+ * a delivery the room's history keeps). */
+static void expect_counted(struct rc *c, const char *type, struct tally *t, size_t *kept)
+{
+    json_decref(hj_expect_type(c, type));
+    t->msgs++;
+    t->bytes += c->last.len;
+    if (kept) *kept += c->last.len;
+}
+
+/* Writes a raw HTTP request on a new connection c and returns the response status. */
+static int raw_request(struct fx *f, struct rc *c, const char *head, struct rc_http *r)
+{
+    assert_int_equal(rc_connect(c, f->sp.port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_write_str(c, head, RC_TIMEOUT_MS), 0);
+    return rc_read_http(c, r, RC_TIMEOUT_MS);
+}
+
+/* GETs /metrics into body until metric `name` has value v (up to 5 s); returns its value. */
+static double wait_metric(struct fx *f, char *body, size_t cap, const char *name, double v)
+{
+    uint64_t deadline = rc_now_ms() + 5000;
+    double got;
+    do {
+        assert_int_equal(sp_http_get(f->sp.port, "/metrics", body, cap), 200);
+        got = sp_metric(body, name);
+    } while (got != v && rc_now_ms() < deadline && usleep(50000) == 0);
+    return got;
+}
+
+/* /metrics against traffic generated here: exact counts, including what the server sent
+ * (every message the clients received, byte for byte), what the room history keeps, and the
+ * handshakes refused by the library (400, 426) and by the hub (403, 414). */
 static void test_hub_metrics(void **state)
 {
     struct fx *f = *state;
     static const char *const args[] = {"--allow-origin", "https://ok.example", NULL};
     spawn(f, args);
     struct rc *a = &f->c[0], *b = &f->c[1];
+    struct tally out = {0};
+    size_t kept = 0;
     hub_open(f, a, NULL, 0);
     hub_open(f, b, NULL, 0);
     struct rc_http r;
     assert_int_equal(open_ex(f, &f->c[2], "/hub", "Origin: https://bad.example\r\n", NULL, &r), 403);
-    assert_int_equal(rc_connect(&f->c[3], f->sp.port, 0, RC_TIMEOUT_MS), 0); /* version 12 → 426 */
-    assert_int_equal(rc_write_str(&f->c[3], "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                  "Sec-WebSocket-Version: 12\r\n\r\n", RC_TIMEOUT_MS), 0);
-    assert_int_equal(rc_read_http(&f->c[3], &r, RC_TIMEOUT_MS), 426);
+    /* version 12 → 426 */
+    assert_int_equal(raw_request(f, &f->c[3], "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                 "Sec-WebSocket-Version: 12\r\n\r\n", &r), 426);
+    /* no Sec-WebSocket-Key → 400 */
+    assert_int_equal(raw_request(f, &f->c[4], "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", &r), 400);
+    /* a raw room name over 250 bytes → 414 */
+    char path[300] = "/ws/";
+    memset(path + 4, 'r', 251);
+    path[255] = '\0';
+    assert_int_equal(open_ex(f, &f->c[5], path, NULL, NULL, &r), 414);
     hj_send(a, "{\"type\":\"join\",\"room\":\"m\"}");
-    json_decref(hj_expect_type(a, "joined"));
+    expect_counted(a, "joined", &out, NULL);
     hj_send(b, "{\"type\":\"join\",\"room\":\"m\"}");
-    json_decref(hj_expect_type(b, "joined"));
+    expect_counted(b, "joined", &out, NULL);
     for (int i = 0; i < 3; i++) {
         hj_send(a, "{\"type\":\"publish\",\"room\":\"m\",\"data\":\"hello\"}");
-        json_decref(hj_expect_type(a, "published"));
-        json_decref(hj_expect_type(b, "message"));
+        expect_counted(a, "published", &out, NULL);
+        expect_counted(b, "message", &out, &kept);
     }
-    expect_error(a, "oops", "bad_json");
+    hj_send(a, "oops");
+    expect_counted(a, "error", &out, NULL);
+    assert_int_equal(out.msgs, 9);
     rc_send_close(b, 1000, NULL);
     assert_int_equal(rc_recv(b, RC_TIMEOUT_MS), RC_CLOSE);
     rc_send_close(a, 4000, "bye");
@@ -624,12 +736,20 @@ static void test_hub_metrics(void **state)
         {"weft_connections_closed_total{code=\"1000\"}", 1},
         {"weft_connections_closed_total{code=\"4000\"}", 1},
         {"weft_handshakes_total{result=\"ok\"}", 2},
+        {"weft_handshakes_total{result=\"400\"}", 1},
         {"weft_handshakes_total{result=\"403\"}", 1},
+        {"weft_handshakes_total{result=\"414\"}", 1},
         {"weft_handshakes_total{result=\"426\"}", 1},
         {"weft_handshakes_total{result=\"401\"}", 0},
+        {"weft_handshakes_total{result=\"429\"}", 0},
         {"weft_handshakes_total{result=\"503\"}", 0},
         {"weft_messages_received_total", 6},
         {"weft_received_bytes_total", 2 * 26 + 3 * 44 + 4},
+        {"weft_messages_sent_total", out.msgs},
+        {"weft_sent_bytes_total", (double)out.bytes},
+        {"weft_history_bytes", (double)kept},
+        {"weft_backpressure_drops_total", 0},
+        {"weft_slow_consumer_closes_total", 0},
         {"weft_hub_requests_total", 6},
         {"weft_hub_publishes_total", 3},
         {"weft_hub_deliveries_total", 3},
@@ -667,14 +787,85 @@ static void test_hub_metrics(void **state)
     finish(f);
 }
 
+#define SLOW_MSG (256 * 1024)
+#define SLOW_MAX 96 /* messages published at most (24 MiB) */
+
+/* A raw-room member that never reads (4 KiB receive buffer) and a publisher sending 256 KiB
+ * messages to its room, with --max-backpressure 64k and --slow-policy `policy`: publishes
+ * until /metrics shows the policy at work. Returns the number of messages published. */
+static int flood_slow_reader(struct fx *f, const char *policy, const char *metric)
+{
+    static const char *const drop[] = {"--max-backpressure", "64k", "--slow-policy", "drop", NULL};
+    static const char *const close[] = {"--max-backpressure", "64k", "--slow-policy", "close", NULL};
+    spawn(f, strcmp(policy, "drop") ? close : drop);
+    struct rc *slow = &f->c[0], *pub = &f->c[1];
+    assert_int_equal(rc_connect(slow, f->sp.port, 4096, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_handshake(slow, f->sp.port, "/ws/slow", NULL, RC_TIMEOUT_MS), 101);
+    assert_int_equal(rc_open(pub, f->sp.port, "/ws/slow"), 0);
+    uint8_t *msg = malloc(SLOW_MSG);
+    assert_non_null(msg);
+    rc_fill(msg, SLOW_MSG, 7, false);
+    static char body[65536];
+    int sent = 0;
+    while (sent < SLOW_MAX) {
+        for (int i = 0; i < 8; i++, sent++)
+            assert_int_equal(rc_send(pub, WEFT_OP_BINARY, msg, SLOW_MSG), 0);
+        assert_int_equal(sp_http_get(f->sp.port, "/metrics", body, sizeof body), 200);
+        if (sp_metric(body, metric) > 0) break;
+    }
+    free(msg);
+    return sent;
+}
+
+/* Slow consumers under --slow-policy drop: every message published to the slow reader is
+ * either sent (written or queued) or dropped, and the drops show in /metrics; under
+ * --slow-policy close the reader is closed once, counted. */
+static void test_hub_slow_consumer(void **state)
+{
+    struct fx *f = *state;
+    static char body[65536];
+    int n = flood_slow_reader(f, "drop", "weft_backpressure_drops_total");
+    /* The publisher gets nothing back (a sender is excluded from its room's deliveries), so
+     * every message sent is one to the slow reader. */
+    uint64_t deadline = rc_now_ms() + 5000;
+    double sent, drops;
+    do {
+        assert_int_equal(sp_http_get(f->sp.port, "/metrics", body, sizeof body), 200);
+        sent = sp_metric(body, "weft_messages_sent_total");
+        drops = sp_metric(body, "weft_backpressure_drops_total");
+    } while (sent + drops != n && rc_now_ms() < deadline && usleep(50000) == 0);
+    if (sent + drops != n) fprintf(stderr, "%s\n", body);
+    assert_true(drops >= 1);
+    assert_true(sent >= 1);
+    assert_true(sent + drops == n);
+    assert_int_equal(sp_metric_int(body, "weft_messages_received_total"), n);
+    assert_int_equal(sp_metric_int(body, "weft_slow_consumer_closes_total"), 0);
+    assert_int_equal(sp_metric_int(body, "weft_connections"), 2); /* dropping, not closing */
+    finish(f);
+    sp_kill(&f->sp);
+
+    flood_slow_reader(f, "close", "weft_slow_consumer_closes_total");
+    /* The reader gets what was queued before, then the close (1008). */
+    enum rc_event e;
+    while ((e = rc_recv(&f->c[0], RC_TIMEOUT_MS)) == RC_MESSAGE)
+        assert_int_equal(f->c[0].last.len, SLOW_MSG);
+    assert_int_equal(e, RC_CLOSE);
+    assert_int_equal(f->c[0].last.close_code, 1008);
+    assert_int_equal(wait_metric(f, body, sizeof body, "weft_connections", 1), 1);
+    assert_int_equal(sp_metric_int(body, "weft_slow_consumer_closes_total"), 1);
+    assert_int_equal(sp_metric_int(body, "weft_backpressure_drops_total"), 0);
+    finish(f);
+}
+
 /* Each connection event has a JSON log line with the id the client got in X-Request-Id. */
 static void test_hub_logs(void **state)
 {
     struct fx *f = *state;
-    static const char *const args[] = {"--allow-origin", "https://ok.example", NULL};
+    static const char *const args[] = {"--allow-origin", "https://ok.example", "--log-level",
+                                       "debug", NULL};
     spawn(f, args);
     struct rc_http r;
-    char given[80], made[80], refused[80];
+    char given[80], made[80], refused[80], toolong[80];
     assert_int_equal(open_ex(f, &f->c[0], "/hub", "X-Request-Id: client-id.42\r\n", NULL, &r), 101);
     assert_true(rc_http_header(&r, "X-Request-Id", given, sizeof given));
     assert_string_equal(given, "client-id.42");
@@ -684,6 +875,16 @@ static void test_hub_logs(void **state)
     assert_int_equal(strlen(made), 16);
     assert_int_equal(open_ex(f, &f->c[2], "/hub", "Origin: https://no.example\r\n", NULL, &r), 403);
     assert_true(rc_http_header(&r, "X-Request-Id", refused, sizeof refused));
+    /* a raw room name too long: 414 from the hub, with its id */
+    char path[300] = "/ws/";
+    memset(path + 4, 'r', 260);
+    path[264] = '\0';
+    assert_int_equal(open_ex(f, &f->c[3], path, NULL, NULL, &r), 414);
+    assert_true(rc_http_header(&r, "X-Request-Id", toolong, sizeof toolong));
+    /* a protocol error (reserved opcode 3): the library's line carries the connection's id */
+    assert_int_equal(open_ex(f, &f->c[4], "/hub", "X-Request-Id: proto-err.7\r\n", NULL, &r), 101);
+    assert_int_equal(rc_send_raw_frame(&f->c[4], 0x83, true, "x", 1), 0);
+    assert_int_equal(rc_expect_close(&f->c[4], RC_TIMEOUT_MS), 1002);
     rc_send_close(&f->c[0], 1000, NULL);
     assert_int_equal(rc_recv(&f->c[0], RC_TIMEOUT_MS), RC_CLOSE);
     rc_send_close(&f->c[1], 1001, NULL);
@@ -691,7 +892,8 @@ static void test_hub_logs(void **state)
 
     struct { const char *id, *event; bool found; } want[] = {
         {given, "open", false}, {given, "close", false}, {made, "open", false},
-        {made, "close", false}, {refused, "rejected", false},
+        {made, "close", false}, {refused, "rejected", false}, {toolong, "rejected", false},
+        {"proto-err.7", "library", false}, {"proto-err.7", "close", false},
     };
     uint64_t deadline = rc_now_ms() + 3000;
     bool all = false;
@@ -752,9 +954,21 @@ static void test_hub_config(void **state)
     assert_non_null(strstr(out, "\nhistory-size = 7\n"));
     assert_non_null(strstr(out, "\nrate = 5\n"));
     assert_non_null(strstr(out, "\nhistory-age = 3600\n"));
+    assert_non_null(strstr(out, "\nhandshake-rate = 0\n")); /* off by default */
     snprintf(cmd, sizeof cmd, "%s serve --config %s --print-config", WEFT_BIN, f->tmp);
     out = run_capture(cmd);
     assert_non_null(strstr(out, "\nmax-rooms = 1\n"));
+    snprintf(cmd, sizeof cmd, "WEFT_HANDSHAKE_RATE=2.5 %s serve --handshake-burst 9 --print-config",
+             WEFT_BIN);
+    out = run_capture(cmd);
+    assert_non_null(strstr(out, "\nhandshake-rate = 2.5\n"));
+    assert_non_null(strstr(out, "\nhandshake-burst = 9\n"));
+    snprintf(cmd, sizeof cmd, "%s serve --handshake-rate -1 --print-config 2>&1; echo status=$?",
+             WEFT_BIN);
+    out = run_capture(cmd);
+    assert_non_null(strstr(out, "handshake-rate"));
+    assert_non_null(strstr(out, "expected a non-negative number"));
+    assert_non_null(strstr(out, "status=2"));
     /* an unknown key in the file is an error naming the line */
     fd = open(f->tmp, O_WRONLY | O_APPEND);
     assert_int_equal(write(fd, "bogus = 1\n", 10), 10);
@@ -765,20 +979,30 @@ static void test_hub_config(void **state)
     assert_non_null(strstr(out, "status=2"));
 }
 
+/* A test run once per --workers value (see setup). */
+#define WORKERS_TEST(fn, n) {#fn " --workers " #n, fn, setup, teardown, (void *)workers_##n}
+static char workers_1[] = "1", workers_2[] = "2";
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     hj_timeout_ms = RC_TIMEOUT_MS; /* as before the helpers were shared */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hub_rooms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hub_history_recovery, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hub_bad_input, setup, teardown),
+        WORKERS_TEST(test_hub_rooms, 1),
+        WORKERS_TEST(test_hub_rooms, 2),
+        WORKERS_TEST(test_hub_history_recovery, 1),
+        WORKERS_TEST(test_hub_history_recovery, 2),
+        WORKERS_TEST(test_hub_bad_input, 1),
+        WORKERS_TEST(test_hub_bad_input, 2),
         cmocka_unit_test_setup_teardown(test_hub_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_jwt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_limit_per_ip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_limit_global_readyz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_rate_limit, setup, teardown),
+        WORKERS_TEST(test_hub_handshake_rate, 1),
+        WORKERS_TEST(test_hub_handshake_rate, 2),
         cmocka_unit_test_setup_teardown(test_hub_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_slow_consumer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_config, setup, teardown),
     };

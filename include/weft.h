@@ -652,7 +652,8 @@ struct weft_timer {
     void (*cb)(struct weft_timer *t); /* called once on the loop's thread when due */
 };
 
-/* (Re)starts a timer due in `ms` milliseconds (resolution about 8 ms). */
+/* (Re)starts a timer due in `ms` milliseconds (resolution about 8 ms), counted from the current
+ * iteration's clock inside a callback, and from the actual time when called between polls. */
 void weft_timer_start(struct weft_loop *loop, struct weft_timer *t, uint64_t ms);
 /* Stops a timer; harmless if it is not running. */
 void weft_timer_stop(struct weft_timer *t);

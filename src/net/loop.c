@@ -39,6 +39,7 @@ struct weft_loop {
     } sighandlers[65];
     atomic_bool stop;
     uint64_t now;          /* ms, CLOCK_MONOTONIC, at the start of the iteration */
+    bool in_iteration;     /* weft_loop_poll is dispatching events (now is fresh enough) */
 
     /* timer wheel */
     struct weft_timer *slots[WHEEL_SLOTS];
@@ -385,6 +386,10 @@ void weft_timer_start(struct weft_loop *loop, struct weft_timer *t, uint64_t ms)
 {
     if (weft_timer_active(t))
         weft_timer_stop(t);
+    /* Outside an iteration the cached clock may be arbitrarily old (the application blocked
+     * between two polls): read it again so the timer is due ms from now. */
+    if (!loop->in_iteration)
+        loop->now = clock_ms();
     t->expires = loop->now + ms;
     wheel_insert(loop, t);
 }
@@ -514,6 +519,7 @@ int weft_loop_poll(struct weft_loop *loop, int timeout_ms)
         n = 0;
     }
     loop->now = clock_ms();
+    loop->in_iteration = true;
     run_read_again(loop);
     for (int i = 0; i < n; i++) {
         struct weft_io *io = events[i].data.ptr;
@@ -521,6 +527,7 @@ int weft_loop_poll(struct weft_loop *loop, int timeout_ms)
     }
     run_timers(loop);
     end_of_iteration(loop);
+    loop->in_iteration = false;
     return n;
 }
 

@@ -8,8 +8,12 @@ Every client offer (server/client_no_context_takeover, server/client_max_window_
 negotiated against several server configurations; payloads that compress well and badly from
 0 bytes to 16 MiB are echoed and broadcast. Wire-level checks with a raw socket: RSV1 and a
 real size reduction on server frames, inflation of client frames, a zip bomb closed with 1009,
-a corrupt stream closed with 1007, RSV1 without negotiation closed with 1002, and a client that
-offers nothing gets plain frames.
+a corrupt stream closed with 1007, RSV1 without negotiation closed with 1002, a client that
+offers nothing gets plain frames; a compressed message in 4 frames (RSV1 on the first only, a
+ping and an empty fragment among them) echoed whole, RSV1 on a continuation closed with 1002.
+The zip bomb (1 GiB inflated) against a 4 MiB server, whole
+and fragmented, is closed with 1009 with the server's peak RSS and CPU time measured from
+/proc/PID (bounded work, not only a prompt answer).
 """
 import asyncio
 import base64
@@ -136,8 +140,8 @@ def raw_connect(port, offer):
     return s, head.decode(), bytearray(rest)
 
 
-def send_frame(s, opcode, payload, rsv1=False):
-    b0 = 0x80 | (0x40 if rsv1 else 0) | opcode
+def send_frame(s, opcode, payload, rsv1=False, fin=True):
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     n = len(payload)
     if n < 126:
         hdr = struct.pack("!BB", b0, 0x80 | n)
@@ -173,6 +177,35 @@ def read_frame(s, buf):
     return b0, payload
 
 
+_bomb = []
+
+
+def zip_bomb():
+    """A compressed message (tail removed) of ~1 MiB that inflates to 1 GiB of zeros."""
+    if not _bomb:
+        co = zlib.compressobj(9, zlib.DEFLATED, -15)
+        chunk = bytes(1 << 20)
+        z = b"".join(co.compress(chunk) for _ in range(1024)) + co.flush(zlib.Z_SYNC_FLUSH)
+        _bomb.append(z[:-4])
+    return _bomb[0]
+
+
+def peak_rss_kib(pid):
+    """The process's peak resident set (VmHWM) in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM for %d" % pid)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time the process has used (utime + stime of /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # fields[0] is field 3 (state)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raw_checks(port):
     compressible = b"abcdefgh" * 4096  # 32 KiB
     # 1. server frames carry RSV1 and are smaller; they inflate back to the message
@@ -195,13 +228,10 @@ def raw_checks(port):
     s.close()
 
     # 3. zip bomb: ~1 MiB of compressed zeros that inflate to 1 GiB: closed with 1009 fast
+    #    (the memory and CPU it costs the server are measured by zip_bomb_bounded)
     s, head, buf = raw_connect(port, "permessage-deflate")
-    co = zlib.compressobj(9, zlib.DEFLATED, -15)
-    chunk = bytes(1 << 20)
-    parts = [co.compress(chunk) for _ in range(1024)]
-    z = b"".join(parts) + co.flush(zlib.Z_SYNC_FLUSH)
     t0 = time.time()
-    send_frame(s, 2, z[:-4], rsv1=True)
+    send_frame(s, 2, zip_bomb(), rsv1=True)
     b0, payload = read_frame(s, buf)
     code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
     check(b0 == 0x88 and code == 1009, "raw: zip bomb answered %#x %r, expected close 1009" % (b0, code))
@@ -226,6 +256,47 @@ def raw_checks(port):
     check(b0 == 0x88 and code == 1007, "raw: inflated invalid UTF-8 answered %r" % code)
     s.close()
 
+    # 7. a compressed message in 4 frames (RSV1 on the first only; an empty fragment and a
+    #    ping in between) is inflated whole and echoed; twice, so that with context takeover
+    #    the second message refers back to the first
+    s, head, buf = raw_connect(port, "permessage-deflate")
+    fresh_each = "client_no_context_takeover" in head  # else our compressor keeps its window
+    dec = zlib.decompressobj(-15)
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    for n, msg in enumerate((b"fragmented and compressed " * 400,
+                             b"fragmented and compressed " * 300 + b"second")):
+        if fresh_each:
+            co = zlib.compressobj(9, zlib.DEFLATED, -15)
+        z = (co.compress(msg) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        k = len(z) // 3
+        check(k > 0, "raw: fragmented message too small to split")
+        send_frame(s, 1, z[:k], rsv1=True, fin=False)
+        send_frame(s, 0, z[k:2 * k], fin=False)
+        send_frame(s, 9, b"mid")  # a control frame between fragments
+        send_frame(s, 0, b"", fin=False)
+        send_frame(s, 0, z[2 * k:])
+        b0, payload = read_frame(s, buf)
+        check(b0 == 0x8A and payload == b"mid", "raw: ping between fragments answered %#x" % b0)
+        b0, payload = read_frame(s, buf)
+        back = dec.decompress(payload + b"\x00\x00\xff\xff") if b0 & 0x40 else payload
+        check(b0 & 0x0F == 1 and b0 & 0x80 and back == msg,
+              "raw: fragmented compressed message %d echoed as %#x, %d bytes" % (n, b0, len(back)))
+    s.close()
+
+    # 8. RSV1 on a continuation frame (of a compressed and of a plain message): 1002
+    for first_rsv1 in (True, False):
+        s, head, buf = raw_connect(port, "permessage-deflate")
+        co = zlib.compressobj(9, zlib.DEFLATED, -15)
+        z = (co.compress(b"abc" * 100) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        first = z[:len(z) // 2] if first_rsv1 else b"plain start "
+        send_frame(s, 1, first, rsv1=first_rsv1, fin=False)
+        send_frame(s, 0, z[len(z) // 2:], rsv1=True)
+        b0, payload = read_frame(s, buf)
+        check(close_code(b0, payload) == 1002,
+              "raw: RSV1 on a continuation (first frame %s) answered %#x %r"
+              % ("compressed" if first_rsv1 else "plain", b0, close_code(b0, payload)))
+        s.close()
+
     # 6. no offer: no extension, plain frames; RSV1 is then a protocol error
     s, head, buf = raw_connect(port, None)
     check("Sec-WebSocket-Extensions" not in head, "raw: extension sent without an offer")
@@ -237,6 +308,64 @@ def raw_checks(port):
     code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
     check(b0 == 0x88 and code == 1002, "raw: RSV1 without deflate answered %r" % code)
     s.close()
+
+
+BOMB_MAX = 4 << 20  # max message of the zip-bomb server (the bomb itself is ~1 MiB)
+
+
+def close_code(b0, payload):
+    """The close code of a frame (None if it is not a close frame with a code)."""
+    return struct.unpack("!H", payload[:2])[0] if b0 & 0x0F == 8 and len(payload) >= 2 else None
+
+
+def zip_bomb_bounded():
+    """The 1 GiB zip bomb, as one frame and as 4 frames (RSV1 on the first), against a server
+    whose max message is BOMB_MAX: each is closed with 1009 while the server's peak RSS
+    (VmHWM) grows by less than 8 x BOMB_MAX and it spends less than 0.5 s of CPU (utime +
+    stime). Inflating the whole GiB needs over 1 GiB of memory, or seconds of CPU if it were
+    streamed: with the inflate limit of src/ws/conn.c removed, all three checks fail (measured
+    in the sanitizer build: +1.5 GiB, 5.5 s CPU, no answer within the 10 s socket timeout;
+    with the limit: +15 MiB (ASan keeps freed blocks in quarantine), 0.02 s)."""
+    bomb = zip_bomb()
+    proc, port = start("--max-message", str(BOMB_MAX))
+    try:
+        # warm-up: a compressed echo, so the inflater and scratch buffers exist already
+        s, head, buf = raw_connect(port, "permessage-deflate")
+        co = zlib.compressobj(9, zlib.DEFLATED, -15)
+        z = co.compress(b"warm-up " * 4096) + co.flush(zlib.Z_SYNC_FLUSH)
+        send_frame(s, 2, z[:-4], rsv1=True)
+        b0, payload = read_frame(s, buf)
+        check(b0 == 0xC2, "bomb: warm-up echo answered %#x" % b0)
+        s.close()
+        for how in ("one frame", "4 frames"):
+            hwm0, cpu0 = peak_rss_kib(proc.pid), cpu_seconds(proc.pid)
+            s, head, buf = raw_connect(port, "permessage-deflate")
+            if how == "one frame":
+                send_frame(s, 2, bomb, rsv1=True)
+            else:
+                k = len(bomb) // 4
+                for i in range(4):
+                    send_frame(s, 2 if i == 0 else 0, bomb[i * k:len(bomb) if i == 3 else (i + 1) * k],
+                               rsv1=i == 0, fin=i == 3)
+            try:
+                b0, payload = read_frame(s, buf)
+                code = close_code(b0, payload)
+            except (OSError, EOFError) as e:  # a timeout: the server is still inflating
+                b0, code = None, repr(e)
+            s.close()
+            grew_kib = peak_rss_kib(proc.pid) - hwm0
+            cpu = cpu_seconds(proc.pid) - cpu0
+            before = len(failures)
+            check(code == 1009, "bomb (%s): answered %r, expected close 1009" % (how, code))
+            check(grew_kib < 8 * BOMB_MAX // 1024,
+                  "bomb (%s): server peak RSS grew by %d KiB (limit %d KiB)"
+                  % (how, grew_kib, 8 * BOMB_MAX // 1024))
+            check(cpu < 0.5, "bomb (%s): the server spent %.2f s of CPU" % (how, cpu))
+            if len(failures) == before:
+                print("ok   zip bomb %-9s 1009, server peak RSS +%d KiB, %.2f s CPU "
+                      "(max message %d KiB)" % (how, grew_kib, cpu, BOMB_MAX // 1024), flush=True)
+    finally:
+        stop(proc)
 
 
 CONFIGS = [
@@ -262,6 +391,7 @@ async def main():
                   flush=True)
         finally:
             stop(proc)
+    await asyncio.get_running_loop().run_in_executor(None, zip_bomb_bounded)
     # the message limit holds for plain frames on a deflate connection too (the wire limits
     # are widened only for the growth of incompressible compressed data)
     proc, port = start("--max-message", "1000")

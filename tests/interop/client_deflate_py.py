@@ -22,12 +22,20 @@ Asserts, per (server factory x client offer) pair:
   - a room (4 clients, every message broadcast to all) delivers everything intact.
 And against a raw server answering the upgrade with invalid or unoffered deflate parameters:
 the client reports WEFT_ERR_PROTO and no connection opens.
+Over wss:// (a websockets server with an ssl context, certificates made at test time by
+tests/integration/tls_certs.sh): echo up to 1 MiB with deflate negotiated, trusting the test CA
+(--cacert); without it the client fails with a certificate verification error, unconnected.
 One line per check; exit 1 if any failed. Every client run is bounded in time.
 """
 import asyncio
 import base64
 import hashlib
+import os
+import shutil
+import ssl
+import subprocess
 import sys
+import tempfile
 import time
 
 import websockets
@@ -223,6 +231,34 @@ async def main():
         check(f"bad answer: {name}", st == 0, f"status {st}: {text}")
         srv.close()
         await srv.wait_closed()
+
+    # wss:// with deflate: the compressed frames travel inside TLS records.
+    certs = tempfile.mkdtemp(prefix="weft-client-deflate-tls-")
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        subprocess.run(["sh", os.path.join(here, "..", "integration", "tls_certs.sh"), certs],
+                       check=True, timeout=60)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, "server.pem"), os.path.join(certs, "server.key"))
+        server = await websockets.serve(handler, "127.0.0.1", 0, ssl=ctx, max_size=None,
+                                        ping_interval=None, compression="deflate")
+        port = server.sockets[0].getsockname()[1]
+        for flags in ([], ["--nct", "--peer-nct", "--bits", "9", "--peer-bits", "12"]):
+            seen.clear()
+            st, text = await run([f"wss://localhost:{port}/echo", "--cacert",
+                                  os.path.join(certs, "ca.pem"), "--max", str(1 << 20), *flags])
+            probs = param_problems("default", flags, seen[0] if seen else None)
+            check(f"wss echo {' '.join(flags) or '(defaults)'} --max 1048576",
+                  st == 0 and not probs and len(seen) == 1, f"status {st}: {text} {probs}")
+        seen.clear()
+        st, text = await run([f"wss://localhost:{port}/echo"])
+        check("wss without the test CA: verify failure",
+              st == 1 and "TLS certificate verify failed" in text and not seen,
+              f"status {st}: {text} seen {seen}")
+        server.close()
+        await server.wait_closed()
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
     return 1 if failed else 0
 
 

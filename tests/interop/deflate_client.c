@@ -5,6 +5,7 @@
  *
  *   deflate_client URL [--off] [--nct] [--peer-nct] [--bits N] [--peer-bits N] [--mem N]
  *                      [--level N] [--threshold N] [--max BYTES] [--room K] [--expect-fail]
+ *                      [--cacert FILE]
  *
  * Echo (default): sends, one at a time, a compressible JSON-like text message and a random
  * binary message of each size in 0, 1, 125, 126, 1000, 65535, 65536, 200000, 1 MiB, 16 MiB
@@ -12,7 +13,8 @@
  * --room K: K clients on URL; when all are open each sends one text and one binary message;
  * every client must receive all 2K messages (the server broadcasts to every member).
  * --expect-fail: the handshake must fail with WEFT_ERR_PROTO (bad deflate answer) and no
- * connection may open. Prints one line ("ok ..." or "FAIL ...") and exits 0 or 1.
+ * connection may open. --cacert: for wss:// URLs, trust the CAs in FILE (PEM).
+ * Prints one line ("ok ..." or "FAIL ...") and exits 0 or 1.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -219,6 +221,8 @@ int main(int argc, char **argv)
             o.deflate.level = atoi(v);
         else if (!strcmp(a, "--threshold") && ++i)
             o.deflate.threshold = (size_t)atol(v);
+        else if (!strcmp(a, "--cacert") && ++i)
+            o.tls_cacert_file = v;
         else if (!strcmp(a, "--max") && ++i)
             max = (size_t)atol(v);
         else if (!strcmp(a, "--room") && ++i) {

@@ -109,7 +109,8 @@ struct hist_entry {
 struct room {
     struct room *next; /* hash chain */
     char *name;
-    uint64_t seq;      /* last sequence number given */
+    uint64_t seq;            /* last sequence number given (with --redis: or learnt from Redis) */
+    uint64_t synced;         /* --redis: kept entries up to this seq are in Redis (written back) */
     struct hist_entry *hist; /* ring of history_size entries */
     uint32_t hist_head, hist_len, hist_cap;
     size_t hist_bytes;

@@ -8,10 +8,22 @@
  *   channel  weft:room:R   raw rooms (/ws/R)          payload NODEID + 't'|'b' + bytes
  *   channel  weft:hub:R    /hub rooms                 payload NODEID + 't' + delivery JSON
  *   key      weft:seq:R    INCR'd per /hub publish (the seq)
- *   key      weft:hist:R   sorted set of the last --history-size deliveries, score = seq
+ *   key      weft:hist:R   sorted set of the last --history-size deliveries, score = seq;
+ *                          each delivery ends with its "ts" (ms), which --history-age reads
  *   key      weft:presence:R  hash NODEID:WORKER:CONN -> display name
+ *   key      weft:node:NODEID:WORKER        liveness of one worker (PX 10 s, heartbeat 3 s):
+ *                          presence readers ignore (and delete) fields of a worker without it
+ *   key      weft:node:NODEID:WORKER:rooms  set of rooms where that worker registered members
  * A /hub publish is one EVAL (INCR, ZADD, trim, PUBLISH) so the seq, the history and the
  * cross-node fan-out are atomic and in seq order on every other node.
+ *
+ * Seq across outages: the local room's seq follows Redis (max of the publish replies, of the
+ * joins and of every delivery received), so a publish during an outage (in-process path)
+ * continues after the last seq this node knew. When the command connection comes back, before
+ * anything else, each room is written back: weft:seq:R raised to at least the local seq, and
+ * the deliveries numbered during the outage (the local history: with --redis it holds nothing
+ * else) ZADDed with their seqs and PUBLISHed; a node receiving a delivery whose seq it has
+ * passed delivers it all the same (its members may lack it) and keeps its own seq.
  *
  * Delivery rule: a message is delivered to this node's members at once (in-process, as
  * without Redis) and published to Redis tagged with this process's node id; a node skips
@@ -20,8 +32,9 @@
  * UNSUBSCRIBE after the last; all of them again after a reconnect.
  *
  * Failures: while either connection is down the broker is "down" (/readyz 503, metric
- * weft_broker_up 0), hub requests take the in-process path (node-local seq and history),
- * raw and /hub messages are delivered locally only and counted in weft_broker_dropped_total;
+ * weft_broker_up 0), hub requests take the in-process path (node-local seq and history,
+ * written back on reconnect, see above), raw and /hub messages are delivered locally only and
+ * counted in weft_broker_dropped_total;
  * each connection retries with exponential backoff (100 ms doubling to 2 s), logging each
  * attempt.
  */
@@ -39,6 +52,8 @@
 #define BACKOFF_MAX_MS 2000
 #define SUB_BUCKETS 256
 #define FLUSH_MS 500
+#define NODE_TTL_MS 10000 /* presence of a worker whose heartbeat stopped is ignored after */
+#define HEARTBEAT_MS 3000
 
 /* One subscribed channel and its local members. */
 struct sub {
@@ -73,6 +88,15 @@ struct broker {
     bool was_up;
     uint64_t down_since_ms;
     uint64_t dropped_gap;   /* messages not sent to Redis during the current gap */
+    uint64_t written_back;  /* /hub messages of the gap written back to Redis */
+    struct weft_timer heartbeat;
+};
+
+/* One room's write-back after a reconnect, waiting for its EVAL reply. */
+struct writeback {
+    struct broker *b;
+    uint64_t last; /* the highest seq written */
+    char room[HUB_ROOM_MAX + 1];
 };
 
 /* A /hub request waiting for its EVAL reply. */
@@ -224,6 +248,7 @@ static void update_state(struct broker *b)
     if (!up) {
         b->down_since_ms = now;
         b->dropped_gap = 0;
+        b->written_back = 0;
         hlog(&h->log, WEFT_LOG_WARN, NULL,
              json_pack("{s:s,s:s,s:i}", "event", "broker_lost", "host", b->host, "port", b->port),
              "redis %s:%d lost: local delivery continues, messages of this gap do not reach "
@@ -233,12 +258,13 @@ static void update_state(struct broker *b)
     if (b->pub.ever_up && b->down_since_ms) {
         h->m.broker_reconnects++;
         hlog(&h->log, WEFT_LOG_WARN, NULL,
-             json_pack("{s:s,s:I,s:I}", "event", "broker_recovered", "gap_ms",
-                       (json_int_t)(now - b->down_since_ms), "dropped",
-                       (json_int_t)b->dropped_gap),
-             "redis back after %llu ms; %llu messages of the gap were delivered locally only "
-             "(clients recover through history)",
-             (unsigned long long)(now - b->down_since_ms), (unsigned long long)b->dropped_gap);
+             json_pack("{s:s,s:I,s:I,s:I}", "event", "broker_recovered", "gap_ms",
+                       (json_int_t)(now - b->down_since_ms), "dropped", (json_int_t)b->dropped_gap,
+                       "written_back", (json_int_t)b->written_back),
+             "redis back after %llu ms; %llu messages of the gap were delivered locally only, "
+             "%llu /hub messages of the gap written back to Redis (history, other nodes)",
+             (unsigned long long)(now - b->down_since_ms), (unsigned long long)b->dropped_gap,
+             (unsigned long long)b->written_back);
     } else {
         hlog(&h->log, WEFT_LOG_INFO, NULL,
              json_pack("{s:s,s:s,s:i,s:s}", "event", "broker_up", "host", b->host, "port",
@@ -267,7 +293,7 @@ static void schedule_retry(struct rconn *rc)
 }
 
 static void resubscribe_all(struct broker *b);
-static void reregister_presence(struct broker *b);
+static void resync(struct broker *b);
 
 /* hiredis: the connection attempt finished. */
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -294,7 +320,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (rc->is_sub)
         resubscribe_all(b);
     else
-        reregister_presence(b);
+        resync(b); /* first on the connection: before any publish of this worker */
     update_state(b);
     rc->ever_up = true;
 }
@@ -366,7 +392,38 @@ static uint32_t hash_topic(const char *s, size_t len)
     return x;
 }
 
-/* A message on the sub connection: deliver payloads of other nodes to local subscribers. */
+/* The "seq" of a delivery {"type":"message","room":"R","seq":N,…} (0 if none). The room
+ * name cannot hold a quote, so the first "seq": is the delivery's own. */
+static uint64_t delivery_seq(const char *s, size_t len)
+{
+    static const char key[] = "\"seq\":";
+    size_t kl = sizeof key - 1, end = len < HUB_ROOM_MAX + 64 ? len : HUB_ROOM_MAX + 64;
+    for (size_t i = 0; i + kl < end; i++) {
+        if (memcmp(s + i, key, kl)) continue;
+        uint64_t v = 0;
+        for (size_t j = i + kl; j < len && s[j] >= '0' && s[j] <= '9'; j++)
+            v = v * 10 + (uint64_t)(s[j] - '0');
+        return v;
+    }
+    return 0;
+}
+
+/* A seq of room (name[0..len)) learnt from Redis: the local room's seq becomes at least that
+ * (so an outage continues after it). No-op for a room this hub does not hold. */
+static void seen_seq(struct hub *h, const char *name, size_t len, uint64_t seq)
+{
+    char room[HUB_ROOM_MAX + 1];
+    if (!seq || len > HUB_ROOM_MAX) return;
+    memcpy(room, name, len);
+    room[len] = '\0';
+    struct room *r = rooms_find(&h->rooms, room);
+    if (r && r->seq < seq) r->seq = seq;
+}
+
+/* A message on the sub connection: deliver payloads of other nodes to local subscribers. A
+ * /hub delivery also moves the local room's seq forward (even one of this process, sent by
+ * another worker); one whose seq this node has passed (written back by a node after an
+ * outage) is delivered all the same: members that lack it take it, the others have it. */
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
@@ -379,14 +436,17 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
         ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING ||
         ch->len <= 5 || pl->len < NODE_ID_LEN + 1)
         return;
+    const char *topic = ch->str + 5; /* "weft:" */
+    bool hub = !strncmp(topic, "hub:", 4);
+    if (hub)
+        seen_seq(b->h, topic + 4, ch->len - 9,
+                 delivery_seq(pl->str + NODE_ID_LEN + 1, pl->len - NODE_ID_LEN - 1));
     if (!memcmp(pl->str, node_id, NODE_ID_LEN)) /* our own: delivered locally already */
         return;
     enum weft_opcode op = pl->str[NODE_ID_LEN] == 'b' ? WEFT_OP_BINARY : WEFT_OP_TEXT;
-    const char *topic = ch->str + 5; /* "weft:" */
     size_t n = weft_publish(b->h->server, topic, ch->len - 5, pl->str + NODE_ID_LEN + 1,
                             pl->len - NODE_ID_LEN - 1, op, NULL);
-    if (!strncmp(topic, "hub:", 4))
-        b->h->m.deliveries += n;
+    if (hub) b->h->m.deliveries += n;
 }
 
 /* Sends SUBSCRIBE or UNSUBSCRIBE for one topic's channel (if the sub connection is up). */
@@ -462,25 +522,51 @@ void broker_publish_raw(struct broker *b, const char *topic, size_t topic_len, c
 
 /* ------------------------------------------------------------------ /hub rooms */
 
+/* clang-format off */
+/* Lua helpers shared by the scripts. trim(k, n, age, now): keeps the n (0 = no limit) highest
+ * seqs of history k and drops, oldest first, deliveries whose trailing "ts" is more than age
+ * ms (0 = no limit) before now. live(k): the display names of presence hash k whose worker's
+ * liveness key weft:node:NODEID:WORKER exists; fields of the others are deleted. */
+#define LUA_HELPERS                                                                            \
+    "local function trim(k, n, age, now) "                                                     \
+    "if n > 0 then redis.call('ZREMRANGEBYRANK', k, 0, -n - 1) end "                           \
+    "if age > 0 then while true do "                                                           \
+    "local o = redis.call('ZRANGE', k, 0, 0) "                                                 \
+    "if #o == 0 then break end "                                                               \
+    "local t = tonumber(string.match(o[1], '\"ts\":(%d+)}$')) "                                \
+    "if t == nil or t + age >= now then break end "                                            \
+    "redis.call('ZREMRANGEBYRANK', k, 0, 0) end end end "                                      \
+    "local function live(k) "                                                                  \
+    "local all = redis.call('HGETALL', k) "                                                    \
+    "local ok, vals = {}, {} "                                                                 \
+    "for i = 1, #all, 2 do "                                                                   \
+    "local w = string.match(all[i], '^([^:]+:[^:]+):') or '' "                                 \
+    "if ok[w] == nil then ok[w] = redis.call('EXISTS', 'weft:node:' .. w) == 1 end "           \
+    "if ok[w] then vals[#vals + 1] = all[i + 1] else redis.call('HDEL', k, all[i]) end end "   \
+    "return vals end "
+
 /* INCR the seq, keep the delivery (prefix .. seq .. suffix) in the capped sorted set, and
  * publish it tagged with the node id. KEYS: seq, hist. ARGV: prefix, suffix, history size,
- * channel, node tag. Returns the seq. */
-static const char lua_publish[] =
+ * channel, node tag, history age (ms, 0 = none), now (ms). Returns the seq. */
+static const char lua_publish[] = LUA_HELPERS
     "local s = redis.call('INCR', KEYS[1]) "
     "local m = ARGV[1] .. s .. ARGV[2] "
     "local n = tonumber(ARGV[3]) "
     "if n > 0 then redis.call('ZADD', KEYS[2], s, m) "
-    "redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -n - 1) end "
+    "trim(KEYS[2], n, tonumber(ARGV[6]), tonumber(ARGV[7])) end "
     "redis.call('PUBLISH', ARGV[4], ARGV[5] .. m) "
     "return s";
 
-/* Optionally registers a member (HSET), then reads the room's state: {seq, members, first
- * kept seq, gap (0/1), messages after since}. KEYS: seq, hist, presence. ARGV: field ('' =
- * none), name, since ('-1' = none), limit (0 = all). */
-static const char lua_state[] =
-    "if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[2]) end "
+/* Optionally registers a member (HSET, and SADD of the room to its worker's set), then reads
+ * the room's state: {seq, live members, first kept seq, gap (0/1), messages after since}.
+ * KEYS: seq, hist, presence, the worker's room set. ARGV: field ('' = none), name, since
+ * ('-1' = none), limit (0 = all), room, history age (ms, 0 = none), now (ms). */
+static const char lua_state[] = LUA_HELPERS
+    "if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[2]) "
+    "redis.call('SADD', KEYS[4], ARGV[5]) end "
+    "trim(KEYS[2], 0, tonumber(ARGV[6]), tonumber(ARGV[7])) "
     "local seq = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "local n = redis.call('HLEN', KEYS[3]) "
+    "local n = #live(KEYS[3]) "
     "local f = seq + 1 "
     "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES') "
     "if #first > 0 then f = tonumber(first[2]) end "
@@ -493,6 +579,47 @@ static const char lua_state[] =
     "'LIMIT', 0, lim) "
     "else msgs = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[3], '+inf') end "
     "return {seq, n, f, 0, msgs}";
+
+/* The display names of the live members of a room. KEYS: presence. */
+static const char lua_presence[] = LUA_HELPERS "return live(KEYS[1])";
+
+/* Write-back after a reconnect: raises the seq to at least the local one, then keeps and
+ * publishes (tagged) the deliveries numbered during the outage. KEYS: seq, hist. ARGV: local
+ * seq, history size, history age (ms), now (ms), channel, node tag, then seq and delivery of
+ * each message, oldest first. Returns the seq Redis had. */
+static const char lua_writeback[] = LUA_HELPERS
+    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
+    "if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end "
+    "local n = tonumber(ARGV[2]) "
+    "for i = 7, #ARGV - 1, 2 do "
+    "if n > 0 then redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1]) end "
+    "redis.call('PUBLISH', ARGV[5], ARGV[6] .. ARGV[i + 1]) end "
+    "if n > 0 then trim(KEYS[2], n, tonumber(ARGV[3]), tonumber(ARGV[4])) end "
+    "return cur";
+
+/* Removes a worker's presence fields (prefix ARGV[1]) from every room of its set, then the
+ * set. KEYS: the worker's room set. */
+static const char lua_presence_reset[] =
+    "for _, r in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "local k = 'weft:presence:' .. r "
+    "local cur = '0' "
+    "repeat "
+    "local res = redis.call('HSCAN', k, cur, 'MATCH', ARGV[1] .. '*', 'COUNT', 100) "
+    "cur = res[1] "
+    "for i = 1, #res[2], 2 do redis.call('HDEL', k, res[2][i]) end "
+    "until cur == '0' end "
+    "redis.call('DEL', KEYS[1]) "
+    "return 0";
+
+/* Heartbeat of a worker: refreshes its liveness key and its room set. KEYS: liveness key,
+ * room set. ARGV: TTL (ms). Returns 1 if the liveness key still existed, 0 if it had expired
+ * (readers may have deleted the worker's presence fields). */
+static const char lua_heartbeat[] =
+    "local had = redis.call('EXISTS', KEYS[1]) "
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[1]) "
+    "return had";
+/* clang-format on */
 
 /* Frees a pending request and drops its connection reference. */
 static void pending_done(struct pending *p)
@@ -561,6 +688,7 @@ static void publish_done(struct pending *p, const redisReply *rep)
     struct hconn *hc = p->hc;
     struct hub *h = hc->h;
     uint64_t seq = reply_uint(rep);
+    seen_seq(h, p->room, strlen(p->room), seq);
     char num[24];
     int nl = snprintf(num, sizeof num, "%llu", (unsigned long long)seq);
     size_t pl = strlen(p->prefix), sl = strlen(p->suffix);
@@ -599,6 +727,7 @@ static void state_done(struct pending *p, const redisReply *rep)
     uint64_t seq = reply_uint(rep->element[0]), members = reply_uint(rep->element[1]);
     uint64_t first = reply_uint(rep->element[2]);
     bool gap = reply_uint(rep->element[3]) != 0;
+    seen_seq(p->hc->h, p->room, strlen(p->room), seq);
     const redisReply *msgs = rep->element[4];
     if (p->op == P_JOIN)
         pending_reply(p, json_pack("{s:s,s:s,s:I,s:I}", "type", "joined", "room", p->room, "seq",
@@ -657,7 +786,7 @@ static void state_done(struct pending *p, const redisReply *rep)
     free(out);
 }
 
-/* The HVALS of a presence returned. */
+/* The live members of a presence returned. */
 static void presence_done(struct pending *p, const redisReply *rep)
 {
     json_t *ids = json_array();
@@ -708,6 +837,21 @@ static void member_field(const struct hconn *hc, char *out, size_t cap)
     snprintf(out, cap, "%s:%u:%p", node_id, hc->h->worker, (const void *)hc);
 }
 
+/* The keys of this worker: its liveness key weft:node:NODEID:WORKER (live) and its room set
+ * (that + ":rooms"). */
+static void worker_keys(const struct hub *h, char *live, size_t lcap, char *set, size_t scap)
+{
+    snprintf(live, lcap, "weft:node:%s:%u", node_id, h->worker);
+    snprintf(set, scap, "weft:node:%s:%u:rooms", node_id, h->worker);
+}
+
+/* The history age and the wall clock as script arguments (milliseconds). */
+static void age_args(const struct hub *h, char *age, size_t acap, char *now, size_t ncap)
+{
+    snprintf(age, acap, "%u", h->cfg.history_age_ms);
+    snprintf(now, ncap, "%lld", (long long)hub_wall_ms());
+}
+
 /* Runs the state script for p (join registers hc). Returns false if not sent. */
 static bool send_state(struct broker *b, struct pending *p, bool register_member,
                        uint64_t limit)
@@ -716,7 +860,7 @@ static bool send_state(struct broker *b, struct pending *p, bool register_member
     snprintf(kseq, sizeof kseq, "weft:seq:%s", p->room);
     snprintf(khist, sizeof khist, "weft:hist:%s", p->room);
     snprintf(kpres, sizeof kpres, "weft:presence:%s", p->room);
-    char field[96] = "", since[24] = "-1", lim[24];
+    char field[96] = "", since[24] = "-1", lim[24], live[64], set[72], age[16], now[24];
     const char *name = "";
     if (register_member) {
         member_field(p->hc, field, sizeof field);
@@ -725,8 +869,11 @@ static bool send_state(struct broker *b, struct pending *p, bool register_member
     if (p->has_since)
         snprintf(since, sizeof since, "%llu", (unsigned long long)p->since);
     snprintf(lim, sizeof lim, "%llu", (unsigned long long)limit);
-    return redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVAL %s 3 %s %s %s %s %s %s %s",
-                             lua_state, kseq, khist, kpres, field, name, since, lim) == REDIS_OK;
+    worker_keys(b->h, live, sizeof live, set, sizeof set);
+    age_args(b->h, age, sizeof age, now, sizeof now);
+    return redisAsyncCommand(b->pub.ac, on_hub_reply, p,
+                             "EVAL %s 4 %s %s %s %s %s %s %s %s %s %s %s", lua_state, kseq, khist,
+                             kpres, set, field, name, since, lim, p->room, age, now) == REDIS_OK;
 }
 
 /* /hub join through Redis; see internal.h. */
@@ -776,15 +923,17 @@ bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id)
     struct pending *p = pending_new(hc, P_PRESENCE, room, id);
     if (!p)
         return false;
-    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "HVALS weft:presence:%s", room) !=
-        REDIS_OK) {
+    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVAL %s 1 weft:presence:%s", lua_presence,
+                          room) != REDIS_OK) {
         pending_done(p);
         return false;
     }
     return true;
 }
 
-/* Removes hc from the room's presence hash (best effort); see internal.h. */
+/* Removes hc from the room's presence hash (best effort: while Redis is down nothing is sent,
+ * and the reconnect clears this worker's fields before registering its members again); see
+ * internal.h. */
 void broker_hub_leave(struct hconn *hc, const char *room)
 {
     struct broker *b = hc->h->broker;
@@ -795,19 +944,149 @@ void broker_hub_leave(struct hconn *hc, const char *room)
     redisAsyncCommand(b->pub.ac, NULL, NULL, "HDEL weft:presence:%s %s", room, field);
 }
 
-/* Registers every local /hub member again (after the pub connection came back: Redis may
- * have restarted empty). */
-static void reregister_presence(struct broker *b)
+/* Registers this worker's presence from scratch: removes every field it may have left in
+ * Redis (members who left while it was cut off), then HSETs each local /hub member again and
+ * lists the room in the worker's set. Sent after the heartbeat, so readers see it live. */
+static void register_presence(struct broker *b)
 {
+    char live[64], set[72], prefix[NODE_ID_LEN + 16];
+    worker_keys(b->h, live, sizeof live, set, sizeof set);
+    snprintf(prefix, sizeof prefix, "%s:%u:", node_id, b->h->worker);
+    redisAsyncCommand(b->pub.ac, NULL, NULL, "EVAL %s 1 %s %s", lua_presence_reset, set, prefix);
     for (struct hconn *hc = b->h->conns; hc; hc = hc->next) {
         if (hc->kind != HC_HUB || hc->self_check)
             continue;
         char field[96];
         member_field(hc, field, sizeof field);
-        for (uint32_t i = 0; i < hc->nrooms; i++)
+        for (uint32_t i = 0; i < hc->nrooms; i++) {
             redisAsyncCommand(b->pub.ac, NULL, NULL, "HSET weft:presence:%s %s %s",
                               hc->rooms[i]->name, field, hc->user ? hc->user : hc->id);
+            redisAsyncCommand(b->pub.ac, NULL, NULL, "SADD %s %s", set, hc->rooms[i]->name);
+        }
     }
+}
+
+/* The heartbeat's reply: if the liveness key had expired while connected (a stalled loop),
+ * readers may have deleted this worker's fields: register them again. */
+static void on_heartbeat_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    struct broker *b = priv;
+    redisReply *rep = r;
+    if (!rep || b->closing || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 ||
+        !b->pub.connected)
+        return;
+    hlog(&b->h->log, WEFT_LOG_WARN, NULL, json_pack("{s:s}", "event", "presence_expired"),
+         "redis: this worker's presence had expired (heartbeat late); registering it again");
+    register_presence(b);
+}
+
+/* Sends the heartbeat (liveness key and room set refreshed for NODE_TTL_MS); cb gets the
+ * reply (NULL: none wanted). */
+static void send_heartbeat(struct broker *b, redisCallbackFn *cb)
+{
+    char live[64], set[72], ttl[16];
+    worker_keys(b->h, live, sizeof live, set, sizeof set);
+    snprintf(ttl, sizeof ttl, "%d", NODE_TTL_MS);
+    redisAsyncCommand(b->pub.ac, cb, b, "EVAL %s 2 %s %s %s", lua_heartbeat, live, set, ttl);
+}
+
+/* Heartbeat timer (every HEARTBEAT_MS while the broker exists). */
+static void on_heartbeat(struct weft_timer *t)
+{
+    struct broker *b = (struct broker *)((char *)t - offsetof(struct broker, heartbeat));
+    if (b->pub.connected && b->pub.ac) send_heartbeat(b, on_heartbeat_reply);
+    weft_timer_start(b->h->loop, &b->heartbeat, HEARTBEAT_MS);
+}
+
+/* A room's write-back returned: its deliveries up to wb->last are in Redis now (on an error
+ * or a lost connection they are written again at the next reconnect). */
+static void on_writeback_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    struct writeback *wb = priv;
+    redisReply *rep = r;
+    if (rep && rep->type != REDIS_REPLY_ERROR && !wb->b->closing) {
+        struct room *room = rooms_find(&wb->b->h->rooms, wb->room);
+        if (room && room->synced < wb->last) room->synced = wb->last;
+    } else if (rep && !wb->b->closing) {
+        hlog(&wb->b->h->log, WEFT_LOG_WARN, NULL,
+             json_pack("{s:s,s:s,s:s}", "event", "writeback_failed", "room", wb->room, "error",
+                       rep->str),
+             "redis: write-back of room %s failed: %s", wb->room, rep->str);
+    }
+    free(wb);
+}
+
+/* Writes room r back to Redis (see lua_writeback): its seq, and the kept deliveries newer
+ * than r->synced, which were numbered here during the outage. Returns the number of
+ * deliveries sent (0 also when out of memory). */
+static size_t writeback_room(struct broker *b, struct room *r)
+{
+    struct hub *h = b->h;
+    room_expire(&h->rooms, r, weft_loop_now(h->loop));
+    if (!r->seq) return 0;
+    uint32_t first = 0;
+    while (first < r->hist_len && room_entry(r, first)->seq <= r->synced)
+        first++;
+    size_t nmsg = r->hist_len - first, argc = 11 + 2 * nmsg;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char(*nums)[24] = malloc((nmsg + 1) * sizeof *nums);
+    struct writeback *wb = calloc(1, sizeof *wb);
+    if (!argv || !lens || !nums || !wb) {
+        free(argv);
+        free(lens);
+        free(nums);
+        free(wb);
+        return 0;
+    }
+    char kseq[HUB_ROOM_MAX + 16], khist[HUB_ROOM_MAX + 16], chan[HUB_ROOM_MAX + 16];
+    char nsize[16], age[16], now[24], tag[NODE_ID_LEN + 2];
+    snprintf(kseq, sizeof kseq, "weft:seq:%s", r->name);
+    snprintf(khist, sizeof khist, "weft:hist:%s", r->name);
+    snprintf(chan, sizeof chan, "weft:hub:%s", r->name);
+    snprintf(nsize, sizeof nsize, "%u", h->cfg.history_size);
+    age_args(h, age, sizeof age, now, sizeof now);
+    snprintf(tag, sizeof tag, "%st", node_id);
+    snprintf(nums[nmsg], sizeof nums[nmsg], "%llu", (unsigned long long)r->seq);
+    const char *fixed[11] = {"EVAL", lua_writeback, "2", kseq, khist, nums[nmsg],
+                             nsize,  age,           now, chan, tag};
+    for (size_t i = 0; i < 11; i++) {
+        argv[i] = fixed[i];
+        lens[i] = strlen(fixed[i]);
+    }
+    wb->b = b;
+    snprintf(wb->room, sizeof wb->room, "%s", r->name);
+    for (size_t i = 0; i < nmsg; i++) {
+        const struct hist_entry *e = room_entry(r, first + (uint32_t)i);
+        snprintf(nums[i], sizeof nums[i], "%llu", (unsigned long long)e->seq);
+        argv[11 + 2 * i] = nums[i];
+        lens[11 + 2 * i] = strlen(nums[i]);
+        argv[12 + 2 * i] = e->json;
+        lens[12 + 2 * i] = e->len;
+        wb->last = e->seq;
+    }
+    int rc = redisAsyncCommandArgv(b->pub.ac, on_writeback_reply, wb, (int)argc, argv, lens);
+    free(argv);
+    free(lens);
+    free(nums);
+    if (rc != REDIS_OK) {
+        free(wb);
+        return 0;
+    }
+    return nmsg;
+}
+
+/* After the command connection came (back) up, before anything else goes through it: the
+ * heartbeat, this worker's presence from scratch, and every room it holds written back. */
+static void resync(struct broker *b)
+{
+    send_heartbeat(b, NULL);
+    register_presence(b);
+    for (size_t i = 0; i < b->h->rooms.nbuckets; i++)
+        for (struct room *r = b->h->rooms.buckets[i]; r; r = r->next)
+            b->written_back += writeback_room(b, r);
 }
 
 /* /hub publish through Redis; see internal.h. */
@@ -846,15 +1125,16 @@ bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, co
         return false;
     }
     char kseq[HUB_ROOM_MAX + 16], khist[HUB_ROOM_MAX + 16], chan[HUB_ROOM_MAX + 16];
-    char nsize[16], tag[NODE_ID_LEN + 2];
+    char nsize[16], tag[NODE_ID_LEN + 2], age[16], now[24];
     snprintf(kseq, sizeof kseq, "weft:seq:%s", room);
     snprintf(khist, sizeof khist, "weft:hist:%s", room);
     snprintf(chan, sizeof chan, "weft:hub:%s", room);
     snprintf(nsize, sizeof nsize, "%u", h->cfg.history_size);
     snprintf(tag, sizeof tag, "%st", node_id);
-    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVAL %s 2 %s %s %s %s %s %s %s",
-                          lua_publish, kseq, khist, p->prefix, p->suffix, nsize, chan,
-                          tag) != REDIS_OK) {
+    age_args(h, age, sizeof age, now, sizeof now);
+    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVAL %s 2 %s %s %s %s %s %s %s %s %s",
+                          lua_publish, kseq, khist, p->prefix, p->suffix, nsize, chan, tag, age,
+                          now) != REDIS_OK) {
         pending_done(p);
         return false;
     }
@@ -889,9 +1169,11 @@ struct broker *broker_new(struct hub *h, char *err, size_t cap)
     b->pub.retry.cb = on_retry;
     b->sub.retry.cb = on_retry;
     b->down_since_ms = 0;
+    b->heartbeat.cb = on_heartbeat;
     h->broker = b;
     rconn_start(&b->pub);
     rconn_start(&b->sub);
+    weft_timer_start(h->loop, &b->heartbeat, HEARTBEAT_MS);
     return b;
 }
 
@@ -919,6 +1201,7 @@ void broker_free(struct broker *b)
     if (!b)
         return;
     b->closing = true;
+    weft_timer_stop(&b->heartbeat);
     struct rconn *rcs[2] = {&b->pub, &b->sub};
     for (int i = 0; i < 2; i++) {
         struct rconn *rc = rcs[i];

@@ -246,6 +246,8 @@ static void owner_publish(struct hub_workers *sh, struct hub *h, struct wmsg *m)
         add_error(m, "internal", "out of memory");
         return;
     }
+    if (r->seq < m->since) /* --redis outage: continue after the last seq the sender saw */
+        r->seq = m->since;
     uint64_t seq = r->seq + 1;
     json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:I}", "type", "message", "room", m->room, "seq",
                           (json_int_t)seq, "from", m->name ? m->name : "?", "data", data, "ts",
@@ -446,6 +448,8 @@ void workers_publish(struct hconn *hc, const char *room, const json_t *id, const
     m->data = json_dumps(data, JSON_ENCODE_ANY | JSON_COMPACT);
     m->exclude = hc->c;
     m->t0 = t0;
+    struct room *r = rooms_find(&hc->h->rooms, room); /* its seq follows Redis (--redis) */
+    m->since = r ? r->seq : 0;
     post(hc->h->sh, room_owner(hc->h->sh, room), m);
 }
 

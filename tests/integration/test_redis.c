@@ -127,14 +127,50 @@ static void redis_kill(struct fx *f)
     f->redis = 0;
 }
 
-/* Starts node i: weft serve --redis URL --workers W on an ephemeral port. */
-static void node_start(struct fx *f, int i, const char *workers)
+/* Starts node i: weft serve --redis URL --workers W --history-age AGE (seconds) on an
+ * ephemeral port. */
+static void node_start_aged(struct fx *f, int i, const char *workers, const char *age)
 {
-    const char *const extra[] = {"--workers",    workers, "--redis",        f->url,
-                                 "--log-format", "text",  "--history-size", "50",
-                                 NULL};
+    const char *const extra[] = {
+        "--workers", workers,         "--redis", f->url, "--log-format", "text", "--history-size",
+        "50",        "--history-age", age,       NULL};
     if (sp_try_start(&f->n[i], WEFT_BIN, "redis", extra) != 0)
         fail_msg("node %d did not report its port", i);
+}
+
+/* Starts node i with the default history age (one hour). */
+static void node_start(struct fx *f, int i, const char *workers)
+{
+    node_start_aged(f, i, workers, "3600");
+}
+
+/* Sends one command (words separated by single spaces) to the test's redis-server and
+ * returns the first line of the reply in out (e.g. "+OK", ":1"). */
+static void redis_cmd(struct fx *f, const char *cmd, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(f->rport)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[512], words[256];
+    snprintf(words, sizeof words, "%s", cmd);
+    int nw = 1, n = 0;
+    for (const char *c = words; *c; c++)
+        nw += *c == ' ';
+    n += snprintf(req + n, sizeof req - (size_t)n, "*%d\r\n", nw);
+    for (char *save = NULL, *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        n += snprintf(req + n, sizeof req - (size_t)n, "$%zu\r\n%s\r\n", strlen(w), w);
+    assert_true(n < (int)sizeof req);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t got = 0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    while (got + 1 < cap && !memchr(out, '\n', got) && poll(&pfd, 1, 5000) == 1) {
+        ssize_t r = read(fd, out + got, cap - 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    out[got] = '\0';
+    close(fd);
 }
 
 static int setup(void **state)
@@ -216,6 +252,36 @@ static long long expect_msg_at(struct rc *c, int k, int line)
     json_decref(j);
     if (n != k) fail_msg("line %d: expected message %d, got %lld", line, k, n);
     return seq;
+}
+
+/* The "count" of a presence request for room on c (deliveries before the reply skipped). */
+static long long presence_count(struct rc *c, const char *room)
+{
+    hj_sendf(c, "{\"type\":\"presence\",\"room\":\"%s\"}", room);
+    for (;;) {
+        json_t *x = hj_recv_json(c);
+        bool is_p = !strcmp(hj_str(x, "type"), "presence");
+        long long n = is_p ? hj_int(x, "count") : -1;
+        json_decref(x);
+        if (is_p) return n;
+    }
+}
+
+/* Reads deliveries on c until the one with data.n == k, asserting that the seqs only
+ * increase (each above *last, which is updated). Returns how many deliveries came before
+ * it; the data.n of the first of them goes to *first_n (if any). */
+#define read_until(c, k, last, first_n) read_until_at(c, k, last, first_n, __LINE__)
+static int read_until_at(struct rc *c, int k, long long *last, long long *first_n, int line)
+{
+    for (int before = 0;; before++) {
+        json_t *j = hj_expect_type_at(c, "message", line);
+        long long n = hj_int(json_object_get(j, "data"), "n"), seq = hj_int(j, "seq");
+        json_decref(j);
+        if (seq <= *last) fail_msg("line %d: seq %lld after seq %lld", line, seq, *last);
+        *last = seq;
+        if (n == k) return before;
+        if (before == 0 && first_n) *first_n = n;
+    }
 }
 
 /* Gives fresh subscriptions time to reach Redis (SUBSCRIBE is asynchronous). */
@@ -352,6 +418,14 @@ static void test_redis_restart(void **state)
     assert_int_equal(rc_open(&f->c[5], f->n[1].port, "/ws/q"), 0);
     settle();
     assert_int_equal(metric(f->n[0].port, "weft_broker_up{broker=\"redis\"}"), 1);
+    /* two messages through Redis: seq 1 and 2 everywhere */
+    long long last1 = 0, last2 = 0;
+    for (int k = 101; k <= 102; k++)
+        assert_int_equal(publish(&f->c[0], "r", k), k - 100);
+    for (int k = 101; k <= 102; k++) {
+        assert_int_equal(read_until(&f->c[1], k, &last1, NULL), 0);
+        assert_int_equal(read_until(&f->c[2], k, &last2, NULL), 0);
+    }
 
     redis_kill(f);
     for (int i = 0; i < 2; i++) {
@@ -363,8 +437,10 @@ static void test_redis_restart(void **state)
     assert_int_equal(rc_send(&f->c[3], WEFT_OP_TEXT, "gap", 3), 0);
     assert_int_equal(rc_recv(&f->c[4], 5000), RC_MESSAGE);
     assert_memory_equal(f->c[4].last.data, "gap", 3);
-    publish(&f->c[0], "r", 1);
-    expect_msg(&f->c[1], 1);
+    /* the outage continues after the last seq the node knew, not at 1 */
+    long long sgap = publish(&f->c[0], "r", 1);
+    assert_int_equal(sgap, 3);
+    assert_int_equal(read_until(&f->c[1], 1, &last1, NULL), 0);
     assert_true(metric(f->n[0].port, "weft_broker_dropped_total") >= 2);
 
     redis_start(f); /* same port, empty */
@@ -384,9 +460,25 @@ static void test_redis_restart(void **state)
         assert_int_equal(rc_recv(&f->c[i], 5000), RC_MESSAGE);
         assert_memory_equal(f->c[i].last.data, "back", 4);
     }
+    /* the empty Redis continues after the outage's seq (written back on reconnect) */
     long long s1 = publish(&f->c[0], "r", 2);
-    assert_int_equal(expect_msg(&f->c[1], 2), s1);
-    assert_int_equal(expect_msg(&f->c[2], 2), s1);
+    assert_int_equal(s1, sgap + 1);
+    assert_int_equal(read_until(&f->c[1], 2, &last1, NULL), 0);
+    /* node 1's member: the outage message (written back) arrives before, or not at all if
+     * node 1 subscribed again after the write-back; seqs only increase either way */
+    long long firstn = 0;
+    int before = read_until(&f->c[2], 2, &last2, &firstn);
+    assert_true(before == 0 || (before == 1 && firstn == 1));
+    assert_int_equal(last2, s1);
+    /* ... and it recovers the outage message through history from node 1 */
+    hj_sendf(&f->c[2], "{\"type\":\"history\",\"room\":\"r\",\"since\":2}");
+    json_t *hg = hj_expect_type(&f->c[2], "history");
+    json_t *gm = json_object_get(hg, "messages");
+    assert_int_equal(json_array_size(gm), 2);
+    assert_int_equal(hj_int(json_array_get(gm, 0), "seq"), sgap);
+    assert_int_equal(hj_int(json_object_get(json_array_get(gm, 0), "data"), "n"), 1);
+    assert_int_equal(hj_int(json_array_get(gm, 1), "seq"), s1);
+    json_decref(hg);
     /* presence was registered again on the restarted Redis */
     hj_sendf(&f->c[2], "{\"type\":\"presence\",\"room\":\"r\"}");
     json_t *p = hj_expect_type(&f->c[2], "presence");
@@ -406,6 +498,181 @@ static void test_redis_restart(void **state)
     json_decref(h);
     for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
     for (int i = 0; i < 2; i++) sp_stop(&f->n[i]);
+}
+
+/* Redis killed and restarted with its data (SAVE before SIGKILL): the seq goes on after the
+ * outage's messages (written back, not INCR'd from the saved value), node 1's member gets or
+ * recovers them, the members who left during the outage are gone from presence, and the
+ * members of a node killed with SIGKILL disappear once its heartbeat key expires. */
+static void test_redis_outage_kept(void **state)
+{
+    struct fx *f = *state;
+    redis_start(f);
+    node_start(f, 0, "1");
+    node_start(f, 1, "2");
+    char body[4096], line[256];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(wait_ready(f->n[i].port, 200, 10000, body, sizeof body), 200);
+    /* c0, c1, c3, c4 on node 0 and c2 on node 1 in room "p" */
+    int nodes[5] = {0, 0, 1, 0, 0};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(rc_open(&f->c[i], f->n[nodes[i]].port, "/hub"), 0);
+        assert_int_equal(join(&f->c[i], "p"), 0);
+    }
+    settle();
+    long long last1 = 0, last2 = 0;
+    for (int k = 1; k <= 3; k++)
+        assert_int_equal(publish(&f->c[0], "p", k), k);
+    for (int k = 1; k <= 3; k++) {
+        assert_int_equal(read_until(&f->c[1], k, &last1, NULL), 0);
+        assert_int_equal(read_until(&f->c[2], k, &last2, NULL), 0);
+        expect_msg(&f->c[3], k);
+        expect_msg(&f->c[4], k);
+    }
+    assert_int_equal(presence_count(&f->c[2], "p"), 5);
+    /* room "q": c6 on node 0 publishes, c5 on node 1 (two workers) only receives */
+    assert_int_equal(rc_open(&f->c[5], f->n[1].port, "/hub"), 0);
+    assert_int_equal(rc_open(&f->c[6], f->n[0].port, "/hub"), 0);
+    join(&f->c[5], "q");
+    join(&f->c[6], "q");
+    settle();
+    for (int k = 1; k <= 2; k++)
+        assert_int_equal(publish(&f->c[6], "q", k), k);
+    for (int k = 1; k <= 2; k++)
+        assert_int_equal(expect_msg(&f->c[5], k), k);
+    redis_cmd(f, "SAVE", line, sizeof line);
+    assert_true(!strncmp(line, "+OK", 3));
+    redis_kill(f);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(wait_ready(f->n[i].port, 503, 10000, body, sizeof body), 503);
+    /* during the outage: c3 leaves, c4 disconnects, c0 publishes 4 and 5 */
+    hj_sendf(&f->c[3], "{\"type\":\"leave\",\"room\":\"p\"}");
+    json_decref(hj_expect_type(&f->c[3], "left"));
+    rc_close(&f->c[4]);
+    assert_int_equal(publish(&f->c[0], "p", 4), 4);
+    assert_int_equal(publish(&f->c[0], "p", 5), 5);
+    assert_int_equal(read_until(&f->c[1], 5, &last1, NULL), 1);
+    /* node 1 learnt q's seq from the deliveries it received: its outage goes on at 3 */
+    assert_int_equal(publish(&f->c[5], "q", 3), 3);
+
+    redis_start(f); /* loads the saved seq 3, history 1..3 and the five presence fields */
+    for (int i = 0; i < 2; i++) {
+        int st = wait_ready(f->n[i].port, 200, 15000, body, sizeof body);
+        if (st != 200) sp_dump_log(&f->n[i]);
+        assert_int_equal(st, 200);
+    }
+    settle();
+    assert_int_equal(publish(&f->c[0], "p", 6), 6); /* not 4: the outage was written back */
+    assert_int_equal(read_until(&f->c[1], 6, &last1, NULL), 0);
+    long long firstn = 0;
+    int before = read_until(&f->c[2], 6, &last2, &firstn);
+    assert_true(before == 0 || (before == 2 && firstn == 4));
+    hj_sendf(&f->c[2], "{\"type\":\"history\",\"room\":\"p\",\"since\":3}");
+    json_t *h = hj_expect_type(&f->c[2], "history");
+    json_t *msgs = json_object_get(h, "messages");
+    assert_int_equal(json_array_size(msgs), 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(hj_int(json_array_get(msgs, i), "seq"), 4 + (long long)i);
+        assert_int_equal(hj_int(json_object_get(json_array_get(msgs, i), "data"), "n"),
+                         4 + (long long)i);
+    }
+    json_decref(h);
+    /* q: node 1's outage message reached node 0 (live or through history), then seq 4 */
+    hj_sendf(&f->c[6], "{\"type\":\"history\",\"room\":\"q\",\"since\":2}");
+    json_t *x = hj_recv_json(&f->c[6]);
+    if (!strcmp(hj_str(x, "type"), "message")) { /* the write-back, received live */
+        assert_int_equal(hj_int(x, "seq"), 3);
+        json_decref(x);
+        x = hj_recv_json(&f->c[6]);
+    }
+    assert_string_equal(hj_str(x, "type"), "history");
+    msgs = json_object_get(x, "messages");
+    assert_int_equal(json_array_size(msgs), 1);
+    assert_int_equal(hj_int(json_array_get(msgs, 0), "seq"), 3);
+    assert_int_equal(hj_int(json_object_get(json_array_get(msgs, 0), "data"), "n"), 3);
+    json_decref(x);
+    assert_int_equal(publish(&f->c[6], "q", 4), 4);
+    assert_int_equal(expect_msg(&f->c[5], 4), 4);
+    /* c3 (left) and c4 (gone) were removed during the outage: c0, c1, c2 remain */
+    assert_int_equal(presence_count(&f->c[2], "p"), 3);
+    assert_int_equal(presence_count(&f->c[0], "p"), 3);
+    /* a node that dies without a word: its member counts until its heartbeat key expires */
+    sp_kill(&f->n[1]);
+    assert_int_equal(presence_count(&f->c[0], "p"), 3);
+    uint64_t t0 = rc_now_ms();
+    long long n = 3;
+    while (n != 2 && rc_now_ms() - t0 < 20000) {
+        usleep(500000);
+        n = presence_count(&f->c[0], "p");
+    }
+    assert_int_equal(n, 2);
+    assert_true(rc_now_ms() - t0 >= 5000); /* the TTL, not the connection, removed it */
+    for (int i = 0; i < NCL; i++)
+        rc_close(&f->c[i]);
+    sp_stop(&f->n[0]);
+}
+
+/* --history-age applies to the Redis history: deliveries older than the age are dropped (by
+ * the next publish and by history reads), so an old since is a gap. */
+static void test_redis_history_age(void **state)
+{
+    struct fx *f = *state;
+    redis_start(f);
+    node_start_aged(f, 0, "1", "1");
+    node_start_aged(f, 1, "1", "1");
+    char body[4096];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(wait_ready(f->n[i].port, 200, 10000, body, sizeof body), 200);
+    assert_int_equal(rc_open(&f->c[0], f->n[0].port, "/hub"), 0);
+    assert_int_equal(rc_open(&f->c[1], f->n[1].port, "/hub"), 0);
+    join(&f->c[0], "a");
+    join(&f->c[1], "a");
+    for (int k = 1; k <= 3; k++)
+        assert_int_equal(publish(&f->c[0], "a", k), k);
+    hj_sendf(&f->c[1], "{\"type\":\"history\",\"room\":\"a\",\"since\":0}");
+    json_t *h = hj_recv_json(&f->c[1]);
+    while (!strcmp(hj_str(h, "type"), "message")) {
+        json_decref(h);
+        h = hj_recv_json(&f->c[1]);
+    }
+    assert_string_equal(hj_str(h, "type"), "history");
+    assert_int_equal(json_array_size(json_object_get(h, "messages")), 3);
+    json_decref(h);
+    char line[64];
+    redis_cmd(f, "ZCARD weft:hist:a", line, sizeof line);
+    assert_string_equal(line, ":3\r\n");
+    usleep(1600000);
+    /* the publish script drops the three (older than 1 s) and keeps the new one */
+    assert_int_equal(publish(&f->c[0], "a", 4), 4);
+    expect_msg(&f->c[1], 4);
+    redis_cmd(f, "ZCARD weft:hist:a", line, sizeof line);
+    assert_string_equal(line, ":1\r\n");
+    hj_sendf(&f->c[1], "{\"type\":\"history\",\"room\":\"a\",\"since\":0}");
+    json_t *e = hj_expect_type(&f->c[1], "error");
+    assert_string_equal(hj_str(e, "code"), "history_gap");
+    json_decref(e);
+    hj_sendf(&f->c[1], "{\"type\":\"join\",\"room\":\"a\",\"since\":3}");
+    json_t *jn = hj_expect_type(&f->c[1], "joined");
+    assert_int_equal(hj_int(jn, "seq"), 4);
+    json_decref(jn);
+    assert_int_equal(expect_msg(&f->c[1], 4), 4);
+    /* history reads drop them too: 1.6 s later, with no publish, nothing is kept */
+    usleep(1600000);
+    hj_sendf(&f->c[1], "{\"type\":\"history\",\"room\":\"a\",\"since\":3}");
+    e = hj_expect_type(&f->c[1], "error");
+    assert_string_equal(hj_str(e, "code"), "history_gap");
+    json_decref(e);
+    hj_sendf(&f->c[1], "{\"type\":\"history\",\"room\":\"a\",\"since\":4}");
+    h = hj_expect_type(&f->c[1], "history");
+    assert_int_equal(hj_int(h, "seq"), 4);
+    assert_int_equal(json_array_size(json_object_get(h, "messages")), 0);
+    json_decref(h);
+    redis_cmd(f, "ZCARD weft:hist:a", line, sizeof line);
+    assert_string_equal(line, ":0\r\n");
+    for (int i = 0; i < NCL; i++)
+        rc_close(&f->c[i]);
+    for (int i = 0; i < 2; i++)
+        sp_stop(&f->n[i]);
 }
 
 /* Redis absent at start: the node serves local rooms, /readyz 503 and logs its attempts; it
@@ -448,10 +715,12 @@ static void test_redis_absent_at_start(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    sp_guard("test_redis", "the processes", 150);
+    sp_guard("test_redis", "the processes", 170);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cross_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_outage_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_history_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_absent_at_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

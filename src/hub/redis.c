@@ -558,7 +558,8 @@ static const char lua_publish[] = LUA_HELPERS
     "return s";
 
 /* Optionally registers a member (HSET, and SADD of the room to its worker's set), then reads
- * the room's state: {seq, live members, first kept seq, gap (0/1), messages after since}.
+ * the room's state: {seq, members (the live ones, or every field above 1000: a join stays
+ * O(1) in a big room), first kept seq, gap (0/1), messages after since}.
  * KEYS: seq, hist, presence, the worker's room set. ARGV: field ('' = none), name, since
  * ('-1' = none), limit (0 = all), room, history age (ms, 0 = none), now (ms). */
 static const char lua_state[] = LUA_HELPERS
@@ -566,7 +567,8 @@ static const char lua_state[] = LUA_HELPERS
     "redis.call('SADD', KEYS[4], ARGV[5]) end "
     "trim(KEYS[2], 0, tonumber(ARGV[6]), tonumber(ARGV[7])) "
     "local seq = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "local n = #live(KEYS[3]) "
+    "local n = redis.call('HLEN', KEYS[3]) "
+    "if n <= 1000 then n = #live(KEYS[3]) end "
     "local f = seq + 1 "
     "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES') "
     "if #first > 0 then f = tonumber(first[2]) end "

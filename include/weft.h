@@ -670,10 +670,11 @@ struct weft_server;
 struct weft_conn;
 struct weft_request;
 
-/* What happens to messages sent to a connection whose unsent data (backpressure) has reached
- * max_backpressure. */
+/* What happens to output for a connection whose unsent data (backpressure) would exceed
+ * max_backpressure: see max_backpressure in struct weft_server_config. */
 enum weft_slow_policy {
-    WEFT_SLOW_DROP = 0, /* refuse new messages (WEFT_SEND_DROPPED) and count them */
+    WEFT_SLOW_DROP = 0, /* refuse new messages and pings (WEFT_SEND_DROPPED) and count them;
+                           pongs are owed and coalesced */
     WEFT_SLOW_CLOSE,    /* close the connection with 1008 (policy violation) */
 };
 
@@ -733,7 +734,21 @@ struct weft_server_config {
     uint32_t ping_interval_ms;     /* send a ping after this much silence; 0 = never */
     uint32_t pong_timeout_ms;      /* close a peer that does not answer a ping (default 10 s) */
     uint32_t close_timeout_ms;     /* wait for the peer's close frame / FIN (default 5 s) */
-    size_t max_backpressure;       /* unsent bytes per connection before the policy (1 MiB) */
+    /* Unsent bytes per connection (default 1 MiB): every kind of output we originate counts,
+     * whether the kernel has refused data yet or not (so sends within one loop iteration
+     * count too). weft_conn_send, weft_publish and weft_conn_ping refuse (WEFT_SLOW_DROP) or
+     * close with 1008 (WEFT_SLOW_CLOSE) what would take the queue over it; a message larger
+     * than the limit on its own is still accepted into an empty queue. Automatic pongs obey
+     * the same limit: under WEFT_SLOW_CLOSE a ping that cannot be answered within it closes
+     * the connection; under WEFT_SLOW_DROP only the answer to the latest such ping is kept
+     * and sent once the queue drains (RFC 6455 §5.5.3), the others count as dropped. The
+     * close frame and the keep-alive ping (one per pong timeout) are bounded on their own.
+     * Receive-side flow control: while the output is over the limit and the kernel refuses
+     * more, the connection is not read at all (what the peer sends waits in the kernel and
+     * TCP pushes back on it) until the output has drained; the idle and keep-alive timeouts
+     * keep running meanwhile. So a peer that sends (pings, or messages the application
+     * answers) but never reads costs at most max_backpressure + one frame of output. */
+    size_t max_backpressure;
     enum weft_slow_policy slow_policy;
 
     /* permessage-deflate (off unless deflate.enabled). With no_context_takeover and
@@ -811,7 +826,8 @@ struct weft_server_stats {
     uint64_t http_requests;     /* plain HTTP requests served */
     uint64_t messages_in, messages_out;
     uint64_t bytes_in, bytes_out;        /* payload bytes */
-    uint64_t dropped_backpressure;       /* sends refused by WEFT_SLOW_DROP */
+    uint64_t dropped_backpressure;       /* sends refused by WEFT_SLOW_DROP, and pongs not
+                                            sent under it (see max_backpressure) */
     uint64_t closed_slow;                /* connections closed by WEFT_SLOW_CLOSE */
     uint64_t protocol_errors;            /* connections closed for a peer protocol error */
     uint64_t publishes, deliveries;
@@ -884,7 +900,9 @@ size_t weft_conn_buffered_amount(const struct weft_conn *c);
 void weft_conn_close(struct weft_conn *c, uint16_t code, const char *reason);
 /* Drops the TCP connection at once (no close frame); on_close reports 1006. */
 void weft_conn_terminate(struct weft_conn *c);
-/* Stops / restarts reading from the peer (receive-side flow control). */
+/* Stops / restarts reading from the peer (receive-side flow control). While the library
+ * itself holds reading because of backpressure (see max_backpressure), weft_conn_resume lets
+ * reading restart only when that ends. */
 void weft_conn_pause(struct weft_conn *c);
 void weft_conn_resume(struct weft_conn *c);
 /* Accessors. */
@@ -906,8 +924,14 @@ bool weft_unsubscribe(struct weft_conn *c, const char *topic, size_t topic_len);
 /* Number of subscribers of a topic. */
 size_t weft_topic_count(const struct weft_server *s, const char *topic, size_t topic_len);
 /* Publishes a message to every subscriber of topic except `exclude` (may be NULL). The frame
- * is encoded once and shared by all subscribers. Returns the number of subscribers it was
- * queued to (subscribers refusing it under WEFT_SLOW_DROP are not counted). */
+ * is encoded once. A frame larger than 256 bytes (header included) is shared by reference by
+ * all subscribers' output queues; a smaller one is copied into each subscriber's queue, which
+ * is cheaper than a reference for so few bytes (and merges with neighbouring small frames
+ * into one write). With permessage-deflate, subscribers whose compressor keeps no context
+ * share one compressed frame per window size; a subscriber with context takeover compresses
+ * its own copy. Each subscriber's backpressure limit applies as for weft_conn_send. Returns
+ * the number of subscribers it was queued to (subscribers refusing it under WEFT_SLOW_DROP
+ * are not counted). */
 size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len, const void *data,
                     size_t len, enum weft_opcode opcode, const struct weft_conn *exclude);
 
@@ -1044,7 +1068,7 @@ struct weft_client_options {
     uint32_t pong_timeout_ms;      /* 10 s */
     uint32_t idle_timeout_ms;      /* 0 = never */
     uint32_t close_timeout_ms;     /* 5 s */
-    size_t max_backpressure;       /* 1 MiB */
+    size_t max_backpressure;       /* 1 MiB; as in weft_server_config */
     enum weft_slow_policy slow_policy;
 
     /* --- callbacks (all optional, all on the loop's thread) */

@@ -231,15 +231,29 @@ void sock_discard(struct weft_sock *s)
     s->queued = 0;
 }
 
-/* Writes as much of the queue as the kernel takes, in batches of IOV_BATCH segments. */
+static void flush_plain(struct weft_sock *s);
+
+/* Writes as much of the queue as the kernel takes. A queue the kernel had refused that is
+ * empty afterwards is reported with on_drain, as on EPOLLOUT: that happens when an owner
+ * flushed early in the iteration (the socket blocked) and the loop flushes it again at the
+ * end of the iteration, when the peer may have read meanwhile. */
 void sock_flush(struct weft_sock *s)
 {
     if (s->flags & SOCK_CLOSED)
         return;
-    if (s->ssl) { /* the one test the plain path pays for TLS */
+    bool was_blocked = (s->flags & SOCK_BLOCKED) != 0;
+    if (s->ssl) /* the one test the plain path pays for TLS */
         tls_flush(s);
-        return;
-    }
+    else
+        flush_plain(s);
+    if (was_blocked && !(s->flags & (SOCK_BLOCKED | SOCK_CLOSED | SOCK_EOF)) && s->ops->on_drain)
+        s->ops->on_drain(s);
+}
+
+/* Writes as much of a plain socket's queue as the kernel takes, in batches of IOV_BATCH
+ * segments. */
+static void flush_plain(struct weft_sock *s)
+{
     while (s->queued > 0) {
         struct iovec iov[IOV_BATCH];
         int n = 0;

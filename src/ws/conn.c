@@ -115,6 +115,7 @@ void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
 /* ----------------------------------------------------------------- timers */
 
 static void on_timer(struct weft_timer *t);
+static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len);
 
 /* Arms the connection's single timer for whatever its state waits for. */
 void conn_arm_timer(struct weft_conn *c)
@@ -123,6 +124,10 @@ void conn_arm_timer(struct weft_conn *c)
     struct weft_loop *loop = c->ep->loop;
     uint64_t now = weft_loop_now(loop), due = 0;
     c->timer.cb = on_timer;
+    if (c->eof_deferred) { /* see conn_on_eof: report it first, as soon as possible */
+        weft_timer_start(loop, &c->timer, 0);
+        return;
+    }
     switch (c->state) {
     case CONN_HTTP:
         due = c->last_rx + cfg->handshake_timeout_ms;
@@ -158,6 +163,11 @@ static void on_timer(struct weft_timer *t)
     struct weft_conn *c = (struct weft_conn *)((char *)t - offsetof(struct weft_conn, timer));
     const struct weft_server_config *cfg = &c->ep->cfg;
     uint64_t now = weft_loop_now(c->ep->loop);
+    if (c->eof_deferred) {
+        c->eof_deferred = false;
+        conn_on_eof(&c->sock, c->eof_err);
+        return;
+    }
     switch (c->state) {
     case CONN_HTTP:
         conn_log(c, WEFT_LOG_DEBUG, "conn %llu: handshake timeout", (unsigned long long)c->id);
@@ -177,7 +187,8 @@ static void on_timer(struct weft_timer *t)
                 return;
             }
             if (!c->ping_sent && now >= c->last_rx + cfg->ping_interval_ms) {
-                weft_conn_ping(c, NULL, 0);
+                /* One at a time (the next waits for a pong or the deadline): not limited. */
+                send_control(c, WEFT_OP_PING, NULL, 0);
                 c->ping_sent = now ? now : 1;
             }
         }
@@ -242,10 +253,80 @@ static int write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const v
     return WEFT_OK;
 }
 
-/* Queues a control frame (ping, pong, close), bypassing the backpressure policy. */
+/* Queues a control frame, bypassing the backpressure limit: used for what is bounded by
+ * the protocol itself (one close frame, one keep-alive ping per pong timeout). Pongs and
+ * application pings go through send_pong / weft_conn_ping, which apply the limit. */
 static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len)
 {
     write_frame(c, opcode, 0, payload, len);
+}
+
+/* True when queueing len more bytes would take c's unsent output over max_backpressure. A
+ * frame larger than the limit on its own still goes into an empty queue (it could never be
+ * sent otherwise), so the queue holds at most max_backpressure + one frame. Everything queued
+ * counts, also what was queued in this loop iteration and not offered to the kernel yet: if
+ * the socket is not known to be blocked, the queue is written now (instead of at the end of
+ * the iteration) and only what the kernel refuses counts, so a burst to a peer that keeps up
+ * is not refused. */
+static bool queue_full(struct weft_conn *c, size_t len)
+{
+    size_t queued = sock_queued(&c->sock), max = c->ep->cfg.max_backpressure;
+    if (queued + len <= max) /* the common case: one comparison (len is a frame size) */
+        return false;
+    if (queued == 0)
+        return false;
+    if (!sock_blocked(&c->sock)) {
+        /* We may be inside an application callback (or delivering a publish): a failed write
+         * must not call back now, so conn_on_eof defers its report to the timer. */
+        c->flushing = true;
+        sock_flush(&c->sock);
+        c->flushing = false;
+        queued = sock_queued(&c->sock);
+        if (queued == 0 || queued + len <= max)
+            return false;
+    }
+    return true;
+}
+
+/* Applies WEFT_SLOW_CLOSE to c: counts it and starts the close handshake with 1008. */
+static void close_slow(struct weft_conn *c)
+{
+    c->ep->stats.closed_slow++;
+    weft_conn_close(c, WEFT_CLOSE_POLICY, "slow consumer");
+}
+
+/* Answers a ping. Over the backpressure limit nothing is queued: under WEFT_SLOW_CLOSE the
+ * connection is closed with 1008; under WEFT_SLOW_DROP the payload is kept in pong_owed and
+ * sent once the backlog drains, replacing (and counting as dropped) the answer to any earlier
+ * ping still owed: RFC 6455 §5.5.3 lets an endpoint answer only the most recent of several
+ * pings. A peer that floods pings without reading thus costs at most one pong beyond the
+ * limit. */
+static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
+{
+    if (!queue_full(c, len + 2)) {
+        if (c->pong_owed) { /* a later ping is answered now: the owed pong is superseded */
+            c->ep->stats.dropped_backpressure++;
+            free(c->pong_owed);
+            c->pong_owed = NULL;
+        }
+        send_control(c, WEFT_OP_PONG, data, len);
+        return;
+    }
+    c->out_full = true;
+    if (c->ep->cfg.slow_policy == WEFT_SLOW_CLOSE) {
+        close_slow(c);
+        return;
+    }
+    if (c->pong_owed) {
+        c->ep->stats.dropped_backpressure++;
+    } else {
+        c->pong_owed = malloc(1 + 125);
+        if (!c->pong_owed)
+            return; /* the ping simply goes unanswered */
+    }
+    c->pong_owed[0] = (uint8_t)len;
+    if (len)
+        memcpy(c->pong_owed + 1, data, len);
 }
 
 /* Sends a close frame and stops accepting application sends. A code that may not appear on
@@ -471,7 +552,7 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
     switch (ev->opcode) {
     case WEFT_OP_PING:
         if (c->state == CONN_OPEN)
-            send_control(c, WEFT_OP_PONG, ev->data, ev->len);
+            send_pong(c, ev->data, ev->len);
         return;
     case WEFT_OP_PONG:
         c->ping_sent = 0;
@@ -544,6 +625,43 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
     }
 }
 
+/* Sends the pong still owed from over the limit (see send_pong), if any. */
+static void send_owed_pong(struct weft_conn *c)
+{
+    uint8_t *owed = c->pong_owed;
+    if (!owed)
+        return;
+    c->pong_owed = NULL;
+    if (c->state == CONN_OPEN)
+        send_control(c, WEFT_OP_PONG, owed + 1, owed[0]);
+    free(owed);
+}
+
+/* Receive-side flow control, after a read left the output full (the limit refused something,
+ * or the queue is over it): the kernel takes what it can now rather than at the end of the
+ * iteration. If it took everything, the output is no longer full (and the owed pong goes).
+ * Otherwise on_drain will follow, and until then the peer is not read at all: what it sends
+ * produces no more output, and TCP pushes back on it. Runs outside any application callback,
+ * so the flush may report an error (on_eof) safely. */
+static void flow_control(struct weft_conn *c)
+{
+    struct weft_sock *s = &c->sock;
+    if (!sock_blocked(s)) {
+        sock_flush(s);
+        if (c->state == CONN_DEAD)
+            return; /* the write failed: on_eof closed the connection */
+    }
+    if (!sock_blocked(s)) {
+        c->out_full = false;
+        send_owed_pong(c);
+        return;
+    }
+    if (!c->bp_paused) {
+        c->bp_paused = true;
+        sock_pause(s);
+    }
+}
+
 /* Socket callback: bytes arrived. */
 void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
 {
@@ -563,28 +681,45 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
                 conn_arm_timer(c);
         }
         conn_feed_bytes(c, data, len);
+        if (c->out_full || sock_queued(s) > c->ep->cfg.max_backpressure)
+            flow_control(c);
         return;
     default:
         return; /* draining: discard */
     }
 }
 
-/* Socket callback: the backlog is gone. */
+/* Socket callback: the backlog is gone. Sends the pong still owed, tells the application
+ * (on_drain) and resumes reading if flow control had paused it. */
 void conn_on_drain(struct weft_sock *s)
 {
     struct weft_conn *c = to_conn(s);
+    c->out_full = false;
+    send_owed_pong(c);
     if (c->backpressured && c->state == CONN_OPEN) {
         c->backpressured = false;
         if (c->h->on_drain)
             c->h->on_drain(c);
     }
+    if (c->bp_paused && c->state != CONN_DEAD) {
+        c->bp_paused = false;
+        if (!c->app_paused)
+            sock_resume(s);
+    }
 }
 
-/* Socket callback: the peer closed its side or the socket failed. */
+/* Socket callback: the peer closed its side or the socket failed. During an early flush
+ * from a send (see queue_full) the report waits for the connection's timer, due at once: the
+ * application must not see on_close from inside weft_conn_send. */
 void conn_on_eof(struct weft_sock *s, int err)
 {
-    (void)err;
     struct weft_conn *c = to_conn(s);
+    if (c->flushing) {
+        c->eof_deferred = true;
+        c->eof_err = err;
+        conn_arm_timer(c);
+        return;
+    }
     if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
         conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
     if (sock_queued(s) && !err)
@@ -598,6 +733,7 @@ void conn_free(struct weft_conn *c)
 {
     weft_timer_stop(&c->timer);
     free(c->head);
+    free(c->pong_owed);
     conn_drop_rx(c);
     free(c->subs);
     free(c->protocol);
@@ -626,16 +762,15 @@ void conn_on_free(struct weft_sock *s)
 
 /* ----------------------------------------------------------------- sending */
 
-/* Applies the slow-consumer policy if the connection is over its backpressure limit.
- * Returns true when the message must not be queued. */
+/* Applies the slow-consumer policy if queueing len bytes would take the connection over its
+ * backpressure limit (see queue_full). Returns true when the frame must not be queued. */
 static bool over_limit(struct weft_conn *c, size_t len, enum weft_send_result *res)
 {
-    const struct weft_server_config *cfg = &c->ep->cfg;
-    if (!sock_blocked(&c->sock) || sock_queued(&c->sock) + len <= cfg->max_backpressure)
+    if (!queue_full(c, len))
         return false;
-    if (cfg->slow_policy == WEFT_SLOW_CLOSE) {
-        c->ep->stats.closed_slow++;
-        weft_conn_close(c, WEFT_CLOSE_POLICY, "slow consumer");
+    c->out_full = true;
+    if (c->ep->cfg.slow_policy == WEFT_SLOW_CLOSE) {
+        close_slow(c);
         *res = WEFT_SEND_CLOSED;
     } else {
         c->ep->stats.dropped_backpressure++;
@@ -735,13 +870,16 @@ enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size
     return conn_send_frame(c, NULL, hdr, h, data, len);
 }
 
-/* Sends a ping; see weft.h. */
+/* Sends a ping, under the backpressure limit like a message; see weft.h. */
 enum weft_send_result weft_conn_ping(struct weft_conn *c, const void *data, size_t len)
 {
+    enum weft_send_result res;
     if (c->state != CONN_OPEN)
         return WEFT_SEND_CLOSED;
     if (len > 125)
         len = 125;
+    if (over_limit(c, len + 2, &res))
+        return res;
     send_control(c, WEFT_OP_PING, data, len);
     return sock_blocked(&c->sock) ? WEFT_SEND_QUEUED : WEFT_SEND_SENT;
 }
@@ -751,14 +889,20 @@ size_t weft_conn_buffered_amount(const struct weft_conn *c)
     return sock_queued(&c->sock);
 }
 
+/* Stops reading from the peer until weft_conn_resume. */
 void weft_conn_pause(struct weft_conn *c)
 {
+    c->app_paused = true;
     sock_pause(&c->sock);
 }
 
+/* Reads from the peer again, unless flow control holds reading until the backlog drains
+ * (it resumes then). */
 void weft_conn_resume(struct weft_conn *c)
 {
-    sock_resume(&c->sock);
+    c->app_paused = false;
+    if (!c->bp_paused)
+        sock_resume(&c->sock);
 }
 
 void *weft_conn_user(const struct weft_conn *c)

@@ -1,9 +1,9 @@
 /*
- * pubsub.c — topics: subscribe, unsubscribe, publish. A published message is encoded into one
- * frame held in a reference-counted buffer; every subscriber's output queue takes that frame
- * (large frames by reference, small ones copied into the queue's block, which costs less than
- * the reference bookkeeping), and all of one iteration's frames for a subscriber leave in one
- * writev.
+ * pubsub.c — topics: subscribe, unsubscribe, publish. A published message is encoded once.
+ * A frame larger than SHARE_MIN bytes is held in a reference-counted buffer that every
+ * subscriber's output queue references; a smaller one is copied into each subscriber's queue
+ * block (see SHARE_MIN for why). Either way all of one iteration's frames for a subscriber
+ * leave in one writev.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -227,8 +227,17 @@ static size_t deliver(struct weft_server *s, struct topic *t, struct weft_buf *f
     return n;
 }
 
-/* Frames up to this size are copied into each subscriber's queue block; larger ones are
- * shared by reference. */
+/* Frames up to this size (header included) are copied into each subscriber's queue block;
+ * larger ones are shared by reference. A deliberate speed choice, against the general rule
+ * that subscribers hold a reference: for a small frame the copy is one short memcpy into the
+ * block the queue writes from anyway, and consecutive small frames merge into one segment
+ * (one iovec for writev), whereas a reference costs allocating the shared buffer, an atomic
+ * increment per subscriber now and a decrement when the kernel took the bytes, and a segment
+ * and an iovec of its own. The price is memory only while a frame waits in a slow
+ * subscriber's queue (up to SHARE_MIN bytes instead of a 24-byte segment), and those bytes
+ * count against max_backpressure like any other. Above a few hundred bytes the copy costs
+ * more than the bookkeeping, and sharing keeps one copy of a large frame however many
+ * subscribers are slow. */
 #define SHARE_MIN 256
 
 /* Publishes; see weft.h. */

@@ -99,6 +99,16 @@ struct weft_conn {
     bool backpressured;   /* a send returned QUEUED: on_drain is due */
     bool in_callback;
     uint16_t close_sent;  /* code of the close frame we sent, 0 if none */
+    bool app_paused;      /* the application paused reading (weft_conn_pause) */
+    bool bp_paused;       /* reading paused until the output backlog drains (flow control) */
+    bool out_full;        /* the backpressure limit refused output since the queue was empty */
+    bool flushing;        /* in an early flush from a send: on_eof must wait (eof_deferred) */
+    bool eof_deferred;    /* on_eof came during that flush: reported from the timer */
+    int eof_err;          /* its error */
+    /* The answer to the latest ping that came while the output was over max_backpressure
+     * (WEFT_SLOW_DROP): pong_owed[0] is the payload length, the payload follows. Allocated
+     * only then; sent and freed when the backlog drains. */
+    uint8_t *pong_owed;
 
     /* reading the HTTP head when it did not arrive in one read */
     char *head;

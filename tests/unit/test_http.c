@@ -499,8 +499,7 @@ static size_t head_end_reference(const char *s, size_t n)
  * copy in an exactly-sized heap block, so ASan catches any read past len. Asserts that the
  * search says "not yet" until the read that completes the blank line and then returns
  * `want`. */
-static void feed_head_end(const char *s, size_t n, const size_t *reads, size_t nreads,
-                          size_t want)
+static void feed_head_end(const char *s, size_t n, const size_t *reads, size_t nreads, size_t want)
 {
     size_t len = 0, k = 0, got = 0;
     while (len < n && !got) {

@@ -7,9 +7,14 @@
  * Written the way the libwebsockets documentation prescribes: one service thread, messages
  * queued per connection and written one per LWS_CALLBACK_SERVER_WRITEABLE; a broadcast
  * message is allocated once (with LWS_PRE headroom) and shared by reference among the
- * members' queues. No compression, no TLS, no UTF-8 validation option.
+ * members' queues. No UTF-8 validation option. Plain ws:// without compression unless asked:
  *
- * usage: lws_server [PORT]      (0 or none = any free port)
+ * usage: lws_server [--cert FILE --key FILE] [--deflate] [PORT]   (0 or none = any free port)
+ *   --cert, --key  serve wss:// with this PEM certificate and key (lws' OpenSSL backend:
+ *                  ssl_cert_filepath, ssl_private_key_filepath and
+ *                  LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
+ *   --deflate      accept permessage-deflate (RFC 7692) through lws' own extension,
+ *                  lws_extension_callback_pm_deflate, with its default parameters
  * Prints "lws <version>: listening on 127.0.0.1:PORT" on stderr when ready. Stopped by
  * SIGTERM (default action). Built by bench/run with cc and pkg-config libwebsockets.
  */
@@ -227,15 +232,49 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* Starts the context on 127.0.0.1:PORT and services it until killed. */
+/* permessage-deflate as the libwebsockets examples declare it (offered by the server when the
+ * client asks; lws' defaults for the window bits, memory level and context takeover). */
+static const struct lws_extension extensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
+/* Parses the options, starts the context on 127.0.0.1:PORT and services it until killed. */
 int main(int argc, char **argv)
 {
     struct lws_context_creation_info info;
+    const char *cert = NULL, *key = NULL;
+    int deflate = 0;
     memset(&info, 0, sizeof info);
-    info.port = argc > 1 ? atoi(argv[1]) : 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--cert") && i + 1 < argc)
+            cert = argv[++i];
+        else if (!strcmp(argv[i], "--key") && i + 1 < argc)
+            key = argv[++i];
+        else if (!strcmp(argv[i], "--deflate"))
+            deflate = 1;
+        else if (argv[i][0] != '-')
+            info.port = atoi(argv[i]);
+        else {
+            fprintf(stderr, "usage: lws_server [--cert FILE --key FILE] [--deflate] [PORT]\n");
+            return 2;
+        }
+    }
+    if (!cert != !key) {
+        fprintf(stderr, "lws_server: --cert and --key go together\n");
+        return 2;
+    }
     info.iface = "127.0.0.1";
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (cert) {
+        info.ssl_cert_filepath = cert;
+        info.ssl_private_key_filepath = key;
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
+    if (deflate)
+        info.extensions = extensions;
     signal(SIGPIPE, SIG_IGN);
     lws_set_log_level(LLL_ERR, NULL);
     struct lws_context *ctx = lws_create_context(&info);

@@ -4,10 +4,18 @@
 //   /echo         echoes every message with its type (text/binary)
 //   /ws/<room>    each message goes to every other member of <room> (/ws alone: "lobby")
 //
-// usage: node bench/peers/node_ws_server.js [PORT]      (0 or none = any free port)
-// Listens on 127.0.0.1, no compression. Prints "node ws VERSION (bufferutil yes|no): listening
-// on 127.0.0.1:PORT" to stderr once ready. `ws` and `bufferutil` are the versions pinned in
-// tests/interop/package.json (installed there by scripts/setup).
+// usage: node bench/peers/node_ws_server.js [--cert FILE --key FILE] [--deflate] [PORT]
+//   (PORT 0 or none = any free port)
+//   --cert, --key  serve wss://: an https.createServer with this PEM certificate and key, the
+//                  WebSocketServer attached to it
+//   --deflate      perMessageDeflate: { threshold: 0 }: every message compressed (ws' default
+//                  threshold, 1024 bytes, would send shorter ones uncompressed); everything
+//                  else ws' defaults (context takeover both ways, 15-bit windows, 10 zlib jobs
+//                  at once)
+// Listens on 127.0.0.1, without them plain ws:// and no compression. Prints "node ws VERSION
+// (bufferutil yes|no): listening on 127.0.0.1:PORT" to stderr once ready. `ws` and
+// `bufferutil` are the versions pinned in tests/interop/package.json (installed there by
+// scripts/setup).
 'use strict';
 const path = require('path');
 
@@ -32,14 +40,44 @@ try {
 
 const rooms = new Map(); // name -> Set of sockets
 
-const port = parseInt(process.argv[2] || '0', 10);
-const wss = new WebSocket.WebSocketServer({
-  host: '127.0.0.1',
-  port,
-  perMessageDeflate: false,
+let port = 0;
+let cert = null;
+let key = null;
+let deflate = false;
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--cert' && i + 1 < argv.length) cert = argv[++i];
+  else if (argv[i] === '--key' && i + 1 < argv.length) key = argv[++i];
+  else if (argv[i] === '--deflate') deflate = true;
+  else if (!argv[i].startsWith('-')) port = parseInt(argv[i], 10);
+  else {
+    process.stderr.write('usage: node_ws_server.js [--cert FILE --key FILE] [--deflate] [PORT]\n');
+    process.exit(2);
+  }
+}
+if (!cert !== !key) {
+  process.stderr.write('node_ws_server.js: --cert and --key go together\n');
+  process.exit(2);
+}
+
+const options = {
+  perMessageDeflate: deflate ? { threshold: 0 } : false,
   maxPayload: 16 * 1024 * 1024,
   clientTracking: false,
-});
+};
+let server = null;
+if (cert) {
+  const fs = require('fs');
+  server = require('https').createServer({
+    cert: fs.readFileSync(cert),
+    key: fs.readFileSync(key),
+  });
+  options.server = server;
+} else {
+  options.host = '127.0.0.1';
+  options.port = port;
+}
+const wss = new WebSocket.WebSocketServer(options);
 
 wss.on('connection', (ws, req) => {
   ws.on('error', () => {});
@@ -72,7 +110,9 @@ wss.on('connection', (ws, req) => {
   });
 });
 
-wss.on('listening', () => {
+function ready() {
   process.stderr.write(`node ws ${wsVersion} (bufferutil ${bufferutil ? 'yes' : 'no'}): ` +
-                       `listening on 127.0.0.1:${wss.address().port}\n`);
-});
+                       `listening on 127.0.0.1:${(server || wss).address().port}\n`);
+}
+if (server) server.listen(port, '127.0.0.1', ready);
+else wss.on('listening', ready);

@@ -570,7 +570,8 @@ static void test_hub_limit_global_readyz(void **state)
     const char *paths[2] = {"/hub", "/ws/x"};
     for (int i = 0; i < 2; i++) {
         uint64_t until = rc_now_ms() + 3000;
-        while ((st = open_ex(f, &f->c[i], paths[i], NULL, NULL, &r)) == 503 && rc_now_ms() < until) {
+        while ((st = open_ex(f, &f->c[i], paths[i], NULL, NULL, &r)) == 503 &&
+               rc_now_ms() < until) {
             rc_close(&f->c[i]);
             usleep(50000);
         }
@@ -705,12 +706,19 @@ static void test_hub_metrics(void **state)
     struct rc_http r;
     assert_int_equal(open_ex(f, &f->c[2], "/hub", "Origin: https://bad.example\r\n", NULL, &r), 403);
     /* version 12 → 426 */
-    assert_int_equal(raw_request(f, &f->c[3], "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                 "Sec-WebSocket-Version: 12\r\n\r\n", &r), 426);
+    assert_int_equal(
+        raw_request(f, &f->c[3],
+                    "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 12\r\n\r\n",
+                    &r),
+        426);
     /* no Sec-WebSocket-Key → 400 */
-    assert_int_equal(raw_request(f, &f->c[4], "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", &r), 400);
+    assert_int_equal(raw_request(f, &f->c[4],
+                                 "GET /hub HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                                 &r),
+                     400);
     /* a raw room name over 250 bytes → 414 */
     char path[300] = "/ws/";
     memset(path + 4, 'r', 251);
@@ -805,8 +813,9 @@ static void test_hub_metrics(void **state)
 static int flood_slow_reader(struct fx *f, const char *policy, const char *metric)
 {
     static const char *const drop[] = {"--max-backpressure", "64k", "--slow-policy", "drop", NULL};
-    static const char *const close[] = {"--max-backpressure", "64k", "--slow-policy", "close", NULL};
-    spawn(f, strcmp(policy, "drop") ? close : drop);
+    static const char *const closing[] = {"--max-backpressure", "64k", "--slow-policy", "close",
+                                          NULL};
+    spawn(f, strcmp(policy, "drop") ? closing : drop);
     struct rc *slow = &f->c[0], *pub = &f->c[1];
     assert_int_equal(rc_connect(slow, f->sp.port, 4096, RC_TIMEOUT_MS), 0);
     assert_int_equal(rc_handshake(slow, f->sp.port, "/ws/slow", NULL, RC_TIMEOUT_MS), 101);

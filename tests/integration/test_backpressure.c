@@ -88,6 +88,7 @@ static void sample_watched(void)
     if (b > watched_max) watched_max = b;
 }
 
+/* on_open of "/watched": remembers the connection. */
 static void watched_open(struct weft_conn *c)
 {
     watched_conn = c;
@@ -102,6 +103,7 @@ static void watched_message(struct weft_conn *c, const void *data, size_t len, b
     sample_watched();
 }
 
+/* on_close of "/watched": forgets the connection and records the close. */
 static void watched_close(struct weft_conn *c, uint16_t code, const char *reason, size_t rlen,
                           bool clean)
 {
@@ -427,6 +429,7 @@ static void test_drop_direct(void **state)
     assert_true(o.drains >= 1);
 }
 
+/* Loop thread: copies the results of the last burst. */
 static void read_burst(struct ts *t, void *arg)
 {
     (void)t;
@@ -544,8 +547,8 @@ static void test_close_policy(void **state)
 /* ------------------------------------------------------------------ floods without reading */
 
 #define FLOOD_BYTES (32u * 1024 * KIB) /* far more than loopback's socket buffers hold */
-#define FLOOD_CHUNK (128u * KIB)
-#define STALL_MS 1000 /* no byte accepted for this long: the server stopped */
+#define FLOOD_CHUNK (1024u * KIB)      /* more than one server read: bursts within an iteration */
+#define STALL_MS 1000                  /* no byte accepted for this long: the server stopped */
 #define PING_LEN 125
 #define ECHO_MSG (16u * KIB)
 /* Largest frame the flooder can cause besides: a pong, or an echo of ECHO_MSG bytes. */
@@ -562,6 +565,7 @@ struct flood_result {
     struct weft_server_stats st;
 };
 
+/* Loop thread: samples the watched connection once more and returns the largest amount. */
 static void read_watched(struct ts *t, void *arg)
 {
     (void)t;
@@ -569,6 +573,7 @@ static void read_watched(struct ts *t, void *arg)
     *(size_t *)arg = watched_max;
 }
 
+/* Loop thread: returns the watched connection's id. */
 static void read_watched_id(struct ts *t, void *arg)
 {
     (void)t;
@@ -611,6 +616,7 @@ static size_t flood_frame(bool pings)
     return weft_frame_header_size(len, true) + len;
 }
 
+/* The payload of every flood ping (printable, PING_LEN bytes). */
 static const uint8_t *ping_payload(void)
 {
     static uint8_t p[PING_LEN];
@@ -681,7 +687,7 @@ static void drain_flooder(struct fx *f, bool pings, const struct flood_result *r
     size_t got = 0;
     long last_seq = -1;
     struct weft_server_stats st = r->st;
-    uint64_t deadline = rc_now_ms() + 20000;
+    uint64_t deadline = rc_now_ms() + 30000;
     while (got + st.dropped_backpressure < r->frames) {
         if (rc_now_ms() >= deadline)
             fail_msg("%zu answers + %llu dropped of %zu frames", got,
@@ -791,11 +797,13 @@ static void close_flood(struct fx *f, bool pings)
     assert_memory_equal(f->echo.last.data, "after", 5);
 }
 
+/* CLOSE, pings. */
 static void test_ping_flood_close(void **state)
 {
     close_flood(*state, true);
 }
 
+/* CLOSE, messages echoed. */
 static void test_echo_flood_close(void **state)
 {
     close_flood(*state, false);

@@ -831,7 +831,9 @@ long conn_deflate(struct weft_conn *c, const void *data, size_t len)
     const struct weft_pmd_config *cfg = &ep->cfg.deflate;
     struct weft_deflater **slot = c->our_nct ? &ep->shared_defl[c->our_bits & 15] : &c->defl;
     if (!*slot) {
-        *slot = weft_deflater_new(c->our_bits, cfg->mem_level, cfg->level ? cfg->level : -1);
+        /* weft_pmd_config: 0 = zlib's default, -1 = level 0; weft_deflater_new: -1 = default */
+        int level = cfg->level == 0 ? -1 : cfg->level < 0 ? 0 : cfg->level;
+        *slot = weft_deflater_new(c->our_bits, cfg->mem_level, level);
         if (!*slot)
             return -1;
     }

@@ -114,6 +114,23 @@ struct fx {
     char url[128];
 };
 
+/* Starts the test server with f->so on an ephemeral port and points f->url at its /echo. */
+static void serve_echo(struct fx *f)
+{
+    f->srv = srv_start(f->loop, 0, &f->so);
+    assert_non_null(f->srv);
+    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/echo", weft_server_port(f->srv));
+}
+
+/* Client options recording into k, reconnecting with a 10 ms base and cap. */
+static void fast_reconnect(struct weft_client_options *o, struct ck *k)
+{
+    ck_options(o, k);
+    o->reconnect = true;
+    o->backoff_base_ms = 10;
+    o->backoff_cap_ms = 10;
+}
+
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
@@ -289,14 +306,9 @@ static void test_retry_after(void **state)
     struct fx *f = *state;
     f->so.reject_status = 503;
     f->so.reject_headers = "Retry-After: 1\r\n";
-    f->srv = srv_start(f->loop, 0, &f->so);
-    assert_non_null(f->srv);
-    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/echo", weft_server_port(f->srv));
+    serve_echo(f);
     struct weft_client_options o;
-    ck_options(&o, &f->k);
-    o.reconnect = true;
-    o.backoff_base_ms = 10;
-    o.backoff_cap_ms = 10;
+    fast_reconnect(&o, &f->k);
     o.max_attempts = 1;
     o.no_retry_4xx = true; /* 503 is not a 4xx: still retried */
     f->k.cl = weft_connect(f->loop, f->url, &o, NULL);
@@ -314,14 +326,9 @@ static void test_close_hints(void **state)
 {
     struct fx *f = *state;
     f->so.close_on_open = WEFT_CLOSE_RESTART;
-    f->srv = srv_start(f->loop, 0, &f->so);
-    assert_non_null(f->srv);
-    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/echo", weft_server_port(f->srv));
+    serve_echo(f);
     struct weft_client_options o;
-    ck_options(&o, &f->k);
-    o.reconnect = true;
-    o.backoff_base_ms = 10;
-    o.backoff_cap_ms = 10;
+    fast_reconnect(&o, &f->k);
     o.try_again_ms = 150;
     f->k.cl = weft_connect(f->loop, f->url, &o, NULL);
     assert_true(CK_RUN(f->loop, f->k.reconnects >= 3, 5000));
@@ -332,10 +339,7 @@ static void test_close_hints(void **state)
 
     f->so.close_on_open = WEFT_CLOSE_INTERNAL;
     struct ck k2 = {.loop = f->loop};
-    ck_options(&o, &k2);
-    o.reconnect = true;
-    o.backoff_base_ms = 10;
-    o.backoff_cap_ms = 10;
+    fast_reconnect(&o, &k2);
     k2.cl = weft_connect(f->loop, f->url, &o, NULL);
     assert_true(CK_RUN(f->loop, k2.reconnects >= 3, 5000));
     assert_int_equal(k2.attempt[0], 1);
@@ -345,10 +349,7 @@ static void test_close_hints(void **state)
 
     f->so.close_on_open = WEFT_CLOSE_TRY_AGAIN;
     struct ck k3 = {.loop = f->loop};
-    ck_options(&o, &k3);
-    o.reconnect = true;
-    o.backoff_base_ms = 10;
-    o.backoff_cap_ms = 10;
+    fast_reconnect(&o, &k3);
     o.try_again_ms = 150;
     k3.cl = weft_connect(f->loop, f->url, &o, NULL);
     assert_true(CK_RUN(f->loop, k3.reconnects >= 2, 5000));
@@ -364,14 +365,9 @@ static void test_reset_after(void **state)
 {
     struct fx *f = *state;
     f->so.close_on_open = WEFT_CLOSE_INTERNAL;
-    f->srv = srv_start(f->loop, 0, &f->so);
-    assert_non_null(f->srv);
-    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/echo", weft_server_port(f->srv));
+    serve_echo(f);
     struct weft_client_options o;
-    ck_options(&o, &f->k);
-    o.reconnect = true;
-    o.backoff_base_ms = 10;
-    o.backoff_cap_ms = 10;
+    fast_reconnect(&o, &f->k);
     o.reset_after_ms = 300;
     f->k.cl = weft_connect(f->loop, f->url, &o, NULL);
     assert_non_null(f->k.cl);
@@ -398,9 +394,7 @@ static void test_reset_after(void **state)
 static void test_queue_while_disconnected(void **state)
 {
     struct fx *f = *state;
-    f->srv = srv_start(f->loop, 0, &f->so);
-    assert_non_null(f->srv);
-    snprintf(f->url, sizeof f->url, "ws://127.0.0.1:%u/echo", weft_server_port(f->srv));
+    serve_echo(f);
     struct weft_client_options o;
     ck_options(&o, &f->k);
     o.queue_max = 10;

@@ -86,15 +86,20 @@ static int spawn_member(struct weft_pool *p)
     return WEFT_OK;
 }
 
-/* Fails the oldest waiter with err (its callback runs now). */
-static void fail_oldest_waiter(struct weft_pool *p, int err)
+/* Removes waiter w and fails it with err (its callback runs now). */
+static void waiter_fail(struct weft_pool *p, struct pool_waiter *w, int err)
 {
-    struct pool_waiter *w = p->whead;
     waiter_unlink(p, w);
     weft_pool_cb cb = w->cb;
     void *arg = w->arg;
     free(w);
     cb(p, NULL, err, arg);
+}
+
+/* Fails the oldest waiter with err (its callback runs now). */
+static void fail_oldest_waiter(struct weft_pool *p, int err)
+{
+    waiter_fail(p, p->whead, err);
 }
 
 /* Members that are still connecting (not open, not gone). */
@@ -149,12 +154,7 @@ static void on_dispatch_timer(struct weft_timer *t)
 static void on_waiter_timeout(struct weft_timer *t)
 {
     struct pool_waiter *w = (struct pool_waiter *)((char *)t - offsetof(struct pool_waiter, timer));
-    struct weft_pool *p = w->p;
-    waiter_unlink(p, w);
-    weft_pool_cb cb = w->cb;
-    void *arg = w->arg;
-    free(w);
-    cb(p, NULL, WEFT_ERR_TIMEOUT, arg);
+    waiter_fail(w->p, w, WEFT_ERR_TIMEOUT);
 }
 
 /* A member's connection opened. */

@@ -65,6 +65,8 @@ static const struct opt opts[] = {
     {"deflate-window-bits", T_U32, OFF(deflate_window_bits), "N",
      "LZ77 window of both directions, 9..15 (9 + --deflate-mem-level 1 = memory-lean)"},
     {"deflate-mem-level", T_U32, OFF(deflate_mem_level), "N", "zlib memLevel of our compressor, 1..9"},
+    {"deflate-level", T_U32, OFF(deflate_level), "N",
+     "zlib compression level of what we send, 0..9 (1: fastest, 6: zlib's default, 9: smallest)"},
     {"deflate-threshold", T_U32, OFF(deflate_threshold), "BYTES",
      "messages shorter than this are sent uncompressed"},
     {"max-message", T_BYTES, OFF(max_message), "BYTES", "largest message, closed with 1009 beyond"},
@@ -129,6 +131,7 @@ void hub_config_defaults(struct hub_config *cfg)
     cfg->slow_policy = WEFT_SLOW_DROP;
     cfg->deflate_window_bits = 15;
     cfg->deflate_mem_level = 8;
+    cfg->deflate_level = 1;
     cfg->deflate_threshold = 64;
     cfg->handshake_timeout_ms = 10000;
     cfg->shutdown_ms = 5000;
@@ -486,6 +489,8 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         return fail(err, cap, "--deflate-window-bits: expected 9..15");
     if (cfg->deflate_mem_level < 1 || cfg->deflate_mem_level > 9)
         return fail(err, cap, "--deflate-mem-level: expected 1..9");
+    if (cfg->deflate_level > 9)
+        return fail(err, cap, "--deflate-level: expected 0..9");
     if (cfg->history_size > 100000)
         return fail(err, cap, "--history-size: at most 100000");
     if (cfg->workers == 0 || cfg->workers > 256)

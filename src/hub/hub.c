@@ -912,6 +912,8 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
                     .max_window_bits = (uint8_t)cfg->deflate_window_bits,
                     .peer_max_window_bits = (uint8_t)cfg->deflate_window_bits,
                     .mem_level = (int)cfg->deflate_mem_level,
+                    /* weft_pmd_config: 0 means zlib's default, -1 level 0 */
+                    .level = cfg->deflate_level ? (int)cfg->deflate_level : -1,
                     .threshold = cfg->deflate_threshold},
         .log = on_library_log,
         .log_user = h,

@@ -45,6 +45,7 @@ struct hub_config {
     bool deflate_context_takeover;
     uint32_t deflate_window_bits; /* 9..15, both directions */
     uint32_t deflate_mem_level;   /* zlib memLevel 1..9 */
+    uint32_t deflate_level;       /* zlib compression level 0..9 of what we send */
     uint32_t deflate_threshold;   /* messages shorter than this go uncompressed */
     /* logs */
     int log_level; /* enum weft_log_level */

@@ -172,6 +172,65 @@ static void test_serve_limits(void **state)
     assert_true(el <= 500 + 2000);
 }
 
+static int setup_level0(void **state)
+{
+    static const char *const extra[] = {"--deflate-level", "0", "--shutdown-timeout", "2", NULL};
+    return spawn(state, extra);
+}
+
+/* Negotiates permessage-deflate on /echo, sends 2000 'a' uncompressed and returns the payload
+ * length of the echo's first frame as read off the wire; *rsv1 says whether it was sent
+ * compressed. */
+static size_t wire_echo_len(struct fx *f, bool *rsv1)
+{
+    struct rc *c = &f->c[0];
+    struct rc_http resp;
+    assert_int_equal(rc_connect(c, f->sp.port, 0, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_write_str(c,
+                                  "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                  "Sec-WebSocket-Version: 13\r\n"
+                                  "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+                                  RC_TIMEOUT_MS),
+                     0);
+    assert_int_equal(rc_read_http(c, &resp, RC_TIMEOUT_MS), 101);
+    char ext[256];
+    assert_true(rc_http_header(&resp, "Sec-WebSocket-Extensions", ext, sizeof ext));
+    assert_non_null(strstr(ext, "permessage-deflate"));
+    char msg[2000];
+    memset(msg, 'a', sizeof msg);
+    assert_int_equal(rc_send(c, WEFT_OP_TEXT, msg, sizeof msg), 0);
+    uint64_t t0 = rc_now_ms();
+    while (c->in_len - c->in_off < 4 && rc_now_ms() - t0 < RC_TIMEOUT_MS)
+        if (rc_read_once(c) == -1)
+            usleep(1000);
+    assert_true(c->in_len - c->in_off >= 4);
+    const uint8_t *h = c->in + c->in_off;
+    assert_int_equal(h[0] & 0xBF, 0x81); /* FIN, text */
+    *rsv1 = (h[0] & 0x40) != 0;
+    size_t len = h[1] & 0x7f;
+    return len == 126 ? (size_t)h[2] << 8 | h[3] : len;
+}
+
+/* --deflate-level: the default (1) compresses 2000 'a' to a few bytes; level 0 makes stored
+ * blocks, no smaller than the message, so the server sends the echo uncompressed. */
+static void test_serve_deflate_level(void **state)
+{
+    struct fx *f = *state;
+    bool rsv1 = false;
+    assert_true(wire_echo_len(f, &rsv1) < 64);
+    assert_true(rsv1);
+}
+
+static void test_serve_deflate_level0(void **state)
+{
+    struct fx *f = *state;
+    bool rsv1 = true;
+    assert_int_equal(wire_echo_len(f, &rsv1), 2000);
+    assert_false(rsv1);
+}
+
 static void test_serve_echo(void **state)
 {
     struct fx *f = *state;
@@ -415,6 +474,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_serve_echo, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_deflate_level, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_serve_deflate_level0, setup_level0, teardown),
         cmocka_unit_test_setup_teardown(test_serve_rooms, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_healthz, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_serve_nofile_logged, setup_low_nofile, teardown),

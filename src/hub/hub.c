@@ -523,21 +523,31 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
             return;
         }
     }
+    /* The hconn, a client id too long to be inline, the token's state: all or nothing. */
+    size_t idlen = strlen(id);
+    bool long_id = idlen > HCONN_ID_INLINE;
     struct hconn *hc = calloc(1, sizeof *hc);
-    if (!hc) {
+    char *ext_id = hc && long_id ? malloc(idlen + 1) : NULL;
+    if (hc)
+        hc->h = h;
+    if (!hc || (long_id && !ext_id) ||
+        ((cl.jti || cl.exp || cl.rooms) && !hconn_auth_new(hc))) {
+        free(ext_id);
+        free(hc);
         auth_claims_free(&cl);
         reject(h, req, id, 503, "out of memory", self);
         return;
     }
-    hc->h = h;
-    hc->kind = kind;
+    hc->id = long_id ? ext_id : hc->id_inline;
+    memcpy(hc->id, id, idlen + 1);
+    hc->kind = (uint8_t)kind;
     hc->self_check = self;
-    memcpy(hc->id, id, sizeof id);
-    snprintf(hc->ip, sizeof hc->ip, "%s", ip);
     hc->user = cl.sub;
-    hc->jti = cl.jti;
-    hc->exp = cl.exp;
-    hc->rooms_claim = cl.rooms;
+    if (hc->auth) {
+        hc->auth->jti = cl.jti;
+        hc->auth->exp = cl.exp;
+        hc->auth->rooms_claim = cl.rooms;
+    }
     if (!h->cfg.auth_secret && kind == HC_HUB)
         hc->user = web_query_name(req); /* a chosen display name (web.c), without auth only */
     double burst = h->cfg.burst > 0 ? h->cfg.burst : 2 * h->cfg.rate;
@@ -547,7 +557,7 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
         if (hc->topic) {
             memcpy(hc->topic, "room:", 5);
             memcpy(hc->topic + 5, room, room_len);
-            hc->topic_len = room_len + 5;
+            hc->topic_len = (uint32_t)room_len + 5;
         }
     }
     const char *protocol = NULL;
@@ -586,22 +596,44 @@ static void echo_upgrade(struct weft_request *req, void *route_user)
 /* (Re)starts hc's expiry timer for its token's exp (at most an hour ahead: it re-arms). */
 void hub_arm_expiry(struct hconn *hc)
 {
-    int64_t left = hc->exp - hub_wall_s();
+    int64_t left = hc->auth->exp - hub_wall_s();
     if (left > 3600)
         left = 3600;
-    weft_timer_start(hc->h->loop, &hc->exp_timer, left > 0 ? (uint64_t)left * 1000 : 0);
+    weft_timer_start(hc->h->loop, &hc->auth->exp_timer, left > 0 ? (uint64_t)left * 1000 : 0);
 }
 
 /* The token of hc expired: close 1008. */
 static void on_token_expired(struct weft_timer *t)
 {
-    struct hconn *hc = (struct hconn *)((char *)t - offsetof(struct hconn, exp_timer));
-    if (hub_wall_s() < hc->exp) { /* refreshed meanwhile, capped, or the timer ran early */
+    struct hconn_auth *a =
+        (struct hconn_auth *)((char *)t - offsetof(struct hconn_auth, exp_timer));
+    struct hconn *hc = a->hc;
+    if (hub_wall_s() < a->exp) { /* refreshed meanwhile, capped, or the timer ran early */
         hub_arm_expiry(hc);
         return;
     }
     hc->h->m.auth_expired++;
     hub_conn_close(hc, WEFT_CLOSE_POLICY, "token expired");
+}
+
+/* Gives hc an empty struct hconn_auth; see internal.h. */
+struct hconn_auth *hconn_auth_new(struct hconn *hc)
+{
+    if (hc->auth)
+        return hc->auth;
+    struct hconn_auth *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->hc = hc;
+    a->exp_timer.cb = on_token_expired;
+    hc->auth = a;
+    return a;
+}
+
+/* The client IP of c (the address part of weft_conn_remote, as upgrade_common saw it). */
+static void conn_ip(const struct weft_conn *c, char *out, size_t cap)
+{
+    ip_of(weft_conn_remote(c), out, cap);
 }
 
 /* The connection is open: count it, start the expiry timer, log. */
@@ -624,10 +656,11 @@ static void conn_open(struct weft_conn *c)
         h->nconns++;
         h->m.conns_total++;
         h->m.hs_ok++;
-        ip_inc(h, hc->ip);
+        char ip[64];
+        conn_ip(c, ip, sizeof ip);
+        ip_inc(h, ip);
     }
-    hc->exp_timer.cb = on_token_expired;
-    if (hc->exp)
+    if (hc->auth && hc->auth->exp)
         hub_arm_expiry(hc);
     static const char *const kinds[] = {"/hub", "/ws", "/echo"};
     json_t *f = json_pack("{s:s,s:s,s:s}", "event", "open", "remote", weft_conn_remote(c),
@@ -680,7 +713,7 @@ static void conn_message(struct weft_conn *c, const void *data, size_t len, bool
         hub_conn_close(hc, WEFT_CLOSE_POLICY, "message rate exceeded");
         return;
     }
-    switch (hc->kind) {
+    switch ((enum hconn_kind)hc->kind) {
     case HC_HUB:
         proto_message(hc, data, len, binary, t0);
         break;
@@ -709,7 +742,8 @@ static void conn_close(struct weft_conn *c, uint16_t code, const char *reason, s
     if (!hc)
         return;
     weft_conn_set_user(c, NULL);
-    weft_timer_stop(&hc->exp_timer);
+    if (hc->auth)
+        weft_timer_stop(&hc->auth->exp_timer);
     if (hc->kind == HC_HUB)
         proto_conn_gone(hc);
     if (hc->broker_ref && h->broker)
@@ -724,7 +758,9 @@ static void conn_close(struct weft_conn *c, uint16_t code, const char *reason, s
             hc->next->prev = hc->prev;
         if (!hc->self_check) {
             h->nconns--;
-            ip_dec(h, hc->ip);
+            char ip[64];
+            conn_ip(c, ip, sizeof ip);
+            ip_dec(h, ip);
             metrics_close(&h->m, code);
         }
     }
@@ -753,8 +789,13 @@ void hub_conn_release(struct hconn *hc)
         return;
     }
     free(hc->user);
-    free(hc->jti);
-    json_decref(hc->rooms_claim);
+    if (hc->auth) {
+        free(hc->auth->jti);
+        json_decref(hc->auth->rooms_claim);
+        free(hc->auth);
+    }
+    if (hc->id != hc->id_inline)
+        free(hc->id);
     free(hc->topic);
     free(hc);
 }
@@ -832,10 +873,11 @@ static void on_tick(struct weft_timer *t)
              "revocation list reloaded: %zu ids", n);
     if (h->auth) { /* also covers a reload done by a handshake since the last tick */
         for (struct hconn *hc = h->conns; hc; hc = hc->next)
-            if (hc->jti && auth_revoked(h->auth, hc->jti) && !hc->self_check) {
+            if (hc->auth && hc->auth->jti && auth_revoked(h->auth, hc->auth->jti) &&
+                !hc->self_check) {
                 h->m.revoked_closes++;
-                free(hc->jti);
-                hc->jti = NULL;
+                free(hc->auth->jti);
+                hc->auth->jti = NULL;
                 hub_conn_close(hc, WEFT_CLOSE_POLICY, "token revoked");
             }
     }

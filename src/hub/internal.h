@@ -167,31 +167,49 @@ void rooms_sweep(struct rooms *rs, uint64_t now_ms);
 
 enum hconn_kind { HC_HUB = 0, HC_ROOM, HC_ECHO };
 
-/* A connection of the hub (the weft_conn user data). */
+/* Generated correlation ids are 16 hex digits: they (and client ids as short) live inline. */
+#define HCONN_ID_INLINE 16
+
+/* What a connection's token said beyond its subject, allocated only when the token had a
+ * jti, an exp or a rooms claim (auth_of / hconn_auth_new). */
+struct hconn_auth {
+    struct hconn *hc;          /* back to the connection (for exp_timer's callback) */
+    char *jti;                 /* NULL if absent (or revoked and closing) */
+    int64_t exp;               /* 0 if absent */
+    json_t *rooms_claim;       /* NULL: every room */
+    struct weft_timer exp_timer;
+};
+
+/* A connection of the hub (the weft_conn user data). Kept small: one per idle connection. The
+ * client IP is not stored: it is formatted again from weft_conn_remote when needed. */
 struct hconn {
     struct hub *h;
     struct weft_conn *c;
     struct hconn *prev, *next; /* all connections */
-    enum hconn_kind kind;
-    bool self_check;           /* the /readyz probe: not counted, not logged at info */
-    bool open;                 /* on_open ran */
-    char id[65];               /* correlation id = X-Request-Id */
-    char ip[64];
-    char *user;                /* JWT sub, NULL without auth */
-    char *jti;
-    int64_t exp;
-    json_t *rooms_claim;
-    struct weft_timer exp_timer;
+    char *id;                  /* correlation id = X-Request-Id: id_inline, or malloc'd when
+                                  longer than HCONN_ID_INLINE */
+    char *user;                /* JWT sub (NULL without auth), or /hub's ?name= without auth */
+    struct hconn_auth *auth;   /* NULL without a jti, exp or rooms claim */
     double tokens;             /* rate-limit bucket */
     uint64_t bucket_ms;
     char *topic;               /* HC_ROOM: "room:<name>" */
-    size_t topic_len;
     struct room **rooms;       /* HC_HUB: rooms joined */
+    uint32_t topic_len;
     uint32_t nrooms;
     uint32_t refs;             /* requests in flight to other workers (workers.c) */
-    bool gone;                 /* closed while refs > 0: freed by the last reply */
-    bool broker_ref;           /* HC_ROOM: counted in the broker's subscription of topic */
+    uint8_t kind;              /* enum hconn_kind */
+    bool self_check : 1;       /* the /readyz probe: not counted, not logged at info */
+    bool open : 1;             /* on_open ran */
+    bool gone : 1;             /* closed while refs > 0: freed by the last reply */
+    bool broker_ref : 1;       /* HC_ROOM: counted in the broker's subscription of topic */
+    char id_inline[HCONN_ID_INLINE + 1];
 };
+
+/* The rooms claim of hc's token (NULL: every room allowed). */
+static inline const json_t *hconn_rooms_claim(const struct hconn *hc)
+{
+    return hc->auth ? hc->auth->rooms_claim : NULL;
+}
 
 /* The pending publish-to-deliver samples of this loop iteration. */
 struct lat_pending {
@@ -235,8 +253,10 @@ int64_t hub_wall_s(void);
 int64_t hub_wall_ms(void);
 /* The publish-to-deliver clock started at t0_ns for a publish that queued deliveries. */
 void hub_latency_start(struct hub *h, uint64_t t0_ns);
-/* (Re)starts the token expiry timer of hc (hc->exp must be set). */
+/* (Re)starts the token expiry timer of hc (hc->auth->exp must be set). */
 void hub_arm_expiry(struct hconn *hc);
+/* Gives hc an (empty) struct hconn_auth if it has none. Returns it, or NULL (out of memory). */
+struct hconn_auth *hconn_auth_new(struct hconn *hc);
 /* Closes a connection with a policy code and logs why. */
 void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason);
 /* Sends a text message on hc; counts a refused send. */

@@ -149,7 +149,7 @@ static size_t topic_of(const char *room, char *topic)
 /* Checks the token's room restriction. Returns true, or false after an error reply. */
 static bool allowed(struct req *x, const char *room)
 {
-    if (auth_room_allowed(x->hc->rooms_claim, room))
+    if (auth_room_allowed(hconn_rooms_claim(x->hc), room))
         return true;
     proto_error(x->hc, x->id, "forbidden", "the token does not allow room \"%s\"", room);
     return false;
@@ -464,21 +464,30 @@ static void h_auth(struct req *x)
         proto_error(hc, x->id, "bad_token", "the new token is for another subject");
         return;
     }
-    free(hc->jti);
-    hc->jti = cl.jti;
-    cl.jti = NULL;
-    json_decref(hc->rooms_claim);
-    hc->rooms_claim = cl.rooms;
-    cl.rooms = NULL;
-    hc->exp = cl.exp;
+    struct hconn_auth *a = hc->auth;
+    if (!a && (cl.jti || cl.exp || cl.rooms) && !(a = hconn_auth_new(hc))) {
+        auth_claims_free(&cl);
+        proto_error(hc, x->id, "internal", "out of memory");
+        return;
+    }
+    int64_t exp = cl.exp;
+    if (a) {
+        free(a->jti);
+        a->jti = cl.jti;
+        cl.jti = NULL;
+        json_decref(a->rooms_claim);
+        a->rooms_claim = cl.rooms;
+        cl.rooms = NULL;
+        a->exp = cl.exp;
+        weft_timer_stop(&a->exp_timer);
+        if (a->exp)
+            hub_arm_expiry(hc);
+    }
     auth_claims_free(&cl);
-    weft_timer_stop(&hc->exp_timer);
-    if (hc->exp)
-        hub_arm_expiry(hc);
     hlog(&x->h->log, WEFT_LOG_INFO, hc->id, json_pack("{s:s,s:I}", "event", "auth_refresh", "exp",
-                                                      (json_int_t)hc->exp),
+                                                      (json_int_t)exp),
          "token refreshed");
-    reply(x, json_pack("{s:s,s:I}", "type", "authed", "exp", (json_int_t)hc->exp));
+    reply(x, json_pack("{s:s,s:I}", "type", "authed", "exp", (json_int_t)exp));
 }
 
 /* {"type":"subscribe_stats"} → {"type":"stats_subscribed"}, then a stats snapshot every

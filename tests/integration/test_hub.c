@@ -509,6 +509,20 @@ static void test_hub_jwt(void **state)
     json_decref(hj_expect_type(&f->c[2], "pong"));
     free(fresh);
     free(other);
+    /* a token with a sub only (the hub keeps no auth state for it) refreshed in-band with a
+     * 2 s token: the new expiry closes the connection (1008) */
+    char *subonly = mint(SECRET, "frank", 0, NULL, NULL);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", subonly);
+    free(subonly);
+    assert_int_equal(open_ex(f, &f->c[4], "/hub", hdr, NULL, &r), 101);
+    char *short3 = mint(SECRET, "frank", 2, "j4", NULL);
+    snprintf(req, sizeof req, "{\"type\":\"auth\",\"token\":\"%s\"}", short3);
+    free(short3);
+    hj_send(&f->c[4], req);
+    j = hj_expect_type(&f->c[4], "authed");
+    assert_true(hj_int(j, "exp") <= (long long)time(NULL) + 2);
+    json_decref(j);
+    assert_int_equal(rc_expect_close(&f->c[4], 5000), 1008);
 
     /* revocation: j1 is listed → the open connection is closed (1008), new ones get 401 */
     FILE *rf = fopen(f->tmp, "w");
@@ -941,6 +955,110 @@ static void test_hub_logs(void **state)
     finish(f);
 }
 
+/* True once the server's log has a JSON line with "conn": id and "event": event (polls up
+ * to 3 s). */
+static bool log_has(struct fx *f, const char *id, const char *event)
+{
+    uint64_t deadline = rc_now_ms() + 3000;
+    do {
+        FILE *fp = fopen(f->sp.log, "r");
+        assert_non_null(fp);
+        char line[4096];
+        bool found = false;
+        while (!found && fgets(line, sizeof line, fp)) {
+            json_t *j = json_loads(line, 0, NULL);
+            found = j && !strcmp(hj_str(j, "conn"), id) && !strcmp(hj_str(j, "event"), event);
+            json_decref(j);
+        }
+        fclose(fp);
+        if (found) return true;
+        usleep(50000);
+    } while (rc_now_ms() < deadline);
+    return false;
+}
+
+/* Client X-Request-Ids longer than a generated one (16 hex digits) up to the limit of 64:
+ * echoed in the 101, used as the name in deliveries and presence and in the open/close log
+ * lines, on /hub and /ws; 65 characters get a generated id. A connection closed with a
+ * request in flight (to the room's owner with two workers) is freed by the reply. */
+static void test_hub_long_ids(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--log-format", "json", NULL};
+    spawn(f, args);
+    struct rc_http r;
+    char hdr[160], got[128];
+    const char *id64 = "a234567890.b234567890_c234567890:d234567890-e234567890ABCDEFGHIJ";
+    const char *id17 = "seventeen-chars.x";
+    assert_int_equal(strlen(id64), 64);
+    assert_int_equal(strlen(id17), 17);
+    snprintf(hdr, sizeof hdr, "X-Request-Id: %s\r\n", id64);
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", hdr, NULL, &r), 101);
+    assert_true(rc_http_header(&r, "X-Request-Id", got, sizeof got));
+    assert_string_equal(got, id64);
+    snprintf(hdr, sizeof hdr, "X-Request-Id: %s\r\n", id17);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", hdr, NULL, &r), 101);
+    assert_true(rc_http_header(&r, "X-Request-Id", got, sizeof got));
+    assert_string_equal(got, id17);
+    snprintf(hdr, sizeof hdr, "X-Request-Id: %sK\r\n", id64); /* 65: replaced */
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", hdr, NULL, &r), 101);
+    char made[128];
+    assert_true(rc_http_header(&r, "X-Request-Id", made, sizeof made));
+    assert_int_equal(strlen(made), 16);
+    snprintf(hdr, sizeof hdr, "X-Request-Id: %s.ws\r\n", id17);
+    assert_int_equal(open_ex(f, &f->c[3], "/ws/x", hdr, NULL, &r), 101);
+    assert_true(rc_http_header(&r, "X-Request-Id", got, sizeof got));
+    assert_string_equal(got, "seventeen-chars.x.ws");
+
+    for (int i = 0; i < 3; i++) {
+        hj_send(&f->c[i], "{\"type\":\"join\",\"room\":\"lid\"}");
+        json_decref(hj_expect_type(&f->c[i], "joined"));
+    }
+    hj_send(&f->c[0], "{\"type\":\"publish\",\"room\":\"lid\",\"data\":1}");
+    json_decref(hj_expect_type(&f->c[0], "published"));
+    json_t *j = hj_expect_type(&f->c[1], "message");
+    assert_string_equal(hj_str(j, "from"), id64);
+    json_decref(j);
+    json_decref(hj_expect_type(&f->c[2], "message"));
+    hj_send(&f->c[1], "{\"type\":\"publish\",\"room\":\"lid\",\"data\":2}");
+    json_decref(hj_expect_type(&f->c[1], "published"));
+    j = hj_expect_type(&f->c[0], "message");
+    assert_string_equal(hj_str(j, "from"), id17);
+    json_decref(j);
+    json_decref(hj_expect_type(&f->c[2], "message"));
+    hj_send(&f->c[2], "{\"type\":\"presence\",\"room\":\"lid\"}");
+    j = hj_expect_type(&f->c[2], "presence");
+    json_t *m = json_object_get(j, "members");
+    assert_int_equal(json_array_size(m), 3);
+    bool s64 = false, s17 = false, smade = false;
+    for (size_t i = 0; i < 3; i++) {
+        const char *s = json_string_value(json_array_get(m, i));
+        s64 |= !strcmp(s, id64);
+        s17 |= !strcmp(s, id17);
+        smade |= !strcmp(s, made);
+    }
+    assert_true(s64 && s17 && smade);
+    json_decref(j);
+
+    /* closed with requests in flight: no leak, no use after free (sanitizers, finish) */
+    hj_send(&f->c[0], "{\"type\":\"presence\",\"room\":\"lid\"}");
+    hj_send(&f->c[0], "{\"type\":\"publish\",\"room\":\"lid\",\"data\":3}");
+    rc_close(&f->c[0]);
+    rc_send_close(&f->c[1], 1000, NULL);
+    int e;
+    while ((e = rc_recv(&f->c[1], RC_TIMEOUT_MS)) == RC_MESSAGE) /* the delivery of data 3 */
+        ;
+    assert_int_equal(e, RC_CLOSE);
+    rc_close(&f->c[3]);
+    assert_true(log_has(f, id64, "open"));
+    assert_true(log_has(f, id64, "close"));
+    assert_true(log_has(f, id17, "open"));
+    assert_true(log_has(f, id17, "close"));
+    assert_true(log_has(f, "seventeen-chars.x.ws", "open"));
+    assert_true(log_has(f, "seventeen-chars.x.ws", "close"));
+    finish(f);
+}
+
 /* Runs `sh -c cmd` and returns its stdout (static buffer). */
 static const char *run_capture(const char *cmd)
 {
@@ -1022,6 +1140,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hub_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_slow_consumer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_logs, setup, teardown),
+        WORKERS_TEST(test_hub_long_ids, 1),
+        WORKERS_TEST(test_hub_long_ids, 2),
         cmocka_unit_test_setup_teardown(test_hub_config, setup, teardown),
     };
     sp_guard("test_hub", "weft serve", 170);

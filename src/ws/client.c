@@ -412,8 +412,7 @@ static void take_retry_after(struct weft_client *cl, const struct weft_http_resp
 /* Fails the handshake: the socket is closed; client_conn_gone continues. */
 static void handshake_fail(struct weft_conn *c)
 {
-    free(c->head);
-    c->head = NULL;
+    conn_head_free(c);
     sock_close(&c->sock);
     c->state = CONN_DEAD;
 }
@@ -423,8 +422,10 @@ static void handshake_done(struct weft_client *cl, struct weft_conn *c,
                            const struct weft_handshake_result *res)
 {
     if (res->protocol) {
-        c->protocol = strndup(res->protocol, res->protocol_len);
-        if (!c->protocol) {
+        struct conn_extra *x = conn_extra_get(c);
+        if (x)
+            x->protocol = strndup(res->protocol, res->protocol_len);
+        if (!x || !x->protocol) {
             report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
             handshake_fail(c);
             return;
@@ -433,8 +434,7 @@ static void handshake_done(struct weft_client *cl, struct weft_conn *c,
     if (cl->pmd_agreed)
         conn_enable_deflate(c, &cl->pmd);
     conn_start_frames(c);
-    c->h = &cl->h;
-    c->route_user = cl->opt.user;
+    c->h = &cl->h; /* weft_conn_route_user: cl->opt.user (client_route_user) */
     c->state = CONN_OPEN;
     cl->state = CL_OPEN;
     cl->had_open = true;
@@ -571,7 +571,7 @@ static void connected(struct weft_client *cl, int fd, const struct dns_addr *add
     }
     conn_link(&cl->ep, c);
     c->state = CONN_HTTP;
-    memcpy(&c->peer, &addr->u, addr->len);
+    conn_set_peer(c, &addr->u.sa, addr->len);
     cl->conn = c;
     cl->state = CL_HANDSHAKE;
     sock_write(&c->sock, req, (size_t)n);
@@ -996,13 +996,17 @@ void *weft_client_user(const struct weft_client *cl)
     return cl->opt.user;
 }
 
-/* Replaces the user pointer, also as the route user of the open connection. */
+/* Replaces the user pointer, also as the route user of the open connection (its
+ * weft_conn_route_user reads it from the client: client_route_user). */
 void weft_client_set_user(struct weft_client *cl, void *user)
 {
     cl->opt.user = user;
-    struct weft_conn *c = weft_client_conn(cl);
-    if (c)
-        c->route_user = user;
+}
+
+/* The route user of a client connection; see ws.h. */
+void *client_route_user(const struct weft_conn *c)
+{
+    return ((const struct weft_client *)c->ep)->opt.user;
 }
 
 /* The client owning a connection; see weft.h. */

@@ -2,10 +2,16 @@
  * conn.c — a WebSocket connection: the frame stream in (through proto's message assembler),
  * message delivery, sending with backpressure, ping/pong, the close handshake and timeouts.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ws/ws.h"
+
+/* An idle plain connection costs little heap (DESIGN.md, performance habits): what only rare
+ * states need lives in struct conn_extra. 224 bytes on 64-bit systems; keep it there. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct weft_conn) <= 224,
+               "struct weft_conn grew: move rarely used fields to struct conn_extra");
 
 static inline struct weft_conn *to_conn(struct weft_sock *s)
 {
@@ -17,11 +23,67 @@ static inline struct weft_conn *to_conn(struct weft_sock *s)
 /* Frees a connection's saved receive state (partial frame, message being assembled). */
 static void conn_drop_rx(struct weft_conn *c)
 {
-    if (!c->rx)
+    if (!c->x || !c->x->rx)
         return;
-    free(c->rx->msg);
-    free(c->rx);
-    c->rx = NULL;
+    free(c->x->rx->msg);
+    free(c->x->rx);
+    c->x->rx = NULL;
+    conn_extra_trim(c);
+}
+
+/* The side struct; see ws.h. */
+struct conn_extra *conn_extra_get(struct weft_conn *c)
+{
+    if (!c->x)
+        c->x = calloc(1, sizeof *c->x);
+    return c->x;
+}
+
+/* Frees the side struct when unused; see ws.h. */
+void conn_extra_trim(struct weft_conn *c)
+{
+    struct conn_extra *x = c->x;
+    if (x && !x->rx && !x->head && !x->pong_owed && !x->protocol && !x->defl && !x->infl &&
+        !c->eof_deferred) {
+        free(x);
+        c->x = NULL;
+    }
+}
+
+/* Frees the stored head; see ws.h. */
+void conn_head_free(struct weft_conn *c)
+{
+    if (!c->x || !c->x->head)
+        return;
+    free(c->x->head);
+    c->x->head = NULL;
+    conn_extra_trim(c);
+}
+
+/* Records the peer's address compactly; see ws.h. */
+void conn_set_peer(struct weft_conn *c, const struct sockaddr *sa, socklen_t addrlen)
+{
+    memset(c->peer_addr, 0, sizeof c->peer_addr);
+    c->peer_port = 0;
+    if (sa->sa_family == AF_INET && addrlen >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        c->peer_family = AF_INET;
+        c->peer_port = in->sin_port;
+        memcpy(c->peer_addr, &in->sin_addr, sizeof in->sin_addr);
+    } else if (sa->sa_family == AF_INET6 && addrlen >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        c->peer_family = AF_INET6;
+        c->peer_port = in6->sin6_port;
+        memcpy(c->peer_addr, &in6->sin6_addr, sizeof in6->sin6_addr);
+    } else {
+        c->peer_family = AF_UNIX;
+    }
+}
+
+/* The 64-bit loop time of a 32-bit stamp t taken at most 49 days before now. */
+static uint64_t conn_time64(uint64_t now, uint32_t t)
+{
+    return now - (uint32_t)((uint32_t)now - t);
 }
 
 /* The wire limit for a limit n (0 = none) on a permessage-deflate connection: an
@@ -66,37 +128,46 @@ void conn_head_begin(struct weft_conn *c, uint8_t *data, size_t len, size_t max,
 {
     in->taken = len;
     in->ready = true;
-    if (!c->head) {
+    struct conn_extra *x = c->x;
+    if (!x || !x->head) {
         in->buf = (const char *)data;
         in->len = len;
         return;
     }
-    size_t searched = c->head_len;
-    in->taken = max - c->head_len < len ? max - c->head_len : len;
-    memcpy(c->head + c->head_len, data, in->taken);
-    c->head_len += (uint32_t)in->taken;
-    in->buf = c->head;
-    in->len = c->head_len;
-    in->ready = in->len >= max || weft_http_head_end(c->head, in->len, searched) != 0;
+    size_t searched = x->head_len;
+    in->taken = max - x->head_len < len ? max - x->head_len : len;
+    memcpy(x->head + x->head_len, data, in->taken);
+    x->head_len += (uint32_t)in->taken;
+    in->buf = x->head;
+    in->len = x->head_len;
+    in->ready = in->len >= max || weft_http_head_end(x->head, in->len, searched) != 0;
 }
 
 /* Keeps an incomplete head that was parsed in place; see ws.h. */
 bool conn_head_keep(struct weft_conn *c, const uint8_t *data, size_t len, size_t max)
 {
-    if (c->head)
+    if (c->x && c->x->head)
         return true; /* already stored by conn_head_begin */
-    c->head = malloc(max);
-    if (!c->head)
+    struct conn_extra *x = conn_extra_get(c);
+    if (!x)
         return false;
-    memcpy(c->head, data, len);
-    c->head_len = (uint32_t)len;
+    x->head = malloc(max);
+    if (!x->head) {
+        conn_extra_trim(c);
+        return false;
+    }
+    memcpy(x->head, data, len);
+    x->head_len = (uint32_t)len;
     return true;
 }
 
 char *conn_head_detach(struct weft_conn *c)
 {
-    char *stored = c->head;
-    c->head = NULL;
+    if (!c->x)
+        return NULL;
+    char *stored = c->x->head;
+    c->x->head = NULL;
+    conn_extra_trim(c);
     return stored;
 }
 
@@ -123,6 +194,7 @@ void conn_arm_timer(struct weft_conn *c)
     const struct weft_server_config *cfg = &c->ep->cfg;
     struct weft_loop *loop = c->ep->loop;
     uint64_t now = weft_loop_now(loop), due = 0;
+    uint64_t last_rx = conn_time64(now, c->last_rx);
     c->timer.cb = on_timer;
     if (c->eof_deferred) { /* see conn_on_eof: report it first, as soon as possible */
         weft_timer_start(loop, &c->timer, 0);
@@ -130,15 +202,15 @@ void conn_arm_timer(struct weft_conn *c)
     }
     switch (c->state) {
     case CONN_HTTP:
-        due = c->last_rx + cfg->handshake_timeout_ms;
+        due = last_rx + cfg->handshake_timeout_ms;
         /* the handshake deadline counts from accept, not from the last byte */
         break;
     case CONN_OPEN:
         if (cfg->idle_timeout_ms)
-            due = c->last_rx + cfg->idle_timeout_ms;
+            due = last_rx + cfg->idle_timeout_ms;
         if (cfg->ping_interval_ms) {
-            uint64_t p = c->ping_sent ? c->ping_sent + cfg->pong_timeout_ms
-                                      : c->last_rx + cfg->ping_interval_ms;
+            uint64_t p = c->ping_sent ? conn_time64(now, c->ping_sent) + cfg->pong_timeout_ms
+                                      : last_rx + cfg->ping_interval_ms;
             if (!due || p < due)
                 due = p;
         }
@@ -163,9 +235,12 @@ static void on_timer(struct weft_timer *t)
     struct weft_conn *c = (struct weft_conn *)((char *)t - offsetof(struct weft_conn, timer));
     const struct weft_server_config *cfg = &c->ep->cfg;
     uint64_t now = weft_loop_now(c->ep->loop);
+    uint64_t last_rx = conn_time64(now, c->last_rx);
     if (c->eof_deferred) {
+        int err = c->x ? c->x->eof_err : EIO; /* c->x is kept while eof_deferred */
         c->eof_deferred = false;
-        conn_on_eof(&c->sock, c->eof_err);
+        conn_extra_trim(c);
+        conn_on_eof(&c->sock, err);
         return;
     }
     switch (c->state) {
@@ -175,21 +250,21 @@ static void on_timer(struct weft_timer *t)
         c->state = CONN_DEAD;
         return;
     case CONN_OPEN:
-        if (cfg->idle_timeout_ms && now >= c->last_rx + cfg->idle_timeout_ms) {
+        if (cfg->idle_timeout_ms && now >= last_rx + cfg->idle_timeout_ms) {
             weft_conn_close(c, WEFT_CLOSE_GOING_AWAY, "idle timeout");
             return;
         }
         if (cfg->ping_interval_ms) {
-            if (c->ping_sent && now >= c->ping_sent + cfg->pong_timeout_ms) {
+            if (c->ping_sent && now >= conn_time64(now, c->ping_sent) + cfg->pong_timeout_ms) {
                 conn_log(c, WEFT_LOG_INFO, "conn %llu: no pong, dropping",
                          (unsigned long long)c->id);
                 weft_conn_terminate(c);
                 return;
             }
-            if (!c->ping_sent && now >= c->last_rx + cfg->ping_interval_ms) {
+            if (!c->ping_sent && now >= last_rx + cfg->ping_interval_ms) {
                 /* One at a time (the next waits for a pong or the deadline): not limited. */
                 send_control(c, WEFT_OP_PING, NULL, 0);
-                c->ping_sent = now ? now : 1;
+                c->ping_sent = (uint32_t)now ? (uint32_t)now : 1;
             }
         }
         conn_arm_timer(c);
@@ -304,10 +379,12 @@ static void close_slow(struct weft_conn *c)
 static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
 {
     if (!queue_full(c, len + 2)) {
-        if (c->pong_owed) { /* a later ping is answered now: the owed pong is superseded */
+        if (c->x && c->x->pong_owed) { /* a later ping is answered now: the owed pong is
+                                          superseded */
             c->ep->stats.dropped_backpressure++;
-            free(c->pong_owed);
-            c->pong_owed = NULL;
+            free(c->x->pong_owed);
+            c->x->pong_owed = NULL;
+            conn_extra_trim(c);
         }
         send_control(c, WEFT_OP_PONG, data, len);
         return;
@@ -317,16 +394,21 @@ static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
         close_slow(c);
         return;
     }
-    if (c->pong_owed) {
+    struct conn_extra *x = conn_extra_get(c);
+    if (!x)
+        return; /* the ping simply goes unanswered */
+    if (x->pong_owed) {
         c->ep->stats.dropped_backpressure++;
     } else {
-        c->pong_owed = malloc(1 + 125);
-        if (!c->pong_owed)
+        x->pong_owed = malloc(1 + 125);
+        if (!x->pong_owed) {
+            conn_extra_trim(c);
             return; /* the ping simply goes unanswered */
+        }
     }
-    c->pong_owed[0] = (uint8_t)len;
+    x->pong_owed[0] = (uint8_t)len;
     if (len)
-        memcpy(c->pong_owed + 1, data, len);
+        memcpy(x->pong_owed + 1, data, len);
 }
 
 /* Sends a close frame and stops accepting application sends. A code that may not appear on
@@ -396,9 +478,14 @@ static void deliver(struct weft_conn *c, const uint8_t *data, size_t len, bool b
 static struct weft_inflater *conn_inflater(struct weft_conn *c)
 {
     if (!c->peer_nct) {
-        if (!c->infl)
-            c->infl = weft_inflater_new(c->peer_bits);
-        return c->infl;
+        struct conn_extra *x = conn_extra_get(c);
+        if (!x)
+            return NULL;
+        if (!x->infl)
+            x->infl = weft_inflater_new(c->peer_bits);
+        if (!x->infl)
+            conn_extra_trim(c);
+        return x->infl;
     }
     if (!c->ep->shared_infl)
         c->ep->shared_infl = weft_inflater_new(15); /* a 15-bit window decodes any peer */
@@ -581,7 +668,7 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
  * in the middle of a frame or message (and freed when a later read completes it). */
 void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
 {
-    struct conn_rx *rx = c->rx;
+    struct conn_rx *rx = c->x ? c->x->rx : NULL;
     bool scratch = rx == NULL;
     if (scratch) {
         rx = &c->ep->rx_scratch;
@@ -608,14 +695,17 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
     bool idle = weft_msg_parser_idle(&rx->mp) && !rx->msg;
     if (scratch) {
         if (reading && !idle) {
-            struct conn_rx *own = malloc(sizeof *own);
+            struct conn_extra *x = conn_extra_get(c);
+            struct conn_rx *own = x ? malloc(sizeof *own) : NULL;
             if (!own) {
                 free(rx->msg);
+                rx->msg = NULL;
+                conn_extra_trim(c);
                 weft_conn_terminate(c);
                 return;
             }
             *own = *rx;
-            c->rx = own;
+            x->rx = own;
         } else {
             free(rx->msg);
             rx->msg = NULL;
@@ -628,10 +718,11 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
 /* Sends the pong still owed from over the limit (see send_pong), if any. */
 static void send_owed_pong(struct weft_conn *c)
 {
-    uint8_t *owed = c->pong_owed;
+    uint8_t *owed = c->x ? c->x->pong_owed : NULL;
     if (!owed)
         return;
-    c->pong_owed = NULL;
+    c->x->pong_owed = NULL;
+    conn_extra_trim(c);
     if (c->state == CONN_OPEN)
         send_control(c, WEFT_OP_PONG, owed + 1, owed[0]);
     free(owed);
@@ -666,7 +757,7 @@ static void flow_control(struct weft_conn *c)
 void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
 {
     struct weft_conn *c = to_conn(s);
-    c->last_rx = weft_loop_now(c->ep->loop);
+    c->last_rx = conn_now32(c);
     switch (c->state) {
     case CONN_HTTP:
         c->ep->on_head(c, data, len);
@@ -715,8 +806,10 @@ void conn_on_eof(struct weft_sock *s, int err)
 {
     struct weft_conn *c = to_conn(s);
     if (c->flushing) {
+        struct conn_extra *x = conn_extra_get(c);
+        if (x)
+            x->eof_err = err; /* without memory for it, on_timer reports EIO */
         c->eof_deferred = true;
-        c->eof_err = err;
         conn_arm_timer(c);
         return;
     }
@@ -732,13 +825,19 @@ void conn_on_eof(struct weft_sock *s, int err)
 void conn_free(struct weft_conn *c)
 {
     weft_timer_stop(&c->timer);
-    free(c->head);
-    free(c->pong_owed);
-    conn_drop_rx(c);
+    struct conn_extra *x = c->x;
+    if (x) {
+        if (x->rx)
+            free(x->rx->msg);
+        free(x->rx);
+        free(x->head);
+        free(x->pong_owed);
+        free(x->protocol);
+        weft_deflater_free(x->defl);
+        weft_inflater_free(x->infl);
+        free(x);
+    }
     free(c->subs);
-    free(c->protocol);
-    weft_deflater_free(c->defl);
-    weft_inflater_free(c->infl);
     free(c);
 }
 
@@ -817,11 +916,13 @@ void conn_enable_deflate(struct weft_conn *c, const struct weft_pmd_params *a)
     c->pmd_on = true;
     c->our_nct = server ? a->server_no_context_takeover : a->client_no_context_takeover;
     c->peer_nct = server ? a->client_no_context_takeover : a->server_no_context_takeover;
-    c->our_bits = server ? a->server_max_window_bits : a->client_max_window_bits;
-    c->peer_bits = server ? a->client_max_window_bits : a->server_max_window_bits;
+    uint8_t our_bits = server ? a->server_max_window_bits : a->client_max_window_bits;
+    uint8_t peer_bits = server ? a->client_max_window_bits : a->server_max_window_bits;
     uint8_t limit = c->ep->cfg.deflate.max_window_bits;
-    if (limit >= 9 && limit < c->our_bits)
-        c->our_bits = limit;
+    if (limit >= 9 && limit < our_bits)
+        our_bits = limit;
+    c->our_bits = our_bits & 15u; /* 8..15 */
+    c->peer_bits = peer_bits & 15u;
 }
 
 /* Compresses a message for c into ep->zout; see ws.h. */
@@ -829,13 +930,23 @@ long conn_deflate(struct weft_conn *c, const void *data, size_t len)
 {
     struct endpoint *ep = c->ep;
     const struct weft_pmd_config *cfg = &ep->cfg.deflate;
-    struct weft_deflater **slot = c->our_nct ? &ep->shared_defl[c->our_bits & 15] : &c->defl;
+    struct weft_deflater **slot;
+    if (c->our_nct) {
+        slot = &ep->shared_defl[c->our_bits & 15];
+    } else {
+        struct conn_extra *x = conn_extra_get(c);
+        if (!x)
+            return -1;
+        slot = &x->defl;
+    }
     if (!*slot) {
         /* weft_pmd_config: 0 = zlib's default, -1 = level 0; weft_deflater_new: -1 = default */
         int level = cfg->level == 0 ? -1 : cfg->level < 0 ? 0 : cfg->level;
         *slot = weft_deflater_new(c->our_bits, cfg->mem_level, level);
-        if (!*slot)
+        if (!*slot) {
+            conn_extra_trim(c);
             return -1;
+        }
     }
     size_t bound = weft_deflate_bound(len);
     if (bound > ep->zout_cap) {
@@ -919,7 +1030,12 @@ void weft_conn_set_user(struct weft_conn *c, void *user)
 
 void *weft_conn_route_user(const struct weft_conn *c)
 {
-    return c->route_user;
+    if (!c->h)
+        return NULL;
+    if (c->ep->role == WEFT_ROLE_CLIENT)
+        return client_route_user(c);
+    /* a server connection's handlers are its route's */
+    return ((const struct route *)((const char *)c->h - offsetof(struct route, ws)))->user;
 }
 
 struct weft_server *weft_conn_server(const struct weft_conn *c)
@@ -929,7 +1045,7 @@ struct weft_server *weft_conn_server(const struct weft_conn *c)
 
 const char *weft_conn_protocol(const struct weft_conn *c)
 {
-    return c->protocol ? c->protocol : "";
+    return c->x && c->x->protocol ? c->x->protocol : "";
 }
 
 uint64_t weft_conn_id(const struct weft_conn *c)
@@ -940,6 +1056,20 @@ uint64_t weft_conn_id(const struct weft_conn *c)
 /* The peer address, formatted into the server's scratch buffer (valid until the next call). */
 const char *weft_conn_remote(const struct weft_conn *c)
 {
-    addr_format(&c->peer.sa, c->ep->addrbuf, sizeof c->ep->addrbuf);
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } a;
+    memset(&a, 0, sizeof a);
+    a.sa.sa_family = c->peer_family;
+    if (c->peer_family == AF_INET) {
+        a.in.sin_port = c->peer_port;
+        memcpy(&a.in.sin_addr, c->peer_addr, sizeof a.in.sin_addr);
+    } else if (c->peer_family == AF_INET6) {
+        a.in6.sin6_port = c->peer_port;
+        memcpy(&a.in6.sin6_addr, c->peer_addr, sizeof a.in6.sin6_addr);
+    }
+    addr_format(&a.sa, c->ep->addrbuf, sizeof c->ep->addrbuf);
     return c->ep->addrbuf;
 }

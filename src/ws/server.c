@@ -75,7 +75,7 @@ void conn_link(struct endpoint *ep, struct weft_conn *c)
 {
     c->ep = ep;
     c->id = ep->next_id++;
-    c->last_rx = weft_loop_now(ep->loop);
+    c->last_rx = (uint32_t)weft_loop_now(ep->loop);
     c->prev = NULL;
     c->next = ep->conns;
     if (ep->conns)
@@ -110,10 +110,7 @@ static void on_accept(struct weft_listener *l, int fd, const struct sockaddr *ad
     }
     conn_link(&s->ep, c);
     c->state = CONN_HTTP;
-    if (addrlen <= sizeof c->peer)
-        memcpy(&c->peer, addr, addrlen);
-    else
-        c->peer.sa.sa_family = AF_UNIX;
+    conn_set_peer(c, addr, addrlen);
     s->ep.stats.accepted_total++;
     conn_arm_timer(c);
 }
@@ -314,8 +311,7 @@ static const struct route *find_route(const struct weft_server *s, bool ws, cons
 static void conn_drain(struct weft_conn *c)
 {
     c->state = CONN_DRAINING;
-    free(c->head);
-    c->head = NULL;
+    conn_head_free(c);
     sock_shutdown_after_flush(&c->sock);
     conn_arm_timer(c);
 }
@@ -481,8 +477,7 @@ struct weft_deferred *weft_request_defer(struct weft_request *r)
     d->conn_id = r->c->id;
     d->head_only = r->http->method_len == 4 && memcmp(r->http->method, "HEAD", 4) == 0;
     r->decision = 3;
-    free(r->c->head);
-    r->c->head = NULL;
+    conn_head_free(r->c);
     sock_pause(&r->c->sock);
     return d;
 }
@@ -520,18 +515,17 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
                                     req->protocol, deflate ? ext : NULL, req->extra);
     free(req->extra);
     req->extra = NULL;
-    if (n < 0) {
+    if (n < 0 || (req->protocol && !conn_extra_get(c))) {
         free(req->protocol);
         respond_error(c, 500, NULL, NULL);
         return;
     }
     sock_write(&c->sock, out, (size_t)n);
-    free(c->head);
-    c->head = NULL;
-    c->protocol = req->protocol;
+    if (req->protocol)
+        c->x->protocol = req->protocol; /* allocated above */
+    conn_head_free(c);
     c->user = req->user;
-    c->h = &req->route->ws;
-    c->route_user = req->route->user;
+    c->h = &req->route->ws; /* weft_conn_route_user: req->route->user */
     c->state = CONN_OPEN;
     if (deflate)
         conn_enable_deflate(c, &pmd);

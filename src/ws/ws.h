@@ -83,56 +83,60 @@ struct endpoint {
     struct conn_rx rx_scratch; /* the receive state of a connection that has none */
 };
 
-struct weft_conn {
-    struct weft_sock sock; /* first: the socket layer hands us back this pointer */
-    struct endpoint *ep;
-    struct weft_conn *prev, *next; /* endpoint's list of connections */
-    const struct weft_ws_handlers *h; /* NULL until the connection is open */
-    void *route_user;
-    void *user;
-    uint64_t id;
-    uint64_t last_rx;   /* loop time of the last bytes received */
-    uint64_t ping_sent; /* loop time of an unanswered keep-alive ping, 0 if none */
-    struct weft_timer timer;
-    uint8_t state;
-    bool close_reported;  /* on_close has been called */
-    bool backpressured;   /* a send returned QUEUED: on_drain is due */
-    bool in_callback;
-    uint16_t close_sent;  /* code of the close frame we sent, 0 if none */
-    bool app_paused;      /* the application paused reading (weft_conn_pause) */
-    bool bp_paused;       /* reading paused until the output backlog drains (flow control) */
-    bool out_full;        /* the backpressure limit refused output since the queue was empty */
-    bool flushing;        /* in an early flush from a send: on_eof must wait (eof_deferred) */
-    bool eof_deferred;    /* on_eof came during that flush: reported from the timer */
-    int eof_err;          /* its error */
+/* What a connection holds only in rare states, allocated on first need (conn_extra_get) and
+ * freed as soon as nothing in it is in use (conn_extra_trim), so that an idle plain connection
+ * has none. */
+struct conn_extra {
+    /* receive state, only while a frame or message is split across reads */
+    struct conn_rx *rx;
+    /* reading the HTTP head when it did not arrive in one read */
+    char *head;
+    uint32_t head_len;
+    int eof_err; /* the error of an on_eof deferred during an early flush (eof_deferred) */
     /* The answer to the latest ping that came while the output was over max_backpressure
      * (WEFT_SLOW_DROP): pong_owed[0] is the payload length, the payload follows. Allocated
      * only then; sent and freed when the backlog drains. */
     uint8_t *pong_owed;
-
-    /* reading the HTTP head when it did not arrive in one read */
-    char *head;
-    uint32_t head_len;
-
-    /* receive state, allocated only while a frame or message is split across reads */
-    struct conn_rx *rx;
-
-    struct sub *subs;
-    uint16_t nsubs, capsubs;
-
-    char *protocol; /* chosen subprotocol, NULL if none */
-
-    /* permessage-deflate, when negotiated */
-    bool pmd_on;
-    bool our_nct, peer_nct;    /* no context takeover: our compressor / the peer's */
-    uint8_t our_bits, peer_bits;
-    struct weft_deflater *defl; /* own codecs, only with context takeover */
+    char *protocol;             /* chosen subprotocol, NULL if none */
+    struct weft_deflater *defl; /* permessage-deflate: own codecs, only with context takeover */
     struct weft_inflater *infl;
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } peer;
+};
+
+/* A connection. The fields a message touches (sock, ep, h, user, state and flags) come first;
+ * what only rare states need is in struct conn_extra. */
+struct weft_conn {
+    struct weft_sock sock; /* first: the socket layer hands us back this pointer */
+    struct endpoint *ep;
+    struct weft_conn *prev, *next; /* endpoint's list of connections */
+    const struct weft_ws_handlers *h; /* NULL until the connection is open; the route user
+                                         follows from it (weft_conn_route_user) */
+    void *user;
+    uint64_t id;
+    struct weft_timer timer;
+    struct sub *subs;
+    struct conn_extra *x; /* NULL unless a rare state needs it */
+    uint32_t last_rx;   /* loop time of the last bytes received (low 32 bits, conn_now) */
+    uint32_t ping_sent; /* loop time of an unanswered keep-alive ping, 0 if none (ditto) */
+    uint8_t state;
+    bool close_reported : 1; /* on_close has been called */
+    bool backpressured : 1;  /* a send returned QUEUED: on_drain is due */
+    bool in_callback : 1;
+    bool app_paused : 1;     /* the application paused reading (weft_conn_pause) */
+    bool bp_paused : 1;      /* reading paused until the output backlog drains (flow control) */
+    bool out_full : 1;       /* the backpressure limit refused output since the queue was empty */
+    bool flushing : 1;       /* in an early flush from a send: on_eof must wait (eof_deferred) */
+    bool eof_deferred : 1;   /* on_eof came during that flush: reported from the timer */
+    /* permessage-deflate, when negotiated */
+    bool pmd_on : 1;
+    bool our_nct : 1, peer_nct : 1; /* no context takeover: our compressor / the peer's */
+    unsigned our_bits : 4, peer_bits : 4; /* window bits, 8..15 */
+    uint16_t close_sent; /* code of the close frame we sent, 0 if none */
+    uint16_t nsubs, capsubs;
+    /* the peer's address, for weft_conn_remote: AF_INET (4 bytes of addr), AF_INET6 or
+     * AF_UNIX (anything else) */
+    sa_family_t peer_family;
+    uint16_t peer_port; /* network byte order */
+    uint8_t peer_addr[16];
 };
 
 struct weft_server {
@@ -210,6 +214,20 @@ enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shar
                                       size_t len);
 
 void conn_link(struct endpoint *ep, struct weft_conn *c);
+/* c's side struct, allocated (zeroed) if it has none. NULL on allocation failure. */
+struct conn_extra *conn_extra_get(struct weft_conn *c);
+/* Frees c's side struct if nothing in it is in use any more. */
+void conn_extra_trim(struct weft_conn *c);
+/* Frees the stored partial HTTP head, if any. */
+void conn_head_free(struct weft_conn *c);
+/* Records the peer's address (addrlen bytes at sa). */
+void conn_set_peer(struct weft_conn *c, const struct sockaddr *sa, socklen_t addrlen);
+/* The loop time in the 32 bits kept in last_rx and ping_sent: differences between two such
+ * values (conn_ms_since) are right for up to 49 days. */
+static inline uint32_t conn_now32(const struct weft_conn *c)
+{
+    return (uint32_t)weft_loop_now(c->ep->loop);
+}
 void conn_enable_deflate(struct weft_conn *c, const struct weft_pmd_params *agreed);
 void endpoint_release(struct endpoint *ep);
 /* Compresses a message for c (shared compressor or its own). Returns the compressed length
@@ -228,6 +246,9 @@ static inline struct weft_server *conn_server(const struct weft_conn *c)
 {
     return c->ep->role == WEFT_ROLE_SERVER ? (struct weft_server *)c->ep : NULL;
 }
+
+/* client.c: the user pointer of the client owning client connection c. */
+void *client_route_user(const struct weft_conn *c);
 
 /* pubsub.c */
 void pubsub_conn_gone(struct weft_conn *c);

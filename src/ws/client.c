@@ -757,6 +757,18 @@ static void attempts_reap(struct weft_timer *t)
     free((char *)t - offsetof(struct attempts, reaper));
 }
 
+/* The TLS client context for o; see client.h. */
+struct ssl_ctx_st *client_tls_new(const struct weft_client_options *o)
+{
+    struct tls_client_opts to = {.cacert_file = o ? o->tls_cacert_file : NULL,
+                                 .insecure = o && o->tls_insecure};
+    char why[300];
+    struct ssl_ctx_st *ctx = tls_client_new(&to, why, sizeof why);
+    if (!ctx)
+        tls_set_last_error(why);
+    return ctx;
+}
+
 /* Creates a client and starts its first attempt; see client.h and weft_connect. */
 struct weft_client *client_new(struct weft_loop *loop, const char *url,
                                const struct weft_client_options *opts, struct ssl_ctx_st *tls,
@@ -852,12 +864,8 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
         cl->tls = tls;
         cl->tls_shared = true;
     } else if (u.tls) { /* one context per client, shared by its attempts */
-        struct tls_client_opts to = {.cacert_file = o->tls_cacert_file,
-                                     .insecure = o->tls_insecure};
-        char why[300];
-        cl->tls = tls_client_new(&to, why, sizeof why);
+        cl->tls = client_tls_new(o);
         if (!cl->tls) {
-            tls_set_last_error(why);
             free(cl->att);
             client_release(cl);
             *err = WEFT_ERR_TLS;

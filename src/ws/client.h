@@ -94,6 +94,11 @@ void pool_member_opened(struct weft_client *cl);
 void pool_member_error(struct weft_client *cl, int err);
 void pool_member_ended(struct weft_client *cl); /* last call: the pool frees cl */
 
+/* client.c: the TLS client context for options o (NULL = defaults): the system CAs or
+ * o->tls_cacert_file, no verification with o->tls_insecure. NULL on failure, with the reason
+ * recorded for weft_tls_last_error. */
+struct ssl_ctx_st *client_tls_new(const struct weft_client_options *o);
+
 /* client.c: creates a client and starts its first attempt (weft_connect). tls: for wss://, a
  * TLS client context to use instead of making one (a pool's, shared by its members and freed
  * by the pool), or NULL. Returns the client, or NULL with *err as weft_connect. */

@@ -212,12 +212,8 @@ struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
         return NULL;
     }
     if (u.tls) { /* one context for every member, so a bad CA file fails here */
-        struct tls_client_opts to = {.cacert_file = opts ? opts->tls_cacert_file : NULL,
-                                     .insecure = opts && opts->tls_insecure};
-        char why[300];
-        p->tls = tls_client_new(&to, why, sizeof why);
+        p->tls = client_tls_new(opts);
         if (!p->tls) {
-            tls_set_last_error(why);
             free(p->url);
             free(p);
             *err = WEFT_ERR_TLS;

@@ -14,8 +14,10 @@
  *   key      weft:node:NODEID:WORKER        liveness of one worker (PX 10 s, heartbeat 3 s):
  *                          presence readers ignore (and delete) fields of a worker without it
  *   key      weft:node:NODEID:WORKER:rooms  set of rooms where that worker registered members
- * A /hub publish is one EVAL (INCR, ZADD, trim, PUBLISH) so the seq, the history and the
- * cross-node fan-out are atomic and in seq order on every other node.
+ * A /hub publish is one script run (INCR, ZADD, trim, PUBLISH) so the seq, the history and the
+ * cross-node fan-out are atomic and in seq order on every other node. The scripts are loaded
+ * once per connection (SCRIPT LOAD) and run by their SHA-1 (EVALSHA); a NOSCRIPT reply (the
+ * cache flushed under us) fails that one request as "unavailable" and loads them again.
  *
  * Seq across outages: the local room's seq follows Redis (max of the publish replies, of the
  * joins and of every delivery received), so a publish during an outage (in-process path)
@@ -44,6 +46,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 
 #include "hub/internal.h"
 
@@ -77,6 +80,18 @@ struct rconn {
     struct weft_timer retry;
 };
 
+/* The Lua scripts (below), sent once per connection with SCRIPT LOAD and run with EVALSHA, so
+ * a publish does not carry a kilobyte of script text for Redis to hash every time. */
+enum script {
+    S_PUBLISH,
+    S_STATE,
+    S_PRESENCE,
+    S_WRITEBACK,
+    S_PRESENCE_RESET,
+    S_HEARTBEAT,
+    S_COUNT
+};
+
 struct broker {
     struct hub *h;
     char host[256];
@@ -90,6 +105,7 @@ struct broker {
     uint64_t dropped_gap;   /* messages not sent to Redis during the current gap */
     uint64_t written_back;  /* /hub messages of the gap written back to Redis */
     struct weft_timer heartbeat;
+    char sha[S_COUNT][2 * SHA_DIGEST_LENGTH + 1]; /* SHA-1 of each script, hex */
 };
 
 /* One room's write-back after a reconnect, waiting for its EVAL reply. */
@@ -294,6 +310,7 @@ static void schedule_retry(struct rconn *rc)
 
 static void resubscribe_all(struct broker *b);
 static void resync(struct broker *b);
+static void scripts_load(struct broker *b);
 
 /* hiredis: the connection attempt finished. */
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -319,8 +336,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
     rc->backoff_ms = 0;
     if (rc->is_sub)
         resubscribe_all(b);
-    else
-        resync(b); /* first on the connection: before any publish of this worker */
+    else {
+        scripts_load(b); /* first on the connection, then the write-back: before any publish */
+        resync(b);
+    }
     update_state(b);
     rc->ever_up = true;
 }
@@ -623,6 +642,45 @@ static const char lua_heartbeat[] =
     "return had";
 /* clang-format on */
 
+static const char *const scripts[S_COUNT] = {
+    [S_PUBLISH] = lua_publish,
+    [S_STATE] = lua_state,
+    [S_PRESENCE] = lua_presence,
+    [S_WRITEBACK] = lua_writeback,
+    [S_PRESENCE_RESET] = lua_presence_reset,
+    [S_HEARTBEAT] = lua_heartbeat,
+};
+
+/* Computes the SHA-1 (hex) of every script into b->sha: the names EVALSHA runs them by. */
+static void scripts_hash(struct broker *b)
+{
+    for (size_t i = 0; i < S_COUNT; i++) {
+        unsigned char d[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)scripts[i], strlen(scripts[i]), d);
+        for (size_t k = 0; k < SHA_DIGEST_LENGTH; k++)
+            snprintf(b->sha[i] + 2 * k, 3, "%02x", d[k]);
+    }
+}
+
+/* Sends SCRIPT LOAD for every script on the command connection: first thing after it comes
+ * up (Redis runs a connection's commands in order, so the EVALSHAs behind find them), and
+ * again when a reply says NOSCRIPT (the script cache was flushed under us). */
+static void scripts_load(struct broker *b)
+{
+    for (size_t i = 0; i < S_COUNT; i++)
+        redisAsyncCommand(b->pub.ac, NULL, NULL, "SCRIPT LOAD %s", scripts[i]);
+}
+
+/* True (after asking for the scripts again) if rep is Redis's NOSCRIPT error. */
+static bool scripts_missing(struct broker *b, const redisReply *rep)
+{
+    if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0)
+        return false;
+    if (b->pub.connected && b->pub.ac)
+        scripts_load(b);
+    return true;
+}
+
 /* Frees a pending request and drops its connection reference. */
 static void pending_done(struct pending *p)
 {
@@ -812,6 +870,7 @@ static void on_hub_reply(redisAsyncContext *ac, void *r, void *priv)
     struct hconn *hc = p->hc;
     bool closing = hc->h->broker == NULL || hc->h->broker->closing;
     if (!closing && (!rep || rep->type == REDIS_REPLY_ERROR)) {
+        scripts_missing(hc->h->broker, rep); /* this request fails; the next finds them */
         if (p->op == P_PUBLISH)
             hc->h->m.broker_dropped++;
         if (!hc->gone) {
@@ -874,7 +933,7 @@ static bool send_state(struct broker *b, struct pending *p, bool register_member
     worker_keys(b->h, live, sizeof live, set, sizeof set);
     age_args(b->h, age, sizeof age, now, sizeof now);
     return redisAsyncCommand(b->pub.ac, on_hub_reply, p,
-                             "EVAL %s 4 %s %s %s %s %s %s %s %s %s %s %s", lua_state, kseq, khist,
+                             "EVALSHA %s 4 %s %s %s %s %s %s %s %s %s %s %s", b->sha[S_STATE], kseq, khist,
                              kpres, set, field, name, since, lim, p->room, age, now) == REDIS_OK;
 }
 
@@ -925,7 +984,7 @@ bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id)
     struct pending *p = pending_new(hc, P_PRESENCE, room, id);
     if (!p)
         return false;
-    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVAL %s 1 weft:presence:%s", lua_presence,
+    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVALSHA %s 1 weft:presence:%s", b->sha[S_PRESENCE],
                           room) != REDIS_OK) {
         pending_done(p);
         return false;
@@ -954,7 +1013,8 @@ static void register_presence(struct broker *b)
     char live[64], set[72], prefix[NODE_ID_LEN + 16];
     worker_keys(b->h, live, sizeof live, set, sizeof set);
     snprintf(prefix, sizeof prefix, "%s:%u:", node_id, b->h->worker);
-    redisAsyncCommand(b->pub.ac, NULL, NULL, "EVAL %s 1 %s %s", lua_presence_reset, set, prefix);
+    redisAsyncCommand(b->pub.ac, NULL, NULL, "EVALSHA %s 1 %s %s", b->sha[S_PRESENCE_RESET], set,
+                      prefix);
     for (struct hconn *hc = b->h->conns; hc; hc = hc->next) {
         if (hc->kind != HC_HUB || hc->self_check)
             continue;
@@ -975,6 +1035,8 @@ static void on_heartbeat_reply(redisAsyncContext *ac, void *r, void *priv)
     (void)ac;
     struct broker *b = priv;
     redisReply *rep = r;
+    if (!b->closing && scripts_missing(b, rep))
+        return;
     if (!rep || b->closing || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 ||
         !b->pub.connected)
         return;
@@ -990,7 +1052,8 @@ static void send_heartbeat(struct broker *b, redisCallbackFn *cb)
     char live[64], set[72], ttl[16];
     worker_keys(b->h, live, sizeof live, set, sizeof set);
     snprintf(ttl, sizeof ttl, "%d", NODE_TTL_MS);
-    redisAsyncCommand(b->pub.ac, cb, b, "EVAL %s 2 %s %s %s", lua_heartbeat, live, set, ttl);
+    redisAsyncCommand(b->pub.ac, cb, b, "EVALSHA %s 2 %s %s %s", b->sha[S_HEARTBEAT], live, set,
+                      ttl);
 }
 
 /* Heartbeat timer (every HEARTBEAT_MS while the broker exists). */
@@ -1012,6 +1075,7 @@ static void on_writeback_reply(redisAsyncContext *ac, void *r, void *priv)
         struct room *room = rooms_find(&wb->b->h->rooms, wb->room);
         if (room && room->synced < wb->last) room->synced = wb->last;
     } else if (rep && !wb->b->closing) {
+        scripts_missing(wb->b, rep);
         hlog(&wb->b->h->log, WEFT_LOG_WARN, NULL,
              json_pack("{s:s,s:s,s:s}", "event", "writeback_failed", "room", wb->room, "error",
                        rep->str),
@@ -1052,7 +1116,7 @@ static size_t writeback_room(struct broker *b, struct room *r)
     age_args(h, age, sizeof age, now, sizeof now);
     snprintf(tag, sizeof tag, "%st", node_id);
     snprintf(nums[nmsg], sizeof nums[nmsg], "%llu", (unsigned long long)r->seq);
-    const char *fixed[11] = {"EVAL", lua_writeback, "2", kseq, khist, nums[nmsg],
+    const char *fixed[11] = {"EVALSHA", b->sha[S_WRITEBACK], "2", kseq, khist, nums[nmsg],
                              nsize,  age,           now, chan, tag};
     for (size_t i = 0; i < 11; i++) {
         argv[i] = fixed[i];
@@ -1134,8 +1198,8 @@ bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, co
     snprintf(nsize, sizeof nsize, "%u", h->cfg.history_size);
     snprintf(tag, sizeof tag, "%st", node_id);
     age_args(h, age, sizeof age, now, sizeof now);
-    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVAL %s 2 %s %s %s %s %s %s %s %s %s",
-                          lua_publish, kseq, khist, p->prefix, p->suffix, nsize, chan, tag, age,
+    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVALSHA %s 2 %s %s %s %s %s %s %s %s %s",
+                          b->sha[S_PUBLISH], kseq, khist, p->prefix, p->suffix, nsize, chan, tag, age,
                           now) != REDIS_OK) {
         pending_done(p);
         return false;
@@ -1153,6 +1217,7 @@ struct broker *broker_new(struct hub *h, char *err, size_t cap)
         snprintf(err, cap, "out of memory");
         return NULL;
     }
+    scripts_hash(b);
     if (broker_parse_url(h->cfg.redis, b->host, sizeof b->host, &b->port, &b->db, err, cap) <
         0) {
         free(b);

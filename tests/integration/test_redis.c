@@ -673,6 +673,38 @@ static void test_redis_history_age(void **state)
         sp_stop(&f->n[i]);
 }
 
+/* The scripts run by SHA-1 (EVALSHA): after SCRIPT FLUSH the next publish fails with
+ * "unavailable" naming NOSCRIPT (with plain EVAL it would succeed, so this shows the SHA path
+ * is taken) and makes the node load them again: the publish after it gets the next seq and
+ * crosses to the other node. */
+static void test_redis_script_flush(void **state)
+{
+    struct fx *f = *state;
+    redis_start(f);
+    node_start(f, 0, "1");
+    node_start(f, 1, "1");
+    char body[4096];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(wait_ready(f->n[i].port, 200, 10000, body, sizeof body), 200);
+    assert_int_equal(rc_open(&f->c[0], f->n[0].port, "/hub"), 0);
+    assert_int_equal(rc_open(&f->c[1], f->n[1].port, "/hub"), 0);
+    join(&f->c[0], "sf");
+    join(&f->c[1], "sf");
+    settle();
+    assert_int_equal(publish(&f->c[0], "sf", 1), 1);
+    assert_int_equal(expect_msg(&f->c[1], 1), 1);
+    char line[64];
+    redis_cmd(f, "SCRIPT FLUSH", line, sizeof line);
+    assert_non_null(strstr(line, "+OK"));
+    hj_sendf(&f->c[0], "{\"type\":\"publish\",\"room\":\"sf\",\"data\":{\"n\":2}}");
+    json_t *e = hj_expect_type(&f->c[0], "error");
+    assert_string_equal(hj_str(e, "code"), "unavailable");
+    assert_non_null(strstr(hj_str(e, "reason"), "NOSCRIPT"));
+    json_decref(e);
+    assert_int_equal(publish(&f->c[0], "sf", 3), 2);
+    assert_int_equal(expect_msg(&f->c[1], 3), 2);
+}
+
 /* Redis absent at start: the node serves local rooms, /readyz 503 and logs its attempts; it
  * becomes ready once Redis runs. */
 static void test_redis_absent_at_start(void **state)
@@ -719,6 +751,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_outage_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_history_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_script_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_absent_at_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

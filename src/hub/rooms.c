@@ -214,34 +214,59 @@ static void drop_oldest(struct rooms *rs, struct room *r)
     r->hist_len--;
 }
 
-/* Evicts the oldest entries of the largest rooms until len more bytes fit in the budget:
- * one scan finds the largest room and the size of the runner-up, and the largest loses
- * entries until it fits or falls below the runner-up (then the next scan). */
+/* Orders rooms by kept bytes, largest first (qsort). */
+static int by_bytes_desc(const void *a, const void *b)
+{
+    size_t x = (*(struct room *const *)a)->hist_bytes, y = (*(struct room *const *)b)->hist_bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Evicts until len more bytes fit in the budget, down to 63/64 of it at once (so this runs
+ * once per 1/64 of the budget, not per message). It takes the oldest entries of the largest
+ * room, then of the largest two, and so on — as repeatedly evicting from whichever room is
+ * the largest would — with one scan and a sort: the k largest rooms are brought down to the
+ * level L at which they free enough, L never below the (k+1)-th room. */
 static void make_room(struct rooms *rs, size_t len)
 {
-    while (rs->hist_bytes + len > rs->hist_budget) {
-        struct room *big = NULL;
-        size_t second = 0;
-        for (size_t b = 0; b < rs->nbuckets; b++)
-            for (struct room *r = rs->buckets[b]; r; r = r->next) {
-                if (!r->hist_len)
-                    continue;
-                if (!big || r->hist_bytes > big->hist_bytes) {
-                    if (big)
-                        second = big->hist_bytes;
-                    big = r;
-                } else if (r->hist_bytes > second) {
-                    second = r->hist_bytes;
+    if (rs->hist_bytes + len <= rs->hist_budget)
+        return;
+    uint64_t low = rs->hist_budget - rs->hist_budget / 64;
+    if (low < len)
+        low = len;
+    uint64_t need = rs->hist_bytes + len - low;
+    struct room **v = malloc(rs->nrooms * sizeof *v);
+    size_t n = 0;
+    for (size_t b = 0; v && b < rs->nbuckets; b++)
+        for (struct room *r = rs->buckets[b]; r; r = r->next)
+            if (r->hist_len)
+                v[n++] = r;
+    if (!v) { /* out of memory: the first room with anything kept pays */
+        for (size_t b = 0; b < rs->nbuckets && rs->hist_bytes + len > low; b++)
+            for (struct room *r = rs->buckets[b]; r && rs->hist_bytes + len > low; r = r->next)
+                while (r->hist_len && rs->hist_bytes + len > low) {
+                    drop_oldest(rs, r);
+                    rs->hist_evicted++;
                 }
-            }
-        if (!big)
-            return;
-        do {
-            drop_oldest(rs, big);
-            rs->hist_evicted++;
-        } while (big->hist_len && rs->hist_bytes + len > rs->hist_budget &&
-                 big->hist_bytes >= second);
+        return;
     }
+    qsort(v, n, sizeof *v, by_bytes_desc);
+    uint64_t sum = 0, level = 0;
+    size_t k = 0;
+    while (k < n) {
+        sum += v[k]->hist_bytes;
+        k++;
+        uint64_t next = k < n ? v[k]->hist_bytes : 0;
+        if (sum - k * next >= need) { /* bringing the k largest down to next is enough */
+            level = (sum - need) / k;
+            break;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        while (v[i]->hist_len && v[i]->hist_bytes > level) {
+            drop_oldest(rs, v[i]);
+            rs->hist_evicted++;
+        }
+    free(v);
 }
 
 /* Makes room in r's ring for one more entry: grows it (doubling, up to --history-size), or

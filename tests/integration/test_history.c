@@ -51,7 +51,8 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
     f->workers = *state ? *state : workers_1;
-    for (int i = 0; i < NC; i++) f->c[i].fd = -1;
+    for (int i = 0; i < NC; i++)
+        f->c[i].fd = -1;
     *state = f;
     return 0;
 }
@@ -59,7 +60,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    for (int i = 0; i < NC; i++) rc_close(&f->c[i]);
+    for (int i = 0; i < NC; i++)
+        rc_close(&f->c[i]);
     sp_kill(&f->sp);
     free(f);
     return 0;
@@ -70,7 +72,8 @@ static void spawn(struct fx *f, const char *const *extra)
 {
     const char *args[24] = {"--workers", f->workers};
     size_t n = 2;
-    for (size_t i = 0; extra && extra[i]; i++) args[n++] = extra[i];
+    for (size_t i = 0; extra && extra[i]; i++)
+        args[n++] = extra[i];
     args[n] = NULL;
     sp_start(&f->sp, WEFT_BIN, "history", args);
 }
@@ -78,7 +81,8 @@ static void spawn(struct fx *f, const char *const *extra)
 /* Stops the server (SIGTERM, exit 0, no sanitizer report). */
 static void finish(struct fx *f)
 {
-    for (int i = 0; i < NC; i++) rc_close(&f->c[i]);
+    for (int i = 0; i < NC; i++)
+        rc_close(&f->c[i]);
     sp_stop(&f->sp);
 }
 
@@ -94,7 +98,9 @@ static long long publish_pad(struct rc *c, const char *room, int k, size_t pad)
 {
     char *req = malloc(pad + 128);
     assert_non_null(req);
-    int n = snprintf(req, pad + 128, "{\"type\":\"publish\",\"room\":\"%s\",\"data\":{\"k\":%d,\"pad\":\"", room, k);
+    int n =
+        snprintf(req, pad + 128,
+                 "{\"type\":\"publish\",\"room\":\"%s\",\"data\":{\"k\":%d,\"pad\":\"", room, k);
     memset(req + n, 'x', pad);
     strcpy(req + n + pad, "\"}}");
     hj_send(c, req);
@@ -119,7 +125,8 @@ static void check_seqs(const json_t *msgs, long long *expect)
     for (size_t i = 0; i < json_array_size(msgs); i++) {
         json_t *m = json_array_get(msgs, i);
         assert_int_equal(json_integer_value(json_object_get(m, "seq")), *expect);
-        assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "data"), "k")), *expect);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "data"), "k")),
+                         *expect);
         (*expect)++;
     }
 }
@@ -127,19 +134,21 @@ static void check_seqs(const json_t *msgs, long long *expect)
 /* Pages through the history of room after since with `history` requests (limit 0: none
  * given): every reply at most one page (PAGE_BYTES of messages plus its head, at most
  * max_n messages), the seqs contiguous from since + 1 to last. Returns the number of pages. */
-static int page_through(struct rc *c, const char *room, long long since, long long last,
-                        int limit, size_t max_n)
+static int page_through(struct rc *c, const char *room, long long since, long long last, int limit,
+                        size_t max_n)
 {
     long long expect = since + 1;
     int pages = 0;
     for (;;) {
         if (limit)
-            hj_sendf(c, "{\"type\":\"history\",\"room\":\"%s\",\"since\":%lld,\"limit\":%d}", room, since, limit);
+            hj_sendf(c, "{\"type\":\"history\",\"room\":\"%s\",\"since\":%lld,\"limit\":%d}", room,
+                     since, limit);
         else
             hj_sendf(c, "{\"type\":\"history\",\"room\":\"%s\",\"since\":%lld}", room, since);
         json_t *h = hj_expect_type(c, "history");
         size_t len = c->last.len;
-        if (len > PAGE_BYTES + 512) fail_msg("a history reply of %zu bytes (page bound %d)", len, PAGE_BYTES);
+        if (len > PAGE_BYTES + 512)
+            fail_msg("a history reply of %zu bytes (page bound %d)", len, PAGE_BYTES);
         json_t *msgs = json_object_get(h, "messages");
         assert_true(json_array_size(msgs) >= 1);
         assert_true(json_array_size(msgs) <= max_n);
@@ -174,7 +183,8 @@ static void test_history_pages(void **state)
     assert_int_equal(rc_open(c, f->sp.port, "/hub"), 0);
     /* By count: 150 small messages, pages of 100 by default, of `limit` when given. */
     join(a, "small");
-    for (int k = 1; k <= 150; k++) assert_int_equal(publish_pad(a, "small", k, 10), k);
+    for (int k = 1; k <= 150; k++)
+        assert_int_equal(publish_pad(a, "small", k, 10), k);
     assert_int_equal(page_through(b, "small", 0, 150, 0, 100), 2);
     assert_int_equal(page_through(b, "small", 0, 150, 40, 40), 4);
     assert_int_equal(page_through(b, "small", 120, 150, 0, 100), 1);
@@ -197,7 +207,8 @@ static void test_history_pages(void **state)
 
     /* By bytes: 100 messages of ~60 KB (6 MB kept): 4 per page. */
     join(a, "big");
-    for (int k = 1; k <= 100; k++) assert_int_equal(publish_pad(a, "big", k, BIG), k);
+    for (int k = 1; k <= 100; k++)
+        assert_int_equal(publish_pad(a, "big", k, BIG), k);
     assert_int_equal(page_through(b, "big", 0, 100, 0, 4), 25);
     hj_sendf(b, "{\"type\":\"join\",\"room\":\"big\",\"since\":10}");
     json_decref(hj_expect_type(b, "joined"));
@@ -243,7 +254,8 @@ static void test_history_slow_reader(void **state)
     struct rc *a = &f->c[0], *slow = &f->c[1];
     assert_int_equal(rc_open(a, f->sp.port, "/hub"), 0);
     join(a, "big");
-    for (int k = 1; k <= 200; k++) assert_int_equal(publish_pad(a, "big", k, BIG), k);
+    for (int k = 1; k <= 200; k++)
+        assert_int_equal(publish_pad(a, "big", k, BIG), k);
     assert_int_equal(rc_connect(slow, f->sp.port, 4096, RC_TIMEOUT_MS), 0);
     assert_int_equal(rc_handshake(slow, f->sp.port, "/hub", NULL, RC_TIMEOUT_MS), 101);
     double sent0 = metric(f, "weft_sent_bytes_total");
@@ -251,7 +263,8 @@ static void test_history_slow_reader(void **state)
     for (int i = 0; i < 20; i++)
         hj_send(slow, "{\"type\":\"history\",\"room\":\"big\",\"since\":0}");
     uint64_t deadline = rc_now_ms() + 10000;
-    while (metric(f, "weft_hub_requests_total") < req0 + 20 && rc_now_ms() < deadline) usleep(50000);
+    while (metric(f, "weft_hub_requests_total") < req0 + 20 && rc_now_ms() < deadline)
+        usleep(50000);
     assert_true(metric(f, "weft_hub_requests_total") == req0 + 20);
     usleep(200000); /* replies forwarded between workers arrive */
     double accepted = metric(f, "weft_sent_bytes_total") - sent0;
@@ -321,16 +334,19 @@ static void test_history_memory(void **state)
     assert_int_equal(rc_open(b, f->sp.port, "/hub"), 0);
     join(a, "large");
     bool one = !strcmp(f->workers, "1");
-    for (int k = 1; k <= 30; k++) publish_pad(a, "large", k, 20000);
+    for (int k = 1; k <= 30; k++)
+        publish_pad(a, "large", k, 20000);
     if (one) /* 600 KB fit in 1 MiB (with 2 workers, not in the owner's half) */
         assert_int_equal(metric(f, "weft_history_evicted_total"), 0);
     for (int r = 0; r < 8; r++) {
         char room[16];
         snprintf(room, sizeof room, "small%d", r);
         join(a, room);
-        for (int k = 1; k <= 5; k++) publish_pad(a, room, k, 20000);
+        for (int k = 1; k <= 5; k++)
+            publish_pad(a, room, k, 20000);
     }
-    double bytes = metric(f, "weft_history_bytes"), evicted = metric(f, "weft_history_evicted_total");
+    double bytes = metric(f, "weft_history_bytes"),
+           evicted = metric(f, "weft_history_evicted_total");
     fprintf(stderr, "history bytes %.0f, evicted %.0f\n", bytes, evicted);
     assert_true(bytes <= 1024 * 1024);
     assert_true(evicted >= 1);
@@ -397,7 +413,10 @@ static void test_max_total_rooms(void **state)
     finish(f);
 }
 
-#define WORKERS_TEST(fn, n) {#fn " --workers " #n, fn, setup, teardown, (void *)workers_##n}
+#define WORKERS_TEST(fn, n)                                                                        \
+    {                                                                                              \
+#fn " --workers " #n, fn, setup, teardown, (void *)workers_##n                             \
+    }
 
 int main(void)
 {
@@ -405,14 +424,10 @@ int main(void)
     hj_timeout_ms = RC_TIMEOUT_MS;
     sp_guard("history", "weft serve", 170);
     const struct CMUnitTest tests[] = {
-        WORKERS_TEST(test_history_pages, 1),
-        WORKERS_TEST(test_history_pages, 2),
-        WORKERS_TEST(test_history_slow_reader, 1),
-        WORKERS_TEST(test_history_slow_reader, 2),
-        WORKERS_TEST(test_history_max_message, 1),
-        WORKERS_TEST(test_history_max_message, 2),
-        WORKERS_TEST(test_history_memory, 1),
-        WORKERS_TEST(test_history_memory, 2),
+        WORKERS_TEST(test_history_pages, 1),       WORKERS_TEST(test_history_pages, 2),
+        WORKERS_TEST(test_history_slow_reader, 1), WORKERS_TEST(test_history_slow_reader, 2),
+        WORKERS_TEST(test_history_max_message, 1), WORKERS_TEST(test_history_max_message, 2),
+        WORKERS_TEST(test_history_memory, 1),      WORKERS_TEST(test_history_memory, 2),
         WORKERS_TEST(test_max_total_rooms, 1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -413,6 +413,41 @@ static void test_max_total_rooms(void **state)
     finish(f);
 }
 
+/* --workers 2 --max-total-rooms 1: a /hub room counts on the member's worker and on its
+ * owner, so a join whose owner is the other worker is refused by the owner (rooms_full) and
+ * undone on the member's worker: not joined, no room left behind. */
+static void test_max_total_rooms_owner(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--max-total-rooms", "1", "--history-size", "0", NULL};
+    spawn(f, args);
+    struct rc *a = &f->c[0];
+    assert_int_equal(rc_open(a, f->sp.port, "/hub"), 0);
+    int refused = 0;
+    for (int i = 0; i < 16 && !refused; i++) {
+        hj_sendf(a, "{\"type\":\"join\",\"room\":\"r%d\"}", i);
+        json_t *j = hj_recv_json(a);
+        if (!strcmp(hj_str(j, "type"), "joined")) { /* owned by this worker: leave it */
+            hj_sendf(a, "{\"type\":\"leave\",\"room\":\"r%d\"}", i);
+            json_decref(hj_expect_type(a, "left"));
+        } else {
+            assert_string_equal(hj_str(j, "code"), "rooms_full");
+            refused = 1;
+            hj_sendf(a, "{\"type\":\"publish\",\"room\":\"r%d\",\"data\":1}", i);
+            json_t *e = hj_expect_type(a, "error");
+            assert_string_equal(hj_str(e, "code"), "not_joined");
+            json_decref(e);
+        }
+        json_decref(j);
+        uint64_t deadline = rc_now_ms() + 5000;
+        while (metric(f, "weft_rooms") != 0 && rc_now_ms() < deadline)
+            usleep(20000);
+        assert_int_equal(metric(f, "weft_rooms"), 0);
+    }
+    assert_true(refused); /* 16 rooms all owned by one worker: 1 in 65536 */
+    finish(f);
+}
+
 #define WORKERS_TEST(fn, n)                                                                        \
     {                                                                                              \
 #fn " --workers " #n, fn, setup, teardown, (void *)workers_##n                             \
@@ -428,7 +463,7 @@ int main(void)
         WORKERS_TEST(test_history_slow_reader, 1), WORKERS_TEST(test_history_slow_reader, 2),
         WORKERS_TEST(test_history_max_message, 1), WORKERS_TEST(test_history_max_message, 2),
         WORKERS_TEST(test_history_memory, 1),      WORKERS_TEST(test_history_memory, 2),
-        WORKERS_TEST(test_max_total_rooms, 1),
+        WORKERS_TEST(test_max_total_rooms, 1),     WORKERS_TEST(test_max_total_rooms_owner, 2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -606,8 +606,48 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
  */
 struct weft_loop;
 
-/* Creates a loop. Returns NULL on failure (errno set). */
+/* The I/O backend a loop uses. epoll is always built; io_uring when libweft was built with
+ * liburing (CMake option WEFT_URING). */
+enum weft_io_backend {
+    WEFT_IO_DEFAULT = 0, /* the environment variable WEFT_IO_BACKEND ("epoll" or "uring") if
+                            set, else epoll */
+    WEFT_IO_EPOLL,       /* edge-triggered epoll, one read and one writev per socket */
+    WEFT_IO_URING,       /* io_uring: multishot accept, multishot receive into a
+                            provided-buffer ring, the sends of one iteration in one submission
+                            (TLS sockets and application descriptors use ring polls) */
+};
+
+/* Options of weft_loop_new_config; fill with weft_loop_config_init. */
+struct weft_loop_config {
+    enum weft_io_backend io_backend; /* default WEFT_IO_DEFAULT */
+};
+
+/* Fills cfg with the defaults. */
+void weft_loop_config_init(struct weft_loop_config *cfg);
+
+/* Creates a loop with the given options (NULL = defaults). When io_uring is asked for but is
+ * not built in, or the kernel refuses it (io_uring_setup failing with ENOSYS, EPERM under a
+ * seccomp filter or io_uring_disabled, ENOMEM...), the loop uses epoll instead: check with
+ * weft_loop_backend and weft_loop_backend_error (the library does not log). Returns NULL on
+ * failure (errno set). */
+struct weft_loop *weft_loop_new_config(const struct weft_loop_config *cfg);
+
+/* Creates a loop with the default options (weft_loop_new_config(NULL)). */
 struct weft_loop *weft_loop_new(void);
+
+/* The backend the loop runs on (WEFT_IO_EPOLL or WEFT_IO_URING, never WEFT_IO_DEFAULT). */
+enum weft_io_backend weft_loop_backend(const struct weft_loop *loop);
+
+/* Why the loop fell back to epoll: the errno of the failed io_uring set-up (ENOSYS, EPERM,
+ * ...), ENOTSUP when io_uring is not built in, 0 when the loop runs the backend asked for. */
+int weft_loop_backend_error(const struct weft_loop *loop);
+
+/* "epoll", "uring" or "default". */
+const char *weft_io_backend_name(enum weft_io_backend b);
+
+/* Parses "epoll" or "uring" (as in WEFT_IO_BACKEND and --io-backend) into *out. Returns
+ * WEFT_OK or WEFT_ERR_INVAL. */
+int weft_io_backend_parse(const char *name, enum weft_io_backend *out);
 
 /* Frees a loop. Everything attached to it must have been closed first. */
 void weft_loop_free(struct weft_loop *loop);
@@ -620,7 +660,8 @@ int weft_loop_run(struct weft_loop *loop);
  * of events handled or WEFT_ERR_IO. */
 int weft_loop_poll(struct weft_loop *loop, int timeout_ms);
 
-/* The epoll descriptor: readable when weft_loop_poll has work. For embedding. */
+/* The epoll descriptor (or io_uring descriptor): readable when weft_loop_poll has work. For
+ * embedding. */
 int weft_loop_fd(const struct weft_loop *loop);
 
 /* Makes weft_loop_run return after the current iteration. Thread-safe. */

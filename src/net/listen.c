@@ -165,6 +165,7 @@ void listener_close(struct weft_listener *l)
     if (l->io.fd < 0)
         return;
     weft_timer_stop(&l->retry);
+    io_del(l->loop, &l->io);
     close(l->io.fd);
     l->io.fd = -1;
     if (l->unix_path) {

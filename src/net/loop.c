@@ -1,67 +1,28 @@
 /*
- * loop.c — the event loop: epoll (edge-triggered sockets), a hashed timer wheel, an eventfd
- * for cross-thread wake-ups and deferred calls, a signalfd, and the end-of-iteration work
- * (flushing corked sockets, freeing closed ones). One loop per thread, no global state.
+ * loop.c — the backend-independent part of the event loop: a hashed timer wheel, an eventfd
+ * for cross-thread wake-ups and deferred calls, a signalfd, the end-of-iteration work
+ * (flushing corked sockets, freeing closed ones) and the choice of I/O backend (epoll in
+ * loop_epoll.c, io_uring in loop_uring.c). One loop per thread, no global state.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "net/loop_int.h"
 #include "net/net.h"
 #include "net/outq.h"
 
-#define WHEEL_SLOTS 1024u
 #define WHEEL_MASK (WHEEL_SLOTS - 1)
 #define TICK_MS 8u
-#define MAX_EVENTS 512
 #define BLOCK_POOL_MAX 64
-
-struct deferred {
-    void (*fn)(void *);
-    void *arg;
-};
-
-struct weft_loop {
-    int epfd;
-    struct weft_io wake;   /* eventfd */
-    struct weft_io sig;    /* signalfd, fd -1 until a handler is installed */
-    sigset_t sigmask;
-    struct {
-        void (*fn)(int, void *);
-        void *arg;
-    } sighandlers[65];
-    atomic_bool stop;
-    uint64_t now;          /* ms, CLOCK_MONOTONIC, at the start of the iteration */
-    bool in_iteration;     /* weft_loop_poll is dispatching events (now is fresh enough) */
-
-    /* timer wheel */
-    struct weft_timer *slots[WHEEL_SLOTS];
-    uint64_t occupied[WHEEL_SLOTS / 64]; /* bit per non-empty slot */
-    uint64_t tick;         /* next tick to process */
-
-    /* end-of-iteration lists */
-    struct weft_sock *dirty;
-    struct weft_sock *read_again;
-    struct weft_sock *closed;
-
-    /* deferred calls from other threads */
-    pthread_mutex_t defer_lock;
-    struct deferred *deferred;
-    size_t ndeferred, capdeferred;
-
-    struct oq_block *pool;
-    size_t npool;
-
-    uint8_t *rbuf;
-    uint8_t *tlsbuf; /* TLS_RECORD_MAX bytes, allocated on first use */
-};
 
 /* The loop whose iteration is running on this thread (set by weft_loop_poll), so that
  * thread-safe entries such as weft_group_publish can tell local from remote delivery. */
@@ -81,38 +42,63 @@ static uint64_t clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* ----------------------------------------------------------------- epoll */
+/* ----------------------------------------------------------------- backend dispatch */
 
 /* Registers io for events. Returns 0 or -1 (errno). */
 int io_add(struct weft_loop *loop, struct weft_io *io, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = io};
-    return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, io->fd, &ev);
+    return loop->be_ops->io_add(loop, io, events);
 }
 
 /* Changes the events io is registered for. Returns 0 or -1 (errno). */
 int io_mod(struct weft_loop *loop, struct weft_io *io, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = io};
-    return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev);
+    return loop->be_ops->io_mod(loop, io, events);
 }
 
-/* Unregisters io. */
+/* Unregisters io (harmless when it is not registered). */
 void io_del(struct weft_loop *loop, struct weft_io *io)
 {
-    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    loop->be_ops->io_del(loop, io);
+}
+
+/* Registers a connected socket with the backend. Returns WEFT_OK or WEFT_ERR_IO. */
+int loop_sock_attach(struct weft_loop *loop, struct weft_sock *s)
+{
+    return loop->be_ops->sock_attach(loop, s);
+}
+
+/* Tells the backend that s's fd is about to be closed. */
+void loop_sock_closing(struct weft_sock *s)
+{
+    s->loop->be_ops->sock_closing(s->loop, s);
+}
+
+/* Tells the backend that the owner paused reading s. */
+void loop_sock_paused(struct weft_sock *s)
+{
+    if (s->loop->be_ops->sock_paused)
+        s->loop->be_ops->sock_paused(s->loop, s);
+}
+
+/* Lets the backend read s when it delivers data itself (io_uring's receive ring). */
+void loop_sock_read(struct weft_sock *s)
+{
+    s->loop->be_ops->sock_read(s->loop, s);
+}
+
+/* Tells the backend that the kernel refused output on s. */
+void loop_sock_blocked(struct weft_sock *s)
+{
+    if (s->loop->be_ops->sock_blocked)
+        s->loop->be_ops->sock_blocked(s->loop, s);
 }
 
 /* ----------------------------------------------------------------- wake-ups and signals */
 
-/* Drains the eventfd and runs the deferred calls queued by other threads. */
-static void on_wake(struct weft_io *io, uint32_t events)
+/* Runs the deferred calls queued by other threads (the eventfd was drained). */
+void loop_run_deferred(struct weft_loop *loop)
 {
-    (void)events;
-    struct weft_loop *loop = (struct weft_loop *)((char *)io - offsetof(struct weft_loop, wake));
-    uint64_t v;
-    while (read(io->fd, &v, sizeof v) > 0) {
-    }
     pthread_mutex_lock(&loop->defer_lock);
     struct deferred *list = loop->deferred;
     size_t n = loop->ndeferred;
@@ -122,6 +108,18 @@ static void on_wake(struct weft_io *io, uint32_t events)
     for (size_t i = 0; i < n; i++)
         list[i].fn(list[i].arg);
     free(list);
+}
+
+/* Drains the eventfd and runs the deferred calls (epoll backend; io_uring reads the eventfd
+ * through the ring). */
+static void on_wake(struct weft_io *io, uint32_t events)
+{
+    (void)events;
+    struct weft_loop *loop = (struct weft_loop *)((char *)io - offsetof(struct weft_loop, wake));
+    uint64_t v;
+    while (read(io->fd, &v, sizeof v) > 0) {
+    }
+    loop_run_deferred(loop);
 }
 
 /* Reads pending signals from the signalfd and calls their handlers. */
@@ -193,28 +191,114 @@ void weft_loop_stop(struct weft_loop *loop)
 
 /* ----------------------------------------------------------------- lifecycle */
 
+/* Fills a loop configuration with the defaults; see weft.h. */
+void weft_loop_config_init(struct weft_loop_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->io_backend = WEFT_IO_DEFAULT;
+}
+
+/* Backend names; see weft.h. */
+const char *weft_io_backend_name(enum weft_io_backend b)
+{
+    switch (b) {
+    case WEFT_IO_EPOLL:
+        return "epoll";
+    case WEFT_IO_URING:
+        return "uring";
+    default:
+        return "default";
+    }
+}
+
+/* Parses a backend name; see weft.h. */
+int weft_io_backend_parse(const char *name, enum weft_io_backend *out)
+{
+    if (name && strcmp(name, "epoll") == 0)
+        *out = WEFT_IO_EPOLL;
+    else if (name && (strcmp(name, "uring") == 0 || strcmp(name, "io_uring") == 0))
+        *out = WEFT_IO_URING;
+    else
+        return WEFT_ERR_INVAL;
+    return WEFT_OK;
+}
+
+/* The backend asked for: cfg's, else WEFT_IO_BACKEND from the environment, else epoll. */
+static enum weft_io_backend wanted_backend(const struct weft_loop_config *cfg)
+{
+    enum weft_io_backend b = cfg ? cfg->io_backend : WEFT_IO_DEFAULT;
+    if (b == WEFT_IO_DEFAULT) {
+        const char *env = getenv("WEFT_IO_BACKEND");
+        if (!env || !*env || weft_io_backend_parse(env, &b) != WEFT_OK)
+            b = WEFT_IO_EPOLL;
+    }
+    return b;
+}
+
+/* Sets up the backend asked for, falling back to epoll (the reason kept in
+ * be_fallback_err). Returns 0 or a negative errno. */
+static int backend_init(struct weft_loop *loop, enum weft_io_backend want)
+{
+    if (want == WEFT_IO_URING) {
+#ifdef WEFT_HAVE_URING
+        loop->be_ops = &loop_uring_backend;
+        int r = loop->be_ops->init(loop);
+        if (r == 0)
+            return 0;
+        loop->be_fallback_err = -r;
+#else
+        loop->be_fallback_err = ENOTSUP;
+#endif
+    }
+    loop->be_ops = &loop_epoll_backend;
+    return loop->be_ops->init(loop);
+}
+
 /* Creates a loop; see weft.h. */
-struct weft_loop *weft_loop_new(void)
+struct weft_loop *weft_loop_new_config(const struct weft_loop_config *cfg)
 {
     struct weft_loop *loop = calloc(1, sizeof *loop);
     if (!loop)
         return NULL;
     loop->rbuf = malloc(LOOP_RBUF_SIZE);
-    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     loop->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     loop->wake.cb = on_wake;
     loop->sig.fd = -1;
     loop->sig.cb = on_signal;
     sigemptyset(&loop->sigmask);
     pthread_mutex_init(&loop->defer_lock, NULL);
-    if (!loop->rbuf || loop->epfd < 0 || loop->wake.fd < 0 ||
-        io_add(loop, &loop->wake, EPOLLIN) != 0) {
+    if (!loop->rbuf || loop->wake.fd < 0) {
         weft_loop_free(loop);
+        return NULL;
+    }
+    int r = backend_init(loop, wanted_backend(cfg));
+    if (r != 0) {
+        loop->be_ops = NULL;
+        weft_loop_free(loop);
+        errno = -r;
         return NULL;
     }
     loop->now = clock_ms();
     loop->tick = loop->now / TICK_MS;
     return loop;
+}
+
+/* Creates a loop with the defaults; see weft.h. */
+struct weft_loop *weft_loop_new(void)
+{
+    return weft_loop_new_config(NULL);
+}
+
+/* The backend in use; see weft.h. */
+enum weft_io_backend weft_loop_backend(const struct weft_loop *loop)
+{
+    return loop->be_ops->id;
+}
+
+/* Why the loop fell back to epoll; see weft.h. */
+int weft_loop_backend_error(const struct weft_loop *loop)
+{
+    return loop->be_fallback_err;
 }
 
 /* Frees a loop; see weft.h. */
@@ -224,8 +308,8 @@ void weft_loop_free(struct weft_loop *loop)
         return;
     if (tl_current == loop)
         tl_current = NULL;
-    if (loop->epfd >= 0)
-        close(loop->epfd);
+    if (loop->be_ops)
+        loop->be_ops->fini(loop);
     if (loop->wake.fd >= 0)
         close(loop->wake.fd);
     if (loop->sig.fd >= 0)
@@ -244,7 +328,7 @@ void weft_loop_free(struct weft_loop *loop)
 
 int weft_loop_fd(const struct weft_loop *loop)
 {
-    return loop->epfd;
+    return loop->be_ops->fd(loop);
 }
 
 uint64_t weft_loop_now(const struct weft_loop *loop)
@@ -468,15 +552,12 @@ static int next_timeout(struct weft_loop *loop)
 
 /* ----------------------------------------------------------------- iteration */
 
-/* Flushes every socket with corked output, then frees sockets closed in this iteration. */
+/* Flushes every socket with corked output (through the backend), then frees sockets closed
+ * in this iteration. */
 static void end_of_iteration(struct weft_loop *loop)
 {
-    while (loop->dirty) {
-        struct weft_sock *s = loop->dirty;
-        loop->dirty = s->list_next;
-        s->flags &= (uint16_t)~SOCK_DIRTY;
-        sock_flush(s);
-    }
+    if (loop->dirty)
+        loop->be_ops->flush_dirty(loop);
     while (loop->closed) {
         struct weft_sock *s = loop->closed;
         loop->closed = s->list_next;
@@ -485,7 +566,7 @@ static void end_of_iteration(struct weft_loop *loop)
 }
 
 /* Reads again from sockets whose last read filled the buffer (edge-triggered epoll will not
- * report them again). */
+ * report them again) or that were resumed. */
 static void run_read_again(struct weft_loop *loop)
 {
     struct weft_sock *list = loop->read_again;
@@ -502,7 +583,6 @@ static void run_read_again(struct weft_loop *loop)
 /* One iteration; see weft.h. */
 int weft_loop_poll(struct weft_loop *loop, int timeout_ms)
 {
-    struct epoll_event events[MAX_EVENTS];
     tl_current = loop;
     int timeout = timeout_ms;
     if (loop->read_again || loop->dirty || loop->closed)
@@ -512,19 +592,13 @@ int weft_loop_poll(struct weft_loop *loop, int timeout_ms)
         if (t >= 0 && (timeout < 0 || t < timeout))
             timeout = t;
     }
-    int n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout);
-    if (n < 0) {
-        if (errno != EINTR)
-            return WEFT_ERR_IO;
-        n = 0;
-    }
+    int n = loop->be_ops->wait(loop, timeout);
+    if (n < 0)
+        return n;
     loop->now = clock_ms();
     loop->in_iteration = true;
     run_read_again(loop);
-    for (int i = 0; i < n; i++) {
-        struct weft_io *io = events[i].data.ptr;
-        io->cb(io, events[i].events);
-    }
+    loop->be_ops->dispatch(loop, n);
     run_timers(loop);
     end_of_iteration(loop);
     loop->in_iteration = false;

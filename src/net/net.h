@@ -37,9 +37,11 @@ void buf_unref(struct weft_buf *b);
 struct weft_io;
 typedef void (*io_cb)(struct weft_io *io, uint32_t events);
 
-/* A file descriptor registered with the loop's epoll. */
+/* A file descriptor registered with the loop's backend (epoll semantics: events are EPOLL*
+ * bits, EPOLLET asks for edge-triggered reports). */
 struct weft_io {
     int fd;
+    uint32_t be; /* io_uring backend: 1 + index of this descriptor's state, 0 if none */
     io_cb cb;
 };
 
@@ -169,6 +171,23 @@ void addr_format(const struct sockaddr *sa, char *out, size_t cap);
 void loop_mark_dirty(struct weft_loop *loop, struct weft_sock *s);
 /* Queues a socket for another read attempt next iteration (edge-triggered fairness). */
 void loop_mark_read(struct weft_loop *loop, struct weft_sock *s);
+/* Backend hooks of sockets (sock.c calls them; loop.c passes them to the backend). */
+int loop_sock_attach(struct weft_loop *loop, struct weft_sock *s);
+void loop_sock_closing(struct weft_sock *s);
+void loop_sock_blocked(struct weft_sock *s);
+void loop_sock_paused(struct weft_sock *s);
+/* io_uring backend: delivers data held while s was paused and re-arms its receive (sock.c
+ * calls it instead of read() when s->io.be is set on a plain socket). */
+void loop_sock_read(struct weft_sock *s);
+/* Describes the first segments of s's output queue in iov (at most max). Returns how many,
+ * with their byte count in *total. */
+int sock_fill_iov(const struct weft_sock *s, struct iovec *iov, int max, size_t *total);
+/* Records the result of writing `total` queued bytes of s: w bytes taken (w < 0: the write
+ * failed with err). Consumes what was written, marks the socket blocked when the kernel took
+ * less, shuts down after the last byte when asked, reports errors with on_eof. Returns true
+ * when the whole queue went out. */
+bool sock_wrote(struct weft_sock *s, ssize_t w, size_t total, int err);
+
 /* Queues a closed socket to be freed at the end of the iteration. */
 void loop_mark_closed(struct weft_loop *loop, struct weft_sock *s);
 /* Removes a socket from every end-of-iteration list (used when its owner frees it at once). */

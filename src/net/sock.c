@@ -20,7 +20,7 @@
 
 static void sock_on_io(struct weft_io *io, uint32_t events);
 
-/* Registers fd (non-blocking) with the loop for edge-triggered input and output. */
+/* Registers fd (non-blocking) with the loop's backend for input and output. */
 int sock_attach(struct weft_loop *loop, struct weft_sock *s, int fd, const struct sock_ops *ops)
 {
     memset(s, 0, sizeof *s);
@@ -28,9 +28,7 @@ int sock_attach(struct weft_loop *loop, struct weft_sock *s, int fd, const struc
     s->io.cb = sock_on_io;
     s->loop = loop;
     s->ops = ops;
-    if (io_add(loop, &s->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0)
-        return WEFT_ERR_IO;
-    return WEFT_OK;
+    return loop_sock_attach(loop, s);
 }
 
 /* Reads until the kernel has nothing more (a short read, or with `hup` the end of the
@@ -39,6 +37,10 @@ int sock_attach(struct weft_loop *loop, struct weft_sock *s, int fd, const struc
  * next iteration). */
 static void sock_read(struct weft_sock *s, bool hup)
 {
+    if (s->io.be) { /* io_uring: data arrives through the ring */
+        loop_sock_read(s);
+        return;
+    }
     uint8_t *rbuf = loop_rbuf(s->loop);
     for (int i = 0; i < READS_PER_EVENT; i++) {
         if (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF))
@@ -233,6 +235,22 @@ void sock_discard(struct weft_sock *s)
 
 static void flush_plain(struct weft_sock *s);
 
+/* Describes the first segments of s's queue in iov (at most max). Returns how many, with
+ * their byte count in *total. */
+int sock_fill_iov(const struct weft_sock *s, struct iovec *iov, int max, size_t *total)
+{
+    int n = 0;
+    *total = 0;
+    for (struct oq_block *b = s->qhead; b && n < max; b = b->next)
+        for (uint16_t i = b->head; i < b->nseg && n < max; i++) {
+            iov[n].iov_base = (void *)b->seg[i].p;
+            iov[n].iov_len = b->seg[i].len;
+            *total += b->seg[i].len;
+            n++;
+        }
+    return n;
+}
+
 /* Writes as much of the queue as the kernel takes. A queue the kernel had refused that is
  * empty afterwards is reported with on_drain, as on EPOLLOUT: that happens when an owner
  * flushed early in the iteration (the socket blocked) and the loop flushes it again at the
@@ -256,43 +274,49 @@ static void flush_plain(struct weft_sock *s)
 {
     while (s->queued > 0) {
         struct iovec iov[IOV_BATCH];
-        int n = 0;
-        size_t total = 0;
-        for (struct oq_block *b = s->qhead; b && n < IOV_BATCH; b = b->next)
-            for (uint16_t i = b->head; i < b->nseg && n < IOV_BATCH; i++) {
-                iov[n].iov_base = (void *)b->seg[i].p;
-                iov[n].iov_len = b->seg[i].len;
-                total += b->seg[i].len;
-                n++;
-            }
+        size_t total;
+        int n = sock_fill_iov(s, iov, IOV_BATCH, &total);
         ssize_t w = n == 1 ? send(s->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
                            : writev(s->io.fd, iov, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                s->flags |= SOCK_BLOCKED;
-                return;
-            }
-            int err = errno;
-            sock_discard(s);
-            if (!(s->flags & SOCK_EOF)) {
-                s->flags |= SOCK_EOF;
-                s->ops->on_eof(s, err);
-            }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (!sock_wrote(s, w, total, w < 0 ? errno : 0))
             return;
-        }
-        oq_consume(s, (size_t)w);
-        if ((size_t)w < total) {
-            s->flags |= SOCK_BLOCKED;
-            return;
-        }
     }
+    sock_wrote(s, 0, 0, 0);
+}
+
+/* Records the result of one write of a plain socket; see net.h. */
+bool sock_wrote(struct weft_sock *s, ssize_t w, size_t total, int err)
+{
+    if (w < 0) {
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            s->flags |= SOCK_BLOCKED;
+            loop_sock_blocked(s);
+            return false;
+        }
+        sock_discard(s);
+        if (!(s->flags & SOCK_EOF)) {
+            s->flags |= SOCK_EOF;
+            s->ops->on_eof(s, err);
+        }
+        return false;
+    }
+    if (w > 0)
+        oq_consume(s, (size_t)w);
+    if ((size_t)w < total) {
+        s->flags |= SOCK_BLOCKED;
+        loop_sock_blocked(s);
+        return false;
+    }
+    if (s->queued > 0)
+        return true; /* more than one batch was queued */
     s->flags &= (uint16_t)~SOCK_BLOCKED;
     if ((s->flags & SOCK_SHUT_AFTER) && !(s->flags & SOCK_WR_SHUT)) {
         shutdown(s->io.fd, SHUT_WR);
         s->flags |= SOCK_WR_SHUT;
     }
+    return true;
 }
 
 /* Half-closes the socket once the queue is empty. */
@@ -313,6 +337,7 @@ void sock_close(struct weft_sock *s)
     sock_discard(s);
     if (s->ssl)
         tls_close(s); /* close_notify (best effort), SSL_free */
+    loop_sock_closing(s);
     close(s->io.fd); /* also removes it from epoll */
     s->flags |= SOCK_CLOSED;
     loop_mark_closed(s->loop, s);
@@ -320,6 +345,8 @@ void sock_close(struct weft_sock *s)
 
 void sock_pause(struct weft_sock *s)
 {
+    if (!(s->flags & SOCK_PAUSED) && s->io.be)
+        loop_sock_paused(s);
     s->flags |= SOCK_PAUSED;
 }
 

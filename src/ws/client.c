@@ -223,7 +223,8 @@ static void drop_attempts(struct weft_client *cl)
     for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++) {
         struct attempt *a = &cl->att->a[i];
         if (a->io.fd >= 0) {
-            close(a->io.fd); /* also leaves epoll */
+            io_del(cl->ep.loop, &a->io); /* an io_uring poll would keep the socket alive */
+            close(a->io.fd);
             a->io.fd = -1;
         }
     }
@@ -594,6 +595,7 @@ static void on_attempt_io(struct weft_io *io, uint32_t events)
         return;
     size_t idx = (size_t)(a - cl->att->a);
     if (soerr) {
+        io_del(cl->ep.loop, io);
         close(io->fd);
         io->fd = -1;
         cl->inflight--;

@@ -51,6 +51,9 @@ static const struct opt opts[] = {
     {"workers", T_U32, OFF(workers), "N",
      "worker threads, each with its own event loop and listener on the port\n"
      "(SO_REUSEPORT; one worker with --unix); default: the number of cores"},
+    {"io-backend", T_STR, OFF(io_backend), "NAME",
+     "the event loops' I/O backend: epoll (the default) or uring (io_uring; where the\n"
+     "kernel refuses it, epoll with a warning in the log)"},
     {"redis", T_STR, OFF(redis), "URL",
      "redis://host[:port][/db]: share rooms with other nodes through Redis pub/sub\n"
      "(seq, history and presence kept in Redis); default: in-process only"},
@@ -506,6 +509,9 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         return fail(err, cap, "--history-size: at most 100000");
     if (cfg->workers == 0 || cfg->workers > 256)
         return fail(err, cap, "--workers: expected 1..256");
+    enum weft_io_backend iob;
+    if (cfg->io_backend && *cfg->io_backend && weft_io_backend_parse(cfg->io_backend, &iob) != WEFT_OK)
+        return fail(err, cap, "--io-backend: expected epoll or uring");
     if (cfg->max_rooms == 0)
         return fail(err, cap, "--max-rooms: at least 1");
     if (cfg->redis && !*cfg->redis) {
@@ -630,4 +636,20 @@ const char *hub_config_option_name(int val)
     if (val < OPT_BASE || val >= OPT_BASE + (int)NOPTS)
         return NULL;
     return opts[val - OPT_BASE].name;
+}
+
+/* Creates an event loop on the backend cfg asks for; a fallback to epoll is logged (warning)
+ * when log_fallback. Returns NULL on failure (errno set). */
+struct weft_loop *hub_loop_new(const struct hub_config *cfg, const struct hub_log *lg,
+                               bool log_fallback)
+{
+    struct weft_loop_config lc;
+    weft_loop_config_init(&lc);
+    if (cfg->io_backend && *cfg->io_backend)
+        weft_io_backend_parse(cfg->io_backend, &lc.io_backend);
+    struct weft_loop *loop = weft_loop_new_config(&lc);
+    if (loop && log_fallback && weft_loop_backend_error(loop))
+        hlog(lg, WEFT_LOG_WARN, NULL, NULL, "io_uring unavailable (%s): using epoll",
+             strerror(weft_loop_backend_error(loop)));
+    return loop;
 }

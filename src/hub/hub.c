@@ -1225,7 +1225,7 @@ int hub_run(const struct hub_config *cfg)
     if (cfg->workers > 1 && !cfg->unix_path)
         return workers_run(cfg);
     struct run r = {0};
-    r.loop = weft_loop_new();
+    r.loop = hub_loop_new(cfg, &lg, true);
     if (!r.loop) {
         hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "cannot create the event loop: %s", strerror(errno));
         return 1;

@@ -75,6 +75,7 @@ struct hub_config {
     bool deflate;             /* --deflate: permessage-deflate on (the default) or off */
     /* scale-out */
     uint32_t workers;         /* worker threads (--workers), default the number of cores */
+    char *io_backend;         /* --io-backend epoll|uring; NULL = the library's default */
     char *redis;              /* --redis redis://host[:port][/db]: multi-node; NULL = in-process */
     /* the config file it was loaded from (informational) */
     char *config_file;

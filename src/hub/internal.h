@@ -27,6 +27,9 @@ struct hub_log {
  * connection); fields (may be NULL) is an object whose members are added, and is consumed
  * (its reference is stolen).
  */
+/* Creates an event loop on cfg's --io-backend, logging a fallback to epoll (config.c). */
+struct weft_loop *hub_loop_new(const struct hub_config *cfg, const struct hub_log *lg,
+                               bool log_fallback);
 void hlog(const struct hub_log *lg, int level, const char *conn, json_t *fields, const char *fmt,
           ...) __attribute__((format(printf, 5, 6)));
 /* As hlog, but always written whatever the level (the "listening on" line). */

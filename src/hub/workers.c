@@ -731,7 +731,7 @@ int workers_run(const struct hub_config *cfg0)
     for (size_t i = 0; i < n; i++) {
         slots[i].sh = sh;
         slots[i].idx = (unsigned)i;
-        slots[i].loop = weft_loop_new();
+        slots[i].loop = hub_loop_new(&cfg, &lg, i == 0);
         if (!slots[i].loop) {
             hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "cannot create an event loop: %s",
                  strerror(errno));

@@ -47,8 +47,7 @@ static void ep_io_del(struct weft_loop *loop, struct weft_io *io)
 static int ep_init(struct weft_loop *loop)
 {
     struct epoll_state *e = calloc(1, sizeof *e);
-    if (!e)
-        return -ENOMEM;
+    if (!e) return -ENOMEM;
     e->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (e->epfd < 0) {
         int err = errno;
@@ -70,8 +69,7 @@ static int ep_init(struct weft_loop *loop)
 static void ep_fini(struct weft_loop *loop)
 {
     struct epoll_state *e = st(loop);
-    if (!e)
-        return;
+    if (!e) return;
     close(e->epfd);
     free(e);
     loop->be = NULL;
@@ -82,8 +80,7 @@ static int ep_wait(struct weft_loop *loop, int timeout_ms)
 {
     struct epoll_state *e = st(loop);
     int n = epoll_wait(e->epfd, e->events, MAX_EVENTS, timeout_ms);
-    if (n < 0)
-        return errno == EINTR ? 0 : WEFT_ERR_IO;
+    if (n < 0) return errno == EINTR ? 0 : WEFT_ERR_IO;
     return n;
 }
 
@@ -112,7 +109,7 @@ static void ep_flush_dirty(struct weft_loop *loop)
 static int ep_sock_attach(struct weft_loop *loop, struct weft_sock *s)
 {
     return ep_io_add(loop, &s->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) == 0 ? WEFT_OK
-                                                                                 : WEFT_ERR_IO;
+                                                                                   : WEFT_ERR_IO;
 }
 
 /* Nothing to do: closing the fd removes it from epoll. */

@@ -58,23 +58,23 @@ extern const struct loop_backend loop_uring_backend;
 
 struct weft_loop {
     const struct loop_backend *be_ops;
-    void *be;                /* the backend's state */
-    int be_fallback_err;     /* errno that made the loop fall back to epoll, 0 if none */
-    struct weft_io wake;     /* eventfd */
-    struct weft_io sig;      /* signalfd, fd -1 until a handler is installed */
+    void *be;            /* the backend's state */
+    int be_fallback_err; /* errno that made the loop fall back to epoll, 0 if none */
+    struct weft_io wake; /* eventfd */
+    struct weft_io sig;  /* signalfd, fd -1 until a handler is installed */
     sigset_t sigmask;
     struct {
         void (*fn)(int, void *);
         void *arg;
     } sighandlers[65];
     atomic_bool stop;
-    uint64_t now;            /* ms, CLOCK_MONOTONIC, at the start of the iteration */
-    bool in_iteration;       /* weft_loop_poll is dispatching events (now is fresh enough) */
+    uint64_t now;      /* ms, CLOCK_MONOTONIC, at the start of the iteration */
+    bool in_iteration; /* weft_loop_poll is dispatching events (now is fresh enough) */
 
     /* timer wheel */
     struct weft_timer *slots[WHEEL_SLOTS];
     uint64_t occupied[WHEEL_SLOTS / 64]; /* bit per non-empty slot */
-    uint64_t tick;           /* next tick to process */
+    uint64_t tick;                       /* next tick to process */
 
     /* end-of-iteration lists */
     struct weft_sock *dirty;

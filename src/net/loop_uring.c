@@ -44,15 +44,16 @@ enum { K_PENDING, K_POLL, K_SOCK };
 
 /* The backend's state of one descriptor (weft_io.be). */
 struct ustate {
-    struct weft_io *io;   /* NULL once the owner let go (closed, io_del) */
-    uint32_t events;      /* K_POLL: the epoll events asked for */
-    uint8_t kind;         /* K_* */
-    uint8_t armed;        /* A_* */
-    bool on_arm_list;     /* waits for its requests to be prepared */
-    bool held_eof;        /* K_SOCK: the end of the stream came while paused */
-    int held_err;         /* K_SOCK: an error came while paused */
-    uint32_t idx;         /* 1 + slot in the loop's table while the owner holds it */
-    uint8_t *held;        /* K_SOCK: bytes received while paused */
+    struct weft_io *io; /* NULL once the owner let go (closed, io_del) */
+    uint32_t events;    /* K_POLL: the epoll events asked for */
+    uint8_t kind;       /* K_* */
+    uint8_t armed;      /* A_* */
+    bool on_arm_list;   /* waits for its requests to be prepared */
+    bool busy;          /* a completion of it is being handled: do not free yet */
+    bool held_eof;      /* K_SOCK: the end of the stream came while paused */
+    int held_err;       /* K_SOCK: an error came while paused */
+    uint32_t idx;       /* 1 + slot in the loop's table while the owner holds it */
+    uint8_t *held;      /* K_SOCK: bytes received while paused */
     size_t held_len;
     struct ustate *arm_next;
     struct ustate *prev, *next; /* every state of the loop (freed with it) */
@@ -82,7 +83,7 @@ struct uring_state {
     uint8_t *bufs;
     struct ustate *arm_head;
     struct ustate *all;
-    struct ustate **table; /* weft_io.be - 1 -> state */
+    struct ustate **table;               /* weft_io.be - 1 -> state */
     uint32_t ntable, captable, free_idx; /* free_idx: 1 + first free slot, 0 if none */
     uint64_t wakeval;
     struct stashed *stash;
@@ -123,8 +124,7 @@ static struct ustate *state_of(struct uring_state *u, const struct weft_io *io)
 /* Takes io's state away from it (the state lives on until its requests completed). */
 static void state_detach(struct uring_state *u, struct ustate *st)
 {
-    if (st->io)
-        st->io->be = 0;
+    if (st->io) st->io->be = 0;
     st->io = NULL;
     uint32_t i = st->idx - 1;
     u->table[i] = (struct ustate *)(uintptr_t)(((uintptr_t)u->free_idx << 3) | 1u);
@@ -143,8 +143,7 @@ static struct ustate *state_new(struct uring_state *u, struct weft_io *io, uint8
         if (u->ntable == u->captable) {
             uint32_t cap = u->captable ? u->captable * 2 : 1024;
             struct ustate **t = realloc(u->table, cap * sizeof *t);
-            if (!t)
-                return NULL;
+            if (!t) return NULL;
             u->table = t;
             u->captable = cap;
         }
@@ -162,8 +161,7 @@ static struct ustate *state_new(struct uring_state *u, struct weft_io *io, uint8
     st->io = io;
     st->kind = kind;
     st->next = u->all;
-    if (u->all)
-        u->all->prev = st;
+    if (u->all) u->all->prev = st;
     u->all = st;
     return st;
 }
@@ -175,8 +173,7 @@ static void state_free(struct uring_state *u, struct ustate *st)
         st->prev->next = st->next;
     else
         u->all = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
+    if (st->next) st->next->prev = st->prev;
     free(st->held);
     free(st);
 }
@@ -184,15 +181,13 @@ static void state_free(struct uring_state *u, struct ustate *st)
 /* Frees st when nothing refers to it any more. */
 static void maybe_free(struct uring_state *u, struct ustate *st)
 {
-    if (!st->io && !st->armed && !st->on_arm_list)
-        state_free(u, st);
+    if (!st->io && !st->armed && !st->on_arm_list && !st->busy) state_free(u, st);
 }
 
 /* Queues st for its requests to be prepared before the next submission. */
 static void arm_later(struct uring_state *u, struct ustate *st)
 {
-    if (st->on_arm_list)
-        return;
+    if (st->on_arm_list) return;
     st->on_arm_list = true;
     st->arm_next = u->arm_head;
     u->arm_head = st;
@@ -202,8 +197,7 @@ static void arm_later(struct uring_state *u, struct ustate *st)
 static void cancel(struct uring_state *u, uint64_t ud, bool poll)
 {
     struct io_uring_sqe *sqe = get_sqe(u);
-    if (!sqe)
-        return;
+    if (!sqe) return;
     if (poll)
         io_uring_prep_poll_remove(sqe, ud);
     else
@@ -231,8 +225,7 @@ static void arm(struct uring_state *u, struct ustate *st)
     }
     if (st->kind == K_POLL && !(st->armed & A_POLL)) {
         struct io_uring_sqe *sqe = get_sqe(u);
-        if (!sqe)
-            return;
+        if (!sqe) return;
         unsigned mask = st->events & ~(unsigned)(EPOLLET | EPOLLONESHOT);
         if (st->events & EPOLLET)
             io_uring_prep_poll_multishot(sqe, io->fd, mask);
@@ -242,11 +235,9 @@ static void arm(struct uring_state *u, struct ustate *st)
         st->armed |= A_POLL;
     } else if (st->kind == K_SOCK && !(st->armed & A_RECV)) {
         struct weft_sock *s = (struct weft_sock *)io;
-        if (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF))
-            return;
+        if (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF)) return;
         struct io_uring_sqe *sqe = get_sqe(u);
-        if (!sqe)
-            return;
+        if (!sqe) return;
         io_uring_prep_recv_multishot(sqe, io->fd, NULL, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = BUF_GROUP;
@@ -262,8 +253,7 @@ static void arm_pending(struct uring_state *u)
         struct ustate *st = u->arm_head;
         u->arm_head = st->arm_next;
         st->on_arm_list = false;
-        if (st->io)
-            arm(u, st);
+        if (st->io) arm(u, st);
         maybe_free(u, st);
     }
 }
@@ -287,8 +277,7 @@ static int u_io_add(struct weft_loop *loop, struct weft_io *io, uint32_t events)
 static int u_io_mod(struct weft_loop *loop, struct weft_io *io, uint32_t events)
 {
     struct ustate *st = state_of(ust(loop), io);
-    if (!st)
-        return u_io_add(loop, io, events);
+    if (!st) return u_io_add(loop, io, events);
     st->events = events;
     if (st->armed & A_POLL)
         cancel(ust(loop), tag(st, U_POLL), true); /* re-armed when its completion comes */
@@ -301,11 +290,9 @@ static int u_io_mod(struct weft_loop *loop, struct weft_io *io, uint32_t events)
 static void u_io_del(struct weft_loop *loop, struct weft_io *io)
 {
     struct ustate *st = state_of(ust(loop), io);
-    if (!st)
-        return;
+    if (!st) return;
     state_detach(ust(loop), st);
-    if (st->armed & A_POLL)
-        cancel(ust(loop), tag(st, U_POLL), true);
+    if (st->armed & A_POLL) cancel(ust(loop), tag(st, U_POLL), true);
     maybe_free(ust(loop), st);
 }
 
@@ -316,8 +303,7 @@ static void u_io_del(struct weft_loop *loop, struct weft_io *io)
 static int u_sock_attach(struct weft_loop *loop, struct weft_sock *s)
 {
     struct ustate *st = state_new(ust(loop), &s->io, K_PENDING);
-    if (!st)
-        return WEFT_ERR_NOMEM;
+    if (!st) return WEFT_ERR_NOMEM;
     arm_later(ust(loop), st);
     return WEFT_OK;
 }
@@ -328,15 +314,11 @@ static void u_sock_closing(struct weft_loop *loop, struct weft_sock *s)
 {
     struct uring_state *u = ust(loop);
     struct ustate *st = state_of(u, &s->io);
-    if (!st)
-        return;
+    if (!st) return;
     state_detach(u, st);
-    if (st->armed & A_POLL)
-        cancel(u, tag(st, U_POLL), true);
-    if (st->armed & A_RECV)
-        cancel(u, tag(st, U_RECV), false);
-    if (st->armed & A_POUT)
-        cancel(u, tag(st, U_POUT), true);
+    if (st->armed & A_POLL) cancel(u, tag(st, U_POLL), true);
+    if (st->armed & A_RECV) cancel(u, tag(st, U_RECV), false);
+    if (st->armed & A_POUT) cancel(u, tag(st, U_POUT), true);
     maybe_free(u, st);
 }
 
@@ -344,11 +326,9 @@ static void u_sock_closing(struct weft_loop *loop, struct weft_sock *s)
 static void u_sock_blocked(struct weft_loop *loop, struct weft_sock *s)
 {
     struct ustate *st = state_of(ust(loop), &s->io);
-    if (!st || st->kind != K_SOCK || (st->armed & A_POUT))
-        return;
+    if (!st || st->kind != K_SOCK || (st->armed & A_POUT)) return;
     struct io_uring_sqe *sqe = get_sqe(ust(loop));
-    if (!sqe)
-        return;
+    if (!sqe) return;
     io_uring_prep_poll_add(sqe, s->io.fd, POLLOUT);
     io_uring_sqe_set_data64(sqe, tag(st, U_POUT));
     st->armed |= A_POUT;
@@ -358,8 +338,7 @@ static void u_sock_blocked(struct weft_loop *loop, struct weft_sock *s)
 static void u_sock_read(struct weft_loop *loop, struct weft_sock *s)
 {
     struct ustate *st = state_of(ust(loop), &s->io);
-    if (!st || (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF)))
-        return;
+    if (!st || (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF))) return;
     if (st->held) {
         uint8_t *held = st->held;
         size_t len = st->held_len;
@@ -368,31 +347,27 @@ static void u_sock_read(struct weft_loop *loop, struct weft_sock *s)
         s->ops->on_data(s, held, len);
         free(held);
         st = state_of(ust(loop), &s->io);
-        if (!st || (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF)))
-            return;
+        if (!st || (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF))) return;
     }
     if (st->held_eof || st->held_err) {
         s->flags |= SOCK_EOF;
         s->ops->on_eof(s, st->held_err);
         return;
     }
-    if (!(st->armed & A_RECV))
-        arm_later(ust(loop), st);
+    if (!(st->armed & A_RECV)) arm_later(ust(loop), st);
 }
 
 /* Stops receiving for a paused socket (what is still in flight is held). */
 static void pause_recv(struct uring_state *u, struct ustate *st)
 {
-    if (st->armed & A_RECV)
-        cancel(u, tag(st, U_RECV), false);
+    if (st->armed & A_RECV) cancel(u, tag(st, U_RECV), false);
 }
 
 /* Appends bytes received while paused. Returns false when out of memory. */
 static bool hold(struct ustate *st, const uint8_t *p, size_t n)
 {
     uint8_t *nb = realloc(st->held, st->held_len + n);
-    if (!nb)
-        return false;
+    if (!nb) return false;
     memcpy(nb + st->held_len, p, n);
     st->held = nb;
     st->held_len += n;
@@ -402,8 +377,7 @@ static bool hold(struct ustate *st, const uint8_t *p, size_t n)
 /* A completion of a socket's multishot receive. */
 static void on_recv(struct uring_state *u, struct ustate *st, int32_t res, uint32_t flags)
 {
-    if (!(flags & IORING_CQE_F_MORE))
-        st->armed &= (uint8_t)~A_RECV;
+    if (!(flags & IORING_CQE_F_MORE)) st->armed &= (uint8_t)~A_RECV;
     uint8_t *data = NULL;
     unsigned bid = 0;
     if (flags & IORING_CQE_F_BUFFER) {
@@ -414,8 +388,7 @@ static void on_recv(struct uring_state *u, struct ustate *st, int32_t res, uint3
     bool live = s && !(s->flags & (SOCK_CLOSED | SOCK_EOF));
     if (res > 0 && live && data) {
         if ((s->flags & SOCK_PAUSED) || st->held) {
-            if (!hold(st, data, (size_t)res))
-                st->held_err = ENOMEM;
+            if (!hold(st, data, (size_t)res)) st->held_err = ENOMEM;
             pause_recv(u, st);
         } else {
             s->ops->on_data(s, data, (size_t)res);
@@ -443,8 +416,7 @@ static void on_recv(struct uring_state *u, struct ustate *st, int32_t res, uint3
     /* A receive that ended (no buffer left, or the kernel stopped it) starts again. */
     if (st->io && !(st->armed & A_RECV) && res != 0 && !st->held_eof && !st->held_err) {
         s = (struct weft_sock *)st->io;
-        if (!(s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF)))
-            arm_later(u, st);
+        if (!(s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF))) arm_later(u, st);
     }
     maybe_free(u, st);
 }
@@ -452,8 +424,7 @@ static void on_recv(struct uring_state *u, struct ustate *st, int32_t res, uint3
 /* A completion of a poll: the watcher's callback with the events (epoll bits). */
 static void on_poll(struct uring_state *u, struct ustate *st, int32_t res, uint32_t flags)
 {
-    if (!(flags & IORING_CQE_F_MORE))
-        st->armed &= (uint8_t)~A_POLL;
+    if (!(flags & IORING_CQE_F_MORE)) st->armed &= (uint8_t)~A_POLL;
     if (st->io && res > 0)
         st->io->cb(st->io, (uint32_t)res);
     else if (st->io && res < 0 && res != -ECANCELED)
@@ -467,8 +438,7 @@ static void on_poll(struct uring_state *u, struct ustate *st, int32_t res, uint3
 static void on_pollout(struct uring_state *u, struct ustate *st, int32_t res)
 {
     st->armed &= (uint8_t)~A_POUT;
-    if (st->io && res != -ECANCELED)
-        st->io->cb(st->io, EPOLLOUT);
+    if (st->io && res != -ECANCELED) st->io->cb(st->io, EPOLLOUT);
     maybe_free(u, st);
 }
 
@@ -477,8 +447,7 @@ static void arm_wake(struct weft_loop *loop)
 {
     struct uring_state *u = ust(loop);
     struct io_uring_sqe *sqe = get_sqe(u);
-    if (!sqe)
-        return;
+    if (!sqe) return;
     io_uring_prep_read(sqe, loop->wake.fd, &u->wakeval, sizeof u->wakeval, 0);
     io_uring_sqe_set_data64(sqe, U_WAKE);
 }
@@ -488,7 +457,10 @@ static void handle(struct weft_loop *loop, uint64_t ud, int32_t res, uint32_t fl
 {
     struct uring_state *u = ust(loop);
     struct ustate *st = (struct ustate *)(uintptr_t)(ud & ~(uint64_t)TAG_MASK);
-    switch (ud & TAG_MASK) {
+    unsigned t = (unsigned)(ud & TAG_MASK);
+    if (t == U_RECV || t == U_POLL || t == U_POUT)
+        st->busy = true; /* callbacks may close its owner */
+    switch (t) {
     case U_RECV:
         on_recv(u, st, res, flags);
         break;
@@ -505,6 +477,10 @@ static void handle(struct weft_loop *loop, uint64_t ud, int32_t res, uint32_t fl
     default:
         break;
     }
+    if (t == U_RECV || t == U_POLL || t == U_POUT) {
+        st->busy = false;
+        maybe_free(u, st);
+    }
 }
 
 /* ----------------------------------------------------------------- the loop */
@@ -515,8 +491,7 @@ static int u_wait(struct weft_loop *loop, int timeout_ms)
 {
     struct uring_state *u = ust(loop);
     arm_pending(u);
-    if (u->nstash > u->stash_off)
-        timeout_ms = 0;
+    if (u->nstash > u->stash_off) timeout_ms = 0;
     int r;
     if (timeout_ms == 0) {
         r = io_uring_sq_ready(&u->ring) ? io_uring_submit(&u->ring) : 0;
@@ -524,11 +499,9 @@ static int u_wait(struct weft_loop *loop, int timeout_ms)
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
-        r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms > 0 ? &ts : NULL,
-                                             NULL);
+        r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms > 0 ? &ts : NULL, NULL);
     }
-    if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
-        return WEFT_ERR_IO;
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) return WEFT_ERR_IO;
     return (int)(io_uring_cq_ready(&u->ring) + (u->nstash - u->stash_off));
 }
 
@@ -559,11 +532,9 @@ static bool prep_send(struct uring_state *u, int i, struct weft_sock *s)
 {
     struct usend *x = &u->sends[i];
     int n = sock_fill_iov(s, x->iov, SEND_IOV, &x->total);
-    if (n == 0)
-        return false;
+    if (n == 0) return false;
     struct io_uring_sqe *sqe = get_sqe(u);
-    if (!sqe)
-        return false;
+    if (!sqe) return false;
     memset(&x->mh, 0, sizeof x->mh);
     x->mh.msg_iov = x->iov;
     x->mh.msg_iovlen = (size_t)n;
@@ -588,10 +559,8 @@ static void reap_sends(struct uring_state *u, int n)
         struct io_uring_cqe *cqe;
         if (io_uring_peek_cqe(&u->ring, &cqe) != 0) {
             int r = io_uring_wait_cqe(&u->ring, &cqe);
-            if (r < 0 && r != -EINTR)
-                break;
-            if (r < 0)
-                continue;
+            if (r < 0 && r != -EINTR) break;
+            if (r < 0) continue;
         }
         uint64_t ud = cqe->user_data;
         if ((ud & TAG_MASK) == U_SEND && (ud >> 3) < (uint64_t)n) {
@@ -621,24 +590,20 @@ static void u_flush_dirty(struct weft_loop *loop)
             struct weft_sock *s = loop->dirty;
             loop->dirty = s->list_next;
             s->flags &= (uint16_t)~SOCK_DIRTY;
-            if (s->flags & SOCK_CLOSED)
-                continue;
+            if (s->flags & SOCK_CLOSED) continue;
             if (s->ssl || (s->flags & SOCK_BLOCKED) || !s->io.be || !prep_send(u, n, s)) {
                 sock_flush(s);
                 continue;
             }
             n++;
         }
-        if (n == 0)
-            continue;
+        if (n == 0) continue;
         reap_sends(u, n);
         for (int i = 0; i < n; i++) {
             struct usend *x = &u->sends[i];
             struct weft_sock *s = x->s;
-            if (!x->done || (s->flags & SOCK_CLOSED))
-                continue;
-            bool all = sock_wrote(s, x->res < 0 ? -1 : x->res, x->total,
-                                  x->res < 0 ? -x->res : 0);
+            if (!x->done || (s->flags & SOCK_CLOSED)) continue;
+            bool all = sock_wrote(s, x->res < 0 ? -1 : x->res, x->total, x->res < 0 ? -x->res : 0);
             if (all && s->queued > 0)
                 loop_mark_dirty(loop, s); /* more segments than one send takes */
         }
@@ -650,8 +615,7 @@ static void u_flush_dirty(struct weft_loop *loop)
 static int u_init(struct weft_loop *loop)
 {
     struct uring_state *u = calloc(1, sizeof *u);
-    if (!u)
-        return -ENOMEM;
+    if (!u) return -ENOMEM;
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
@@ -684,8 +648,7 @@ static int u_init(struct weft_loop *loop)
         r = io_uring_register_buf_ring(&u->ring, &reg, 0);
     }
     if (r < 0) {
-        if (br != MAP_FAILED)
-            munmap(br, u->br_size);
+        if (br != MAP_FAILED) munmap(br, u->br_size);
         free(u->bufs);
         free(u->stash);
         free(u->sends);
@@ -695,14 +658,13 @@ static int u_init(struct weft_loop *loop)
     }
     io_uring_buf_ring_init(u->br);
     for (unsigned i = 0; i < BUF_COUNT; i++)
-        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * BUF_SIZE, BUF_SIZE,
-                              (unsigned short)i, io_uring_buf_ring_mask(BUF_COUNT), (int)i);
+        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
+                              io_uring_buf_ring_mask(BUF_COUNT), (int)i);
     io_uring_buf_ring_advance(u->br, BUF_COUNT);
     loop->be = u;
     /* The ring waits for the eventfd itself: a blocking read that completes on a write. */
     int fl = fcntl(loop->wake.fd, F_GETFL);
-    if (fl >= 0)
-        fcntl(loop->wake.fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (fl >= 0) fcntl(loop->wake.fd, F_SETFL, fl & ~O_NONBLOCK);
     arm_wake(loop);
     return 0;
 }
@@ -711,8 +673,7 @@ static int u_init(struct weft_loop *loop)
 static void u_fini(struct weft_loop *loop)
 {
     struct uring_state *u = ust(loop);
-    if (!u)
-        return;
+    if (!u) return;
     io_uring_queue_exit(&u->ring);
     /* The owners are gone (weft_loop_free requires it); states whose requests were still in
      * flight go with the ring. */
@@ -737,8 +698,7 @@ static int u_fd(const struct weft_loop *loop)
 static void u_sock_paused(struct weft_loop *loop, struct weft_sock *s)
 {
     struct ustate *st = state_of(ust(loop), &s->io);
-    if (st && st->kind == K_SOCK)
-        pause_recv(ust(loop), st);
+    if (st && st->kind == K_SOCK) pause_recv(ust(loop), st);
 }
 
 const struct loop_backend loop_uring_backend = {

@@ -374,7 +374,7 @@ static bool hold(struct ustate *st, const uint8_t *p, size_t n)
     return true;
 }
 
-/* A completion of a socket's multishot receive. */
+/* A completion of a socket's multishot receive (handle() frees the state if it is done). */
 static void on_recv(struct uring_state *u, struct ustate *st, int32_t res, uint32_t flags)
 {
     if (!(flags & IORING_CQE_F_MORE)) st->armed &= (uint8_t)~A_RECV;
@@ -418,7 +418,6 @@ static void on_recv(struct uring_state *u, struct ustate *st, int32_t res, uint3
         s = (struct weft_sock *)st->io;
         if (!(s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF))) arm_later(u, st);
     }
-    maybe_free(u, st);
 }
 
 /* A completion of a poll: the watcher's callback with the events (epoll bits). */
@@ -431,15 +430,13 @@ static void on_poll(struct uring_state *u, struct ustate *st, int32_t res, uint3
         st->io->cb(st->io, EPOLLERR);
     if (st->io && !(st->armed & A_POLL))
         arm_later(u, st); /* level-triggered: poll again (reports at once if still ready) */
-    maybe_free(u, st);
 }
 
 /* A completion of the writability poll of a blocked socket. */
-static void on_pollout(struct uring_state *u, struct ustate *st, int32_t res)
+static void on_pollout(struct ustate *st, int32_t res)
 {
     st->armed &= (uint8_t)~A_POUT;
     if (st->io && res != -ECANCELED) st->io->cb(st->io, EPOLLOUT);
-    maybe_free(u, st);
 }
 
 /* Arms the read of the eventfd through the ring. */
@@ -468,7 +465,7 @@ static void handle(struct weft_loop *loop, uint64_t ud, int32_t res, uint32_t fl
         on_poll(u, st, res, flags);
         break;
     case U_POUT:
-        on_pollout(u, st, res);
+        on_pollout(st, res);
         break;
     case U_WAKE:
         arm_wake(loop);

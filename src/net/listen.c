@@ -20,7 +20,28 @@
 /* Milliseconds to stop accepting after running out of file descriptors. */
 #define EMFILE_PAUSE_MS 100
 
-/* Accepts every pending connection (the listener is level-triggered). */
+/* Hands a connection accepted on l to its owner (TCP_NODELAY set first); see net.h. */
+void listener_accepted(struct weft_listener *l, int fd, const struct sockaddr *addr,
+                       socklen_t addrlen)
+{
+    if (!l->is_unix) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    l->on_accept(l, fd, addr, addrlen);
+}
+
+/* Handles a failed accept with errno err; see net.h. */
+void listener_accept_failed(struct weft_listener *l, int err)
+{
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        /* Out of descriptors: stop listening for a moment instead of spinning. */
+        io_del(l->loop, &l->io);
+        weft_timer_start(l->loop, &l->retry, EMFILE_PAUSE_MS);
+    }
+}
+
+/* Accepts every pending connection (epoll: the listener is level-triggered). */
 static void on_listen_io(struct weft_io *io, uint32_t events)
 {
     (void)events;
@@ -32,18 +53,10 @@ static void on_listen_io(struct weft_io *io, uint32_t events)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: stop listening for a moment instead of spinning. */
-                io_del(l->loop, &l->io);
-                weft_timer_start(l->loop, &l->retry, EMFILE_PAUSE_MS);
-            }
+            listener_accept_failed(l, errno);
             return;
         }
-        if (!l->is_unix) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        l->on_accept(l, fd, (struct sockaddr *)&ss, sl);
+        listener_accepted(l, fd, (struct sockaddr *)&ss, sl);
     }
 }
 
@@ -53,7 +66,7 @@ static void on_retry(struct weft_timer *t)
     struct weft_listener *l =
         (struct weft_listener *)((char *)t - offsetof(struct weft_listener, retry));
     if (l->io.fd >= 0)
-        io_add(l->loop, &l->io, EPOLLIN);
+        loop_listen(l->loop, l);
 }
 
 /* Finishes setting up a bound socket: listen and register. */
@@ -69,7 +82,7 @@ static int start_listening(struct weft_loop *loop, struct weft_listener *l, int 
     l->io.cb = on_listen_io;
     l->loop = loop;
     l->retry.cb = on_retry;
-    if (io_add(loop, &l->io, EPOLLIN) != 0) {
+    if (loop_listen(loop, l) != 0) {
         int e = errno;
         close(fd);
         l->io.fd = -1;

@@ -74,6 +74,14 @@ void loop_sock_closing(struct weft_sock *s)
     s->loop->be_ops->sock_closing(s->loop, s);
 }
 
+/* Starts accepting on l; see net.h. */
+int loop_listen(struct weft_loop *loop, struct weft_listener *l)
+{
+    if (loop->be_ops->listen)
+        return loop->be_ops->listen(loop, l);
+    return io_add(loop, &l->io, EPOLLIN);
+}
+
 /* Tells the backend that the owner paused reading s. */
 void loop_sock_paused(struct weft_sock *s)
 {

@@ -43,6 +43,8 @@ struct loop_backend {
     void (*sock_closing)(struct weft_loop *loop, struct weft_sock *s);
     /* The kernel refused output on a plain socket: report when it is writable again. */
     void (*sock_blocked)(struct weft_loop *loop, struct weft_sock *s);
+    /* Starts accepting on a listener (NULL: a level-triggered io_add of l->io). */
+    int (*listen)(struct weft_loop *loop, struct weft_listener *l);
     /* The owner paused reading a socket (NULL: nothing to do). */
     void (*sock_paused)(struct weft_loop *loop, struct weft_sock *s);
     /* Reads a socket whose io.be is set (the backend delivers its data itself). */

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -33,14 +34,14 @@
 #define SEND_IOV 32    /* segments per send */
 
 /* What a request's user_data points at (low 3 bits; states are 8-byte aligned). */
-enum { U_POLL = 1, U_RECV = 2, U_SEND = 3, U_POUT = 4, U_WAKE = 5, U_IGNORE = 6 };
+enum { U_POLL = 1, U_RECV = 2, U_SEND = 3, U_POUT = 4, U_WAKE = 5, U_IGNORE = 6, U_ACCEPT = 7 };
 #define TAG_MASK 7u
 
 /* Requests in flight on a state. */
-enum { A_POLL = 1, A_RECV = 2, A_POUT = 4 };
+enum { A_POLL = 1, A_RECV = 2, A_POUT = 4, A_ACCEPT = 8 };
 
 /* Kinds of state. */
-enum { K_PENDING, K_POLL, K_SOCK };
+enum { K_PENDING, K_POLL, K_SOCK, K_ACCEPT };
 
 /* The backend's state of one descriptor (weft_io.be). */
 struct ustate {
@@ -233,6 +234,12 @@ static void arm(struct uring_state *u, struct ustate *st)
             io_uring_prep_poll_add(sqe, io->fd, mask);
         io_uring_sqe_set_data64(sqe, tag(st, U_POLL));
         st->armed |= A_POLL;
+    } else if (st->kind == K_ACCEPT && !(st->armed & A_ACCEPT)) {
+        struct io_uring_sqe *sqe = get_sqe(u);
+        if (!sqe) return;
+        io_uring_prep_multishot_accept(sqe, io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, tag(st, U_ACCEPT));
+        st->armed |= A_ACCEPT;
     } else if (st->kind == K_SOCK && !(st->armed & A_RECV)) {
         struct weft_sock *s = (struct weft_sock *)io;
         if (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF)) return;
@@ -292,6 +299,7 @@ static void u_io_del(struct weft_loop *loop, struct weft_io *io)
     struct ustate *st = state_of(ust(loop), io);
     if (!st) return;
     state_detach(ust(loop), st);
+    if (st->armed & A_ACCEPT) cancel(ust(loop), tag(st, U_ACCEPT), false);
     if (st->armed & A_POLL) cancel(ust(loop), tag(st, U_POLL), true);
     maybe_free(ust(loop), st);
 }
@@ -439,6 +447,42 @@ static void on_pollout(struct ustate *st, int32_t res)
     if (st->io && res != -ECANCELED) st->io->cb(st->io, EPOLLOUT);
 }
 
+/* Starts a multishot accept on a listener. Returns 0 or -1 (errno). */
+static int u_listen(struct weft_loop *loop, struct weft_listener *l)
+{
+    struct ustate *st = state_new(ust(loop), &l->io, K_ACCEPT);
+    if (!st) {
+        errno = ENOMEM;
+        return -1;
+    }
+    arm_later(ust(loop), st);
+    return 0;
+}
+
+/* A completion of a listener's multishot accept: a new connection or an error. The accept
+ * has no room for each peer's address, so getpeername fetches it. */
+static void on_accept(struct uring_state *u, struct ustate *st, int32_t res, uint32_t flags)
+{
+    if (!(flags & IORING_CQE_F_MORE)) st->armed &= (uint8_t)~A_ACCEPT;
+    struct weft_listener *l = st->io ? (struct weft_listener *)st->io : NULL;
+    if (res >= 0) {
+        if (!l) {
+            close(res);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getpeername(res, (struct sockaddr *)&ss, &sl) != 0) {
+            close(res); /* already reset by the peer */
+        } else {
+            listener_accepted(l, res, (struct sockaddr *)&ss, sl);
+        }
+    } else if (l && res != -ECANCELED && res != -EINTR && res != -ECONNABORTED) {
+        listener_accept_failed(l, -res);
+    }
+    if (st->io && !(st->armed & A_ACCEPT)) arm_later(u, st);
+}
+
 /* Arms the read of the eventfd through the ring. */
 static void arm_wake(struct weft_loop *loop)
 {
@@ -455,7 +499,7 @@ static void handle(struct weft_loop *loop, uint64_t ud, int32_t res, uint32_t fl
     struct uring_state *u = ust(loop);
     struct ustate *st = (struct ustate *)(uintptr_t)(ud & ~(uint64_t)TAG_MASK);
     unsigned t = (unsigned)(ud & TAG_MASK);
-    if (t == U_RECV || t == U_POLL || t == U_POUT)
+    if (t == U_RECV || t == U_POLL || t == U_POUT || t == U_ACCEPT)
         st->busy = true; /* callbacks may close its owner */
     switch (t) {
     case U_RECV:
@@ -467,6 +511,9 @@ static void handle(struct weft_loop *loop, uint64_t ud, int32_t res, uint32_t fl
     case U_POUT:
         on_pollout(st, res);
         break;
+    case U_ACCEPT:
+        on_accept(u, st, res, flags);
+        break;
     case U_WAKE:
         arm_wake(loop);
         loop_run_deferred(loop);
@@ -474,7 +521,7 @@ static void handle(struct weft_loop *loop, uint64_t ud, int32_t res, uint32_t fl
     default:
         break;
     }
-    if (t == U_RECV || t == U_POLL || t == U_POUT) {
+    if (t == U_RECV || t == U_POLL || t == U_POUT || t == U_ACCEPT) {
         st->busy = false;
         maybe_free(u, st);
     }
@@ -711,6 +758,7 @@ const struct loop_backend loop_uring_backend = {
     .sock_attach = u_sock_attach,
     .sock_closing = u_sock_closing,
     .sock_blocked = u_sock_blocked,
+    .listen = u_listen,
     .sock_paused = u_sock_paused,
     .sock_read = u_sock_read,
     .fd = u_fd,

@@ -159,6 +159,15 @@ uint16_t listener_port(const struct weft_listener *l);
 /* Stops listening and closes the socket (and unlinks a Unix socket path). */
 void listener_close(struct weft_listener *l);
 
+/* Hands a connection accepted on l to its owner (sets TCP_NODELAY first). */
+void listener_accepted(struct weft_listener *l, int fd, const struct sockaddr *addr,
+                       socklen_t addrlen);
+/* Handles a failed accept (errno err): out of descriptors pauses accepting for a moment. */
+void listener_accept_failed(struct weft_listener *l, int err);
+/* Starts accepting on l's bound, listening fd: a level-triggered watch calling l->io.cb with
+ * epoll, a multishot accept with io_uring. Returns 0 or -1 (errno). */
+int loop_listen(struct weft_loop *loop, struct weft_listener *l);
+
 /* Formats a socket address as "1.2.3.4:5", "[::1]:5" or "unix". */
 void addr_format(const struct sockaddr *sa, char *out, size_t cap);
 

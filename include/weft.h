@@ -642,6 +642,10 @@ enum weft_io_backend weft_loop_backend(const struct weft_loop *loop);
  * ...), ENOTSUP when io_uring is not built in, 0 when the loop runs the backend asked for. */
 int weft_loop_backend_error(const struct weft_loop *loop);
 
+/* True when libweft was built with backend b (epoll always; io_uring with liburing). Says
+ * nothing about whether the running kernel allows it. */
+bool weft_io_backend_built(enum weft_io_backend b);
+
 /* "epoll", "uring" or "default". */
 const char *weft_io_backend_name(enum weft_io_backend b);
 

@@ -219,6 +219,16 @@ const char *weft_io_backend_name(enum weft_io_backend b)
     }
 }
 
+/* Whether a backend was built in; see weft.h. */
+bool weft_io_backend_built(enum weft_io_backend b)
+{
+#ifdef WEFT_HAVE_URING
+    if (b == WEFT_IO_URING)
+        return true;
+#endif
+    return b == WEFT_IO_EPOLL;
+}
+
 /* Parses a backend name; see weft.h. */
 int weft_io_backend_parse(const char *name, enum weft_io_backend *out)
 {

@@ -598,10 +598,20 @@ static bool prep_send(struct uring_state *u, int i, struct weft_sock *s)
 static void reap_sends(struct uring_state *u, int n)
 {
     int left = n;
+    bool cancelled = false;
     io_uring_submit(&u->ring);
     while (left > 0) {
         struct io_uring_cqe *cqe;
         if (io_uring_peek_cqe(&u->ring, &cqe) != 0) {
+            if (!cancelled) {
+                /* A send the kernel parked (waiting for room) instead of failing with EAGAIN:
+                 * cancel it (nothing of it was sent) rather than wait for the peer. */
+                for (int i = 0; i < n; i++)
+                    if (!u->sends[i].done) cancel(u, ((uint64_t)i << 3) | U_SEND, false);
+                io_uring_submit(&u->ring);
+                cancelled = true;
+                continue;
+            }
             int r = io_uring_wait_cqe(&u->ring, &cqe);
             if (r < 0 && r != -EINTR) break;
             if (r < 0) continue;
@@ -609,7 +619,7 @@ static void reap_sends(struct uring_state *u, int n)
         uint64_t ud = cqe->user_data;
         if ((ud & TAG_MASK) == U_SEND && (ud >> 3) < (uint64_t)n) {
             struct usend *x = &u->sends[ud >> 3];
-            x->res = cqe->res;
+            x->res = cqe->res == -ECANCELED ? -EAGAIN : cqe->res;
             x->done = true;
             left--;
         } else {

@@ -551,8 +551,22 @@ int weft_pmd_offer(const struct weft_pmd_config *cfg, char *out, size_t cap);
 int weft_pmd_accept(const char *response, size_t len, const struct weft_pmd_config *cfg,
                      struct weft_pmd_params *agreed);
 
-/* A zlib compressor or decompressor for one direction. Allocated (zlib allocates its state),
- * not thread-safe. */
+/* The codec that handles a message (see src/proto/deflate.c): libdeflate for whole messages
+ * without context takeover (and, compressing, a 15-bit window), zlib for the rest. */
+enum weft_pmd_engine { WEFT_PMD_ZLIB, WEFT_PMD_LIBDEFLATE };
+
+/* Compressor engine for a message compressed with window_bits (8..15, 0 = 15), zlib level
+ * (0 = store: zlib) and no_context_takeover (the window is forgotten after the message). */
+enum weft_pmd_engine weft_pmd_deflate_engine(int window_bits, int level,
+                                             bool no_context_takeover);
+/* Decompressor engine for a message the peer compressed with window_bits (any: libdeflate's
+ * 32 KiB window decodes every smaller one), whole (all frames assembled) and with
+ * no_context_takeover on the peer's side. */
+enum weft_pmd_engine weft_pmd_inflate_engine(int window_bits, bool whole_message,
+                                             bool no_context_takeover);
+
+/* A compressor or decompressor for one direction. Allocated (the codec libraries allocate
+ * their state on first use), not thread-safe. */
 struct weft_deflater;
 struct weft_inflater;
 
@@ -562,6 +576,9 @@ struct weft_inflater;
  * allocation failure. */
 struct weft_deflater *weft_deflater_new(int window_bits, int mem_level, int level);
 void weft_deflater_free(struct weft_deflater *d);
+
+/* Engine that compressed the last message (WEFT_PMD_ZLIB before the first). */
+enum weft_pmd_engine weft_deflater_engine(const struct weft_deflater *d);
 
 /* Upper bound of the compressed size of a len-byte message. */
 size_t weft_deflate_bound(size_t len);
@@ -590,6 +607,18 @@ void weft_inflater_free(struct weft_inflater *i);
  */
 int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fin, bool reset,
                  uint8_t *out, size_t cap, size_t *in_used, size_t *out_made);
+
+/*
+ * Decompresses a whole message the peer compressed without context takeover (the window is
+ * not used before nor kept after), with libdeflate (zlib for input libdeflate rejects). Never
+ * writes more than cap bytes: returns 0 and sets *out_made, WEFT_ERR_SPACE when the message
+ * inflates to more than cap (the caller grows out up to its limit, or closes 1009),
+ * WEFT_ERR_PROTO for a corrupt stream, WEFT_ERR_NOMEM.
+ */
+int weft_inflate_message(struct weft_inflater *i, const uint8_t *in, size_t len, uint8_t *out,
+                         size_t cap, size_t *out_made);
+/* Engine of the last weft_inflate_message (WEFT_PMD_ZLIB before the first). */
+enum weft_pmd_engine weft_inflater_engine(const struct weft_inflater *i);
 
 /* ======================================================================================== */
 /* net: the event loop                                                                       */

@@ -492,19 +492,62 @@ static struct weft_inflater *conn_inflater(struct weft_conn *c)
     return c->ep->shared_infl;
 }
 
-/* Inflates a whole compressed message into the endpoint's scratch buffer, never producing
- * more than max_message bytes (a small message that inflates to gigabytes stops there, 1009),
- * checks text as UTF-8 and delivers it. */
-static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len,
-                               bool binary)
+/* Grows the endpoint's inflate scratch buffer to cap bytes. False if out of memory. */
+static bool zin_grow(struct endpoint *ep, size_t cap)
+{
+    uint8_t *nb = realloc(ep->zin, cap);
+    if (!nb)
+        return false;
+    ep->zin = nb;
+    ep->zin_cap = cap;
+    return true;
+}
+
+/* Inflates a message the peer compressed without context takeover in one call (libdeflate,
+ * weft_inflate_message) into ep->zin, growing it up to max bytes when the output does not fit.
+ * Returns 0 with *made set, or closes c (1009 beyond max, 1007 corrupt) and returns -1. */
+static int inflate_whole(struct weft_conn *c, struct weft_inflater *inf, const uint8_t *data,
+                         size_t len, size_t max, size_t *made)
 {
     struct endpoint *ep = c->ep;
-    struct weft_inflater *inf = conn_inflater(c);
-    size_t max = ep->cfg.max_message;
-    if (!inf) {
-        weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
-        return;
+    size_t cap = ep->zin_cap;
+    if (cap < 16384 || cap > max) {
+        cap = 16384 < max ? 16384 : max;
+        if (cap > ep->zin_cap && !zin_grow(ep, cap))
+            goto nomem;
     }
+    for (;;) {
+        int r = weft_inflate_message(inf, data, len, ep->zin, cap, made);
+        if (r == 0)
+            return 0;
+        if (r == WEFT_ERR_SPACE && cap >= max) {
+            protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
+                                                  "decompressed");
+            return -1;
+        }
+        if (r == WEFT_ERR_SPACE) {
+            cap = cap > max / 2 ? max : cap * 2;
+            if (cap > ep->zin_cap && !zin_grow(ep, cap))
+                goto nomem;
+            continue;
+        }
+        if (r == WEFT_ERR_NOMEM)
+            goto nomem;
+        protocol_error(c, WEFT_CLOSE_INVALID_DATA, "corrupt compressed message");
+        return -1;
+    }
+nomem:
+    weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+    return -1;
+}
+
+/* Inflates a message the peer compressed with context takeover through its zlib stream into
+ * ep->zin, never producing more than max bytes (a small message that inflates to gigabytes
+ * stops there, 1009). Returns 0 with *made set, or closes c and returns -1. */
+static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const uint8_t *data,
+                          size_t len, size_t max, size_t *made_out)
+{
+    struct endpoint *ep = c->ep;
     size_t used_total = 0, made = 0;
     for (;;) {
         if (made == ep->zin_cap) {
@@ -512,19 +555,16 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
                 weft_inflater_reset(inf);
                 protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size "
                                                       "once decompressed");
-                return;
+                return -1;
             }
             size_t cap = ep->zin_cap ? ep->zin_cap * 2 : 16384;
             if (cap > max + 1)
                 cap = max + 1;
-            uint8_t *nb = realloc(ep->zin, cap);
-            if (!nb) {
+            if (!zin_grow(ep, cap)) {
                 weft_inflater_reset(inf);
                 weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
-                return;
+                return -1;
             }
-            ep->zin = nb;
-            ep->zin_cap = cap;
         }
         size_t used, got;
         int r = weft_inflate(inf, data + used_total, len - used_total, true, c->peer_nct,
@@ -534,11 +574,35 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
         if (r < 0) {
             protocol_error(c, r == WEFT_ERR_NOMEM ? WEFT_CLOSE_INTERNAL : WEFT_CLOSE_INVALID_DATA,
                            "corrupt compressed message");
-            return;
+            return -1;
         }
         if (r == 0)
             break;
     }
+    *made_out = made;
+    return 0;
+}
+
+/* Inflates a whole compressed message into the endpoint's scratch buffer, never producing
+ * more than max_message bytes (1009 beyond), checks text as UTF-8 and delivers it. Messages
+ * the peer compressed without context takeover go through libdeflate in one call, the others
+ * through the connection's zlib stream (src/proto/deflate.c says why). */
+static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len,
+                               bool binary)
+{
+    struct endpoint *ep = c->ep;
+    struct weft_inflater *inf = conn_inflater(c);
+    size_t max = ep->cfg.max_message ? ep->cfg.max_message : SIZE_MAX / 2;
+    if (!inf) {
+        weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    size_t made = 0;
+    int r = weft_pmd_inflate_engine(c->peer_bits, true, c->peer_nct) == WEFT_PMD_LIBDEFLATE
+                ? inflate_whole(c, inf, data, len, max, &made)
+                : inflate_stream(c, inf, data, len, max, &made);
+    if (r < 0)
+        return;
     if (made > max) {
         protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
                                               "decompressed");

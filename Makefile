@@ -29,6 +29,7 @@ test-build: setup
 gcc-check: setup
 	cmake -S . -B build/gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc
 	cmake --build build/gcc -j $(JOBS)
+	cd build/gcc && ctest -R '^integration\.memory$$' --output-on-failure # glibc's heap figures
 
 # The threaded tests built with ThreadSanitizer: cross-thread publish of struct weft_group
 # (itest_group), `weft serve --workers 2/4` with raw and /hub rooms across workers

@@ -164,6 +164,7 @@ struct options {
     double rate, duration, warmup, ramp;
     bool binary, json;
     bool deflate, tls, insecure;
+    bool accept_masked; /* the raw-byte echo peer sends our masked frames back */
     const char *cacert;
     const char *room;  /* hub: the room joined (default "bench") */
     bool binary_given; /* --binary on the command line */
@@ -1705,6 +1706,8 @@ static void usage(FILE *f)
           "                        random (random printable bytes)\n"
           "      --deflate         offer permessage-deflate; when accepted, every data message\n"
           "                        is sent compressed and received ones are inflated\n"
+          "      --accept-masked   accept masked frames from the server (bench/peers/raw_echo\n"
+          "                        echoes the client's frames as they are)\n"
           "      --tls             TLS (as with a wss:// URL)\n"
           "      --cacert FILE     TLS: trust the CAs in FILE (PEM) instead of the system's\n"
           "      --insecure        TLS: no certificate verification (self-signed servers)\n"
@@ -1854,6 +1857,7 @@ enum {
     OPT_SERVER_PID,
     OPT_JSON,
     OPT_DEFLATE,
+    OPT_ACCEPT_MASKED,
     OPT_TLS,
     OPT_MODE,
     OPT_CACERT,
@@ -1883,6 +1887,7 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
         {"json", no_argument, NULL, OPT_JSON},
         {"deflate", no_argument, NULL, OPT_DEFLATE},
+        {"accept-masked", no_argument, NULL, OPT_ACCEPT_MASKED},
         {"tls", no_argument, NULL, OPT_TLS},
         {"cacert", required_argument, NULL, OPT_CACERT},
         {"insecure", no_argument, NULL, OPT_INSECURE},
@@ -1973,6 +1978,9 @@ static int parse_options(struct bench *b, int argc, char **argv)
             break;
         case OPT_DEFLATE:
             o->deflate = true;
+            break;
+        case OPT_ACCEPT_MASKED:
+            o->accept_masked = true;
             break;
         case OPT_TLS:
             o->tls = true;
@@ -2186,6 +2194,8 @@ static bool setup(struct bench *b)
     fill_payload(b);
     b->limits =
         (struct weft_msg_limits){.frame = {.role = WEFT_ROLE_CLIENT}, .validate_utf8 = false};
+    if (b->o.accept_masked)
+        b->limits.frame.role = (enum weft_role)2; /* neither role's mask rule: unmasked as sent */
     if (b->o.deflate) {
         b->pmd.enabled = true; /* the server decides on context takeover and windows */
         b->zin = malloc(ZIN_CAP);

@@ -726,7 +726,7 @@ struct weft_server_config {
     bool reuse_port;               /* SO_REUSEPORT, for several processes/threads on one port */
     int backlog;                   /* listen backlog (default 1024) */
 
-    uint64_t max_message;          /* default 16 MiB (close 1009 beyond) */
+    uint64_t max_message;          /* default 1 MiB (close 1009 beyond) */
     uint64_t max_frame;            /* default = max_message */
     uint32_t max_head;             /* HTTP request head limit, default 8 KiB (431 beyond) */
     uint32_t handshake_timeout_ms; /* default 10 s */
@@ -836,8 +836,52 @@ struct weft_server_stats {
      * 426 (unsupported WebSocket version, or a plain request to a WebSocket-only path) and
      * 503 (shutting down, out of memory, or weft_request_reject with 503). */
     uint64_t rejected_400, rejected_426, rejected_503;
+    /* The memory budget (weft_memory_set_budget): bytes held now by the connections of this
+     * server's loop (its share of weft_memory_held; client connections on the same loop
+     * count too), and connections this server closed with 1013 for the budget (refused
+     * messages included). */
+    uint64_t memory_held;
+    uint64_t closed_memory;
 };
 void weft_server_stats(const struct weft_server *s, struct weft_server_stats *out);
+
+/* --- the process-wide memory budget ------------------------------------------------- */
+
+/*
+ * One budget for the bytes that remote peers can make the process hold, across every loop,
+ * server, client and worker thread of the process (one relaxed atomic counter; no lock).
+ * What counts, exactly (counted when allocated or grown, released when freed, so the count
+ * is 0 again once the connections are gone):
+ *   - a message being reassembled (fragmented, or a frame split across reads), by the
+ *     capacity of its buffer. A message delivered whole from the receive buffer (the common
+ *     case) is never copied and costs nothing;
+ *   - the output of a compressed message being inflated, beyond the loop's 256 KiB scratch;
+ *   - output queued for a connection that the kernel refused (a slow or stalled reader): a
+ *     queue the end-of-iteration flush empties is never counted. A published frame shared by
+ *     several queues counts once per queue.
+ * Past the budget, all with close code 1013 (try again later: the message is within
+ * max_message, the server is short of memory for now; weft's client backs off on 1013):
+ *   - a message that is not buffered yet is refused before any of it is, when what its
+ *     first frame announces does not fit;
+ *   - a buffer or queue that would grow past the budget has the largest holders of the same
+ *     server closed first, largest first, until it fits; when the connection that grows is
+ *     the largest, it is the one closed. A connection closed for its queued output is
+ *     dropped at once (it does not read, so no close frame could reach it; on_close reports
+ *     1013, not clean); others get the close frame and are no longer read.
+ * Each loop closes only its own connections: when other loops hold the memory, the
+ * connection that asks is closed. Counted in weft_server_stats (memory_held,
+ * closed_memory).
+ */
+
+/* Sets the budget in bytes; 0 (the default) means none. Thread-safe, any time: it applies
+ * to the next allocation or growth (nothing already held is closed for a lowered budget until
+ * something grows). */
+void weft_memory_set_budget(uint64_t bytes);
+/* The budget in bytes, 0 if none. Thread-safe. */
+uint64_t weft_memory_budget(void);
+/* Bytes held now, process-wide (see above). Thread-safe; relaxed, so a value read while
+ * other threads allocate is approximate at that instant. */
+uint64_t weft_memory_held(void);
 
 /* --- the HTTP request, during on_upgrade and HTTP handlers --------------------------- */
 

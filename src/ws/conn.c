@@ -20,12 +20,25 @@ static inline struct weft_conn *to_conn(struct weft_sock *s)
 
 /* ----------------------------------------------------------------- receive state */
 
-/* Frees a connection's saved receive state (partial frame, message being assembled). */
-static void conn_drop_rx(struct weft_conn *c)
+/* Frees the message being assembled in rx, if any, and releases its count in the memory
+ * budget (a message buffer is counted by its capacity from allocation to free). */
+static void rx_free_msg(struct endpoint *ep, struct conn_rx *rx)
+{
+    if (!rx->msg)
+        return;
+    free(rx->msg);
+    mem_release(ep->loop, rx->msg_cap);
+    rx->msg = NULL;
+    rx->msg_len = rx->msg_cap = 0;
+}
+
+/* Frees a connection's saved receive state (partial frame, message being assembled); see
+ * ws.h. */
+void conn_drop_rx(struct weft_conn *c)
 {
     if (!c->x || !c->x->rx)
         return;
-    free(c->x->rx->msg);
+    rx_free_msg(c->ep, c->x->rx);
     free(c->x->rx);
     c->x->rx = NULL;
     conn_extra_trim(c);
@@ -446,12 +459,10 @@ void weft_conn_terminate(struct weft_conn *c)
     c->state = CONN_DEAD;
 }
 
-/* The peer broke the protocol: close with `code`, report it, and stop reading. */
-static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
+/* Closes with `code` at once: the close frame (if none was sent yet), no more reading, the
+ * report to the application; see ws.h. */
+void conn_fail(struct weft_conn *c, uint16_t code, const char *why)
 {
-    c->ep->stats.protocol_errors++;
-    conn_log(c, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s", (unsigned long long)c->id, code,
-             why ? why : "");
     if (c->state == CONN_OPEN)
         send_close(c, code, why);
     c->state = CONN_DRAINING;
@@ -460,9 +471,16 @@ static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
     conn_finish(c, code, why, why ? strlen(why) : 0, false);
 }
 
-/* ----------------------------------------------------------------- receiving */
+/* The peer broke the protocol: close with `code`, report it, and stop reading. */
+static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
+{
+    c->ep->stats.protocol_errors++;
+    conn_log(c, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s", (unsigned long long)c->id, code,
+             why ? why : "");
+    conn_fail(c, code, why);
+}
 
-static void protocol_error(struct weft_conn *c, uint16_t code, const char *why);
+/* ----------------------------------------------------------------- receiving */
 
 /* Hands a whole message to the application (on_message, or one chunk to on_fragment). */
 static void deliver(struct weft_conn *c, const uint8_t *data, size_t len, bool binary)
@@ -492,9 +510,32 @@ static struct weft_inflater *conn_inflater(struct weft_conn *c)
     return c->ep->shared_infl;
 }
 
+/* The inflate scratch kept by an endpoint between messages; only what a message makes it grow
+ * beyond this counts in the memory budget (a fixed cost per loop, like the receive buffer). */
+#define ZIN_KEEP (256u * 1024)
+
+/* Budget bytes of an inflate scratch of cap bytes. */
+static size_t zin_counted(size_t cap)
+{
+    return cap > ZIN_KEEP ? cap - ZIN_KEEP : 0;
+}
+
+/* Frees the inflate scratch when a message made it grow beyond ZIN_KEEP, releasing its
+ * count. */
+static void zin_trim(struct endpoint *ep)
+{
+    if (ep->zin_cap <= ZIN_KEEP)
+        return;
+    mem_release(ep->loop, zin_counted(ep->zin_cap));
+    free(ep->zin);
+    ep->zin = NULL;
+    ep->zin_cap = 0;
+}
+
 /* Inflates a whole compressed message into the endpoint's scratch buffer, never producing
  * more than max_message bytes (a small message that inflates to gigabytes stops there, 1009),
- * checks text as UTF-8 and delivers it. */
+ * checks text as UTF-8 and delivers it. Growth of the scratch beyond ZIN_KEEP is counted in
+ * the memory budget while the message is inflated and delivered (past it: 1013). */
 static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len,
                                bool binary)
 {
@@ -510,6 +551,7 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
         if (made == ep->zin_cap) {
             if (ep->zin_cap > max) {
                 weft_inflater_reset(inf);
+                zin_trim(ep);
                 protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size "
                                                       "once decompressed");
                 return;
@@ -517,9 +559,18 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
             size_t cap = ep->zin_cap ? ep->zin_cap * 2 : 16384;
             if (cap > max + 1)
                 cap = max + 1;
+            size_t more = zin_counted(cap) - zin_counted(ep->zin_cap);
+            if (more && !conn_budget_room(c, more, true)) {
+                weft_inflater_reset(inf);
+                zin_trim(ep);
+                conn_budget_close(c);
+                return;
+            }
             uint8_t *nb = realloc(ep->zin, cap);
             if (!nb) {
+                mem_release(ep->loop, more);
                 weft_inflater_reset(inf);
+                zin_trim(ep);
                 weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
                 return;
             }
@@ -532,6 +583,7 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
         used_total += used;
         made += got;
         if (r < 0) {
+            zin_trim(ep);
             protocol_error(c, r == WEFT_ERR_NOMEM ? WEFT_CLOSE_INTERNAL : WEFT_CLOSE_INVALID_DATA,
                            "corrupt compressed message");
             return;
@@ -540,24 +592,66 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
             break;
     }
     if (made > max) {
+        zin_trim(ep);
         protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
                                               "decompressed");
         return;
     }
     if (!binary && !weft_utf8_valid(ep->zin, made)) {
+        zin_trim(ep);
         protocol_error(c, WEFT_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
         return;
     }
     uint8_t *out = ep->zin;
-    if (ep->zin_cap > 256 * 1024) {
+    if (ep->zin_cap > ZIN_KEEP) {
         /* Keep the scratch buffer small between messages: take ownership of this one. */
+        size_t counted = zin_counted(ep->zin_cap);
         ep->zin = NULL;
         ep->zin_cap = 0;
         deliver(c, out, made, binary);
         free(out);
+        mem_release(ep->loop, counted);
         return;
     }
     deliver(c, out, made, binary);
+}
+
+/* Grows the buffer of the message being assembled in rx to take the chunk of ev (doubling,
+ * up to what the parser lets through), counted in the memory budget. A message that is not
+ * buffered yet is refused (1013) before any of it is when what its first frame announces does
+ * not fit in the budget; a message that grows past the budget has the loop's largest holders
+ * closed first, or is closed itself when it is the largest (conn_budget_room). Returns false
+ * when the connection was closed. */
+static bool rx_grow(struct weft_conn *c, struct conn_rx *rx, const struct weft_msg_event *ev)
+{
+    struct endpoint *ep = c->ep;
+    size_t need = rx->msg_len + ev->len;
+    size_t cap = rx->msg_cap ? rx->msg_cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    uint64_t most = c->pmd_on ? pmd_wire_limit(ep->cfg.max_message)
+                              : ep->cfg.max_message; /* what the parser lets through */
+    if (most && cap > most)
+        cap = (size_t)most;
+    size_t more = cap - rx->msg_cap;
+    bool fits;
+    if (!rx->msg)
+        fits = mem_fits((uint64_t)need + rx->mp.fp.remaining) && mem_charge(ep->loop, more, false);
+    else
+        fits = conn_budget_room(c, more, true);
+    if (!fits) {
+        conn_budget_close(c);
+        return false;
+    }
+    uint8_t *m = realloc(rx->msg, cap);
+    if (!m) {
+        mem_release(ep->loop, more);
+        weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
+        return false;
+    }
+    rx->msg = m;
+    rx->msg_cap = cap;
+    return true;
 }
 
 /* Delivers (part of) a data message to the application. */
@@ -599,30 +693,18 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
         rx->msg_len = 0;
         rx->msg_binary = binary;
     }
-    if (rx->msg_len + ev->len > rx->msg_cap) {
-        size_t cap = rx->msg_cap ? rx->msg_cap : 4096;
-        while (cap < rx->msg_len + ev->len)
-            cap *= 2;
-        uint64_t most = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_message)
-                                  : c->ep->cfg.max_message; /* what the parser lets through */
-        if (most && cap > most)
-            cap = (size_t)most;
-        uint8_t *m = realloc(rx->msg, cap);
-        if (!m) {
-            weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
-            return;
-        }
-        rx->msg = m;
-        rx->msg_cap = cap;
-    }
+    if (rx->msg_len + ev->len > rx->msg_cap && !rx_grow(c, rx, ev))
+        return;
     if (ev->len)
         memcpy(rx->msg + rx->msg_len, ev->data, ev->len);
     rx->msg_len += ev->len;
     if (!ev->fin)
         return;
-    /* Take the buffer out of rx first: the callback may close the connection. */
+    /* Take the buffer out of rx first: the callback may close the connection. It stays
+     * counted in the memory budget until it is freed. */
+    struct endpoint *ep = c->ep;
     uint8_t *msg = rx->msg;
-    size_t msg_len = rx->msg_len;
+    size_t msg_len = rx->msg_len, counted = rx->msg_cap;
     bool msg_binary = rx->msg_binary;
     rx->msg = NULL;
     rx->msg_len = rx->msg_cap = 0;
@@ -631,6 +713,7 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
     else if (h->on_message)
         h->on_message(c, msg, msg_len, msg_binary);
     free(msg);
+    mem_release(ep->loop, counted);
 }
 
 /* Handles a ping, pong or close frame from the peer. */
@@ -669,11 +752,12 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
 void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
 {
     struct conn_rx *rx = c->x ? c->x->rx : NULL;
-    bool scratch = rx == NULL;
+    bool scratch = rx == NULL, was_feeding = c->feeding;
     if (scratch) {
         rx = &c->ep->rx_scratch;
         rx_init(c, rx);
     }
+    c->feeding = true; /* rx is in use: a budget close leaves it to us (conn_budget_close) */
     while (len > 0 && (c->state == CONN_OPEN || c->state == CONN_CLOSING)) {
         struct weft_msg_event ev;
         size_t used;
@@ -691,6 +775,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
         else
             on_data_event(c, rx, &ev);
     }
+    c->feeding = was_feeding;
     bool reading = c->state == CONN_OPEN || c->state == CONN_CLOSING;
     bool idle = weft_msg_parser_idle(&rx->mp) && !rx->msg;
     if (scratch) {
@@ -698,8 +783,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
             struct conn_extra *x = conn_extra_get(c);
             struct conn_rx *own = x ? malloc(sizeof *own) : NULL;
             if (!own) {
-                free(rx->msg);
-                rx->msg = NULL;
+                rx_free_msg(c->ep, rx);
                 conn_extra_trim(c);
                 weft_conn_terminate(c);
                 return;
@@ -707,8 +791,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
             *own = *rx;
             x->rx = own;
         } else {
-            free(rx->msg);
-            rx->msg = NULL;
+            rx_free_msg(c->ep, rx);
         }
     } else if (!reading || idle) {
         conn_drop_rx(c);
@@ -774,6 +857,8 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
         conn_feed_bytes(c, data, len);
         if (c->out_full || sock_queued(s) > c->ep->cfg.max_backpressure)
             flow_control(c);
+        if (mem_over()) /* output the kernel refused is counted at the flush: enforce here */
+            conn_budget_enforce(c->ep);
         return;
     default:
         return; /* draining: discard */
@@ -828,7 +913,7 @@ void conn_free(struct weft_conn *c)
     struct conn_extra *x = c->x;
     if (x) {
         if (x->rx)
-            free(x->rx->msg);
+            rx_free_msg(c->ep, x->rx);
         free(x->rx);
         free(x->head);
         free(x->pong_owed);
@@ -889,6 +974,12 @@ enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shar
     size_t total = shared ? shared->len : hlen + len;
     if (over_limit(c, total, &res))
         return res;
+    /* Output for a blocked socket is held until the peer reads: within the memory budget,
+     * making room by closing larger holders, or this connection is closed. */
+    if (sock_blocked(&c->sock) && !mem_fits(total) && !conn_budget_room(c, total, false)) {
+        conn_budget_close(c);
+        return WEFT_SEND_CLOSED;
+    }
     int r;
     if (c->ep->role == WEFT_ROLE_CLIENT) /* clients mask: nothing can be shared */
         r = write_frame(c, hdr[0] & 0x0fu, (uint8_t)((hdr[0] >> 4) & 7u), payload, len);

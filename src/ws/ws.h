@@ -126,6 +126,7 @@ struct weft_conn {
     bool out_full : 1;       /* the backpressure limit refused output since the queue was empty */
     bool flushing : 1;       /* in an early flush from a send: on_eof must wait (eof_deferred) */
     bool eof_deferred : 1;   /* on_eof came during that flush: reported from the timer */
+    bool feeding : 1;        /* inside conn_feed_bytes: its receive state is in use */
     /* permessage-deflate, when negotiated */
     bool pmd_on : 1;
     bool our_nct : 1, peer_nct : 1; /* no context takeover: our compressor / the peer's */
@@ -206,6 +207,11 @@ void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
 /* Marks a connection open for frames (after the 101): the parser is created on first use. */
 void conn_start_frames(struct weft_conn *c);
 void conn_free(struct weft_conn *c);
+/* Frees c's saved receive state (a partial frame or message) and its budget count. */
+void conn_drop_rx(struct weft_conn *c);
+/* Closes c at once with code and why: the close frame (if none was sent yet), no more
+ * reading (DRAINING), on_close with clean = false. */
+void conn_fail(struct weft_conn *c, uint16_t code, const char *why);
 void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
                  bool clean);
 void conn_arm_timer(struct weft_conn *c);
@@ -246,6 +252,21 @@ static inline struct weft_server *conn_server(const struct weft_conn *c)
 {
     return c->ep->role == WEFT_ROLE_SERVER ? (struct weft_server *)c->ep : NULL;
 }
+
+/* budget.c: the process-wide memory budget (weft_memory_set_budget) for connections. */
+/* Bytes c holds in the budget: its message being assembled and its counted output. */
+size_t conn_held(const struct weft_conn *c);
+/* Makes room for n more bytes for c: while they do not fit, closes the largest holder of c's
+ * endpoint if it holds at least what c would (its own bytes + n), largest first. With
+ * charge, the n bytes are counted on success. Returns false when c is the largest (the caller
+ * closes c with conn_budget_close). */
+bool conn_budget_room(struct weft_conn *c, size_t n, bool charge);
+/* Closes c for the budget with 1013 and counts it (stats.closed_memory): a connection whose
+ * output is held is dropped at once (a peer that does not read could not get a close frame),
+ * others get the close frame and are no longer read; what c holds is released now. */
+void conn_budget_close(struct weft_conn *c);
+/* While the process is over its budget, closes the endpoint's largest holders. */
+void conn_budget_enforce(struct endpoint *ep);
 
 /* client.c: the user pointer of the client owning client connection c. */
 void *client_route_user(const struct weft_conn *c);

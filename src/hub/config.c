@@ -24,6 +24,7 @@ enum opt_type {
     T_PORT,     /* uint16_t */
     T_BOOL,     /* bool: true/false/yes/no/on/off/1/0 */
     T_BYTES,    /* uint64_t, k/m/g suffixes, > 0 */
+    T_BYTES0,   /* as T_BYTES, or 0 = off */
     T_SECONDS,  /* uint32_t milliseconds from (fractional) seconds */
     T_SECONDS_POS, /* as T_SECONDS, but > 0 */
     T_U32,      /* uint32_t */
@@ -70,6 +71,10 @@ static const struct opt opts[] = {
     {"deflate-threshold", T_U32, OFF(deflate_threshold), "BYTES",
      "messages shorter than this are sent uncompressed"},
     {"max-message", T_BYTES, OFF(max_message), "BYTES", "largest message, closed with 1009 beyond"},
+    {"memory-budget", T_BYTES0, OFF(memory_budget), "BYTES",
+     "bytes peers can make the process hold in all: messages being reassembled and\n"
+     "output queued for slow readers; past it new messages are refused and the largest\n"
+     "holders closed, with 1013 (try again later); 0 = no budget"},
     {"max-backpressure", T_BYTES, OFF(max_backpressure), "BYTES",
      "unsent bytes per connection before the slow-consumer policy applies"},
     {"slow-policy", T_POLICY, OFF(slow_policy), "drop|close",
@@ -126,7 +131,8 @@ void hub_config_defaults(struct hub_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->host = strdup("0.0.0.0");
     cfg->port = 8080;
-    cfg->max_message = 16u * 1024 * 1024;
+    cfg->max_message = 1u * 1024 * 1024;
+    cfg->memory_budget = 512u * 1024 * 1024;
     cfg->max_backpressure = 1u * 1024 * 1024;
     cfg->slow_policy = WEFT_SLOW_DROP;
     cfg->deflate_window_bits = 15;
@@ -316,6 +322,15 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
             *(bool *)p = false;
         else
             return fail(err, cap, "expected true or false");
+        return 0;
+    case T_BYTES0:
+        if (!strcmp(value, "0")) {
+            *(uint64_t *)p = 0;
+            return 0;
+        }
+        if (!parse_bytes(value, &u64))
+            return fail(err, cap, "expected a byte count (0 = off)");
+        *(uint64_t *)p = u64;
         return 0;
     case T_BYTES:
         if (!parse_bytes(value, &u64) ||
@@ -529,6 +544,7 @@ static void format_value(const struct hub_config *cfg, const struct opt *o, char
         snprintf(out, cap, "%s", *(const bool *)p ? "true" : "false");
         break;
     case T_BYTES:
+    case T_BYTES0:
         snprintf(out, cap, "%llu", (unsigned long long)*(const uint64_t *)p);
         break;
     case T_SECONDS:

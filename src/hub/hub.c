@@ -934,6 +934,7 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         }
     }
 
+    weft_memory_set_budget(cfg->memory_budget); /* process-wide: every worker sets the same */
     struct weft_server_config sc = {
         .host = cfg->host,
         .port = cfg->port,

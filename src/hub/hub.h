@@ -39,6 +39,7 @@ struct hub_config {
     /* library limits */
     uint64_t max_message;
     uint64_t max_backpressure;
+    uint64_t memory_budget; /* process-wide (weft_memory_set_budget), 0 = none */
     int slow_policy; /* enum weft_slow_policy */
     uint32_t idle_timeout_ms, ping_interval_ms, handshake_timeout_ms, shutdown_ms;
     /* permessage-deflate tuning (--deflate-*; the switch is `deflate` below) */

@@ -31,6 +31,8 @@ expect_usage_error port-too-big --port 65536
 expect_usage_error port-missing-value --port
 expect_usage_error max-message-bad --max-message 12x
 expect_usage_error max-message-zero --max-message 0
+expect_usage_error memory-budget-bad --memory-budget 12x
+expect_usage_error memory-budget-negative --memory-budget -1
 expect_usage_error slow-policy-bad --slow-policy maybe
 expect_usage_error idle-timeout-negative --idle-timeout -1
 expect_usage_error log-level-bad --log-level loud
@@ -42,13 +44,13 @@ if [ "$st" -ne 0 ]; then
     echo "FAIL help: 'weft serve --help' exited $st, expected 0"; sed 's/^/    | /' "$tmp/err"; fail=1
 else
     missing=""
-    for flag in --host --port --unix --max-message --max-backpressure --slow-policy \
+    for flag in --host --port --unix --max-message --memory-budget --max-backpressure --slow-policy \
                 --idle-timeout --ping-interval --handshake-timeout --shutdown-timeout \
                 --log-level --help; do
         grep -q -- "$flag" "$tmp/out" || missing="$missing $flag"
     done
     # Each flag line shows its default in brackets.
-    for d in '\[0\.0\.0\.0\]' '\[8080\]' '\[16777216\]' '\[1048576\]' '\[drop\]' '\[info\]'; do
+    for d in '\[0\.0\.0\.0\]' '\[8080\]' '\[536870912\]' '\[1048576\]' '\[drop\]' '\[info\]'; do
         grep -q -- "$d" "$tmp/out" || missing="$missing default$d"
     done
     if [ -n "$missing" ]; then

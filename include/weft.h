@@ -865,9 +865,11 @@ void weft_server_stats(const struct weft_server *s, struct weft_server_stats *ou
  *     first frame announces does not fit;
  *   - a buffer or queue that would grow past the budget has the largest holders of the same
  *     server closed first, largest first, until it fits; when the connection that grows is
- *     the largest, it is the one closed. A connection closed for its queued output is
- *     dropped at once (it does not read, so no close frame could reach it; on_close reports
- *     1013, not clean); others get the close frame and are no longer read.
+ *     the largest, it is the one closed. What a closed connection held is released at
+ *     once: one closed for its queued output loses that output and gets only a FIN (it does
+ *     not read, so no close frame could reach it); others get the close frame. Neither is
+ *     read any more, and on_close (1013, not clean) follows from the loop, never from inside
+ *     the send or publish that made room.
  * Each loop closes only its own connections: when other loops hold the memory, the
  * connection that asks is closed. Counted in weft_server_stats (memory_held,
  * closed_memory).

@@ -1,15 +1,13 @@
 /*
  * budget.c — the process-wide memory budget (weft_memory_set_budget) at the connection
- * level: what a connection holds, making room by closing the largest holders of an endpoint,
- * and the close itself (1013, try again later).
+ * level: what a connection holds, and making room by closing the largest holders of an
+ * endpoint (the close itself, 1013, is conn_budget_close in conn.c).
  *
  * Enforcement is local: a loop closes only its own connections (other loops run on other
  * threads). When what the other loops hold leaves no room, the connection that asks is the
  * one closed.
  */
 #include "ws/ws.h"
-
-#define BUDGET_REASON "memory budget exceeded"
 
 /* Bytes c holds in the budget; see ws.h. While c's bytes are being parsed without a receive
  * state of its own, its message is in the endpoint's scratch state. */
@@ -39,24 +37,6 @@ static struct weft_conn *largest(struct endpoint *ep, const struct weft_conn *sk
     }
     *held = most;
     return best;
-}
-
-/* Closes c for the budget; see ws.h. */
-void conn_budget_close(struct weft_conn *c)
-{
-    if (c->state == CONN_DEAD) return;
-    c->ep->stats.closed_memory++;
-    conn_log(c, WEFT_LOG_INFO,
-             "conn %llu: closed (1013): over the memory budget, holding %zu bytes",
-             (unsigned long long)c->id, conn_held(c));
-    if (sock_held(&c->sock)) {
-        conn_finish(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON, sizeof BUDGET_REASON - 1, false);
-        sock_close(&c->sock); /* drops the queue: its count is released */
-        c->state = CONN_DEAD;
-    } else {
-        conn_fail(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON);
-    }
-    if (!c->feeding) conn_drop_rx(c); /* else conn_feed_bytes frees it when it returns */
 }
 
 /* Makes room for n bytes for c; see ws.h. Each round closes one connection, which releases

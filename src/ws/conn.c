@@ -199,6 +199,7 @@ void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
 /* ----------------------------------------------------------------- timers */
 
 static void on_timer(struct weft_timer *t);
+static void report_budget(struct weft_conn *c);
 static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len);
 
 /* Arms the connection's single timer for whatever its state waits for. */
@@ -209,7 +210,8 @@ void conn_arm_timer(struct weft_conn *c)
     uint64_t now = weft_loop_now(loop), due = 0;
     uint64_t last_rx = conn_time64(now, c->last_rx);
     c->timer.cb = on_timer;
-    if (c->eof_deferred) { /* see conn_on_eof: report it first, as soon as possible */
+    if (c->eof_deferred || c->budget_due) { /* see conn_on_eof and conn_budget_close: report
+                                               it first, as soon as possible */
         weft_timer_start(loop, &c->timer, 0);
         return;
     }
@@ -254,6 +256,11 @@ static void on_timer(struct weft_timer *t)
         c->eof_deferred = false;
         conn_extra_trim(c);
         conn_on_eof(&c->sock, err);
+        return;
+    }
+    if (c->budget_due) {
+        report_budget(c);
+        conn_arm_timer(c);
         return;
     }
     switch (c->state) {
@@ -452,23 +459,12 @@ void weft_conn_terminate(struct weft_conn *c)
 {
     if (c->state == CONN_DEAD)
         return;
+    report_budget(c);
     /* After our close frame went unanswered, on_close reports the code we sent. */
     conn_finish(c, c->state == CONN_CLOSING ? c->close_sent : WEFT_CLOSE_ABNORMAL, NULL, 0,
                 false);
     sock_close(&c->sock);
     c->state = CONN_DEAD;
-}
-
-/* Closes with `code` at once: the close frame (if none was sent yet), no more reading, the
- * report to the application; see ws.h. */
-void conn_fail(struct weft_conn *c, uint16_t code, const char *why)
-{
-    if (c->state == CONN_OPEN)
-        send_close(c, code, why);
-    c->state = CONN_DRAINING;
-    sock_shutdown_after_flush(&c->sock);
-    conn_arm_timer(c);
-    conn_finish(c, code, why, why ? strlen(why) : 0, false);
 }
 
 /* The peer broke the protocol: close with `code`, report it, and stop reading. */
@@ -477,7 +473,48 @@ static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
     c->ep->stats.protocol_errors++;
     conn_log(c, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s", (unsigned long long)c->id, code,
              why ? why : "");
-    conn_fail(c, code, why);
+    if (c->state == CONN_OPEN)
+        send_close(c, code, why);
+    c->state = CONN_DRAINING;
+    sock_shutdown_after_flush(&c->sock);
+    conn_arm_timer(c);
+    conn_finish(c, code, why, why ? strlen(why) : 0, false);
+}
+
+#define BUDGET_REASON "memory budget exceeded"
+
+/* Closes c for the memory budget; see ws.h. What c holds is released now; the report
+ * (on_close, leaving its topics) waits for c's timer, due at once: this may run inside a
+ * send to another connection, or a publish walking a topic's subscribers, where no callback
+ * may run and no subscriber array may change. */
+void conn_budget_close(struct weft_conn *c)
+{
+    if (c->state == CONN_DEAD || c->budget_due)
+        return;
+    c->ep->stats.closed_memory++;
+    conn_log(c, WEFT_LOG_INFO, "conn %llu: closing (1013): over the memory budget, holding %zu bytes",
+             (unsigned long long)c->id, conn_held(c));
+    if (sock_held(&c->sock))
+        sock_discard(&c->sock); /* it does not read: a close frame could not reach it (and the
+                                   frame being written is cut short), only the FIN */
+    else if (c->state == CONN_OPEN)
+        send_close(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON);
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
+        c->budget_due = true;
+    c->state = CONN_DRAINING; /* no more reading or sending; closed after close_timeout */
+    sock_shutdown_after_flush(&c->sock);
+    if (!c->feeding)
+        conn_drop_rx(c); /* else conn_feed_bytes frees it when it returns */
+    conn_arm_timer(c);
+}
+
+/* Reports a close for the memory budget still due (see conn_budget_close). */
+static void report_budget(struct weft_conn *c)
+{
+    if (!c->budget_due)
+        return;
+    c->budget_due = false;
+    conn_finish(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON, sizeof BUDGET_REASON - 1, false);
 }
 
 /* ----------------------------------------------------------------- receiving */
@@ -898,6 +935,7 @@ void conn_on_eof(struct weft_sock *s, int err)
         conn_arm_timer(c);
         return;
     }
+    report_budget(c);
     if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
         conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
     if (sock_queued(s) && !err)

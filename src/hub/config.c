@@ -23,6 +23,7 @@ enum opt_type {
     T_STR,      /* char * (owned) */
     T_PORT,     /* uint16_t */
     T_BOOL,     /* bool: true/false/yes/no/on/off/1/0 */
+    T_FLAG,     /* bool, a flag without a value (true); BOOL text in the env and the file */
     T_BYTES,    /* uint64_t, k/m/g suffixes, > 0 */
     T_SECONDS,  /* uint32_t milliseconds from (fractional) seconds */
     T_SECONDS_POS, /* as T_SECONDS, but > 0 */
@@ -90,6 +91,8 @@ static const struct opt opts[] = {
     {"auth-secret", T_STR, OFF(auth_secret), "SECRET",
      "require an HS256 JWT signed with SECRET (Authorization: Bearer, ?token=,\n"
      "or a \"bearer.TOKEN\" subprotocol); others get 401"},
+    {"auth-allow-no-exp", T_FLAG, OFF(auth_allow_no_exp), "",
+     "accept tokens without an exp claim (they never expire); by default they get 401"},
     {"auth-secret-file", T_STR, OFF(auth_secret_file), "FILE", "read the JWT secret from FILE (first line)"},
     {"revoked", T_STR, OFF(revoked_file), "FILE",
      "revoked token ids (jti), one per line; reloaded when the file changes"},
@@ -308,6 +311,7 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
         *(uint16_t *)p = (uint16_t)ul;
         return 0;
     case T_BOOL:
+    case T_FLAG:
         if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on") ||
             !strcmp(value, "1"))
             *(bool *)p = true;
@@ -526,6 +530,7 @@ static void format_value(const struct hub_config *cfg, const struct opt *o, char
         snprintf(out, cap, "%u", *(const uint16_t *)p);
         break;
     case T_BOOL:
+    case T_FLAG:
         snprintf(out, cap, "%s", *(const bool *)p ? "true" : "false");
         break;
     case T_BYTES:
@@ -605,7 +610,7 @@ const struct option *hub_config_options(size_t *n)
     static struct option table[NOPTS + 1];
     for (size_t i = 0; i < NOPTS; i++) {
         table[i].name = opts[i].name;
-        table[i].has_arg = required_argument;
+        table[i].has_arg = opts[i].type == T_FLAG ? no_argument : required_argument;
         table[i].flag = NULL;
         table[i].val = OPT_BASE + (int)i;
     }

@@ -948,6 +948,7 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
             hub_free(h);
             return NULL;
         }
+        auth_allow_no_exp(h->auth, cfg->auth_allow_no_exp);
     }
 
     struct weft_server_config sc = {

@@ -55,6 +55,7 @@ struct hub_config {
     size_t norigins;
     char *auth_secret;      /* HS256 secret; NULL = no auth */
     char *auth_secret_file; /* read at start (first line) when auth_secret is not set */
+    bool auth_allow_no_exp; /* accept tokens without exp (default: 401) */
     char *revoked_file;     /* revoked jti list, one per line, reloaded on change */
     uint32_t max_connections;        /* 0 = unlimited */
     uint32_t max_connections_per_ip; /* 0 = unlimited */

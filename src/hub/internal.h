@@ -83,6 +83,8 @@ void auth_free(struct hub_auth *a);
 int auth_verify(struct hub_auth *a, const char *token, size_t len, int64_t now_s,
                 struct auth_claims *out, char *why, size_t cap);
 void auth_claims_free(struct auth_claims *c);
+/* Accept (allow true) or refuse (the default) tokens without an exp claim. */
+void auth_allow_no_exp(struct hub_auth *a, bool allow);
 /* True if jti is in the revocation list. */
 bool auth_revoked(const struct hub_auth *a, const char *jti);
 /* Re-reads the revocation file if it changed (inode, size or mtime). Returns 1 if reloaded,

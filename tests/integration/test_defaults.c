@@ -148,11 +148,44 @@ static void test_rooms_claim_raw(void **state)
     finish(f);
 }
 
+/* ------------------------------------------------------------------ tokens without exp */
+
+/* By default a token without exp gets 401 ("token without exp") on every carrier while one
+ * with exp is accepted; with --auth-allow-no-exp the same token gets 101. */
+static void test_no_exp(void **state)
+{
+    struct fx *f = *state;
+    static const char *const strict[] = {"--auth-secret", SECRET, NULL};
+    static const char *const lax[] = {"--auth-secret", SECRET, "--auth-allow-no-exp", NULL};
+    char hdr[2048], path[2048];
+    struct rc_http r;
+    char *forever = mint("gina", 0, NULL);
+    char *hour = mint("gina", 3600, NULL);
+    snprintf(path, sizeof path, "/echo?token=%s", forever);
+
+    sp_start(&f->sp, WEFT_BIN, "defaults", strict);
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", bearer(hdr, sizeof hdr, forever), NULL, &r), 401);
+    assert_non_null(strstr(r.body, "token without exp"));
+    assert_int_equal(open_ex(f, &f->c[0], path, NULL, NULL, &r), 401);
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", bearer(hdr, sizeof hdr, hour), NULL, &r), 101);
+    finish(f);
+    sp_kill(&f->sp); /* removes its log: the next start makes a new one */
+
+    sp_start(&f->sp, WEFT_BIN, "defaults", lax);
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", bearer(hdr, sizeof hdr, forever), NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[1], path, NULL, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", bearer(hdr, sizeof hdr, hour), NULL, &r), 101);
+    free(forever);
+    free(hour);
+    finish(f);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rooms_claim_raw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_exp, setup, teardown),
     };
     sp_guard("test_defaults", "weft serve", 170);
     return cmocka_run_group_tests_name("integration.defaults", tests, NULL, NULL);

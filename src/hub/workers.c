@@ -719,6 +719,10 @@ int workers_run(const struct hub_config *cfg0)
         }
         h->sh = sh;
         h->worker = (unsigned)i;
+        /* One self-check nonce for all: the kernel may hand /readyz's own connection to any
+         * worker, which must know it (exempt from the per-IP limit, Origin and auth). */
+        if (i > 0)
+            memcpy(h->self_nonce, slots[0].h->self_nonce, sizeof h->self_nonce);
         free(h->ip_buckets);
         h->ip_buckets = (struct ipcount **)ipb;
         h->ip_nbuckets = 1024;

@@ -180,12 +180,35 @@ static void test_no_exp(void **state)
     finish(f);
 }
 
+/* ------------------------------------------------------------------ /readyz */
+
+/* --max-connections-per-ip 1 on 2 workers: one client from 127.0.0.1 holds its connection,
+ * and /readyz (whose own probe also comes from 127.0.0.1 and may land on either worker)
+ * still answers 200, every time; a second client from the same IP gets 503. */
+static void test_readyz_per_ip(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--workers", "2", "--max-connections-per-ip", "1", NULL};
+    sp_start(&f->sp, WEFT_BIN, "defaults", args);
+    struct rc_http r;
+    assert_int_equal(open_ex(f, &f->c[0], "/echo", NULL, NULL, &r), 101);
+    char body[8192];
+    for (int i = 0; i < 12; i++) {
+        int st = sp_http_get(f->sp.port, "/readyz", body, sizeof body);
+        if (st != 200) fprintf(stderr, "probe %d: %s\n", i, body);
+        assert_int_equal(st, 200);
+    }
+    assert_int_equal(open_ex(f, &f->c[1], "/echo", NULL, NULL, &r), 503);
+    finish(f);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rooms_claim_raw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_exp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readyz_per_ip, setup, teardown),
     };
     sp_guard("test_defaults", "weft serve", 170);
     return cmocka_run_group_tests_name("integration.defaults", tests, NULL, NULL);

@@ -26,7 +26,7 @@ static void usage(FILE *out)
           "Runs the real-time WebSocket server.\n"
           "  /hub          JSON protocol: join, leave, publish, presence, history, ping, auth\n"
           "  /ws/<room>    join <room>: each message goes to every other member (/ws = lobby)\n"
-          "  /echo         echoes every message\n"
+          "  /echo         echoes every message (accepts the first subprotocol offered)\n"
           "  /healthz      GET: 200 \"ok\" while the process runs\n"
           "  /readyz       GET: 200 only if a WebSocket handshake with itself succeeds now\n"
           "  /metrics      GET: Prometheus text format 0.0.4\n"

@@ -408,6 +408,20 @@ static bool offered(struct weft_request *req, const char *name)
     return false;
 }
 
+/* Copies the first subprotocol the client offered into out (NUL-terminated). Returns false
+ * if none was offered or it does not fit. */
+static bool first_offered(struct weft_request *req, char *out, size_t cap)
+{
+    size_t len, pos = 0, ilen;
+    const char *p = weft_request_protocols(req, &len);
+    const char *item;
+    if (!p || !weft_http_list_next(p, len, &pos, &item, &ilen) || !ilen || ilen >= cap)
+        return false;
+    memcpy(out, item, ilen);
+    out[ilen] = '\0';
+    return true;
+}
+
 /* ------------------------------------------------------------------ upgrade */
 
 /* Refuses an upgrade with status, an X-Request-Id and (503, 429) Retry-After: retry_s
@@ -577,8 +591,11 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
         }
     }
     const char *protocol = NULL;
+    char first[256];
     if (kind == HC_HUB && offered(req, "weft.hub"))
         protocol = "weft.hub";
+    else if (kind == HC_ECHO && first_offered(req, first, sizeof first))
+        protocol = first; /* /echo speaks whatever the client wants */
     else if (ts == TOK_PROTOCOL)
         protocol = proto_entry; /* the only way a browser client that offered just the token
                                    entry accepts the 101 */

@@ -202,6 +202,30 @@ static void test_readyz_per_ip(void **state)
     finish(f);
 }
 
+/* ------------------------------------------------------------------ /echo subprotocol */
+
+/* /echo answers with the first subprotocol offered (and still echoes); none offered: no
+ * Sec-WebSocket-Protocol in the 101. */
+static void test_echo_subprotocol(void **state)
+{
+    struct fx *f = *state;
+    sp_start(&f->sp, WEFT_BIN, "defaults", NULL);
+    struct rc_http r;
+    char chosen[256];
+    assert_int_equal(open_ex(f, &f->c[0], "/echo", NULL, "chat.v2, chat.v1", &r), 101);
+    assert_true(rc_http_header(&r, "Sec-WebSocket-Protocol", chosen, sizeof chosen));
+    assert_string_equal(chosen, "chat.v2");
+    assert_int_equal(rc_send(&f->c[0], 1, "ping?", 5), 0);
+    assert_int_equal(rc_recv(&f->c[0], RC_TIMEOUT_MS), RC_MESSAGE);
+    assert_int_equal(f->c[0].last.len, 5);
+    assert_int_equal(open_ex(f, &f->c[1], "/echo", NULL, "mqtt", &r), 101);
+    assert_true(rc_http_header(&r, "Sec-WebSocket-Protocol", chosen, sizeof chosen));
+    assert_string_equal(chosen, "mqtt");
+    assert_int_equal(open_ex(f, &f->c[2], "/echo", NULL, NULL, &r), 101);
+    assert_false(rc_http_header(&r, "Sec-WebSocket-Protocol", chosen, sizeof chosen));
+    finish(f);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -209,6 +233,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rooms_claim_raw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_exp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readyz_per_ip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_subprotocol, setup, teardown),
     };
     sp_guard("test_defaults", "weft serve", 170);
     return cmocka_run_group_tests_name("integration.defaults", tests, NULL, NULL);

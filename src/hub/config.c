@@ -86,8 +86,9 @@ static const struct opt opts[] = {
     {"log-format", T_FORMAT, OFF(log_format), "FMT",
      "json (one object per line) or text (\"weft: LEVEL: [ID] message\")"},
     {"allow-origin", T_ORIGINS, OFF(origins), "ORIGIN",
-     "allowed Origin (repeatable; exact, or *.example.com / https://*.example.com);\n"
-     "without it every Origin is allowed; others get 403"},
+     "allowed Origin (repeatable; exact, or *.example.com / https://*.example.com;\n"
+     "'*' allows any); the same origin as Host and no Origin are always allowed,\n"
+     "others get 403"},
     {"auth-secret", T_STR, OFF(auth_secret), "SECRET",
      "require an HS256 JWT signed with SECRET (Authorization: Bearer, ?token=,\n"
      "or a \"bearer.TOKEN\" subprotocol); others get 401"},

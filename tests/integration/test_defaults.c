@@ -226,6 +226,64 @@ static void test_echo_subprotocol(void **state)
     finish(f);
 }
 
+/* ------------------------------------------------------------------ Origin */
+
+/* Without --allow-origin: an Origin naming the Host header (127.0.0.1:PORT; any case; the
+ * scheme's default port when Host has none) and no Origin are accepted; another host, another
+ * port and "null" get 403, on every route. With --allow-origin '*' every Origin is accepted. */
+static void test_origin_default(void **state)
+{
+    struct fx *f = *state;
+    static const char *const any[] = {"--allow-origin", "*", NULL};
+    char same[128], other_port[128];
+    struct rc_http r;
+
+    sp_start(&f->sp, WEFT_BIN, "defaults", NULL);
+    snprintf(same, sizeof same, "Origin: http://127.0.0.1:%u\r\n", f->sp.port);
+    snprintf(other_port, sizeof other_port, "Origin: http://127.0.0.1:%u\r\n",
+             f->sp.port == 1 ? 2u : f->sp.port - 1u);
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", same, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[1], "/echo", same, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[2], "/ws/a", NULL, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[3], "/hub", "Origin: https://evil.example\r\n", NULL, &r),
+                     403);
+    assert_non_null(strstr(r.body, "origin not allowed"));
+    assert_int_equal(open_ex(f, &f->c[3], "/ws/a", "Origin: http://evil.example\r\n", NULL, &r),
+                     403);
+    assert_int_equal(open_ex(f, &f->c[3], "/echo", other_port, NULL, &r), 403);
+    assert_int_equal(open_ex(f, &f->c[3], "/echo", "Origin: null\r\n", NULL, &r), 403);
+    /* a Host without a port (a proxy in front) matches the scheme's default port only; the
+     * raw client sends its own Host first, so these requests are written by hand */
+    assert_int_equal(rc_connect(&f->c[4], f->sp.port, 0, RC_TIMEOUT_MS), 0);
+    assert_true(
+        rc_write_str(&f->c[4],
+                     "GET /echo HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\nOrigin: http://EXAMPLE.com\r\n\r\n",
+                     RC_TIMEOUT_MS) >= 0);
+    assert_int_equal(rc_read_http(&f->c[4], &r, RC_TIMEOUT_MS), 101);
+    rc_close(&f->c[4]);
+    assert_int_equal(rc_connect(&f->c[4], f->sp.port, 0, RC_TIMEOUT_MS), 0);
+    assert_true(
+        rc_write_str(&f->c[4],
+                     "GET /echo HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\nOrigin: https://example.com:8443\r\n\r\n",
+                     RC_TIMEOUT_MS) >= 0);
+    assert_int_equal(rc_read_http(&f->c[4], &r, RC_TIMEOUT_MS), 403);
+    finish(f);
+    sp_kill(&f->sp);
+
+    sp_start(&f->sp, WEFT_BIN, "defaults", any);
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", "Origin: https://evil.example\r\n", NULL, &r),
+                     101);
+    assert_int_equal(open_ex(f, &f->c[1], "/echo", "Origin: null\r\n", NULL, &r), 101);
+    snprintf(same, sizeof same, "Origin: http://127.0.0.1:%u\r\n", f->sp.port);
+    assert_int_equal(open_ex(f, &f->c[2], "/ws/a", same, NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[3], "/ws/a", NULL, NULL, &r), 101);
+    finish(f);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -234,6 +292,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_exp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readyz_per_ip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_echo_subprotocol, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_origin_default, setup, teardown),
     };
     sp_guard("test_defaults", "weft serve", 170);
     return cmocka_run_group_tests_name("integration.defaults", tests, NULL, NULL);

@@ -122,6 +122,9 @@ struct room {
      * worker, for presence (the owner assigns seq and keeps the history). */
     struct rmember *rmembers;
     uint32_t nrmembers, caprmembers;
+    /* With several workers and no --redis, on a worker that is not the owner: only the local
+     * members of a room counted on its owner (not counted again, see rooms_count). */
+    bool mirror;
 };
 
 /* A member as the owner of a room knows it: its worker, an identity (the origin's hconn
@@ -135,6 +138,7 @@ struct rmember {
 struct rooms {
     struct room **buckets;
     size_t nbuckets, nrooms;
+    size_t nmirrors; /* rooms marked with room_set_mirror */
     uint32_t history_size;
     uint32_t history_age_ms;
     uint64_t hist_msgs, hist_bytes; /* totals over all rooms */
@@ -156,6 +160,10 @@ void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, 
  * deleted when left empty). */
 int room_add_rmember(struct room *r, unsigned worker, const void *key, const char *name);
 void room_remove_rmember(struct rooms *rs, struct room *r, unsigned worker, const void *key);
+/* Marks r as a mirror of a room owned by another worker (once). */
+void room_set_mirror(struct rooms *rs, struct room *r);
+/* The rooms this worker counts: all of them but the mirrors (each room once per process). */
+size_t rooms_count(const struct rooms *rs);
 /* Drops entries older than the max age. */
 void room_expire(struct rooms *rs, struct room *r, uint64_t now_ms);
 /* The oldest kept seq (r->seq + 1 when nothing is kept). */
@@ -284,6 +292,9 @@ uint64_t hub_conns_all(const struct hub *h);
  * the sums over every worker (no-op with one worker). */
 void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns,
                        size_t *nrooms);
+/* True if this worker owns /hub room (FNV-1a of the name mod the workers; true without
+ * several workers). */
+bool workers_is_owner(const struct hub *h, const char *room);
 /* Adds delta to the count across workers (no-op with one worker). */
 void workers_count(struct hub *h, int delta);
 /* With several workers the per-IP table is shared: these lock it (no-ops with one). */

@@ -159,7 +159,7 @@ void metrics_snapshot(const struct hub *h, struct metrics_snap *out)
     out->m = h->m;
     weft_server_stats(h->server, &out->st);
     out->nconns = h->nconns;
-    out->nrooms = h->rooms.nrooms;
+    out->nrooms = rooms_count(&h->rooms);
     out->hist_msgs = h->rooms.hist_msgs;
     out->hist_bytes = h->rooms.hist_bytes;
     out->draining = h->draining;

@@ -107,6 +107,12 @@ static unsigned room_owner(const struct hub_workers *sh, const char *room)
     return (unsigned)(h % sh->n);
 }
 
+/* True if this worker owns room (always without several workers); see internal.h. */
+bool workers_is_owner(const struct hub *h, const char *room)
+{
+    return !h->sh || room_owner(h->sh, room) == h->worker;
+}
+
 /* Frees a message and what it owns. */
 static void wmsg_free(struct wmsg *m)
 {

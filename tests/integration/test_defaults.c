@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "hubjson.h"
 #include "rawclient.h"
 #include "serveproc.h"
 
@@ -284,6 +285,61 @@ static void test_origin_default(void **state)
     finish(f);
 }
 
+/* ------------------------------------------------------------------ room count */
+
+/* GETs /metrics until weft_rooms equals want (up to 5 s: each worker publishes its count
+ * once a second). Returns the last value. */
+static long long wait_rooms_metric(struct fx *f, long long want)
+{
+    static char body[65536];
+    uint64_t deadline = rc_now_ms() + 5000;
+    long long got;
+    do {
+        assert_int_equal(sp_http_get(f->sp.port, "/metrics", body, sizeof body), 200);
+        got = sp_metric_int(body, "weft_rooms");
+    } while (got != want && rc_now_ms() < deadline && usleep(50000) == 0);
+    return got;
+}
+
+/* Reads the stats stream of c until a snapshot says "rooms": want (up to 5 s). Returns the
+ * last count seen. */
+static long long wait_rooms_stats(struct rc *c, long long want)
+{
+    uint64_t deadline = rc_now_ms() + 5000;
+    long long got = -1;
+    while (got != want && rc_now_ms() < deadline) {
+        json_t *j = hj_recv_json(c);
+        if (!strcmp(hj_str(j, "type"), "stats")) got = hj_int(j, "rooms");
+        json_decref(j);
+    }
+    return got;
+}
+
+/* --workers 2: 8 /hub clients (spread over both workers by the kernel) each join 25 rooms,
+ * 200 in all, so most rooms have a member on a worker that does not own them. weft_rooms and
+ * the stats stream's "rooms" (the page's count) say 200, not 200 + the local copies. */
+static void test_rooms_counted_once(void **state)
+{
+    struct fx *f = *state;
+    static const char *const args[] = {"--workers", "2", NULL};
+    sp_start(&f->sp, WEFT_BIN, "defaults", args);
+    for (int k = 0; k < NC; k++) {
+        assert_int_equal(open_ex(f, &f->c[k], "/hub", NULL, NULL, NULL), 101);
+        for (int j = 0; j < 25; j++) {
+            hj_sendf(&f->c[k], "{\"type\":\"join\",\"room\":\"r%d\"}", k * 25 + j);
+            json_decref(hj_expect_type(&f->c[k], "joined"));
+        }
+    }
+    assert_int_equal(wait_rooms_metric(f, 200), 200);
+    hj_send(&f->c[0], "{\"type\":\"subscribe_stats\"}");
+    assert_int_equal(wait_rooms_stats(&f->c[0], 200), 200);
+    /* every member leaves: no room is left anywhere */
+    for (int k = 0; k < NC; k++)
+        rc_close(&f->c[k]);
+    assert_int_equal(wait_rooms_metric(f, 0), 0);
+    finish(f);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -293,6 +349,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readyz_per_ip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_echo_subprotocol, setup, teardown),
         cmocka_unit_test_setup_teardown(test_origin_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rooms_counted_once, setup, teardown),
     };
     sp_guard("test_defaults", "weft serve", 170);
     return cmocka_run_group_tests_name("integration.defaults", tests, NULL, NULL);

@@ -424,6 +424,24 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
+/* The line number of the first NUL byte of the file at path (inih would silently cut the
+ * line there, dropping what follows), 0 if it has none or cannot be read. */
+static int nul_line(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    int line = 1, ch, found = 0;
+    while (!found && (ch = getc(f)) != EOF) {
+        if (ch == '\n')
+            line++;
+        else if (ch == '\0')
+            found = line;
+    }
+    fclose(f);
+    return found;
+}
+
 /* Loads a key = value file; see hub.h. */
 int hub_config_load_file(struct hub_config *cfg, const char *path, char *err, size_t cap)
 {
@@ -432,6 +450,9 @@ int hub_config_load_file(struct hub_config *cfg, const char *path, char *err, si
     char inner[300] = "";
     fc.err = inner;
     fc.cap = sizeof inner;
+    int nul = nul_line(path);
+    if (nul)
+        return fail(err, cap, "%s:%d: a NUL byte in the line", path, nul);
     int r = ini_parse(path, on_ini, &fc);
     if (r == -1)
         return fail(err, cap, "%s: %s", path, strerror(errno ? errno : ENOENT));

@@ -1152,14 +1152,16 @@ void hub_free(struct hub *h)
     if (h->server) {
         struct weft_server_stats st;
         weft_server_stats(h->server, &st);
-        hlog(&h->log, WEFT_LOG_INFO, NULL,
-             json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
-                       (json_int_t)st.accepted_total, "upgrades", (json_int_t)st.upgrades_total,
-                       "messages_in", (json_int_t)st.messages_in, "messages_out",
-                       (json_int_t)st.messages_out),
-             "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
-             (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
-             (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
+        if (h->started) /* not after a failed start: its error is the only line */
+            hlog(&h->log, WEFT_LOG_INFO, NULL,
+                 json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
+                           (json_int_t)st.accepted_total, "upgrades",
+                           (json_int_t)st.upgrades_total, "messages_in",
+                           (json_int_t)st.messages_in, "messages_out",
+                           (json_int_t)st.messages_out),
+                 "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
+                 (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
+                 (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
         weft_server_free(h->server); /* on_close runs for the connections left */
     }
     broker_free(h->broker); /* after the connections: their presence removals are flushed */
@@ -1193,7 +1195,7 @@ void hub_free(struct hub *h)
 /* ------------------------------------------------------------------ hub_run */
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit; logs how many connections fit. */
-static void raise_nofile(const struct hub_log *lg)
+void hub_raise_nofile(const struct hub_log *lg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -1274,11 +1276,18 @@ static void run_sighup(int signo, void *arg)
              weft_tls_last_error());
 }
 
+/* Reports a failed start (a bad --web-root or TLS file, a port in use): one plain line on
+ * stderr, "weft serve: REASON", whatever the log format. */
+void hub_start_error(const char *reason)
+{
+    fprintf(stderr, "weft serve: %s\n", reason);
+    fflush(stderr);
+}
+
 /* Runs the server until a signal; see hub.h. */
 int hub_run(const struct hub_config *cfg)
 {
     struct hub_log lg = {.out = stderr, .level = cfg->log_level, .format = cfg->log_format};
-    raise_nofile(&lg); /* for every worker: the limit is per process */
     if (cfg->workers > 1 && !cfg->unix_path)
         return workers_run(cfg);
     struct run r = {0};
@@ -1297,10 +1306,12 @@ int hub_run(const struct hub_config *cfg)
     char err[512];
     r.hub = hub_new(r.loop, cfg, stderr, err, sizeof err);
     if (!r.hub) {
-        hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "%s", err);
+        hub_start_error(err);
         weft_loop_free(r.loop);
         return 1;
     }
+    r.hub->started = true;
+    hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
     if (cfg->tls_cert_file && weft_loop_on_signal(r.loop, SIGHUP, run_sighup, &r) != WEFT_OK)
         hlog(&lg, WEFT_LOG_WARN, NULL, NULL, "cannot watch SIGHUP: TLS reload disabled");
     hub_log_listening(r.hub);

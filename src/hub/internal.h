@@ -248,6 +248,7 @@ struct hub {
     struct weft_timer tick;    /* 1 s: revocation file, history expiry */
     struct lat_pending *lat;
     char self_nonce[33];       /* X-Weft-Self-Check value of the probe */
+    bool started;              /* every hub of the process was set up: hub_free logs "stopped" */
     struct readyz_check *checks;
     bool draining;
     struct hub_web *web;       /* the web page's static files (web.c) */
@@ -292,6 +293,10 @@ uint64_t hub_conns_all(const struct hub *h);
  * the sums over every worker (no-op with one worker). */
 void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns,
                        size_t *nrooms);
+/* One plain "weft serve: REASON" line on stderr for a failed start (hub.c). */
+void hub_start_error(const char *reason);
+/* Raises RLIMIT_NOFILE to its hard limit and logs what it allows (hub.c). */
+void hub_raise_nofile(const struct hub_log *lg);
 /* True if this worker owns /hub room (FNV-1a of the name mod the workers; true without
  * several workers). */
 bool workers_is_owner(const struct hub *h, const char *room);

@@ -720,7 +720,7 @@ int workers_run(const struct hub_config *cfg0)
         char err[512];
         struct hub *h = hub_new(slots[i].loop, &cfg, stderr, err, sizeof err);
         if (!h) {
-            hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "worker %zu: %s", i, err);
+            hub_start_error(err);
             goto out;
         }
         h->sh = sh;
@@ -741,6 +741,9 @@ int workers_run(const struct hub_config *cfg0)
         if (i == 0) /* the others bind the port the first one got (--port 0) */
             cfg.port = hub_port(h);
     }
+    for (size_t i = 0; i < n; i++)
+        slots[i].h->started = true;
+    hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
     hlog(&lg, WEFT_LOG_INFO, NULL, json_pack("{s:s,s:I}", "event", "workers", "count", (json_int_t)n),
          "%zu workers, one event loop each, sharing the port (SO_REUSEPORT)", n);
     hub_log_listening(slots[0].h);

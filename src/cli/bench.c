@@ -1603,12 +1603,13 @@ static void usage(FILE *f)
           f);
 }
 
+/* Reports a usage error (one line with a hint to --help) and returns 2. */
+#define usage_error(...) cli_usage_error("bench", __VA_ARGS__)
+
 /* Reports a bad option value and returns 2. */
 static int bad_value(const char *opt, const char *val, const char *why)
 {
-    fprintf(stderr, "weft bench: bad value '%s' for --%s: %s\n\n", val, opt, why);
-    usage(stderr);
-    return 2;
+    return usage_error("bad value '%s' for --%s: %s", val, opt, why);
 }
 
 /* Parses a whole decimal integer in [lo, hi]. */
@@ -1670,37 +1671,31 @@ static int parse_url(struct bench *b, const char *url)
     if (wss)
         b->o.tls = true;
     else if (strncmp(url, "ws://", 5)) {
-        fprintf(stderr, "weft bench: URL must start with ws:// or wss:// (got '%s')\n\n", url);
-        usage(stderr);
-        return 2;
+        return usage_error("URL must start with ws:// or wss:// (got '%s')", url);
     }
     const char *h = url + (wss ? 6 : 5);
     const char *slash = strchr(h, '/');
     size_t hostport_len = slash ? (size_t)(slash - h) : strlen(h);
     char hostport[256], host[256];
     if (hostport_len == 0 || hostport_len >= sizeof hostport) {
-        fprintf(stderr, "weft bench: bad host in '%s'\n", url);
-        return 2;
+        return usage_error("bad host in '%s'", url);
     }
     memcpy(hostport, h, hostport_len);
     hostport[hostport_len] = '\0';
     long port = b->o.tls ? 443 : 80;
     char *colon = strrchr(hostport, ':');
     if (hostport[0] == '[') {
-        fprintf(stderr, "weft bench: IPv6 addresses are not supported yet\n");
-        return 2;
+        return usage_error("IPv6 addresses are not supported yet");
     }
     if (colon) {
         if (!parse_long(colon + 1, 1, 65535, &port)) {
-            fprintf(stderr, "weft bench: bad port in '%s'\n", url);
-            return 2;
+            return usage_error("bad port in '%s'", url);
         }
         *colon = '\0';
     }
     snprintf(host, sizeof host, "%s", hostport);
     if (!host[0]) {
-        fprintf(stderr, "weft bench: bad host in '%s'\n", url);
-        return 2;
+        return usage_error("bad host in '%s'", url);
     }
     snprintf(b->path, sizeof b->path, "%s", slash ? slash : b->o.mode == MODE_HUB ? "/hub" : "/");
     snprintf(b->host, sizeof b->host, "%s", host);
@@ -1876,56 +1871,41 @@ static int parse_options(struct bench *b, int argc, char **argv)
             usage(stdout);
             return 0;
         case ':':
-            fprintf(stderr, "weft bench: option '%s' needs a value\n\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
             if (optopt > 0 && optopt < 256)
-                fprintf(stderr, "weft bench: unknown option '-%c'\n\n", optopt);
-            else
-                fprintf(stderr, "weft bench: unknown option '%s'\n\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+                return usage_error("unknown option '-%c'", optopt);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, optind >= argc ? "weft bench: missing URL\n\n"
-                                       : "weft bench: more than one URL\n\n");
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1)
+        return usage_error("%s", optind >= argc ? "missing URL" : "more than one URL");
     o->url = argv[optind];
     if (o->conns < 0) o->conns = o->mode == MODE_CONNECT ? 10 : 100;
     if (o->window < 0) o->window = o->mode == MODE_ROOM || o->mode == MODE_HUB ? 1 : 8;
     if (o->room && o->mode != MODE_HUB) {
-        fprintf(stderr, "weft bench: --room is for --mode hub (room mode: the URL's path)\n");
-        return 2;
+        return usage_error("--room is for --mode hub (room mode: the URL's path)");
     }
     if (o->mode == MODE_HUB) {
         if (o->binary_given) {
-            fprintf(stderr, "weft bench: hub mode sends JSON text: --binary does not apply\n");
-            return 2;
+            return usage_error("hub mode sends JSON text: --binary does not apply");
         }
         o->binary = false;
         if (!o->room) o->room = "bench";
     }
     if (o->mode == MODE_ROOM || o->mode == MODE_HUB) {
         if (o->mode == MODE_ROOM && o->size < ROOM_HDR) {
-            fprintf(stderr,
-                    "weft bench: room mode needs -s %d or more (the payload carries a "
-                    "timestamp, the sender and the window slot)\n",
-                    ROOM_HDR);
-            return 2;
+            return usage_error("room mode needs -s %d or more (the payload carries a "
+                               "timestamp, the sender and the window slot)",
+                               ROOM_HDR);
         }
         if (o->conns < 2) {
-            fprintf(stderr, "weft bench: %s mode needs at least 2 connections\n",
+            return usage_error("%s mode needs at least 2 connections",
                     mode_names[o->mode]);
-            return 2;
         }
         if (o->senders > o->conns) {
-            fprintf(stderr, "weft bench: --senders %ld is more than -c %ld\n", o->senders,
+            return usage_error("--senders %ld is more than -c %ld", o->senders,
                     o->conns);
-            return 2;
         }
     }
     return -1;

@@ -357,15 +357,8 @@ static bool list_add(char *buf, size_t cap, const char *src)
     return w >= 0 && (size_t)w < cap - n;
 }
 
-/* Prints a usage error and returns 2. */
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("weft connect: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\n", stderr);
-    fputs(connect_usage, stderr);
-    return 2;
-}
+/* Reports a usage error (one line with a hint to --help) and returns 2. */
+#define usage_error(...) cli_usage_error("connect", __VA_ARGS__)
 
 /* Entry point of `weft connect`; returns the exit status. */
 int cmd_connect(int argc, char **argv)

@@ -47,19 +47,8 @@ static void usage(FILE *out)
           out);
 }
 
-/* Reports a usage error ("weft serve: <message>", then the usage) and returns 2. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("weft serve: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n\n", stderr);
-    usage(stderr);
-    return 2;
-}
+/* Reports a usage error (one line with a hint to --help) and returns 2. */
+#define usage_error(...) cli_usage_error("serve", __VA_ARGS__)
 
 /* A flag given on the command line, applied after the file and the environment. */
 struct flag {

@@ -118,12 +118,14 @@ st=$?
 [ $st -eq 0 ] && check_json "echo open loop -r --json" "$tmp/open.json" echo ||
     { bad "open loop: exit $st"; cat "$tmp/open.err"; }
 
-# Bad usage: exit 2 with a message on stderr, nothing on stdout.
+# Bad usage: exit 2 with one line on stderr (ending with the hint to --help), nothing on
+# stdout.
 expect2() {
     name=$1; shift
     timeout 10 "$weft" bench "$@" >"$tmp/out" 2>"$tmp/err"
     st=$?
-    if [ $st -eq 2 ] && [ -s "$tmp/err" ] && [ ! -s "$tmp/out" ]; then
+    if [ $st -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+       grep -q '(see weft bench --help)$' "$tmp/err" && [ ! -s "$tmp/out" ]; then
         ok "$name: exit 2"
     else
         bad "$name: 'weft bench $*' exited $st, expected 2"; cat "$tmp/err"

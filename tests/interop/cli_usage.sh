@@ -1,6 +1,7 @@
 #!/bin/sh
-# cli_usage.sh PATH/TO/weft — checks the command line of `weft serve`:
-#   a bad flag or a bad value prints the usage on stderr and exits 2;
+# cli_usage.sh PATH/TO/weft — checks the command line of `weft` and its subcommands:
+#   a bad flag or a bad value (serve, connect, bench, the top level) prints exactly one line
+#   on stderr, the error and a hint "(see weft CMD --help)", nothing on stdout, exit 2;
 #   a failed start (bad --web-root or TLS file, a bad config file) prints exactly one line;
 #   --help prints every flag (with its default) on stdout and exits 0.
 # No server is started by these invocations: each must exit at once (bounded by `timeout`).
@@ -10,21 +11,26 @@ tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 
-# expect_usage_error NAME ARGS...: exit status 2, "usage:" on stderr, nothing on stdout.
-expect_usage_error() {
-    name=$1; shift
-    timeout 10 "$weft" serve "$@" >"$tmp/out" 2>"$tmp/err"
+# expect_cmd_error CMD NAME ARGS...: `weft CMD ARGS` (CMD "-": `weft ARGS`) exits 2 with
+# exactly one line on stderr, "weft CMD: ... (see weft CMD --help)", and nothing on stdout.
+expect_cmd_error() {
+    cmd=$1; name=$2; shift 2
+    if [ "$cmd" = - ]; then prefix="weft"; else prefix="weft $cmd"; set -- "$cmd" "$@"; fi
+    timeout 10 "$weft" "$@" >"$tmp/out" 2>"$tmp/err"
     st=$?
+    lines=$(wc -l <"$tmp/err")
     if [ "$st" -ne 2 ]; then
-        echo "FAIL $name: 'weft serve $*' exited $st, expected 2"; sed 's/^/    | /' "$tmp/err"; fail=1
-    elif ! grep -q '^usage: weft serve' "$tmp/err"; then
-        echo "FAIL $name: 'weft serve $*' printed no usage on stderr"; sed 's/^/    | /' "$tmp/err"; fail=1
+        echo "FAIL $name: 'weft $*' exited $st, expected 2"; sed 's/^/    | /' "$tmp/err" | head -n 5; fail=1
+    elif [ "$lines" -ne 1 ] || ! grep -q "^$prefix: .* (see $prefix --help)\$" "$tmp/err"; then
+        echo "FAIL $name: 'weft $*' printed $lines lines, expected one ending in (see $prefix --help)"
+        sed 's/^/    | /' "$tmp/err" | head -n 5; fail=1
     elif [ -s "$tmp/out" ]; then
-        echo "FAIL $name: 'weft serve $*' wrote to stdout"; fail=1
+        echo "FAIL $name: 'weft $*' wrote to stdout"; fail=1
     else
-        echo "ok   $name: exit 2, $(head -n 1 "$tmp/err")"
+        echo "ok   $name: exit 2, $(cat "$tmp/err")"
     fi
 }
+expect_usage_error() { expect_cmd_error serve "$@"; }
 
 expect_usage_error bogus-flag --bogus
 expect_usage_error port-not-a-number --port notanumber
@@ -36,6 +42,19 @@ expect_usage_error slow-policy-bad --slow-policy maybe
 expect_usage_error idle-timeout-negative --idle-timeout -1
 expect_usage_error log-level-bad --log-level loud
 expect_usage_error stray-argument extra
+expect_usage_error flag-value-refused --auth-allow-no-exp=yes
+
+expect_cmd_error connect connect-bogus-flag --bogus ws://127.0.0.1:1/echo
+expect_cmd_error connect connect-missing-url
+expect_cmd_error connect connect-bad-url http://127.0.0.1:1/echo
+expect_cmd_error connect connect-missing-value ws://127.0.0.1:1/echo --header
+expect_cmd_error connect connect-bad-linger --linger soon ws://127.0.0.1:1/echo
+expect_cmd_error bench bench-bogus-flag --bogus ws://127.0.0.1:1/echo
+expect_cmd_error bench bench-bad-value -c 0 ws://127.0.0.1:1/echo
+expect_cmd_error bench bench-missing-url
+expect_cmd_error bench bench-bad-url http://127.0.0.1:1/echo
+expect_cmd_error - top-bogus-command bogus
+expect_cmd_error - top-no-command
 
 # expect_start_error NAME STATUS PATTERN ARGS...: `weft serve ARGS` exits STATUS with exactly
 # one line on stderr, matching PATTERN (grep -E), and nothing on stdout (a failed start prints

@@ -958,6 +958,10 @@ void weft_conn_set_user(struct weft_conn *c, void *user);
 void *weft_conn_route_user(const struct weft_conn *c);
 struct weft_server *weft_conn_server(const struct weft_conn *c);
 const char *weft_conn_protocol(const struct weft_conn *c); /* "" if none */
+/* Writes the negotiated extensions into out as a Sec-WebSocket-Extensions value, e.g.
+ * "permessage-deflate; client_no_context_takeover; server_max_window_bits=15;
+ * client_max_window_bits=15" ("" if none; truncated to cap). Returns the length written. */
+size_t weft_conn_extensions(const struct weft_conn *c, char *out, size_t cap);
 const char *weft_conn_remote(const struct weft_conn *c);
 uint64_t weft_conn_id(const struct weft_conn *c); /* unique per server, starts at 1 */
 

@@ -296,8 +296,9 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
     uint32_t ms;
     switch (o->type) {
     case T_STR:
-        if (!*value && strcmp(o->name, "unix") && strcmp(o->name, "revoked") &&
-            strcmp(o->name, "auth-secret") && strcmp(o->name, "auth-secret-file"))
+        /* Empty = unset (the default), as --print-config prints an unset option; only the
+         * listening address must be given. */
+        if (!*value && !strcmp(o->name, "host"))
             return fail(err, cap, "empty");
         free(*(char **)p);
         *(char **)p = *value ? strdup(value) : NULL;
@@ -398,6 +399,9 @@ struct file_ctx {
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
     struct file_ctx *fc = user;
+    if (fc->failed) /* inih goes on after an error and reports the first one's line: keep the
+                       first message too */
+        return 0;
     if (section && *section && strcmp(section, "serve")) {
         fail(fc->err, fc->cap, "unknown section [%s] (keys go at the top or under [serve])",
              section);

@@ -9,7 +9,8 @@
  *   option table, modulo its size) whose WEFT_<NAME> variable is set to the value; every
  *   variable is unset again afterwards.
  * Properties checked: a refusal fills the error text; an accepted configuration prints
- * (--print-config) as a file that loads back to the same printed configuration; finish
+ * (--print-config) as a file that loads back to the same printed configuration (when its
+ * values can be written in the file format at all, see representable); finish
  * either accepts or explains; copies free cleanly (LeakSanitizer).
  */
 #include <ctype.h>
@@ -40,6 +41,27 @@ static char *printed(const struct hub_config *cfg)
     if (!nl) abort();
     memmove(buf, nl + 1, strlen(nl + 1) + 1);
     return buf;
+}
+
+/* True if every value of the printed configuration survives the file format: inih trims
+ * blanks around a value and cuts it at an inline comment (" ;"), so a value set from the
+ * environment with those cannot be written back (such values are not valid anyway). */
+static bool representable(const char *text)
+{
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        const char *eq = memchr(line, '=', n);
+        if (eq && (size_t)(eq - line) + 2 <= n) {
+            const char *v = eq + 2, *end = line + n;
+            if (v < end && (isspace((unsigned char)v[0]) || isspace((unsigned char)end[-1])))
+                return false;
+            for (const char *c = v + 1; c < end; c++)
+                if (*c == ';' && isspace((unsigned char)c[-1])) return false;
+        }
+        line += n + (nl ? 1 : 0);
+    }
+    return true;
 }
 
 /* Writes text[0..len) to path. */
@@ -108,6 +130,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == 0) {
         /* --print-config output loads back to the same configuration. */
         char *one = printed(&cfg);
+        if (!representable(one)) {
+            free(one);
+            hub_config_free(&cfg);
+            return 0;
+        }
         write_file(path_out, one, strlen(one));
         struct hub_config back;
         hub_config_defaults(&back);

@@ -821,8 +821,11 @@ static void state_done(struct pending *p, const redisReply *rep)
     char *head = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     size_t hl = head ? strlen(head) - 1 : 0, total = hl + 16;
+    /* Only string elements are deliveries (as for a join above); anything else has no text
+     * (str NULL) and was spliced as an empty entry, "[,]" (found by fuzz_redis). */
     for (size_t i = 0; i < nm; i++)
-        total += msgs->element[i]->len + 1;
+        if (msgs->element[i]->type == REDIS_REPLY_STRING)
+            total += msgs->element[i]->len + 1;
     char *out = head ? malloc(total) : NULL;
     if (!out) {
         free(head);
@@ -834,11 +837,15 @@ static void state_done(struct pending *p, const redisReply *rep)
     size_t n = hl;
     memcpy(out + n, ",\"messages\":[", 13);
     n += 13;
+    size_t sent = 0;
     for (size_t i = 0; i < nm; i++) {
-        if (i)
+        const redisReply *e = msgs->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        if (sent++)
             out[n++] = ',';
-        memcpy(out + n, msgs->element[i]->str, msgs->element[i]->len);
-        n += msgs->element[i]->len;
+        memcpy(out + n, e->str, e->len);
+        n += e->len;
     }
     out[n++] = ']';
     out[n++] = '}';

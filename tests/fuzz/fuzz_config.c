@@ -56,7 +56,7 @@ static bool representable(const char *text)
             const char *v = eq + 2, *end = line + n;
             if (v < end && (isspace((unsigned char)v[0]) || isspace((unsigned char)end[-1])))
                 return false;
-            for (const char *c = v + 1; c < end; c++)
+            for (const char *c = v; c < end; c++)
                 if (*c == ';' && isspace((unsigned char)c[-1])) return false;
         }
         line += n + (nl ? 1 : 0);

@@ -15,7 +15,7 @@ rc=$?
 set -e
 execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
 rate=$(grep -m1 'stat::average_exec_per_sec' "$log" | awk '{print $2}')
-cov=$(grep -E '^#[0-9]+ +DONE +cov:' "$log" | tail -n 1 | awk '{print $4}')
+cov=$( (grep -E '^#[0-9]+[[:space:]]+DONE[[:space:]]+cov:' "$log" || true) | tail -n 1 | awk '{print $4}')
 line="$(basename "$target"): ${execs:-?} executions in ${secs}s, ${rate:-?} exec/s, cov ${cov:-?}, exit $rc"
 echo "$line"
 echo "$line" >"$work/summary"

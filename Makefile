@@ -3,9 +3,10 @@
 JOBS        ?= $(shell nproc)
 # 14 fuzz targets at 20 s each: about the fuzzing wall time of the former 5 x 60 s.
 FUZZ_SECONDS ?= 20
+SOAK_SECONDS ?= 3600
 ARGS        ?=
 
-.PHONY: all setup release run test test-build gcc-check tsan-check bench format clean
+.PHONY: all setup release run test test-build gcc-check tsan-check bench soak format clean
 
 all: release
 
@@ -51,6 +52,13 @@ test: test-build gcc-check tsan-check
 
 bench: release
 	bench/run
+
+# The soak run (bench/soak): two `weft serve --workers 2` (plain, TLS) under mixed `weft bench`
+# traffic for SOAK_SECONDS (default an hour); RSS, fds and /metrics every 10 s into
+# bench/results/soak-DATE.csv with an SVG/PNG plot beside it; fails if RSS or fds grow after
+# the warm-up (see bench/soak --help). CTest runs a 2-minute one (soak.short).
+soak: release
+	SOAK_SECONDS=$(SOAK_SECONDS) bench/soak
 
 format:
 	clang-format -i include/*.h src/*/*.[ch] tests/*/*.[ch] bench/*.c

@@ -108,6 +108,14 @@ static const struct opt opts[] = {
     {"max-rooms", T_U32, OFF(max_rooms), "N", "rooms one /hub connection may join"},
     {"history-size", T_U32, OFF(history_size), "N", "messages kept per /hub room for recovery"},
     {"history-age", T_SECONDS, OFF(history_age_ms), "S", "drop kept messages older than S seconds, 0 = never"},
+    {"history-max-message", T_BYTES, OFF(history_max_message), "BYTES",
+     "a /hub delivery larger than this is delivered but not kept in the history"},
+    {"history-memory", T_BYTES, OFF(history_memory), "BYTES",
+     "bytes kept in all /hub histories of the process (each of N workers gets 1/N);\n"
+     "beyond it the oldest messages of the largest rooms are evicted"},
+    {"max-total-rooms", T_U32, OFF(max_total_rooms), "N",
+     "rooms (/hub and /ws/<room>) the process holds, 0 = unlimited; a join or publish\n"
+     "creating one more gets the error rooms_full, a raw room 503"},
     {"web-root", T_STR, OFF(web_root), "DIR",
      "serve the web page (GET /) from DIR; default: the web/ directory shipped with weft\n"
      "(<prefix>/share/weft/web next to the binary, else the source tree's web/)"},
@@ -143,6 +151,9 @@ void hub_config_defaults(struct hub_config *cfg)
     cfg->workers = ncpu < 1 ? 1u : ncpu > 256 ? 256u : (uint32_t)ncpu;
     cfg->history_size = 100;
     cfg->history_age_ms = 3600u * 1000;
+    cfg->history_max_message = 64u * 1024;
+    cfg->history_memory = 256u * 1024 * 1024;
+    cfg->max_total_rooms = 100000;
     cfg->deflate = true;
 }
 

@@ -484,6 +484,19 @@ static const char *raw_room(struct weft_request *req, size_t *len)
     return "lobby";
 }
 
+/* True if raw room (name[0..len)) does not exist on this worker and the process already
+ * holds --max-total-rooms rooms. */
+static bool room_full(struct hub *h, const char *name, size_t len)
+{
+    if (!h->cfg.max_total_rooms)
+        return false;
+    char topic[260];
+    memcpy(topic, "room:", 5);
+    memcpy(topic + 5, name, len);
+    return weft_topic_count(h->server, topic, len + 5) == 0 &&
+           atomic_load(h->rooms.total) >= h->cfg.max_total_rooms;
+}
+
 /* The checks of every WebSocket route, then accept with a new struct hconn. */
 static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_kind kind)
 {
@@ -511,6 +524,10 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
     const char *room = kind == HC_ROOM ? raw_room(req, &room_len) : NULL;
     if (room_len > 250) {
         reject(h, req, id, 414, "room name too long", self);
+        return;
+    }
+    if (room && room_full(h, room, room_len)) {
+        reject(h, req, id, 503, "room limit reached", self);
         return;
     }
     if (h->cfg.max_connections && hub_conns_all(h) >= h->cfg.max_connections) {
@@ -696,11 +713,21 @@ static void conn_open(struct weft_conn *c)
     hlog(&h->log, hc->self_check ? WEFT_LOG_DEBUG : WEFT_LOG_INFO, hc->id, f, "open %s from %s",
          kinds[hc->kind], weft_conn_remote(c));
     if (hc->kind == HC_ROOM) {
-        if (!hc->topic || weft_subscribe(c, hc->topic, hc->topic_len) != WEFT_OK) {
+        /* The first member of a raw room on this worker counts the room (a race with
+         * another worker past the upgrade's check closes with 1013). */
+        bool first = hc->topic && weft_topic_count(h->server, hc->topic, hc->topic_len) == 0;
+        if (first && !rooms_reserve(&h->rooms)) {
+            hub_conn_close(hc, WEFT_CLOSE_TRY_AGAIN, "room limit reached");
+        } else if (!hc->topic || weft_subscribe(c, hc->topic, hc->topic_len) != WEFT_OK) {
+            if (first)
+                rooms_unreserve(&h->rooms);
             hub_conn_close(hc, WEFT_CLOSE_INTERNAL, "cannot join room");
-        } else if (h->broker) {
-            hc->broker_ref = true;
-            broker_ref(h->broker, hc->topic, hc->topic_len, 1);
+        } else {
+            hc->raw_sub = true;
+            if (h->broker) {
+                hc->broker_ref = true;
+                broker_ref(h->broker, hc->topic, hc->topic_len, 1);
+            }
         }
     }
 }
@@ -773,6 +800,10 @@ static void conn_close(struct weft_conn *c, uint16_t code, const char *reason, s
     if (hc->broker_ref && h->broker)
         broker_ref(h->broker, hc->topic, hc->topic_len, -1);
     hc->broker_ref = false;
+    /* The library dropped c's subscriptions already: the last member uncounts the room. */
+    if (hc->raw_sub && weft_topic_count(h->server, hc->topic, hc->topic_len) == 0)
+        rooms_unreserve(&h->rooms);
+    hc->raw_sub = false;
     if (hc->open) {
         if (hc->prev)
             hc->prev->next = hc->next;
@@ -834,13 +865,14 @@ void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason)
 }
 
 /* Sends text on hc; see internal.h. */
-void hub_send(struct hconn *hc, const char *text, size_t len)
+enum weft_send_result hub_send(struct hconn *hc, const char *text, size_t len)
 {
     if (hc->gone)
-        return;
+        return WEFT_SEND_CLOSED;
     enum weft_send_result r = weft_conn_send(hc->c, text, len, WEFT_OP_TEXT);
     if (r == WEFT_SEND_DROPPED)
         hlog(&hc->h->log, WEFT_LOG_DEBUG, hc->id, NULL, "message dropped (backpressure)");
+    return r;
 }
 
 /* ------------------------------------------------------------------ latency */
@@ -941,6 +973,8 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         hub_free(h);
         return NULL;
     }
+    /* One worker holds the whole budget; workers_run divides it between N. */
+    rooms_limits(&h->rooms, cfg->history_max_message, cfg->history_memory, cfg->max_total_rooms);
     h->lat->h = h;
     h->log.out = log;
     h->log.level = cfg->log_level;

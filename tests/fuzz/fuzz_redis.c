@@ -37,6 +37,7 @@ static struct pending *pending_for(struct hconn *hc, int op, bool has_since)
     if (!p) abort();
     p->has_since = has_since;
     p->since = 1;
+    p->limit = op == P_HISTORY ? 2 : 0;
     p->t0 = hub_mono_ns();
     if (op == P_PUBLISH) {
         p->prefix = strdup("{\"type\":\"message\",\"room\":\"" ROOM "\",\"seq\":");
@@ -99,7 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fx.h->broker = &fb;
         /* the fixture connection is a member of ROOM and subscribed to its topics, so
          * deliveries and replies are really sent */
-        room = rooms_get(&fx.h->rooms, ROOM);
+        bool full = false;
+        room = rooms_get(&fx.h->rooms, ROOM, &full);
         if (!room || room_add_member(&fx.h->rooms, room, hc) < 0) abort();
         weft_subscribe(hc->c, "hub:" ROOM, 8);
         weft_subscribe(hc->c, "room:" ROOM, 9);

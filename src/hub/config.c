@@ -434,9 +434,38 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
+/* Longest line inih reads whole (its fgets buffer holds the newline and the NUL too). */
+#define LINE_MAX_BYTES (INI_MAX_LINE - 2)
+
+/* Finds the first line of the file longer than inih reads whole (it would cut it and read
+ * the rest as a line of its own: "syntax error" on a line that is not there; found by
+ * fuzz_config). Returns its number, or 0 (none, or the file cannot be read: ini_parse says
+ * why). */
+static int long_line(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int line = 1, found = 0, ch;
+    size_t len = 0;
+    while (!found && (ch = getc(f)) != EOF) {
+        if (ch == '\n') {
+            line++;
+            len = 0;
+        } else if (++len > LINE_MAX_BYTES) {
+            found = line;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 /* Loads a key = value file; see hub.h. */
 int hub_config_load_file(struct hub_config *cfg, const char *path, char *err, size_t cap)
 {
+    int ll = long_line(path);
+    if (ll)
+        return fail(err, cap, "%s:%d: line longer than %d bytes", path, ll, LINE_MAX_BYTES);
     /* --allow-origin in a file replaces nothing: values accumulate like repeated flags. */
     struct file_ctx fc = {.cfg = cfg, .err = err, .cap = cap};
     char inner[300] = "";

@@ -44,14 +44,15 @@ static char *printed(const struct hub_config *cfg)
 }
 
 /* True if every value of the printed configuration survives the file format: inih trims
- * blanks around a value and cuts it at an inline comment (" ;"), so a value set from the
- * environment with those cannot be written back (such values are not valid anyway). */
+ * blanks around a value and cuts it at an inline comment (" ;"), and a file line holds at
+ * most 198 bytes, so a value set from the environment with those cannot be written back. */
 static bool representable(const char *text)
 {
     for (const char *line = text; *line;) {
         const char *nl = strchr(line, '\n');
         size_t n = nl ? (size_t)(nl - line) : strlen(line);
         const char *eq = memchr(line, '=', n);
+        if (n > 198) return false; /* longer than a line of the file may be */
         if (eq && (size_t)(eq - line) + 2 <= n) {
             const char *v = eq + 2, *end = line + n;
             if (v < end && (isspace((unsigned char)v[0]) || isspace((unsigned char)end[-1])))

@@ -1119,6 +1119,14 @@ static void test_hub_config(void **state)
     close(fd);
     out = run_capture(cmd);
     assert_non_null(strstr(out, ":1: bad value 'x' for max-rooms"));
+    /* a line longer than the file format holds is refused as such, with its number */
+    fd = open(f->tmp, O_WRONLY | O_TRUNC);
+    char longline[320];
+    int ln = snprintf(longline, sizeof longline, "rate = 1\nallow-origin = https://%0250d.example\n", 0);
+    assert_int_equal(write(fd, longline, (size_t)ln), ln);
+    close(fd);
+    out = run_capture(cmd);
+    assert_non_null(strstr(out, ":2: line longer than 198 bytes"));
     /* --print-config output loads back with --config (unset options are printed empty) and
      * prints the same configuration again (found by fuzz_config) */
     char printed[96];

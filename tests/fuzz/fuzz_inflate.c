@@ -31,14 +31,17 @@ struct result {
     size_t len;
 };
 
-/* Inflates the frames in[cut[k-1]..cut[k]) (fin on the last) into a buffer that grows by
- * `slice` bytes at a time and never beyond max + 1 (as conn.c: one byte more than the limit
- * tells a message that is too big). */
+/* Inflates the frames in[cut[k-1]..cut[k]) (fin on the last) into a buffer that doubles
+ * (from 16 KiB) and never grows beyond max + 1 (as conn.c: one byte more than the limit tells
+ * a message that is too big), giving each weft_inflate call at most `slice` bytes of room
+ * (raised so that a run makes at most about 1024 calls: 1-byte slices of a 1 MiB output
+ * timed out). */
 static struct result run(struct weft_inflater *inf, const uint8_t *in, const size_t *cuts,
                          size_t ncuts, size_t max, size_t slice, bool reset)
 {
     struct result res = {V_OK, NULL, 0};
     size_t cap = 0, start = 0;
+    if (slice < (max + 1) / 1024) slice = (max + 1) / 1024;
     for (size_t k = 0; k < ncuts; k++) {
         bool fin = k + 1 == ncuts;
         size_t end = cuts[k], pos = start;
@@ -49,22 +52,24 @@ static struct result run(struct weft_inflater *inf, const uint8_t *in, const siz
                     res.v = V_TOO_BIG;
                     return res;
                 }
-                size_t ncap = cap + slice > max + 1 ? max + 1 : cap + slice;
+                size_t ncap = cap ? cap * 2 : 16384;
+                if (ncap > max + 1) ncap = max + 1;
                 uint8_t *nb = realloc(res.out, ncap);
                 if (!nb) abort();
                 res.out = nb;
                 cap = ncap;
             }
+            size_t room = cap - res.len < slice ? cap - res.len : slice;
             size_t used = SIZE_MAX, made = SIZE_MAX;
-            int r = weft_inflate(inf, in + pos, end - pos, fin, reset, res.out + res.len,
-                                 cap - res.len, &used, &made);
+            int r = weft_inflate(inf, in + pos, end - pos, fin, reset, res.out + res.len, room,
+                                 &used, &made);
             if (r < 0) {
                 if (r != WEFT_ERR_PROTO) abort();
                 res.v = V_CORRUPT;
                 return res;
             }
             if (r != 0 && r != 1) abort();
-            if (used > end - pos || made > cap - res.len) abort();
+            if (used > end - pos || made > room) abort();
             pos += used;
             res.len += made;
             if (r == 0) {
@@ -87,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 4) return 0;
     int bits = 8 + (data[0] & 7);
     bool reset = (data[0] & 16) != 0;
-    size_t max = (size_t)data[1] * 4096 + 1; /* 1 byte .. about 1 MiB */
+    size_t max = (size_t)data[1] * data[1] * 16 + 1; /* 1 byte .. about 1 MiB */
     size_t slice = (size_t)(data[0] >> 5) * 700 + 1;
     const uint8_t *in = data + 4;
     size_t len = size - 4;

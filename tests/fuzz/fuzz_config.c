@@ -107,12 +107,20 @@ static int load_env(struct hub_config *cfg, const uint8_t *text, size_t len, cha
     return r;
 }
 
+/* Removes the scratch files (at exit). */
+static void remove_files(void)
+{
+    unlink(path_in);
+    unlink(path_out);
+}
+
 /* libFuzzer entry point: see the comment at the top. Returns 0. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!path_in[0]) {
         snprintf(path_in, sizeof path_in, "/tmp/weft-fuzz-config-%d.in", (int)getpid());
         snprintf(path_out, sizeof path_out, "/tmp/weft-fuzz-config-%d.out", (int)getpid());
+        atexit(remove_files);
     }
     if (size < 1) return 0;
     bool env = data[0] & 1;

@@ -317,8 +317,9 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
     uint32_t ms;
     switch (o->type) {
     case T_STR:
-        if (!*value && strcmp(o->name, "unix") && strcmp(o->name, "revoked") &&
-            strcmp(o->name, "auth-secret") && strcmp(o->name, "auth-secret-file"))
+        /* Empty = unset (the default), as --print-config prints an unset option; only the
+         * listening address must be given. */
+        if (!*value && !strcmp(o->name, "host"))
             return fail(err, cap, "empty");
         free(*(char **)p);
         *(char **)p = *value ? strdup(value) : NULL;
@@ -429,6 +430,9 @@ struct file_ctx {
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
     struct file_ctx *fc = user;
+    if (fc->failed) /* inih goes on after an error and reports the first one's line: keep the
+                       first message too */
+        return 0;
     if (section && *section && strcmp(section, "serve")) {
         fail(fc->err, fc->cap, "unknown section [%s] (keys go at the top or under [serve])",
              section);
@@ -450,19 +454,31 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
-/* The line number of the first NUL byte of the file at path (inih would silently cut the
- * line there, dropping what follows), 0 if it has none or cannot be read. */
-static int nul_line(const char *path)
+/* Longest line inih reads whole (its fgets buffer holds the newline and the NUL too). */
+#define LINE_MAX_BYTES (INI_MAX_LINE - 2)
+
+/* Scans the file at path for what inih would misread: a NUL byte (it silently cuts the line
+ * there, dropping what follows) or a line longer than it reads whole (it would cut it and read
+ * the rest as a line of its own: "syntax error" on a line that is not there; found by
+ * fuzz_config). Returns the number of the first such line (*nul tells which), or 0 (none, or
+ * the file cannot be read: ini_parse says why). */
+static int bad_line(const char *path, bool *nul)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return 0;
-    int line = 1, ch, found = 0;
+    int line = 1, found = 0, ch;
+    size_t len = 0;
     while (!found && (ch = getc(f)) != EOF) {
-        if (ch == '\n')
+        if (ch == '\n') {
             line++;
-        else if (ch == '\0')
+            len = 0;
+        } else if (ch == '\0') {
             found = line;
+            *nul = true;
+        } else if (++len > LINE_MAX_BYTES) {
+            found = line;
+        }
     }
     fclose(f);
     return found;
@@ -471,14 +487,17 @@ static int nul_line(const char *path)
 /* Loads a key = value file; see hub.h. */
 int hub_config_load_file(struct hub_config *cfg, const char *path, char *err, size_t cap)
 {
+    bool nul = false;
+    int bad = bad_line(path, &nul);
+    if (bad && nul)
+        return fail(err, cap, "%s:%d: a NUL byte in the line", path, bad);
+    if (bad)
+        return fail(err, cap, "%s:%d: line longer than %d bytes", path, bad, LINE_MAX_BYTES);
     /* --allow-origin in a file replaces nothing: values accumulate like repeated flags. */
     struct file_ctx fc = {.cfg = cfg, .err = err, .cap = cap};
     char inner[300] = "";
     fc.err = inner;
     fc.cap = sizeof inner;
-    int nul = nul_line(path);
-    if (nul)
-        return fail(err, cap, "%s:%d: a NUL byte in the line", path, nul);
     int r = ini_parse(path, on_ini, &fc);
     if (r == -1)
         return fail(err, cap, "%s: %s", path, strerror(errno ? errno : ENOENT));

@@ -381,7 +381,21 @@ static void correlation_id(struct hub *h, struct weft_request *req, char out[ID_
         snprintf(out + 2 * i, 3, "%02x", rnd[i]);
 }
 
-/* Decodes %XX and '+' of a query value into out (NUL-terminated). Returns its length or -1. */
+/* Value of a hex digit, -1 if ch is not one. */
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX and '+' of a query value into out (NUL-terminated). Returns its length, or -1
+ * for a '%' not followed by two hex digits, a decoded NUL or no room. (strtol used to take
+ * "%-1" or "% 1" as escapes and a cut "%4" literally: found by fuzz_decode.) */
 static long url_decode(const char *s, size_t len, char *out, size_t cap)
 {
     size_t n = 0;
@@ -389,20 +403,37 @@ static long url_decode(const char *s, size_t len, char *out, size_t cap)
         if (n + 1 >= cap)
             return -1;
         char ch = s[i];
-        if (ch == '%' && i + 2 < len) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (*end)
+        if (ch == '%') {
+            int hi = len - i >= 3 ? hex_digit(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+            if (lo < 0)
                 return -1;
-            out[n++] = (char)v;
+            ch = (char)(hi * 16 + lo);
             i += 2;
-        } else {
-            out[n++] = ch == '+' ? ' ' : ch;
+        } else if (ch == '+') {
+            ch = ' ';
         }
+        if (ch == '\0')
+            return -1;
+        out[n++] = ch;
     }
     out[n] = '\0';
     return (long)n;
+}
+
+/* The "token=" value of a query string; see internal.h. */
+bool hub_query_token(const char *q, size_t len, char *out, size_t cap)
+{
+    size_t pos = 0;
+    while (q && pos < len) {
+        const char *amp = memchr(q + pos, '&', len - pos);
+        size_t end = amp ? (size_t)(amp - q) : len;
+        if (end - pos > 6 && !memcmp(q + pos, "token=", 6) &&
+            url_decode(q + pos + 6, end - pos - 6, out, cap) > 0)
+            return true;
+        pos = end + 1;
+    }
+    return false;
 }
 
 /* Where the bearer token was found. */
@@ -428,19 +459,12 @@ static enum token_src find_token(struct weft_request *req, char *out, size_t cap
         }
     }
     const char *q = weft_request_query(req, &len);
-    size_t pos = 0;
-    while (q && pos < len) {
-        const char *amp = memchr(q + pos, '&', len - pos);
-        size_t end = amp ? (size_t)(amp - q) : len;
-        if (end - pos > 6 && !memcmp(q + pos, "token=", 6) &&
-            url_decode(q + pos + 6, end - pos - 6, out, cap) > 0)
-            return TOK_QUERY;
-        pos = end + 1;
-    }
+    if (hub_query_token(q, len, out, cap))
+        return TOK_QUERY;
     const char *p = weft_request_protocols(req, &len);
     const char *item;
     size_t ilen;
-    pos = 0;
+    size_t pos = 0;
     while (p && weft_http_list_next(p, len, &pos, &item, &ilen)) {
         if (ilen > 7 && !strncmp(item, "bearer.", 7) && ilen - 7 < cap && ilen < pcap) {
             memcpy(out, item + 7, ilen - 7);

@@ -295,6 +295,11 @@ void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason);
 /* Sends a text message on hc; logs a refused send. Returns weft_conn_send's result
  * (WEFT_SEND_CLOSED when hc is gone). */
 enum weft_send_result hub_send(struct hconn *hc, const char *text, size_t len);
+/* Finds the first non-empty "token=" value of the query string q[0..len) (q may be NULL) and
+ * URL-decodes it into out[0..cap) (NUL-terminated). Returns false when there is none or it
+ * does not decode. Split out of the upgrade handler (no request needed: the fuzz target
+ * tests/fuzz/fuzz_decode.c calls it). */
+bool hub_query_token(const char *q, size_t len, char *out, size_t cap);
 
 /* ------------------------------------------------------------------ workers (workers.c) */
 
@@ -496,6 +501,13 @@ void web_http(struct weft_request *req, void *route_user);
 /* The display name a browser chose with "?name=" on /hub (1..32 bytes of UTF-8, no control
  * characters), as a malloc'd string, or NULL. Used only when auth is off. */
 char *web_query_name(struct weft_request *req);
+/* The same from the query string q[0..len) (q may be NULL): split out of web_query_name, with
+ * no request, so the fuzz target tests/fuzz/fuzz_decode.c reaches it without I/O. */
+char *web_name_from_query(const char *q, size_t len);
+/* Percent-decodes the request path raw[0..len) into out (NUL-terminated) as GET / does.
+ * Returns false for a bad escape, a decoded NUL, no room, or an unsafe path (not absolute, a
+ * backslash, a segment starting with '.'). */
+bool web_path_decode(const char *raw, size_t len, char *out, size_t cap);
 
 /* ------------------------------------------------------------------ stats stream (stats.c) */
 

@@ -55,8 +55,10 @@ static bool drive(ares_channel ch, struct lookup *l, uint64_t deadline)
         struct pollfd pfd[ARES_GETSOCK_MAXNUM];
         nfds_t n = 0;
         for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-                               (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+            /* ares_getsock's bits, read unsigned: its WRITABLE macro shifts a signed 1 by 31 */
+            unsigned ubits = (unsigned)bits;
+            short ev = (short)((ubits & (1u << i) ? POLLIN : 0) |
+                               (ubits & (1u << (i + ARES_GETSOCK_MAXNUM)) ? POLLOUT : 0));
             if (ev) pfd[n++] = (struct pollfd){.fd = socks[i], .events = ev};
         }
         uint64_t now = now_ns();

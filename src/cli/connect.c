@@ -50,7 +50,7 @@ static const char connect_usage[] =
     "  --reconnect            reconnect with backoff and jitter (each attempt shown on stderr)\n"
     "  --max-attempts N       with --reconnect: give up after N attempts in a row [unlimited]\n"
     "  --ping-interval SECS   send a ping after SECS of silence [off]\n"
-    "  --max-message BYTES    largest message accepted (k/m/g suffixes) [16m]\n"
+    "  --max-message BYTES    largest message accepted [16m]\n"
     "  --connect-timeout SECS DNS + connect + handshake limit [10]\n"
     "  --cacert FILE          wss://: trust the CAs in FILE (PEM) instead of the system's\n"
     "  --insecure             wss://: accept any certificate (self-signed test servers;\n"
@@ -58,6 +58,9 @@ static const char connect_usage[] =
     "  --deflate              offer permessage-deflate (RFC 7692, context takeover both ways)\n"
     "  --quiet                no informational lines on stderr (errors still are)\n"
     "  --help                 this text\n"
+    "\n"
+    "BYTES: 512, 64k, 1m or 1MiB (powers of 1024). SECS: seconds (1.5) or 500ms, 2s, 1m;\n"
+    "a non-zero duration below 1 ms is 1 ms. weft serve and weft bench read the same forms.\n"
     "\n"
     "exit status: 0 after a normal close, 1 when the connection failed or closed\n"
     "abnormally, 2 for bad usage.\n";
@@ -332,39 +335,6 @@ static void on_signal(int signo, void *arg)
         weft_loop_stop(x->loop);
 }
 
-/* Parses a byte count with an optional k/m/g suffix. Returns false if invalid or zero. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return false;
-    uint64_t mul = 1;
-    if (*end == 'k' || *end == 'K')
-        mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        mul = 1024 * 1024, end++;
-    else if (*end == 'g' || *end == 'G')
-        mul = 1024 * 1024 * 1024, end++;
-    if (*end || v == 0 || v > UINT64_MAX / mul)
-        return false;
-    *out = v * mul;
-    return true;
-}
-
-/* Parses non-negative seconds (fractions allowed) into milliseconds. */
-static bool parse_secs(const char *s, uint32_t *ms)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0) || v > 86400.0 * 30)
-        return false;
-    *ms = (uint32_t)(v * 1000.0 + 0.5);
-    return true;
-}
-
 /* Appends src to a comma-separated list in buf. Returns false if it does not fit. */
 static bool list_add(char *buf, size_t cap, const char *src)
 {
@@ -446,23 +416,22 @@ int cmd_connect(int argc, char **argv)
             break;
         case O_MAX_ATTEMPTS: {
             uint64_t v;
-            if (!parse_size(optarg, &v) || v > 1000000)
-                return usage_error("bad --max-attempts '%s' (expected a positive number)",
-                                   optarg);
+            if (cli_arg_count("connect", "max-attempts", optarg, 1, 1000000, &v))
+                return 2;
             o.max_attempts = (unsigned)v;
             break;
         }
         case O_PING:
-            if (!parse_secs(optarg, &o.ping_interval_ms))
-                return usage_error("bad --ping-interval '%s' (expected seconds)", optarg);
+            if (cli_arg_duration("connect", "ping-interval", optarg, 0, &o.ping_interval_ms))
+                return 2;
             break;
         case O_MAX_MESSAGE:
-            if (!parse_size(optarg, &o.max_message))
-                return usage_error("bad --max-message '%s' (expected bytes, e.g. 1m)", optarg);
+            if (cli_arg_size("connect", "max-message", optarg, 1, UINT64_MAX, &o.max_message))
+                return 2;
             break;
         case O_CONNECT_TIMEOUT:
-            if (!parse_secs(optarg, &o.connect_timeout_ms) || !o.connect_timeout_ms)
-                return usage_error("bad --connect-timeout '%s' (expected seconds)", optarg);
+            if (cli_arg_duration("connect", "connect-timeout", optarg, 1, &o.connect_timeout_ms))
+                return 2;
             o.handshake_timeout_ms = o.connect_timeout_ms;
             break;
         case O_CACERT:
@@ -478,8 +447,8 @@ int cmd_connect(int argc, char **argv)
             x.json = true;
             break;
         case O_LINGER:
-            if (!parse_secs(optarg, &x.linger_ms))
-                return usage_error("bad --linger '%s' (expected seconds)", optarg);
+            if (cli_arg_duration("connect", "linger", optarg, 0, &x.linger_ms))
+                return 2;
             break;
         case 'q':
         case O_QUIET:

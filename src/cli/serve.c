@@ -40,7 +40,9 @@ static void usage(FILE *out)
           "  -h, --help                   show this help\n"
           "\n"
           "Precedence: flags, then WEFT_* variables, then the config file, then defaults.\n"
-          "BYTES accept a k, m or g suffix (KiB, MiB, GiB); S may be fractional (0.5).\n"
+          "BYTES: 512, 64k, 1m or 1MiB (k, m, g: powers of 1024; KB = KiB). S: seconds,\n"
+          "fractional (0.5) or with a unit (500ms, 2s, 1m, 1h); a non-zero duration below\n"
+          "1 ms is 1 ms. weft connect and weft bench read the same forms.\n"
           "Logs go to stderr as JSON lines (or text with --log-format text); the line\n"
           "\"listening on ADDR:PORT\" is always logged once the server is listening.\n"
           "Exit status: 0 after a graceful shutdown, 1 on a runtime failure, 2 on bad usage.\n",

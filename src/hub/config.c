@@ -17,6 +17,7 @@
 
 #include "hub/hub.h"
 #include "hub/internal.h"
+#include "hub/units.h"
 
 /* How an option's text is parsed and printed. */
 enum opt_type {
@@ -202,60 +203,28 @@ void hub_config_free(struct hub_config *cfg)
     cfg->config_file = NULL;
 }
 
-/* Parses a byte count with an optional k/m/g (KiB/MiB/GiB) suffix; false on 0 or junk. */
+/* Sizes, durations, counts and booleans follow the grammar shared with `weft connect` and
+ * `weft bench` (units.h). */
+
+/* Parses a byte count (units_size, > 0). */
 static bool parse_bytes(const char *s, uint64_t *out)
 {
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    unsigned shift = 0;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: return false;
-        }
-        if (end[1] && !((end[1] == 'b' || end[1] == 'B') && !end[2]))
-            return false;
-    }
-    if (v == 0 || v > (UINT64_MAX >> shift))
-        return false;
-    *out = (uint64_t)v << shift;
-    return true;
+    return units_size(s, 1, UINT64_MAX, out) == UNITS_OK;
 }
 
-/* Parses non-negative (fractional) seconds into milliseconds. */
+/* Parses a duration (units_duration_ms: seconds by default, ms/s/m/h) into milliseconds. */
 static bool parse_seconds(const char *s, uint32_t *ms)
 {
-    if (!((*s >= '0' && *s <= '9') || *s == '.'))
-        return false;
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || v < 0 || v * 1000.0 > (double)UINT32_MAX)
-        return false;
-    *ms = (uint32_t)llround(v * 1000.0);
-    if (v > 0 && *ms == 0)
-        *ms = 1;
-    return true;
+    return units_duration_ms(s, 0, UNITS_DURATION_MAX_MS, ms) == UNITS_OK;
 }
 
-/* Parses an unsigned decimal up to max. */
+/* Parses an unsigned decimal up to max (units_count). */
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
-    if (*s < '0' || *s > '9')
+    uint64_t v;
+    if (units_count(s, 0, max, &v) != UNITS_OK)
         return false;
-    errno = 0;
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v > max)
-        return false;
-    *out = v;
+    *out = (unsigned long)v;
     return true;
 }
 
@@ -331,13 +300,7 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
         return 0;
     case T_BOOL:
     case T_FLAG:
-        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on") ||
-            !strcmp(value, "1"))
-            *(bool *)p = true;
-        else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
-                 !strcasecmp(value, "off") || !strcmp(value, "0"))
-            *(bool *)p = false;
-        else
+        if (units_bool(value, (bool *)p) != UNITS_OK)
             return fail(err, cap, "expected true or false");
         return 0;
     case T_BYTES0:

@@ -24,6 +24,14 @@ extern "C" {
 
 #define WEFT_VERSION "0.1.0"
 
+/* Marks a declaration as part of the library's ABI: libweft is built with
+ * -fvisibility=hidden, so only what carries WEFT_API is exported. */
+#if defined(__GNUC__) || defined(__clang__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
 /* ======================================================================================== */
 /* Errors                                                                                    */
 /* ======================================================================================== */
@@ -44,14 +52,14 @@ enum weft_err {
 };
 
 /* Returns a static, human-readable name for an enum weft_err value. Never NULL. */
-const char *weft_strerror(int err);
+WEFT_API const char *weft_strerror(int err);
 
 /* After a call on this thread returned WEFT_ERR_TLS (weft_server_new,
  * weft_server_reload_tls): one line saying why, with OpenSSL's reason, e.g. "cannot read
  * certificate file 'cert.pem': No such file or directory" or "the private key in 'k.pem' does
  * not match the certificate in 'c.pem'". Per thread (like errno), valid until the next such
  * failure on the thread; "" if none. Never NULL. */
-const char *weft_tls_last_error(void);
+WEFT_API const char *weft_tls_last_error(void);
 
 /* ======================================================================================== */
 /* proto: opcodes and close codes                                                            */
@@ -100,7 +108,7 @@ enum weft_role {
  * same payload would use, so a payload split across reads is unmasked by calling it again with
  * the returned phase. Works at any alignment; uses 8-byte words or SSE2/AVX2 where available.
  */
-unsigned weft_mask(uint8_t *buf, size_t len, const uint8_t mask[4], unsigned phase);
+WEFT_API unsigned weft_mask(uint8_t *buf, size_t len, const uint8_t mask[4], unsigned phase);
 
 /* A small pool of random bytes for client masking keys and handshake nonces, refilled with
  * getrandom(2) a few hundred bytes at a time. Zero-initialise before first use. Not
@@ -113,7 +121,7 @@ struct weft_random {
 
 /* Fills out[0..len) with random bytes. Returns WEFT_OK, or WEFT_ERR_IO if the kernel refused
  * (out is then still filled from a weaker fallback so the caller can proceed). */
-int weft_random_bytes(struct weft_random *r, void *out, size_t len);
+WEFT_API int weft_random_bytes(struct weft_random *r, void *out, size_t len);
 
 /* ======================================================================================== */
 /* proto: UTF-8 validation                                                                   */
@@ -143,11 +151,11 @@ static inline void weft_utf8_reset(struct weft_utf8 *u)
  * "valid so far, a code point is still open": at the end of a message that is an error (1007),
  * mid-message it means "need more". ASCII runs are checked a word at a time.
  */
-enum weft_utf8_result weft_utf8_validate(struct weft_utf8 *u, const uint8_t *buf, size_t len,
+WEFT_API enum weft_utf8_result weft_utf8_validate(struct weft_utf8 *u, const uint8_t *buf, size_t len,
                                          size_t *bad_offset);
 
 /* Validates a complete string in one call. Returns true if it is entirely valid UTF-8. */
-bool weft_utf8_valid(const uint8_t *buf, size_t len);
+WEFT_API bool weft_utf8_valid(const uint8_t *buf, size_t len);
 
 /* ======================================================================================== */
 /* proto: frame parser                                                                       */
@@ -201,7 +209,7 @@ struct weft_frame_parser {
     const char *error_reason;
 };
 
-void weft_frame_parser_init(struct weft_frame_parser *p, const struct weft_frame_limits *limits);
+WEFT_API void weft_frame_parser_init(struct weft_frame_parser *p, const struct weft_frame_limits *limits);
 
 /*
  * Parses bytes at data[0..len). Consumes some prefix, reports how many bytes through *consumed
@@ -210,7 +218,7 @@ void weft_frame_parser_init(struct weft_frame_parser *p, const struct weft_frame
  * events, the last with frame_end set (an empty frame yields one DATA of length 0). Input may
  * be split at any byte. Returns ev->type. After ERROR the parser stays in error.
  */
-enum weft_frame_event_type weft_frame_parse(struct weft_frame_parser *p, uint8_t *data,
+WEFT_API enum weft_frame_event_type weft_frame_parse(struct weft_frame_parser *p, uint8_t *data,
                                             size_t len, size_t *consumed,
                                             struct weft_frame_event *ev);
 
@@ -261,13 +269,13 @@ struct weft_msg_parser {
     const char *error_reason;
 };
 
-void weft_msg_parser_init(struct weft_msg_parser *p, const struct weft_msg_limits *limits);
+WEFT_API void weft_msg_parser_init(struct weft_msg_parser *p, const struct weft_msg_limits *limits);
 
 /* True when the assembler holds nothing between two calls: no partial frame header or
  * payload, no fragmented message in progress, no error. A parser in this state can be
  * discarded and re-initialised later with the same limits without losing anything (servers
  * use this to keep no parser at all for idle connections). */
-bool weft_msg_parser_idle(const struct weft_msg_parser *p);
+WEFT_API bool weft_msg_parser_idle(const struct weft_msg_parser *p);
 
 /*
  * Parses data[0..len) (unmasked in place), consumes a prefix (*consumed) and fills *ev with
@@ -277,7 +285,7 @@ bool weft_msg_parser_idle(const struct weft_msg_parser *p);
  * fragmented message are reported whole as CONTROL events. For compressed messages UTF-8 is
  * not checked here (the inflater must check the inflated text). Returns ev->type.
  */
-enum weft_msg_event_type weft_msg_parse(struct weft_msg_parser *p, uint8_t *data, size_t len,
+WEFT_API enum weft_msg_event_type weft_msg_parse(struct weft_msg_parser *p, uint8_t *data, size_t len,
                                         size_t *consumed, struct weft_msg_event *ev);
 
 /* ======================================================================================== */
@@ -288,7 +296,7 @@ enum weft_msg_event_type weft_msg_parse(struct weft_msg_parser *p, uint8_t *data
 #define WEFT_FRAME_HEADER_MAX 14
 
 /* Size of the header weft_frame_header_write would produce. */
-size_t weft_frame_header_size(uint64_t payload_len, bool masked);
+WEFT_API size_t weft_frame_header_size(uint64_t payload_len, bool masked);
 
 /*
  * Writes a frame header into out (at least WEFT_FRAME_HEADER_MAX bytes, or
@@ -296,7 +304,7 @@ size_t weft_frame_header_size(uint64_t payload_len, bool masked);
  * struct weft_frame_header. If mask is not NULL the MASK bit and key are written; the caller
  * must then mask the payload with weft_mask(payload, len, mask, 0).
  */
-size_t weft_frame_header_write(uint8_t *out, uint8_t opcode, bool fin, uint8_t rsv,
+WEFT_API size_t weft_frame_header_write(uint8_t *out, uint8_t opcode, bool fin, uint8_t rsv,
                                uint64_t payload_len, const uint8_t *mask);
 
 /*
@@ -305,7 +313,7 @@ size_t weft_frame_header_write(uint8_t *out, uint8_t opcode, bool fin, uint8_t r
  * frame length, or WEFT_ERR_SPACE if cap is too small, WEFT_ERR_INVAL for a control payload
  * over 125 bytes.
  */
-long weft_frame_encode(uint8_t *out, size_t cap, enum weft_role role, struct weft_random *rnd,
+WEFT_API long weft_frame_encode(uint8_t *out, size_t cap, enum weft_role role, struct weft_random *rnd,
                        uint8_t opcode, bool fin, uint8_t rsv, const void *payload, size_t len);
 
 /* ======================================================================================== */
@@ -314,7 +322,7 @@ long weft_frame_encode(uint8_t *out, size_t cap, enum weft_role role, struct wef
 
 /* True if `code` may appear in a close frame on the wire: 1000-1003, 1007-1011, the later
  * IANA registrations 1012-1014 (service restart, try again later, bad gateway), 3000-4999. */
-bool weft_close_code_valid(unsigned code);
+WEFT_API bool weft_close_code_valid(unsigned code);
 
 /*
  * Parses and validates a close frame payload. On success returns 0 and sets *code (1005 when
@@ -322,12 +330,12 @@ bool weft_close_code_valid(unsigned code);
  * the close code to answer with: 1002 for a 1-byte payload or an invalid code, 1007 for a
  * reason that is not UTF-8.
  */
-uint16_t weft_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const char **reason,
+WEFT_API uint16_t weft_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const char **reason,
                           size_t *reason_len);
 
 /* Writes a close payload (2-byte code + reason truncated to 123 bytes at a UTF-8 boundary)
  * into out[125]. code 0 writes an empty payload. Returns the payload length. */
-size_t weft_close_payload(uint8_t out[125], uint16_t code, const char *reason, size_t reason_len);
+WEFT_API size_t weft_close_payload(uint8_t out[125], uint16_t code, const char *reason, size_t reason_len);
 
 /* ======================================================================================== */
 /* proto: HTTP/1.1 opening handshake                                                         */
@@ -370,11 +378,11 @@ struct weft_http_response {
  * exceeds max_head bytes (0 = WEFT_HTTP_MAX_HEAD) or has more than WEFT_HTTP_MAX_HEADERS
  * headers. `req` points into buf and is valid while buf is.
  */
-int weft_http_parse_request(const char *buf, size_t len, size_t max_head,
+WEFT_API int weft_http_parse_request(const char *buf, size_t len, size_t max_head,
                             struct weft_http_request *req);
 
 /* As weft_http_parse_request, for a response head (client side); errors return -1. */
-int weft_http_parse_response(const char *buf, size_t len, size_t max_head,
+WEFT_API int weft_http_parse_response(const char *buf, size_t len, size_t max_head,
                              struct weft_http_response *resp);
 
 /* Looks for the blank line that ends an HTTP head (CRLF CRLF, or the bare-LF forms LF LF and
@@ -383,20 +391,20 @@ int weft_http_parse_response(const char *buf, size_t len, size_t max_head,
  * accumulates a head read by read can call this on every read and the parser only once the
  * head is complete, in O(n) in all instead of O(n^2). Returns the length of the head through
  * the blank line, or 0 if it has not arrived yet. from = 0 searches the whole buffer. */
-size_t weft_http_head_end(const char *buf, size_t len, size_t from);
+WEFT_API size_t weft_http_head_end(const char *buf, size_t len, size_t from);
 
 /* Finds a header by case-insensitive name. Returns the first match or NULL. */
-const struct weft_http_header *weft_http_find_header(const struct weft_http_header *headers,
+WEFT_API const struct weft_http_header *weft_http_find_header(const struct weft_http_header *headers,
                                                      size_t n, const char *name);
 
 /* True if the comma-separated token list in value[0..len) contains `token`
  * (case-insensitive, optional whitespace around elements). */
-bool weft_http_list_has(const char *value, size_t len, const char *token);
+WEFT_API bool weft_http_list_has(const char *value, size_t len, const char *token);
 
 /* Computes Sec-WebSocket-Accept for a key (as sent, base64 of 16 bytes): base64(SHA-1(key +
  * GUID)). Writes 28 characters and a NUL into out; a key longer than 128 bytes (a valid one has
  * 24) yields the empty string, which matches no accept value. */
-void weft_ws_accept(const char *key, size_t key_len, char out[29]);
+WEFT_API void weft_ws_accept(const char *key, size_t key_len, char out[29]);
 
 /* What a valid upgrade request asks for, as slices into the request buffer. */
 struct weft_upgrade_info {
@@ -423,7 +431,7 @@ struct weft_upgrade_info {
  * weft_http_error_response and the header Sec-WebSocket-Version: 13), 405 for a method other
  * than GET.
  */
-int weft_handshake_check_request(const struct weft_http_request *req,
+WEFT_API int weft_handshake_check_request(const struct weft_http_request *req,
                                  struct weft_upgrade_info *info);
 
 /*
@@ -431,7 +439,7 @@ int weft_handshake_check_request(const struct weft_http_request *req,
  * list[0..len) starting at *pos (initially 0) through *item / *item_len and advances *pos.
  * Returns false when the list is exhausted. Empty elements are skipped.
  */
-bool weft_http_list_next(const char *list, size_t len, size_t *pos, const char **item,
+WEFT_API bool weft_http_list_next(const char *list, size_t len, size_t *pos, const char **item,
                          size_t *item_len);
 
 /*
@@ -441,7 +449,7 @@ bool weft_http_list_next(const char *list, size_t len, size_t *pos, const char *
  * WEFT_ERR_SPACE, or WEFT_ERR_INVAL if a field contains CR, LF or another control character,
  * extra_headers is not complete lines, or the key is longer than 128 bytes.
  */
-int weft_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
+WEFT_API int weft_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
                             const char *protocol, const char *extensions,
                             const char *extra_headers);
 
@@ -449,11 +457,11 @@ int weft_handshake_response(char *out, size_t cap, const char *key, size_t key_l
  * Connection: close, extra_headers lines, body) into out. status 426 adds
  * Sec-WebSocket-Version: 13. body NULL means empty. Returns the length, WEFT_ERR_SPACE, or
  * WEFT_ERR_INVAL for a status outside 100..999 or extra_headers that are not complete lines. */
-int weft_http_error_response(char *out, size_t cap, int status, const char *extra_headers,
+WEFT_API int weft_http_error_response(char *out, size_t cap, int status, const char *extra_headers,
                              const char *body);
 
 /* Standard reason phrase of an HTTP status ("Bad Request"), "Unknown" if not known. */
-const char *weft_http_reason(int status);
+WEFT_API const char *weft_http_reason(int status);
 
 /* Client side: what to put in the opening request. */
 struct weft_client_request {
@@ -466,12 +474,12 @@ struct weft_client_request {
 };
 
 /* Generates a fresh Sec-WebSocket-Key (base64 of 16 random bytes) into key[25]. */
-void weft_handshake_key(struct weft_random *rnd, char key[25]);
+WEFT_API void weft_handshake_key(struct weft_random *rnd, char key[25]);
 
 /* Writes the client's upgrade request with `key` into out. Returns the length, WEFT_ERR_SPACE,
  * or WEFT_ERR_INVAL (host missing, key not 24 characters, path with SP or control characters,
  * a field with CR, LF or control characters, extra_headers not complete lines). */
-int weft_handshake_request(char *out, size_t cap, const struct weft_client_request *cr,
+WEFT_API int weft_handshake_request(char *out, size_t cap, const struct weft_client_request *cr,
                            const char key[25]);
 
 /* Result of checking the server's response. */
@@ -490,14 +498,14 @@ struct weft_handshake_result {
  * appear at most once. Returns WEFT_OK or WEFT_ERR_PROTO with res->error set (for a status
  * other than 101 the text is generic: read resp->status).
  */
-int weft_handshake_check_response(const struct weft_http_response *resp, const char key[25],
+WEFT_API int weft_handshake_check_response(const struct weft_http_response *resp, const char key[25],
                                   const char *offered_protocols, const char *offered_extensions,
                                   struct weft_handshake_result *res);
 
 /* Base64 (standard alphabet, padded). encode returns the length written (4*ceil(n/3)) and
  * NUL-terminates; decode returns the decoded length or -1 for invalid input. */
-size_t weft_base64_encode(const uint8_t *in, size_t n, char *out);
-long weft_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
+WEFT_API size_t weft_base64_encode(const uint8_t *in, size_t n, char *out);
+WEFT_API long weft_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
 
 /* ======================================================================================== */
 /* proto: permessage-deflate (RFC 7692)                                                      */
@@ -539,16 +547,16 @@ struct weft_pmd_config {
  * "permessage-deflate; server_no_context_takeover") into out; returns 0 when nothing is
  * accepted, WEFT_ERR_SPACE when out is too small.
  */
-int weft_pmd_negotiate(const char *offers, size_t len, const struct weft_pmd_config *cfg,
+WEFT_API int weft_pmd_negotiate(const char *offers, size_t len, const struct weft_pmd_config *cfg,
                        struct weft_pmd_params *agreed, char *out, size_t cap);
 
 /* Client side: writes our offer into out. Returns its length or WEFT_ERR_SPACE. */
-int weft_pmd_offer(const struct weft_pmd_config *cfg, char *out, size_t cap);
+WEFT_API int weft_pmd_offer(const struct weft_pmd_config *cfg, char *out, size_t cap);
 
 /* Client side: checks the server's accepted extension against what we offered. Returns 0 and
  * fills *agreed, or WEFT_ERR_PROTO (the connection must be failed): unknown or duplicate
  * parameters, bad values, client_max_window_bits we did not offer, a window above ours. */
-int weft_pmd_accept(const char *response, size_t len, const struct weft_pmd_config *cfg,
+WEFT_API int weft_pmd_accept(const char *response, size_t len, const struct weft_pmd_config *cfg,
                      struct weft_pmd_params *agreed);
 
 /* A zlib compressor or decompressor for one direction. Allocated (zlib allocates its state),
@@ -560,25 +568,25 @@ struct weft_inflater;
  * compress with 8, and a 9-bit window never emits distances over 250, which an 8-bit window
  * decodes), zlib memLevel (1..9, else 8) and level (0..9, -1 = zlib's default 6). NULL on
  * allocation failure. */
-struct weft_deflater *weft_deflater_new(int window_bits, int mem_level, int level);
-void weft_deflater_free(struct weft_deflater *d);
+WEFT_API struct weft_deflater *weft_deflater_new(int window_bits, int mem_level, int level);
+WEFT_API void weft_deflater_free(struct weft_deflater *d);
 
 /* Upper bound of the compressed size of a len-byte message. */
-size_t weft_deflate_bound(size_t len);
+WEFT_API size_t weft_deflate_bound(size_t len);
 
 /*
  * Compresses a whole message into out (at least weft_deflate_bound(len) bytes), without the
  * trailing 0x00 0x00 0xff 0xff (RFC 7692 §7.2.1). reset: forget the window afterwards (no
  * context takeover). Returns the compressed length or a negative weft_err.
  */
-long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len, uint8_t *out,
+WEFT_API long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len, uint8_t *out,
                           size_t cap, bool reset);
 
 /* Creates a decompressor for a peer window of window_bits (8..15). */
-struct weft_inflater *weft_inflater_new(int window_bits);
+WEFT_API struct weft_inflater *weft_inflater_new(int window_bits);
 /* Forgets a message in progress and the window (after an aborted message). */
-void weft_inflater_reset(struct weft_inflater *i);
-void weft_inflater_free(struct weft_inflater *i);
+WEFT_API void weft_inflater_reset(struct weft_inflater *i);
+WEFT_API void weft_inflater_free(struct weft_inflater *i);
 
 /*
  * Decompresses the next piece of a compressed message. in[0..len) is the next part of the
@@ -588,7 +596,7 @@ void weft_inflater_free(struct weft_inflater *i);
  * consumed (and, with fin, the message is complete), WEFT_ERR_PROTO for a corrupt stream.
  * reset (with fin): forget the window after the message (peer has no context takeover).
  */
-int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fin, bool reset,
+WEFT_API int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fin, bool reset,
                  uint8_t *out, size_t cap, size_t *in_used, size_t *out_made);
 
 /* ======================================================================================== */
@@ -607,39 +615,39 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
 struct weft_loop;
 
 /* Creates a loop. Returns NULL on failure (errno set). */
-struct weft_loop *weft_loop_new(void);
+WEFT_API struct weft_loop *weft_loop_new(void);
 
 /* Frees a loop. Everything attached to it must have been closed first. */
-void weft_loop_free(struct weft_loop *loop);
+WEFT_API void weft_loop_free(struct weft_loop *loop);
 
 /* Runs the loop until weft_loop_stop. Returns WEFT_OK or WEFT_ERR_IO. */
-int weft_loop_run(struct weft_loop *loop);
+WEFT_API int weft_loop_run(struct weft_loop *loop);
 
 /* Runs one iteration, waiting at most timeout_ms (-1 = until an event, 0 = do not wait).
  * For applications that embed weft in their own loop (see weft_loop_fd). Returns the number
  * of events handled or WEFT_ERR_IO. */
-int weft_loop_poll(struct weft_loop *loop, int timeout_ms);
+WEFT_API int weft_loop_poll(struct weft_loop *loop, int timeout_ms);
 
 /* The epoll descriptor: readable when weft_loop_poll has work. For embedding. */
-int weft_loop_fd(const struct weft_loop *loop);
+WEFT_API int weft_loop_fd(const struct weft_loop *loop);
 
 /* Makes weft_loop_run return after the current iteration. Thread-safe. */
-void weft_loop_stop(struct weft_loop *loop);
+WEFT_API void weft_loop_stop(struct weft_loop *loop);
 
 /* Milliseconds of CLOCK_MONOTONIC as of the start of the current iteration. */
-uint64_t weft_loop_now(const struct weft_loop *loop);
+WEFT_API uint64_t weft_loop_now(const struct weft_loop *loop);
 
 /* Runs fn(arg) on the loop's thread at its next iteration. Thread-safe (wakes the loop through
  * its eventfd); calls deferred from one thread to one loop run in the order they were made.
  * Calls still pending when the loop is freed are dropped (run the loop once more first).
  * Returns WEFT_OK or WEFT_ERR_NOMEM. */
-int weft_loop_defer(struct weft_loop *loop, void (*fn)(void *arg), void *arg);
+WEFT_API int weft_loop_defer(struct weft_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* Calls fn(signo, arg) on the loop's thread when the process receives signo (the signal is
  * blocked in the calling thread and delivered through a signalfd; call this before starting
  * other threads so they inherit the mask). One handler per signal. Returns WEFT_OK or
  * WEFT_ERR_IO. */
-int weft_loop_on_signal(struct weft_loop *loop, int signo, void (*fn)(int signo, void *arg),
+WEFT_API int weft_loop_on_signal(struct weft_loop *loop, int signo, void (*fn)(int signo, void *arg),
                         void *arg);
 
 /* Application file descriptors served by the loop: see weft_loop_watch_fd below (section
@@ -654,9 +662,9 @@ struct weft_timer {
 
 /* (Re)starts a timer due in `ms` milliseconds (resolution about 8 ms), counted from the current
  * iteration's clock inside a callback, and from the actual time when called between polls. */
-void weft_timer_start(struct weft_loop *loop, struct weft_timer *t, uint64_t ms);
+WEFT_API void weft_timer_start(struct weft_loop *loop, struct weft_timer *t, uint64_t ms);
 /* Stops a timer; harmless if it is not running. */
-void weft_timer_stop(struct weft_timer *t);
+WEFT_API void weft_timer_stop(struct weft_timer *t);
 static inline bool weft_timer_active(const struct weft_timer *t)
 {
     return t->pprev != NULL;
@@ -778,36 +786,36 @@ enum weft_log_level { WEFT_LOG_DEBUG = 0, WEFT_LOG_INFO, WEFT_LOG_WARN, WEFT_LOG
 
 /* Creates a server on loop and starts listening. On failure returns NULL and sets *err
  * (WEFT_ERR_ADDRESS for an unusable address, WEFT_ERR_IO with errno for bind/listen). */
-struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_server_config *cfg,
+WEFT_API struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_server_config *cfg,
                                     int *err);
 
 /* Registers a WebSocket route. pattern is an exact path ("/echo") or a prefix ending in a
  * star ("/ws/" + star matches "/ws/anything"; a lone star matches everything). Routes are
  * matched in registration order against the path (without the query). handlers is copied.
  * Returns WEFT_OK, WEFT_ERR_INVAL or WEFT_ERR_NOMEM. */
-int weft_server_ws(struct weft_server *s, const char *pattern, const struct weft_ws_handlers *h,
+WEFT_API int weft_server_ws(struct weft_server *s, const char *pattern, const struct weft_ws_handlers *h,
                    void *route_user);
 
 /* Registers a plain HTTP route for method ("GET", or NULL for any) and pattern. A request
  * that matches no route gets 404; a WebSocket upgrade to an HTTP-only path gets 404 too. */
-int weft_server_http(struct weft_server *s, const char *method, const char *pattern,
+WEFT_API int weft_server_http(struct weft_server *s, const char *method, const char *pattern,
                      weft_http_handler fn, void *route_user);
 
 /* The TCP port actually bound (useful when cfg.port_ephemeral asked for any free port);
  * 0 for a Unix socket. */
-uint16_t weft_server_port(const struct weft_server *s);
+WEFT_API uint16_t weft_server_port(const struct weft_server *s);
 
 /* Graceful shutdown: stop accepting, send close 1001 (or `code`) to every connection, wait
  * for the close handshakes up to deadline_ms, then drop what remains and call done(arg).
  * Calling it twice is harmless. */
-void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadline_ms,
+WEFT_API void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadline_ms,
                           void (*done)(void *arg), void *arg);
 
 /* Frees a server; all its connections are dropped without a close handshake (on_close reports
  * 1006). Call it between iterations (after weft_loop_run returned, or between two
  * weft_loop_poll calls), not from a callback: connections it frees may still have events
  * pending in the current iteration. Deferred HTTP responses must have been answered. */
-void weft_server_free(struct weft_server *s);
+WEFT_API void weft_server_free(struct weft_server *s);
 
 /* Reads the server's TLS certificate and key files again (e.g. on SIGHUP, after renewal) and
  * uses them for connections accepted from now on; open connections keep the certificate they
@@ -815,7 +823,7 @@ void weft_server_free(struct weft_server *s);
  * mismatched file) the server keeps the previous certificate and returns WEFT_ERR_TLS
  * (weft_tls_last_error says why); WEFT_ERR_INVAL if the server was not started with TLS.
  * Loop thread only. */
-int weft_server_reload_tls(struct weft_server *s);
+WEFT_API int weft_server_reload_tls(struct weft_server *s);
 
 /* Statistics of a server (monotonic counters and gauges). */
 struct weft_server_stats {
@@ -837,35 +845,35 @@ struct weft_server_stats {
      * 503 (shutting down, out of memory, or weft_request_reject with 503). */
     uint64_t rejected_400, rejected_426, rejected_503;
 };
-void weft_server_stats(const struct weft_server *s, struct weft_server_stats *out);
+WEFT_API void weft_server_stats(const struct weft_server *s, struct weft_server_stats *out);
 
 /* --- the HTTP request, during on_upgrade and HTTP handlers --------------------------- */
 
 /* Request line parts (not NUL-terminated; valid during the callback only). */
-const char *weft_request_method(const struct weft_request *r, size_t *len);
-const char *weft_request_path(const struct weft_request *r, size_t *len);  /* without query */
-const char *weft_request_query(const struct weft_request *r, size_t *len); /* after '?', or NULL */
+WEFT_API const char *weft_request_method(const struct weft_request *r, size_t *len);
+WEFT_API const char *weft_request_path(const struct weft_request *r, size_t *len);  /* without query */
+WEFT_API const char *weft_request_query(const struct weft_request *r, size_t *len); /* after '?', or NULL */
 /* A header value by case-insensitive name, NULL if absent. */
-const char *weft_request_header(const struct weft_request *r, const char *name, size_t *len);
+WEFT_API const char *weft_request_header(const struct weft_request *r, const char *name, size_t *len);
 /* Iterates headers: returns false past the last. */
-bool weft_request_header_at(const struct weft_request *r, size_t i, const char **name,
+WEFT_API bool weft_request_header_at(const struct weft_request *r, size_t i, const char **name,
                             size_t *name_len, const char **value, size_t *value_len);
 /* The peer address as text ("127.0.0.1:5000", "[::1]:5000", "unix"). */
-const char *weft_request_remote(const struct weft_request *r);
+WEFT_API const char *weft_request_remote(const struct weft_request *r);
 /* The subprotocols the client offered (comma list), NULL if none. */
-const char *weft_request_protocols(const struct weft_request *r, size_t *len);
+WEFT_API const char *weft_request_protocols(const struct weft_request *r, size_t *len);
 
 /* In on_upgrade: accept, choosing `protocol` (must be one the client offered, or NULL) and
  * attaching user data to the new connection. extra_headers: complete "Name: v\r\n" lines
  * added to the 101, or NULL. */
-void weft_request_accept(struct weft_request *r, const char *protocol, void *user,
+WEFT_API void weft_request_accept(struct weft_request *r, const char *protocol, void *user,
                          const char *extra_headers);
 /* In on_upgrade: refuse with an HTTP status (e.g. 401, 403, 503), optional extra header lines
  * and body. */
-void weft_request_reject(struct weft_request *r, int status, const char *extra_headers,
+WEFT_API void weft_request_reject(struct weft_request *r, int status, const char *extra_headers,
                          const char *body);
 /* In an HTTP handler: send a complete response. content_type may be NULL (text/plain). */
-void weft_request_respond(struct weft_request *r, int status, const char *content_type,
+WEFT_API void weft_request_respond(struct weft_request *r, int status, const char *content_type,
                           const char *extra_headers, const void *body, size_t body_len);
 
 /* A plain HTTP response the handler gives later (for example after asynchronous work on the
@@ -877,52 +885,52 @@ struct weft_deferred;
  * (the client is dropped if the response has not been given by then). Returns the handle to
  * pass to weft_deferred_respond exactly once, or NULL (out of memory, already answered, or
  * called in on_upgrade): then answer at once with weft_request_respond. */
-struct weft_deferred *weft_request_defer(struct weft_request *r);
+WEFT_API struct weft_deferred *weft_request_defer(struct weft_request *r);
 
 /* Gives a deferred response (same arguments as weft_request_respond) and frees d. If the
  * client went away meanwhile, only frees d. Call on the loop's thread, before the server is
  * freed. */
-void weft_deferred_respond(struct weft_deferred *d, int status, const char *content_type,
+WEFT_API void weft_deferred_respond(struct weft_deferred *d, int status, const char *content_type,
                            const char *extra_headers, const void *body, size_t body_len);
 
 /* --- connections -------------------------------------------------------------------- */
 
 /* Sends a message (opcode WEFT_OP_TEXT or WEFT_OP_BINARY; text must be valid UTF-8, which is
  * not re-checked). The data is copied; it goes out corked at the end of the iteration. */
-enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size_t len,
+WEFT_API enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size_t len,
                                      enum weft_opcode opcode);
 /* Sends a ping (payload ≤ 125 bytes). */
-enum weft_send_result weft_conn_ping(struct weft_conn *c, const void *data, size_t len);
+WEFT_API enum weft_send_result weft_conn_ping(struct weft_conn *c, const void *data, size_t len);
 /* Bytes accepted by send but not yet taken by the kernel. */
-size_t weft_conn_buffered_amount(const struct weft_conn *c);
+WEFT_API size_t weft_conn_buffered_amount(const struct weft_conn *c);
 /* Starts the close handshake with code (1000 if 0) and reason (≤ 123 bytes). on_close follows
  * when the peer answers or the close timeout passes. */
-void weft_conn_close(struct weft_conn *c, uint16_t code, const char *reason);
+WEFT_API void weft_conn_close(struct weft_conn *c, uint16_t code, const char *reason);
 /* Drops the TCP connection at once (no close frame); on_close reports 1006. */
-void weft_conn_terminate(struct weft_conn *c);
+WEFT_API void weft_conn_terminate(struct weft_conn *c);
 /* Stops / restarts reading from the peer (receive-side flow control). While the library
  * itself holds reading because of backpressure (see max_backpressure), weft_conn_resume lets
  * reading restart only when that ends. */
-void weft_conn_pause(struct weft_conn *c);
-void weft_conn_resume(struct weft_conn *c);
+WEFT_API void weft_conn_pause(struct weft_conn *c);
+WEFT_API void weft_conn_resume(struct weft_conn *c);
 /* Accessors. */
-void *weft_conn_user(const struct weft_conn *c);
-void weft_conn_set_user(struct weft_conn *c, void *user);
-void *weft_conn_route_user(const struct weft_conn *c);
-struct weft_server *weft_conn_server(const struct weft_conn *c);
-const char *weft_conn_protocol(const struct weft_conn *c); /* "" if none */
-const char *weft_conn_remote(const struct weft_conn *c);
-uint64_t weft_conn_id(const struct weft_conn *c); /* unique per server, starts at 1 */
+WEFT_API void *weft_conn_user(const struct weft_conn *c);
+WEFT_API void weft_conn_set_user(struct weft_conn *c, void *user);
+WEFT_API void *weft_conn_route_user(const struct weft_conn *c);
+WEFT_API struct weft_server *weft_conn_server(const struct weft_conn *c);
+WEFT_API const char *weft_conn_protocol(const struct weft_conn *c); /* "" if none */
+WEFT_API const char *weft_conn_remote(const struct weft_conn *c);
+WEFT_API uint64_t weft_conn_id(const struct weft_conn *c); /* unique per server, starts at 1 */
 
 /* --- pub/sub ------------------------------------------------------------------------ */
 
 /* Subscribes c to topic (any bytes, up to 255). Returns WEFT_OK (also when already
  * subscribed), WEFT_ERR_INVAL or WEFT_ERR_NOMEM. Subscriptions end when c closes. */
-int weft_subscribe(struct weft_conn *c, const char *topic, size_t topic_len);
+WEFT_API int weft_subscribe(struct weft_conn *c, const char *topic, size_t topic_len);
 /* Unsubscribes; returns true if c was subscribed. */
-bool weft_unsubscribe(struct weft_conn *c, const char *topic, size_t topic_len);
+WEFT_API bool weft_unsubscribe(struct weft_conn *c, const char *topic, size_t topic_len);
 /* Number of subscribers of a topic. */
-size_t weft_topic_count(const struct weft_server *s, const char *topic, size_t topic_len);
+WEFT_API size_t weft_topic_count(const struct weft_server *s, const char *topic, size_t topic_len);
 /* Publishes a message to every subscriber of topic except `exclude` (may be NULL). The frame
  * is encoded once. A frame larger than 256 bytes (header included) is shared by reference by
  * all subscribers' output queues; a smaller one is copied into each subscriber's queue, which
@@ -932,7 +940,7 @@ size_t weft_topic_count(const struct weft_server *s, const char *topic, size_t t
  * its own copy. Each subscriber's backpressure limit applies as for weft_conn_send. Returns
  * the number of subscribers it was queued to (subscribers refusing it under WEFT_SLOW_DROP
  * are not counted). */
-size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len, const void *data,
+WEFT_API size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len, const void *data,
                     size_t len, enum weft_opcode opcode, const struct weft_conn *exclude);
 
 /* --- multi-core pub/sub: a group of servers on several loops (one per thread) ------------- */
@@ -956,25 +964,25 @@ size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len, 
 struct weft_group;
 
 /* Creates an empty group. NULL when out of memory. */
-struct weft_group *weft_group_new(void);
+WEFT_API struct weft_group *weft_group_new(void);
 /* Adds server s (which runs on the loop it was created on). Thread-safe. Returns WEFT_OK,
  * WEFT_ERR_INVAL (already a member) or WEFT_ERR_NOMEM. */
-int weft_group_add(struct weft_group *g, struct weft_server *s);
+WEFT_API int weft_group_add(struct weft_group *g, struct weft_server *s);
 /* Removes s; call on s's loop thread, before weft_server_free(s). Thread-safe with respect
  * to publishers on other threads. */
-void weft_group_remove(struct weft_group *g, struct weft_server *s);
+WEFT_API void weft_group_remove(struct weft_group *g, struct weft_server *s);
 /* Number of members. Thread-safe. */
-size_t weft_group_size(struct weft_group *g);
+WEFT_API size_t weft_group_size(struct weft_group *g);
 /* Publishes to topic on every member (see above). Thread-safe: from a member's loop thread
  * (local delivery is immediate) or from any other thread. exclude (may be NULL) is skipped on
  * the member it belongs to. Returns the number of local subscribers reached (as weft_publish)
  * plus the number of other members the frame was handed to; 0 for an opcode other than text
  * or binary or when out of memory. */
-size_t weft_group_publish(struct weft_group *g, const char *topic, size_t topic_len,
+WEFT_API size_t weft_group_publish(struct weft_group *g, const char *topic, size_t topic_len,
                           const void *data, size_t len, enum weft_opcode opcode,
                           const struct weft_conn *exclude);
 /* Frees an empty group (every member removed). */
-void weft_group_free(struct weft_group *g);
+WEFT_API void weft_group_free(struct weft_group *g);
 
 /* ======================================================================================== */
 /* net: watching a file descriptor                                                           */
@@ -996,13 +1004,13 @@ typedef void (*weft_watch_cb)(struct weft_watch *w, int fd, unsigned events, voi
  * watch, or NULL with *err = WEFT_ERR_INVAL (events 0, or a descriptor epoll cannot watch,
  * such as a regular file or /dev/null: read those directly, they never block), WEFT_ERR_IO
  * or WEFT_ERR_NOMEM. Loop thread only. */
-struct weft_watch *weft_loop_watch_fd(struct weft_loop *loop, int fd, unsigned events,
+WEFT_API struct weft_watch *weft_loop_watch_fd(struct weft_loop *loop, int fd, unsigned events,
                                       weft_watch_cb cb, void *arg, int *err);
 /* Changes the watched events (0 = pause). Returns WEFT_OK or WEFT_ERR_IO. */
-int weft_watch_set(struct weft_watch *w, unsigned events);
+WEFT_API int weft_watch_set(struct weft_watch *w, unsigned events);
 /* Stops watching (safe inside the watch's own callback); the fd is left open. The memory is
  * released in a later loop iteration (run the loop once more before weft_loop_free). */
-void weft_watch_free(struct weft_watch *w);
+WEFT_API void weft_watch_free(struct weft_watch *w);
 
 /* ======================================================================================== */
 /* ws: clients                                                                               */
@@ -1041,14 +1049,14 @@ struct weft_url {
  * a static explanation: unsupported scheme, empty host, bad port, bad IPv6 literal, spaces or
  * control characters.
  */
-int weft_url_parse(const char *url, struct weft_url *out, const char **why);
+WEFT_API int weft_url_parse(const char *url, struct weft_url *out, const char **why);
 
 /* The upper bound of the delay before the n-th consecutive reconnection, n counted from 1 as
  * on_reconnecting reports it: min(cap_ms, base_ms * 2^(n-1)). That is the usual
  * min(cap, base * 2^attempt) with a 0-based attempt (attempt = n - 1: the first retry's bound
  * is base_ms, the second's 2 * base_ms, ...). The delay itself is drawn uniformly in
  * [0, bound] ("full jitter"), then raised to the server's hints (1013, Retry-After) if any. */
-uint32_t weft_backoff_bound(uint32_t base_ms, uint32_t cap_ms, unsigned n);
+WEFT_API uint32_t weft_backoff_bound(uint32_t base_ms, uint32_t cap_ms, unsigned n);
 
 /* Options of weft_connect. Zero-initialise; zero means "the default" for every field. Strings
  * are copied by weft_connect. */
@@ -1140,36 +1148,36 @@ struct weft_client_options {
  * set up (weft_tls_last_error says why); WEFT_ERR_NOMEM. Failures after the start (DNS, refused, handshake) are reported through
  * on_error, never here. The caller owns the client: weft_client_free.
  */
-struct weft_client *weft_connect(struct weft_loop *loop, const char *url,
+WEFT_API struct weft_client *weft_connect(struct weft_loop *loop, const char *url,
                                  const struct weft_client_options *opts, int *err);
 
 /* The open connection, or NULL while connecting, waiting to reconnect, closing or ended. */
-struct weft_conn *weft_client_conn(const struct weft_client *cl);
+WEFT_API struct weft_conn *weft_client_conn(const struct weft_client *cl);
 
 /* Sends a message on the open connection (as weft_conn_send). While not connected the message
  * is queued (WEFT_SEND_QUEUED) if queue_max allows, WEFT_SEND_DROPPED when the queue is full,
  * WEFT_SEND_CLOSED when queueing is off or the client has ended or is closing. Queued
  * messages are sent on the next open, before on_open. */
-enum weft_send_result weft_client_send(struct weft_client *cl, const void *data, size_t len,
+WEFT_API enum weft_send_result weft_client_send(struct weft_client *cl, const void *data, size_t len,
                                        enum weft_opcode opcode);
 
 /* Application close: starts the close handshake of the open connection with code (1000 if 0)
  * and reason, or abandons the attempt in progress; no reconnection follows. on_close (if a
  * connection was open) and then on_end follow. Queued messages are dropped. */
-void weft_client_close(struct weft_client *cl, uint16_t code, const char *reason);
+WEFT_API void weft_client_close(struct weft_client *cl, uint16_t code, const char *reason);
 
 /* Frees the client at once: an open connection is dropped without a close handshake and
  * without callbacks. Not from inside the client's callbacks except on_end. Part of the memory
  * is released at the loop's next iteration (run the loop once more before weft_loop_free). */
-void weft_client_free(struct weft_client *cl);
+WEFT_API void weft_client_free(struct weft_client *cl);
 
 /* The options' user pointer. */
-void *weft_client_user(const struct weft_client *cl);
+WEFT_API void *weft_client_user(const struct weft_client *cl);
 /* Replaces that pointer (e.g. to detach an owner that goes away before on_end). */
-void weft_client_set_user(struct weft_client *cl, void *user);
+WEFT_API void weft_client_set_user(struct weft_client *cl, void *user);
 
 /* The client that owns a client-side connection, NULL for a server-side connection. */
-struct weft_client *weft_conn_client(const struct weft_conn *c);
+WEFT_API struct weft_client *weft_conn_client(const struct weft_conn *c);
 
 /* ======================================================================================== */
 /* ws: connection pools                                                                      */
@@ -1197,26 +1205,26 @@ typedef void (*weft_pool_cb)(struct weft_pool *p, struct weft_conn *c, int err, 
  * *err (may be NULL): WEFT_ERR_INVAL (bad URL, max_conns 0), WEFT_ERR_TLS (wss:// and the TLS
  * context cannot be set up, e.g. an unreadable tls_cacert_file: weft_tls_last_error says
  * why), WEFT_ERR_NOMEM. */
-struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
+WEFT_API struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
                                 const struct weft_client_options *opts, unsigned max_conns,
                                 int *err);
 
 /* Asks for a connection; cb runs later (never inside this call), after at most timeout_ms
  * (0 = wait without limit). Returns WEFT_OK or WEFT_ERR_NOMEM. */
-int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb, void *arg);
+WEFT_API int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb, void *arg);
 
 /* Gives back a connection obtained from weft_pool_acquire. A connection that has closed
  * meanwhile may be released too (it is simply forgotten). */
-void weft_pool_release(struct weft_pool *p, struct weft_conn *c);
+WEFT_API void weft_pool_release(struct weft_pool *p, struct weft_conn *c);
 
 /* Connections in the pool (open or opening), and of those the open ones not handed out. */
-size_t weft_pool_size(const struct weft_pool *p);
-size_t weft_pool_idle(const struct weft_pool *p);
+WEFT_API size_t weft_pool_size(const struct weft_pool *p);
+WEFT_API size_t weft_pool_idle(const struct weft_pool *p);
 
 /* Frees the pool and drops its connections without a close handshake; pending acquisitions
  * are dropped without their callback. Not from inside a pool callback. As for clients, run
  * the loop once more before weft_loop_free. */
-void weft_pool_free(struct weft_pool *p);
+WEFT_API void weft_pool_free(struct weft_pool *p);
 
 #ifdef __cplusplus
 }

@@ -4,14 +4,22 @@ JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 ARGS        ?=
 
-.PHONY: all setup release run test test-build gcc-check tsan-check bench format clean
+.PHONY: all setup setup-build setup-bench release run test test-build gcc-check tsan-check bench format clean
 
 all: release
 
+# scripts/setup installs only what the target needs: `make`/`make run` the build
+# dependencies, `make test` everything the tests use.
 setup:
-	@scripts/setup
+	@scripts/setup test
 
-release: setup
+setup-build:
+	@scripts/setup build
+
+setup-bench:
+	@scripts/setup bench
+
+release: setup-build
 	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DWEFT_TESTS=OFF
 	cmake --build build/release -j $(JOBS)
 
@@ -48,7 +56,7 @@ test: test-build gcc-check tsan-check
 	  grep -E '[0-9]+% tests passed' ctest.log | tail -n 1; \
 	  exit $$(cat ctest.rc)
 
-bench: release
+bench: setup-bench release
 	bench/run
 
 format:

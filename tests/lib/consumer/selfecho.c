@@ -108,7 +108,9 @@ int main(void)
             weft_client_free(st.client);
     }
     weft_server_free(srv);
-    weft_loop_poll(st.loop, 0); /* releases what the client left for the next iteration */
+    /* The client releases the rest of its memory on a timer due at the next tick (~8 ms): one
+     * more iteration that may wait for it. */
+    weft_loop_poll(st.loop, 100);
     weft_loop_free(st.loop);
     if (!st.echoed) {
         fprintf(stderr, "selfecho: the echo did not come back intact\n");

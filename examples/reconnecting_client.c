@@ -172,9 +172,11 @@ int main(int argc, char **argv)
     }
     weft_loop_run(app.loop);
     weft_timer_stop(&app.retry);
-    /* The client releases the rest of its memory on a timer due at the next tick (~8 ms): one
-     * more iteration that may wait for it. */
-    weft_loop_poll(app.loop, 100);
+    /* A freed client releases the rest of its memory on a timer due at the loop's next tick
+     * (ticks are 8 ms): run the loop for two more ticks before freeing it. */
+    uint64_t until = weft_loop_now(app.loop) + 20;
+    while (weft_loop_now(app.loop) < until)
+        weft_loop_poll(app.loop, 10);
     weft_loop_free(app.loop);
     free(app.buf);
 

@@ -108,9 +108,11 @@ int main(void)
             weft_client_free(st.client);
     }
     weft_server_free(srv);
-    /* The client releases the rest of its memory on a timer due at the next tick (~8 ms): one
-     * more iteration that may wait for it. */
-    weft_loop_poll(st.loop, 100);
+    /* A freed client releases the rest of its memory on a timer due at the loop's next tick
+     * (ticks are 8 ms): run the loop for two more ticks before freeing it. */
+    uint64_t until = weft_loop_now(st.loop) + 20;
+    while (weft_loop_now(st.loop) < until)
+        weft_loop_poll(st.loop, 10);
     weft_loop_free(st.loop);
     if (!st.echoed) {
         fprintf(stderr, "selfecho: the echo did not come back intact\n");

@@ -38,7 +38,8 @@ async def start(path, *args, stdin=None):
 
 
 async def stop(proc, expect=0):
-    """Sends SIGTERM to a process we started and checks its exit status."""
+    """Sends SIGTERM to a process we started (still running: it waits for a signal) and checks
+    its exit status."""
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
     code = await asyncio.wait_for(proc.wait(), DEADLINE)
@@ -67,7 +68,10 @@ async def echo_server(bindir):
                 raise Failed("a message after SIGTERM")
             except websockets.ConnectionClosed as e:
                 check(e.rcvd is not None and e.rcvd.code == 1001, f"close {e.rcvd}")
-        await stop(proc)
+        # Only wait: signalling again could race with the exit (Popen.send_signal reaps a
+        # process that has just exited, and asyncio's watcher then reports status 255).
+        code = await asyncio.wait_for(proc.wait(), DEADLINE)
+        check(code == 0, f"exit status {code} after SIGTERM")
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -60,7 +60,8 @@ bench: setup-bench release
 	bench/run
 
 format:
-	clang-format -i include/*.h src/*/*.[ch] tests/*/*.[ch] bench/*.c
+	clang-format -i include/*.h src/*/*.[ch] tests/*/*.[ch] bench/*.c examples/*.c \
+	  tests/lib/consumer/*.c
 
 clean:
 	rm -rf build

@@ -955,7 +955,8 @@ WEFT_API void *weft_conn_route_user(const struct weft_conn *c);
 WEFT_API struct weft_server *weft_conn_server(const struct weft_conn *c);
 WEFT_API const char *weft_conn_protocol(const struct weft_conn *c); /**< "" if none */
 /** The peer address as text ("127.0.0.1:5000", "[::1]:5000", "unix"), formatted into a buffer
- * that the next call overwrites: copy it to keep it. */
+ * of the connection's server (or client) that the next call for any of its connections
+ * overwrites: copy it to keep it. */
 WEFT_API const char *weft_conn_remote(const struct weft_conn *c);
 WEFT_API uint64_t weft_conn_id(const struct weft_conn *c); /**< unique per server, starts at 1 */
 

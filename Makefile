@@ -2,9 +2,11 @@
 # `make test` builds with ASan + UBSan (clang) and runs every test, fuzzers included.
 JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 3600
 ARGS        ?=
 
-.PHONY: all setup setup-build setup-bench release run test test-build gcc-check tsan-check bench format clean
+.PHONY: all setup setup-build setup-bench release run test test-build gcc-check tsan-check bench soak \
+        format clean
 
 all: release
 
@@ -58,6 +60,13 @@ test: test-build gcc-check tsan-check
 
 bench: setup-bench release
 	bench/run
+
+# The soak run (bench/soak): two `weft serve --workers 2` (plain, TLS) under mixed `weft bench`
+# traffic for SOAK_SECONDS (default an hour); RSS, fds and /metrics every 10 s into
+# bench/results/soak-DATE.csv with an SVG/PNG plot beside it; fails if RSS or fds grow after
+# the warm-up (see bench/soak --help). CTest runs a 2-minute one (soak.short).
+soak: setup-bench release
+	SOAK_SECONDS=$(SOAK_SECONDS) bench/soak
 
 format:
 	clang-format -i include/*.h src/*/*.[ch] tests/*/*.[ch] bench/*.c examples/*.c \

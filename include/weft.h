@@ -954,6 +954,10 @@ WEFT_API void *weft_conn_route_user(const struct weft_conn *c);
 /** The server a server-side connection belongs to; NULL for a client-side connection. */
 WEFT_API struct weft_server *weft_conn_server(const struct weft_conn *c);
 WEFT_API const char *weft_conn_protocol(const struct weft_conn *c); /**< "" if none */
+/** Writes the negotiated extensions into out as a Sec-WebSocket-Extensions value, e.g.
+ * "permessage-deflate; client_no_context_takeover; server_max_window_bits=15;
+ * client_max_window_bits=15" ("" if none; truncated to cap). Returns the length written. */
+WEFT_API size_t weft_conn_extensions(const struct weft_conn *c, char *out, size_t cap);
 /** The peer address as text ("127.0.0.1:5000", "[::1]:5000", "unix"), formatted into a buffer
  * of the connection's server (or client) that the next call for any of its connections
  * overwrites: copy it to keep it. */

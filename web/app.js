@@ -3,7 +3,8 @@
  *
  * Chat: "join" a room, then "history" for what the room kept (on the first join: everything
  * kept; after a reconnect to the same server: everything after the last seq seen; after a
- * server restart, which starts the sequence again: everything kept by the new server).
+ * server restart, which starts the sequence again: everything kept by the new server),
+ * page after page ("more"/"next"; on "backpressure" the page asks again after a pause).
  * The server's identity is the "instance" of its stats snapshots. Presence is asked for on
  * join, whenever the connection count of the stats stream changes, and every 5 s.
  * Statistics: {"type":"subscribe_stats"} makes the server push a snapshot every second.
@@ -169,6 +170,10 @@
   function onHistory(m) {
     if (m.room !== st.room) return;
     for (const d of m.messages || []) addMessage(d);
+    if (m.more) { // one page of several: ask for the next
+      send({ type: 'history', room: st.room, since: m.next });
+      return;
+    }
     st.historyPending = false;
     const live = st.buffered;
     st.buffered = [];
@@ -176,6 +181,11 @@
   }
 
   function onError(m) {
+    if (m.code === 'backpressure' && st.historyPending) {
+      // the server had no room for a page yet: ask again after what was shown
+      setTimeout(() => send({ type: 'history', room: st.room, since: st.lastSeq }), 500);
+      return;
+    }
     if (m.code === 'history_gap' && st.historyPending) {
       // "kept: F..L": ask again from the oldest kept message
       const k = /kept: (\d+)\.\.(\d+)/.exec(m.reason || '');

@@ -85,7 +85,10 @@
 #define MAX_SENDERS 2097151
 #define ZIN_CAP (64u * 1024u) /* inflate scratch: only the first bytes are kept */
 #define HUB_HEAD 512          /* hub: first bytes of a message kept (envelope + data fields) */
-#define HUB_JOIN_NS (10 * NS_PER_S) /* hub: joins not answered by then fail (timeout) */
+#define HUB_JOIN_NS (10 * NS_PER_S)        /* hub: joins not answered by then fail (timeout) */
+#define HIST_BACK 50                       /* hub --history-rate: ask from this many seqs back */
+#define SLOW_RCVBUF 16384                  /* --read-rate: the socket's receive buffer */
+#define READ_TICK_NS (20 * 1000 * 1000ull) /* --read-rate: throttled sockets re-read this often */
 
 enum mode { MODE_ECHO, MODE_ROOM, MODE_CONNECT, MODE_IDLE, MODE_HUB };
 static const char *const mode_names[] = {"echo", "room", "connect", "idle", "hub"};
@@ -141,6 +144,9 @@ struct bconn {
     uint8_t our_bits, peer_bits;
     struct weft_deflater *defl; /* own codecs, only with context takeover */
     struct weft_inflater *infl;
+    uint64_t read_at;  /* --read-rate: ns before which c is not read (0 = now) */
+    bool read_pending; /* --read-rate: c may hold unread bytes (re-read by read_scan) */
+    uint64_t last_seq; /* hub: highest "seq" seen in a "joined" or "message" */
 };
 
 /* Room: the window of one sender. */
@@ -164,6 +170,8 @@ struct options {
     int payload;       /* 0 = abc pattern, 1 = JSON-like text, 2 = random printable */
     long server_pid;
     uint32_t local_lo, local_hi; /* host byte order; 0 = none */
+    double read_rate;            /* slow reader: bytes/s each connection reads, 0 = all */
+    double history_rate;         /* hub: history / re-join requests per second in total */
 };
 
 /* Counters of the measured window. */
@@ -199,7 +207,7 @@ struct bench {
     long rr;             /* open loop: round-robin cursor */
     long started, open, pending, closed, opened_total;
     uint32_t local_next;
-    uint64_t next_progress, next_scan;
+    uint64_t next_progress, next_scan, next_read;
     bool tty;
 
     /* TLS and permessage-deflate */
@@ -223,6 +231,9 @@ struct bench {
     long members;       /* connections whose join was answered (and still open) */
     long join_pending;  /* joins sent, not answered yet */
     long members_start; /* room / hub members when traffic started */
+    uint64_t hist_next; /* hub --history-rate: ns when the next request is due */
+    long hist_rr;       /* hub --history-rate: round-robin cursor over the connections */
+    uint64_t hist_reqs, hist_replies, replayed; /* requests sent, answers, replayed messages */
 
     struct counters c;
     uint64_t errors[E__N];
@@ -629,6 +640,9 @@ static bool conn_start(struct bench *b, struct bconn *c, uint64_t now)
     c->in_len = 0;
     c->in_hdr_len = 0;
     c->t_start = now;
+    c->read_at = 0;
+    c->read_pending = false;
+    c->last_seq = 0;
     b->started++;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -638,6 +652,10 @@ static bool conn_start(struct bench *b, struct bconn *c, uint64_t now)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (b->o.read_rate > 0) { /* a slow reader: let the server's queue, not ours, fill up */
+        int rcv = SLOW_RCVBUF;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    }
     if (b->o.local_lo) {
         uint32_t span = b->o.local_hi - b->o.local_lo + 1;
         struct sockaddr_in la = {.sin_family = AF_INET};
@@ -903,7 +921,16 @@ static void hub_message(struct bench *b, struct bconn *c, uint64_t now)
         return;
     }
     ty += 8;
+    uint64_t seq = 0;
+    bool has_seq = b->o.history_rate > 0 && json_u64(ty, end, "\"seq\":", 6, &seq);
     if (STARTS(ty, end, "message\"")) {
+        if (b->o.history_rate > 0 && has_seq) { /* a kept message sent again: not counted */
+            if (seq <= c->last_seq) {
+                b->replayed++;
+                return;
+            }
+            c->last_seq = seq;
+        }
         const uint8_t *d = memmem(ty, (size_t)(end - ty), "\"data\":{", 8);
         uint64_t ts, si, slot, gen;
         if (!d || !json_u64(d + 8, end, "\"t\":", 4, &ts) ||
@@ -915,11 +942,15 @@ static void hub_message(struct bench *b, struct bconn *c, uint64_t now)
         count_received(b, c, ts, now);
         if (b->o.rate <= 0) slot_delivered(b, si, slot, gen, now);
     } else if (STARTS(ty, end, "joined\"")) {
+        if (has_seq && seq > c->last_seq) c->last_seq = seq;
+        if (c->hub == HUB_MEMBER) b->hist_replies++; /* a --history-rate re-join */
         if (c->hub == HUB_JOINING) {
             c->hub = HUB_MEMBER;
             b->join_pending--;
             b->members++;
         }
+    } else if (STARTS(ty, end, "history\"")) {
+        b->hist_replies++;
     } else if (STARTS(ty, end, "error\"")) {
         count_error(b, E_PROTOCOL);
         if (c->hub == HUB_JOINING) { /* the join was refused: c stays out of the room */
@@ -1052,14 +1083,35 @@ static void process_frames(struct bench *b, struct bconn *c, uint8_t *data, size
     }
 }
 
-/* Reads everything c has (edge-triggered: until EAGAIN or a short read). */
+/* --read-rate: bytes one throttled read may take (50 ms worth, at least 1). */
+static size_t read_chunk(const struct bench *b)
+{
+    double n = b->o.read_rate / 20;
+    return n < 1 ? 1 : n > RBUF_SIZE ? RBUF_SIZE : (size_t)n;
+}
+
+/* Reads everything c has (edge-triggered: until EAGAIN or a short read). With --read-rate an
+ * open connection reads one chunk, then waits until the rate allows the next (read_scan
+ * comes back to it). */
 static void conn_readable(struct bench *b, struct bconn *c)
 {
     for (;;) {
-        ssize_t n = c->ssl ? tls_result(b, c, SSL_read(c->ssl, b->rbuf, RBUF_SIZE))
-                           : recv(c->fd, b->rbuf, RBUF_SIZE, 0);
+        bool throttled = b->o.read_rate > 0 && c->state == C_OPEN;
+        size_t cap = RBUF_SIZE;
+        if (throttled) {
+            if (now_ns() < c->read_at) {
+                c->read_pending = true;
+                return;
+            }
+            cap = read_chunk(b);
+        }
+        ssize_t n = c->ssl ? tls_result(b, c, SSL_read(c->ssl, b->rbuf, (int)cap))
+                           : recv(c->fd, b->rbuf, cap, 0);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->read_pending = false;
+            return;
+        }
         if (n <= 0) {
             if (c->state == C_CLOSING) { /* closing: EOF is as good as the close frame */
                 if (b->o.mode == MODE_CONNECT && b->phase == PH_MEASURE) b->c.msgs++;
@@ -1077,6 +1129,11 @@ static void conn_readable(struct bench *b, struct bconn *c)
             handshake_input(b, c, b->rbuf, (size_t)n, now);
         else
             process_frames(b, c, b->rbuf, (size_t)n, now);
+        if (throttled && c->fd >= 0) {
+            c->read_at = now + (uint64_t)((double)n * 1e9 / b->o.read_rate);
+            c->read_pending = true; /* maybe more: read_scan reads on when the time comes */
+            return;
+        }
         if (c->fd < 0 || (!c->ssl && (size_t)n < RBUF_SIZE))
             return; /* TLS reads one record at a time: read on until it wants more */
     }
@@ -1182,11 +1239,49 @@ static void timeout_scan(struct bench *b, uint64_t now)
     }
 }
 
+/* --read-rate: reads on the throttled connections whose time has come. */
+static void read_scan(struct bench *b, uint64_t now)
+{
+    for (long i = 0; i < b->nconns; i++) {
+        struct bconn *c = &b->conns[i];
+        if (c->fd >= 0 && c->read_pending && now >= c->read_at) {
+            c->read_pending = false;
+            conn_readable(b, c);
+        }
+    }
+}
+
+/* Hub --history-rate: sends the requests that are due, each from the next member in turn,
+ * alternating {"type":"history","since":S} and a re-join {"type":"join","since":S} (S: the
+ * member's last seen seq minus HIST_BACK). Returns the ns until the next one is due. */
+static uint64_t history_step(struct bench *b, uint64_t now)
+{
+    uint64_t interval = (uint64_t)(1e9 / b->o.history_rate);
+    if (interval == 0) interval = 1;
+    for (long budget = 1000; b->hist_next <= now && budget > 0; budget--) {
+        b->hist_next += interval;
+        struct bconn *c = NULL;
+        for (long tries = b->nconns; tries > 0 && !c; tries--) {
+            struct bconn *x = &b->conns[b->hist_rr++ % b->nconns];
+            if (is_member(b, x)) c = x;
+        }
+        if (!c) continue;
+        uint64_t since = c->last_seq > HIST_BACK ? c->last_seq - HIST_BACK : 0;
+        char req[256];
+        int n = snprintf(req, sizeof req, "{\"type\":\"%s\",\"room\":\"%s\",\"since\":%" PRIu64 "}",
+                         b->hist_reqs & 1 ? "join" : "history", b->o.room, since);
+        if (n > 0 && (size_t)n < sizeof req && queue_frame(b, c, WEFT_OP_TEXT, req, (size_t)n))
+            b->hist_reqs++;
+    }
+    return b->hist_next > now ? b->hist_next - now : 0;
+}
+
 /* Starts traffic: room and hub senders fill their windows, echo connections theirs. */
 static void start_traffic(struct bench *b, uint64_t now)
 {
     b->send_start = now;
     b->next_k = 0;
+    b->hist_next = now;
     b->members_start = room_like(b) ? room_members(b) : 0;
     if (b->o.rate > 0) return;
     if (b->o.mode == MODE_ECHO) {
@@ -1347,6 +1442,17 @@ static int run(struct bench *b)
             uint64_t w = open_loop_step(b, now);
             if (w < wait) wait = w;
         }
+        if (b->o.history_rate > 0 && sending(b)) {
+            uint64_t w = history_step(b, now);
+            if (w < wait) wait = w;
+        }
+        if (b->o.read_rate > 0) {
+            if (now >= b->next_read) {
+                b->next_read = now + READ_TICK_NS;
+                read_scan(b, now);
+            }
+            if (READ_TICK_NS < wait) wait = READ_TICK_NS;
+        }
         if (now >= b->next_scan) {
             b->next_scan = now + NS_PER_S / 4;
             timeout_scan(b, now);
@@ -1416,6 +1522,12 @@ static void report_text(const struct bench *b)
                o->tls ? "TLS" : "plain", b->pmd_offer, b->pmd_conns);
     else if (o->tls)
         printf("  transport  TLS\n");
+    if (o->read_rate > 0)
+        printf("  reading    at most %.0f bytes/s per connection (slow readers)\n", o->read_rate);
+    if (o->history_rate > 0)
+        printf("  history    %" PRIu64 " requests (history, join with since), %" PRIu64
+               " answered, %" PRIu64 " kept messages replayed\n",
+               b->hist_reqs, b->hist_replies, b->replayed);
     if (o->mode == MODE_ECHO || room_like(b)) {
         printf("  %-10s %" PRIu64 " (%.0f msgs/s, %.2f MB/s)\n",
                room_like(b) ? "deliveries" : "messages", b->c.msgs, rate, mbs);
@@ -1494,6 +1606,9 @@ static void report_json(const struct bench *b)
            b->members_start, o->size, o->window, o->rate, o->binary ? "true" : "false", o->warmup,
            secs);
     printf("\"tls\": %s, \"deflate_conns\": %ld, ", o->tls ? "true" : "false", b->pmd_conns);
+    printf("\"read_rate\": %.0f, \"history_requests\": %" PRIu64 ", \"history_replies\": %" PRIu64
+           ", \"replayed\": %" PRIu64 ", ",
+           o->read_rate, b->hist_reqs, b->hist_replies, b->replayed);
     printf("\"messages\": %" PRIu64 ", \"sent\": %" PRIu64 ", \"msgs_per_s\": %.1f, "
            "\"mb_per_s\": %.3f, ",
            b->c.msgs, b->c.sent, secs > 0 ? (double)b->c.msgs / secs : 0.0,
@@ -1568,6 +1683,13 @@ static void usage(FILE *f)
           "                        send time); 0 = closed loop (default)\n"
           "  -k, --senders K       room, hub: members that send (default 1)\n"
           "      --room NAME       hub: the room joined (default bench)\n"
+          "      --history-rate R  hub: R requests/s in total, from the members in turn,\n"
+          "                        alternating \"history\" and a re-join (\"join\"), both\n"
+          "                        with \"since\" = the member's last seen seq - 50; the kept\n"
+          "                        messages sent again are counted apart (replayed)\n"
+          "      --read-rate B     slow readers: each open connection reads at most B\n"
+          "                        bytes/s (16 KiB receive buffer), so the server's queue\n"
+          "                        fills; 0 = read everything (default)\n"
           "  -d, --duration SEC    measured seconds (default 5)\n"
           "      --warmup SEC      traffic before measuring (default 1)\n"
           "      --ramp N          open N connections per second (default 0 = as fast as\n"
@@ -1592,7 +1714,8 @@ static void usage(FILE *f)
           "  binary tls deflate_conns warmup_s duration_s messages sent msgs_per_s mb_per_s\n"
           "  latency_us{count min mean p50\n"
           "  p90 p99 p999 max} errors{total connect handshake timeout protocol closed io\n"
-          "  bad_message lost backlog} client_cpu_pct generator_bound server (null without\n"
+          "  bad_message lost backlog} read_rate history_requests history_replies replayed\n"
+          "  client_cpu_pct generator_bound server (null without\n"
           "  --server-pid, else {pid cpu_pct cpu_us_per_msg rss_before_kib rss_kib\n"
           "  rss_per_conn_kib}).\n"
           "messages = echoes (echo), deliveries (room, hub), open+close cycles (connect), 0\n"
@@ -1603,12 +1726,13 @@ static void usage(FILE *f)
           f);
 }
 
+/* Reports a usage error (one line with a hint to --help) and returns 2. */
+#define usage_error(...) cli_usage_error("bench", __VA_ARGS__)
+
 /* Reports a bad option value and returns 2. */
 static int bad_value(const char *opt, const char *val, const char *why)
 {
-    fprintf(stderr, "weft bench: bad value '%s' for --%s: %s\n\n", val, opt, why);
-    usage(stderr);
-    return 2;
+    return usage_error("bad value '%s' for --%s: %s", val, opt, why);
 }
 
 /* Parses a whole decimal integer in [lo, hi]. */
@@ -1670,37 +1794,31 @@ static int parse_url(struct bench *b, const char *url)
     if (wss)
         b->o.tls = true;
     else if (strncmp(url, "ws://", 5)) {
-        fprintf(stderr, "weft bench: URL must start with ws:// or wss:// (got '%s')\n\n", url);
-        usage(stderr);
-        return 2;
+        return usage_error("URL must start with ws:// or wss:// (got '%s')", url);
     }
     const char *h = url + (wss ? 6 : 5);
     const char *slash = strchr(h, '/');
     size_t hostport_len = slash ? (size_t)(slash - h) : strlen(h);
     char hostport[256], host[256];
     if (hostport_len == 0 || hostport_len >= sizeof hostport) {
-        fprintf(stderr, "weft bench: bad host in '%s'\n", url);
-        return 2;
+        return usage_error("bad host in '%s'", url);
     }
     memcpy(hostport, h, hostport_len);
     hostport[hostport_len] = '\0';
     long port = b->o.tls ? 443 : 80;
     char *colon = strrchr(hostport, ':');
     if (hostport[0] == '[') {
-        fprintf(stderr, "weft bench: IPv6 addresses are not supported yet\n");
-        return 2;
+        return usage_error("IPv6 addresses are not supported yet");
     }
     if (colon) {
         if (!parse_long(colon + 1, 1, 65535, &port)) {
-            fprintf(stderr, "weft bench: bad port in '%s'\n", url);
-            return 2;
+            return usage_error("bad port in '%s'", url);
         }
         *colon = '\0';
     }
     snprintf(host, sizeof host, "%s", hostport);
     if (!host[0]) {
-        fprintf(stderr, "weft bench: bad host in '%s'\n", url);
-        return 2;
+        return usage_error("bad host in '%s'", url);
     }
     snprintf(b->path, sizeof b->path, "%s", slash ? slash : b->o.mode == MODE_HUB ? "/hub" : "/");
     snprintf(b->host, sizeof b->host, "%s", host);
@@ -1737,6 +1855,8 @@ enum {
     OPT_INSECURE,
     OPT_PAYLOAD,
     OPT_ROOM,
+    OPT_READ_RATE,
+    OPT_HISTORY_RATE,
 };
 
 /* Parses the command line into b->o. Returns -1 to go on, or an exit status. */
@@ -1763,6 +1883,8 @@ static int parse_options(struct bench *b, int argc, char **argv)
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"payload", required_argument, NULL, OPT_PAYLOAD},
         {"room", required_argument, NULL, OPT_ROOM},
+        {"read-rate", required_argument, NULL, OPT_READ_RATE},
+        {"history-rate", required_argument, NULL, OPT_HISTORY_RATE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1872,60 +1994,56 @@ static int parse_options(struct bench *b, int argc, char **argv)
                                  "expected 1 to 128 bytes of A-Z a-z 0-9 _ - . : @");
             o->room = optarg;
             break;
+        case OPT_READ_RATE:
+            if (!parse_double(optarg, 0, 1e12, &o->read_rate))
+                return bad_value("read-rate", optarg, "expected bytes per second (0 = no limit)");
+            break;
+        case OPT_HISTORY_RATE:
+            if (!parse_double(optarg, 0, 1e6, &o->history_rate))
+                return bad_value("history-rate", optarg, "expected requests per second");
+            break;
         case 'h':
             usage(stdout);
             return 0;
         case ':':
-            fprintf(stderr, "weft bench: option '%s' needs a value\n\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
             if (optopt > 0 && optopt < 256)
-                fprintf(stderr, "weft bench: unknown option '-%c'\n\n", optopt);
-            else
-                fprintf(stderr, "weft bench: unknown option '%s'\n\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+                return usage_error("unknown option '-%c'", optopt);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, optind >= argc ? "weft bench: missing URL\n\n"
-                                       : "weft bench: more than one URL\n\n");
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1)
+        return usage_error("%s", optind >= argc ? "missing URL" : "more than one URL");
     o->url = argv[optind];
     if (o->conns < 0) o->conns = o->mode == MODE_CONNECT ? 10 : 100;
     if (o->window < 0) o->window = o->mode == MODE_ROOM || o->mode == MODE_HUB ? 1 : 8;
+    if (o->history_rate > 0 && o->mode != MODE_HUB) {
+        return usage_error("--history-rate is for --mode hub");
+    }
     if (o->room && o->mode != MODE_HUB) {
-        fprintf(stderr, "weft bench: --room is for --mode hub (room mode: the URL's path)\n");
-        return 2;
+        return usage_error("--room is for --mode hub (room mode: the URL's path)");
     }
     if (o->mode == MODE_HUB) {
         if (o->binary_given) {
-            fprintf(stderr, "weft bench: hub mode sends JSON text: --binary does not apply\n");
-            return 2;
+            return usage_error("hub mode sends JSON text: --binary does not apply");
         }
         o->binary = false;
         if (!o->room) o->room = "bench";
     }
     if (o->mode == MODE_ROOM || o->mode == MODE_HUB) {
         if (o->mode == MODE_ROOM && o->size < ROOM_HDR) {
-            fprintf(stderr,
-                    "weft bench: room mode needs -s %d or more (the payload carries a "
-                    "timestamp, the sender and the window slot)\n",
-                    ROOM_HDR);
-            return 2;
+            return usage_error("room mode needs -s %d or more (the payload carries a "
+                               "timestamp, the sender and the window slot)",
+                               ROOM_HDR);
         }
         if (o->conns < 2) {
-            fprintf(stderr, "weft bench: %s mode needs at least 2 connections\n",
+            return usage_error("%s mode needs at least 2 connections",
                     mode_names[o->mode]);
-            return 2;
         }
         if (o->senders > o->conns) {
-            fprintf(stderr, "weft bench: --senders %ld is more than -c %ld\n", o->senders,
+            return usage_error("--senders %ld is more than -c %ld", o->senders,
                     o->conns);
-            return 2;
         }
     }
     return -1;

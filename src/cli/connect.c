@@ -3,10 +3,11 @@
  * built only on the public API.
  *
  * stdin is read through the loop (a weft_watch). When it is a terminal each line is sent as a
- * text message; when it is a pipe its lines (or with --binary its bytes) are sent, and at its
- * end the connection is closed with 1000 and the program exits once the close is done.
- * Received text messages are printed one per line; binary ones as a length + hex summary
- * unless --binary-out writes them raw. Exit status: 0 after a normal close (1000, 1001 or no
+ * text message; when it is a pipe its lines (or with --binary its bytes) are sent. At its end
+ * the client keeps reading until the server has been quiet for --linger (replies to the last
+ * lines still arrive from servers that stop sending once they get a Close), then closes with
+ * 1000 and exits once the close is done. Received messages are printed by connect_out.c.
+ * The open line on stderr names the negotiated subprotocol and extensions. Exit status: 0 after a normal close (1000, 1001 or no
  * code, handshake completed), 1 when the connection failed or closed otherwise, 2 for bad
  * usage. Every failure is one line on stderr.
  */
@@ -14,6 +15,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +27,16 @@
 
 #define READ_CHUNK 65536
 #define HEADERS_MAX 8192
-#define HEX_SHOWN 16
+#define LINGER_DEFAULT_MS 1000
 
 static const char connect_usage[] =
     "usage: weft connect [options] URL\n"
     "\n"
     "Connects to a WebSocket server (ws://host[:port]/path). Each line of stdin is sent as a\n"
     "text message and each message received is printed on stdout. When stdin is a pipe or a\n"
-    "file, the connection is closed (1000) at its end and weft exits after the close.\n"
+    "file, the connection is closed (1000) at its end, once the server has been quiet for\n"
+    "--linger, and weft exits after the close. The line \"connected to URL (subprotocol: P,\n"
+    "extensions: E)\" on stderr says what the server agreed to.\n"
     "\n"
     "options:\n"
     "  --header 'K: V'        add a request header (repeatable)\n"
@@ -40,6 +44,9 @@ static const char connect_usage[] =
     "  --origin O             send Origin: O\n"
     "  --binary               send stdin's bytes as binary messages (one per read)\n"
     "  --binary-out           write received binary messages raw (default: a hex summary)\n"
+    "  --json                 pretty-print received JSON messages (others are printed as is)\n"
+    "  --linger SECS          at the end of stdin, close once the server has been quiet for\n"
+    "                         SECS (its replies to the last lines still arrive) [1]\n"
     "  --reconnect            reconnect with backoff and jitter (each attempt shown on stderr)\n"
     "  --max-attempts N       with --reconnect: give up after N attempts in a row [unlimited]\n"
     "  --ping-interval SECS   send a ping after SECS of silence [off]\n"
@@ -60,7 +67,9 @@ struct cx {
     struct weft_client *cl;
     struct weft_watch *in;
     const char *url;
-    bool tty, binary_in, binary_out, quiet, reconnect;
+    bool tty, binary_in, binary_out, quiet, reconnect, json;
+    uint32_t linger_ms;       /* --linger: quiet time before the close at the end of stdin */
+    struct weft_timer linger; /* running between the end of stdin and the close */
     bool stdin_eof;
     bool stdin_file;   /* regular file or /dev/null: read directly (epoll refuses them) */
     bool paused;       /* stdin not read: backpressure or not connected */
@@ -136,7 +145,15 @@ static void take_lines(struct cx *x, const char *data, size_t n)
     }
 }
 
-/* stdin is over: send what is left and close normally. */
+/* The linger timer fired: the server has been quiet for --linger; close normally. */
+static void on_linger(struct weft_timer *t)
+{
+    struct cx *x = (struct cx *)((char *)t - offsetof(struct cx, linger));
+    weft_client_close(x->cl, WEFT_CLOSE_NORMAL, NULL);
+}
+
+/* stdin is over: send what is left, then close normally once the server has been quiet for
+ * --linger (at once with --linger 0). */
 static void stdin_ended(struct cx *x)
 {
     x->stdin_eof = true;
@@ -147,7 +164,12 @@ static void stdin_ended(struct cx *x)
     if (x->line_len && !x->binary_in)
         send_msg(x, x->line, x->line_len, false);
     x->line_len = 0;
-    weft_client_close(x->cl, WEFT_CLOSE_NORMAL, NULL);
+    if (x->linger_ms) {
+        x->linger.cb = on_linger;
+        weft_timer_start(x->loop, &x->linger, x->linger_ms);
+    } else {
+        weft_client_close(x->cl, WEFT_CLOSE_NORMAL, NULL);
+    }
 }
 
 /* Reads what stdin has (one chunk); returns false at its end or on an error. */
@@ -215,7 +237,10 @@ static void on_open(struct weft_conn *c)
     x->opened = true;
     x->failed = false;
     const char *proto = weft_conn_protocol(c);
-    info(x, "connected to %s%s%s", x->url, *proto ? ", subprotocol " : "", proto);
+    char ext[256];
+    weft_conn_extensions(c, ext, sizeof ext);
+    info(x, "connected to %s (subprotocol: %s, extensions: %s)", x->url, *proto ? proto : "none",
+         ext[0] ? ext : "none");
     stdin_start(x);
 }
 
@@ -223,19 +248,9 @@ static void on_open(struct weft_conn *c)
 static void on_message(struct weft_conn *c, const void *data, size_t len, bool binary)
 {
     struct cx *x = weft_conn_route_user(c);
-    if (!binary) {
-        fwrite(data, 1, len, stdout);
-        fputc('\n', stdout);
-    } else if (x->binary_out) {
-        fwrite(data, 1, len, stdout);
-    } else {
-        const uint8_t *p = data;
-        printf("[binary, %zu bytes:", len);
-        for (size_t i = 0; i < len && i < HEX_SHOWN; i++)
-            printf(" %02x", p[i]);
-        printf("%s]\n", len > HEX_SHOWN ? " ..." : "");
-    }
-    fflush(stdout);
+    connect_print_message(data, len, binary, x->binary_out, x->json);
+    if (weft_timer_active(&x->linger)) /* still lingering: the quiet period starts again */
+        weft_timer_start(x->loop, &x->linger, x->linger_ms);
 }
 
 /* Connection callback: the backlog drained; read stdin again. */
@@ -261,6 +276,7 @@ static void on_close(struct weft_conn *c, uint16_t code, const char *reason, siz
 {
     struct cx *x = weft_conn_route_user(c);
     x->closed_seen = true;
+    weft_timer_stop(&x->linger);
     x->close_code = code;
     x->close_clean = clean;
     if (x->in && !x->stdin_eof)
@@ -357,22 +373,15 @@ static bool list_add(char *buf, size_t cap, const char *src)
     return w >= 0 && (size_t)w < cap - n;
 }
 
-/* Prints a usage error and returns 2. */
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("weft connect: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\n", stderr);
-    fputs(connect_usage, stderr);
-    return 2;
-}
+/* Reports a usage error (one line with a hint to --help) and returns 2. */
+#define usage_error(...) cli_usage_error("connect", __VA_ARGS__)
 
 /* Entry point of `weft connect`; returns the exit status. */
 int cmd_connect(int argc, char **argv)
 {
     enum { O_HEADER = 1, O_SUBPROTO, O_ORIGIN, O_BINARY, O_BINARY_OUT, O_RECONNECT,
            O_MAX_ATTEMPTS, O_PING, O_MAX_MESSAGE, O_CONNECT_TIMEOUT, O_QUIET, O_HELP,
-           O_CACERT, O_INSECURE, O_DEFLATE };
+           O_CACERT, O_INSECURE, O_DEFLATE, O_JSON, O_LINGER };
     static const struct option longopts[] = {
         {"header", required_argument, NULL, O_HEADER},
         {"subprotocol", required_argument, NULL, O_SUBPROTO},
@@ -388,6 +397,8 @@ int cmd_connect(int argc, char **argv)
         {"cacert", required_argument, NULL, O_CACERT},
         {"insecure", no_argument, NULL, O_INSECURE},
         {"deflate", no_argument, NULL, O_DEFLATE},
+        {"json", no_argument, NULL, O_JSON},
+        {"linger", required_argument, NULL, O_LINGER},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -395,6 +406,7 @@ int cmd_connect(int argc, char **argv)
     headers[0] = protocols[0] = '\0';
     struct cx x;
     memset(&x, 0, sizeof x);
+    x.linger_ms = LINGER_DEFAULT_MS;
     struct weft_client_options o;
     memset(&o, 0, sizeof o);
     int opt;
@@ -462,6 +474,13 @@ int cmd_connect(int argc, char **argv)
         case O_DEFLATE:
             o.deflate.enabled = true;
             break;
+        case O_JSON:
+            x.json = true;
+            break;
+        case O_LINGER:
+            if (!parse_secs(optarg, &x.linger_ms))
+                return usage_error("bad --linger '%s' (expected seconds)", optarg);
+            break;
         case 'q':
         case O_QUIET:
             x.quiet = true;
@@ -520,6 +539,7 @@ int cmd_connect(int argc, char **argv)
         return err == WEFT_ERR_INVAL ? 2 : 1;
     }
     weft_loop_run(x.loop);
+    weft_timer_stop(&x.linger);
     int status = x.opened && x.closed_seen && normal_close(x.close_code, x.close_clean) ? 0 : 1;
     if (x.in)
         weft_watch_free(x.in);

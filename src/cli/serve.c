@@ -26,7 +26,7 @@ static void usage(FILE *out)
           "Runs the real-time WebSocket server.\n"
           "  /hub          JSON protocol: join, leave, publish, presence, history, ping, auth\n"
           "  /ws/<room>    join <room>: each message goes to every other member (/ws = lobby)\n"
-          "  /echo         echoes every message\n"
+          "  /echo         echoes every message (accepts the first subprotocol offered)\n"
           "  /healthz      GET: 200 \"ok\" while the process runs\n"
           "  /readyz       GET: 200 only if a WebSocket handshake with itself succeeds now\n"
           "  /metrics      GET: Prometheus text format 0.0.4\n"
@@ -47,19 +47,8 @@ static void usage(FILE *out)
           out);
 }
 
-/* Reports a usage error ("weft serve: <message>", then the usage) and returns 2. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("weft serve: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n\n", stderr);
-    usage(stderr);
-    return 2;
-}
+/* Reports a usage error (one line with a hint to --help) and returns 2. */
+#define usage_error(...) cli_usage_error("serve", __VA_ARGS__)
 
 /* A flag given on the command line, applied after the file and the environment. */
 struct flag {
@@ -102,12 +91,13 @@ int cmd_serve(int argc, char **argv)
             /* Validate now (against a scratch config) so a bad flag fails before any file. */
             struct hub_config scratch;
             hub_config_defaults(&scratch);
-            int r = hub_config_set(&scratch, name, optarg, err, sizeof err);
+            const char *value = optarg ? optarg : "true"; /* a flag without a value */
+            int r = hub_config_set(&scratch, name, value, err, sizeof err);
             hub_config_free(&scratch);
             if (r != 0)
-                rc = usage_error("bad value '%s' for --%s: %s", optarg, name, err);
+                rc = usage_error("bad value '%s' for --%s: %s", value, name, err);
             else
-                flags[nflags++] = (struct flag){name, optarg};
+                flags[nflags++] = (struct flag){name, value};
             continue;
         }
         switch (opt) {

@@ -23,6 +23,7 @@ struct hub_auth {
     size_t njtis;
     struct stat st; /* of the file when last read (st_ino 0: never read) */
     bool have_st;
+    bool allow_no_exp; /* accept tokens without exp (auth_allow_no_exp) */
 };
 
 /* strcmp for qsort/bsearch over char *. */
@@ -200,7 +201,9 @@ int auth_verify(struct hub_auth *a, const char *token, size_t len, int64_t now_s
     json_t *sub = json_object_get(claims, "sub");
     json_t *jti = json_object_get(claims, "jti");
     json_t *rooms = json_object_get(claims, "rooms");
-    if (exp && !json_is_number(exp)) {
+    if (!exp && !a->allow_no_exp) {
+        why_fail(why, cap, "token without exp");
+    } else if (exp && !json_is_number(exp)) {
         why_fail(why, cap, "exp is not a number");
     } else if (exp && json_number_value(exp) <= (double)now_s) {
         why_fail(why, cap, "token expired");
@@ -253,6 +256,12 @@ char *auth_mint(struct hub_auth *a, const char *sub, int64_t exp)
         out = jwt_encode_str(jwt);
     jwt_free(jwt);
     return out;
+}
+
+/* Sets whether tokens without exp are accepted; see internal.h. */
+void auth_allow_no_exp(struct hub_auth *a, bool allow)
+{
+    a->allow_no_exp = allow;
 }
 
 /* Matches a room against the patterns of a "rooms" claim. */

@@ -23,6 +23,7 @@ enum opt_type {
     T_STR,      /* char * (owned) */
     T_PORT,     /* uint16_t */
     T_BOOL,     /* bool: true/false/yes/no/on/off/1/0 */
+    T_FLAG,     /* bool, a flag without a value (true); BOOL text in the env and the file */
     T_BYTES,    /* uint64_t, k/m/g suffixes, > 0 */
     T_SECONDS,  /* uint32_t milliseconds from (fractional) seconds */
     T_SECONDS_POS, /* as T_SECONDS, but > 0 */
@@ -85,11 +86,14 @@ static const struct opt opts[] = {
     {"log-format", T_FORMAT, OFF(log_format), "FMT",
      "json (one object per line) or text (\"weft: LEVEL: [ID] message\")"},
     {"allow-origin", T_ORIGINS, OFF(origins), "ORIGIN",
-     "allowed Origin (repeatable; exact, or *.example.com / https://*.example.com);\n"
-     "without it every Origin is allowed; others get 403"},
+     "allowed Origin (repeatable; exact, or *.example.com / https://*.example.com;\n"
+     "'*' allows any); the same origin as Host and no Origin are always allowed,\n"
+     "others get 403"},
     {"auth-secret", T_STR, OFF(auth_secret), "SECRET",
      "require an HS256 JWT signed with SECRET (Authorization: Bearer, ?token=,\n"
      "or a \"bearer.TOKEN\" subprotocol); others get 401"},
+    {"auth-allow-no-exp", T_FLAG, OFF(auth_allow_no_exp), "",
+     "accept tokens without an exp claim (they never expire); by default they get 401"},
     {"auth-secret-file", T_STR, OFF(auth_secret_file), "FILE", "read the JWT secret from FILE (first line)"},
     {"revoked", T_STR, OFF(revoked_file), "FILE",
      "revoked token ids (jti), one per line; reloaded when the file changes"},
@@ -108,6 +112,14 @@ static const struct opt opts[] = {
     {"max-rooms", T_U32, OFF(max_rooms), "N", "rooms one /hub connection may join"},
     {"history-size", T_U32, OFF(history_size), "N", "messages kept per /hub room for recovery"},
     {"history-age", T_SECONDS, OFF(history_age_ms), "S", "drop kept messages older than S seconds, 0 = never"},
+    {"history-max-message", T_BYTES, OFF(history_max_message), "BYTES",
+     "a /hub delivery larger than this is delivered but not kept in the history"},
+    {"history-memory", T_BYTES, OFF(history_memory), "BYTES",
+     "bytes kept in all /hub histories of the process (each of N workers gets 1/N);\n"
+     "beyond it the oldest messages of the largest rooms are evicted"},
+    {"max-total-rooms", T_U32, OFF(max_total_rooms), "N",
+     "rooms (/hub and /ws/<room>) the process holds, 0 = unlimited; a join or publish\n"
+     "creating one more gets the error rooms_full, a raw room 503"},
     {"web-root", T_STR, OFF(web_root), "DIR",
      "serve the web page (GET /) from DIR; default: the web/ directory shipped with weft\n"
      "(<prefix>/share/weft/web next to the binary, else the source tree's web/)"},
@@ -143,6 +155,9 @@ void hub_config_defaults(struct hub_config *cfg)
     cfg->workers = ncpu < 1 ? 1u : ncpu > 256 ? 256u : (uint32_t)ncpu;
     cfg->history_size = 100;
     cfg->history_age_ms = 3600u * 1000;
+    cfg->history_max_message = 64u * 1024;
+    cfg->history_memory = 256u * 1024 * 1024;
+    cfg->max_total_rooms = 100000;
     cfg->deflate = true;
 }
 
@@ -308,6 +323,7 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
         *(uint16_t *)p = (uint16_t)ul;
         return 0;
     case T_BOOL:
+    case T_FLAG:
         if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on") ||
             !strcmp(value, "1"))
             *(bool *)p = true;
@@ -419,6 +435,24 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
+/* The line number of the first NUL byte of the file at path (inih would silently cut the
+ * line there, dropping what follows), 0 if it has none or cannot be read. */
+static int nul_line(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    int line = 1, ch, found = 0;
+    while (!found && (ch = getc(f)) != EOF) {
+        if (ch == '\n')
+            line++;
+        else if (ch == '\0')
+            found = line;
+    }
+    fclose(f);
+    return found;
+}
+
 /* Loads a key = value file; see hub.h. */
 int hub_config_load_file(struct hub_config *cfg, const char *path, char *err, size_t cap)
 {
@@ -427,6 +461,9 @@ int hub_config_load_file(struct hub_config *cfg, const char *path, char *err, si
     char inner[300] = "";
     fc.err = inner;
     fc.cap = sizeof inner;
+    int nul = nul_line(path);
+    if (nul)
+        return fail(err, cap, "%s:%d: a NUL byte in the line", path, nul);
     int r = ini_parse(path, on_ini, &fc);
     if (r == -1)
         return fail(err, cap, "%s: %s", path, strerror(errno ? errno : ENOENT));
@@ -526,6 +563,7 @@ static void format_value(const struct hub_config *cfg, const struct opt *o, char
         snprintf(out, cap, "%u", *(const uint16_t *)p);
         break;
     case T_BOOL:
+    case T_FLAG:
         snprintf(out, cap, "%s", *(const bool *)p ? "true" : "false");
         break;
     case T_BYTES:
@@ -605,7 +643,7 @@ const struct option *hub_config_options(size_t *n)
     static struct option table[NOPTS + 1];
     for (size_t i = 0; i < NOPTS; i++) {
         table[i].name = opts[i].name;
-        table[i].has_arg = required_argument;
+        table[i].has_arg = opts[i].type == T_FLAG ? no_argument : required_argument;
         table[i].flag = NULL;
         table[i].val = OPT_BASE + (int)i;
     }

@@ -289,11 +289,68 @@ static bool origin_match(const char *pat, const char *origin, size_t len)
     return hl > sfl && strncasecmp(host + hl - sfl, suffix, sfl) == 0;
 }
 
-/* True if the request's Origin is allowed (no list, or no Origin header: non-browser
- * clients send none). */
-static bool origin_allowed(const struct hub *h, const char *origin, size_t len)
+/* Splits an authority "host[:port]" or "[v6]:port" of len bytes: *hl receives the host's
+ * length, *port the port (def_port when absent). Returns false if the port is not a number
+ * from 1 to 65535. */
+static bool split_authority(const char *a, size_t len, size_t *hl, unsigned *port,
+                            unsigned def_port)
 {
-    if (!h->cfg.norigins || !origin)
+    size_t end = len;
+    if (len && a[0] == '[') {
+        const char *rb = memchr(a, ']', len);
+        if (!rb)
+            return false;
+        end = (size_t)(rb - a) + 1;
+    } else {
+        const char *colon = memchr(a, ':', len);
+        if (colon)
+            end = (size_t)(colon - a);
+    }
+    *hl = end;
+    *port = def_port;
+    if (end == len)
+        return end > 0;
+    if (a[end] != ':' || end + 1 == len || len - end - 1 > 5)
+        return false;
+    unsigned v = 0;
+    for (size_t i = end + 1; i < len; i++) {
+        if (a[i] < '0' || a[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(a[i] - '0');
+    }
+    *port = v;
+    return end > 0 && v > 0 && v <= 65535;
+}
+
+/* True if origin[0..len) ("http://host[:port]" or "https://...") names the host and port of
+ * the request's Host header (case-insensitive host; a missing port is the scheme's default,
+ * 80 or 443, on both sides: a TLS proxy in front keeps Host and Origin alike). */
+static bool same_origin(struct weft_request *req, const char *origin, size_t len)
+{
+    unsigned def;
+    size_t skip;
+    if (len > 7 && !strncasecmp(origin, "http://", 7))
+        def = 80, skip = 7;
+    else if (len > 8 && !strncasecmp(origin, "https://", 8))
+        def = 443, skip = 8;
+    else
+        return false;
+    size_t hlen;
+    const char *host = weft_request_header(req, "Host", &hlen);
+    size_t ohl, hhl;
+    unsigned oport, hport;
+    return host && split_authority(origin + skip, len - skip, &ohl, &oport, def) &&
+           split_authority(host, hlen, &hhl, &hport, def) && ohl == hhl && oport == hport &&
+           !strncasecmp(origin + skip, host, ohl);
+}
+
+/* True if the request's Origin is allowed: no Origin header (non-browser clients send
+ * none), the same origin as the Host header (the web page weft serves), or one matching an
+ * --allow-origin pattern ('*': any). */
+static bool origin_allowed(const struct hub *h, struct weft_request *req, const char *origin,
+                           size_t len)
+{
+    if (!origin || same_origin(req, origin, len))
         return true;
     for (size_t i = 0; i < h->cfg.norigins; i++)
         if (origin_match(h->cfg.origins[i], origin, len))
@@ -408,6 +465,20 @@ static bool offered(struct weft_request *req, const char *name)
     return false;
 }
 
+/* Copies the first subprotocol the client offered into out (NUL-terminated). Returns false
+ * if none was offered or it does not fit. */
+static bool first_offered(struct weft_request *req, char *out, size_t cap)
+{
+    size_t len, pos = 0, ilen;
+    const char *p = weft_request_protocols(req, &len);
+    const char *item;
+    if (!p || !weft_http_list_next(p, len, &pos, &item, &ilen) || !ilen || ilen >= cap)
+        return false;
+    memcpy(out, item, ilen);
+    out[ilen] = '\0';
+    return true;
+}
+
 /* ------------------------------------------------------------------ upgrade */
 
 /* Refuses an upgrade with status, an X-Request-Id and (503, 429) Retry-After: retry_s
@@ -460,6 +531,30 @@ static const char *raw_room(struct weft_request *req, size_t *len)
     return "lobby";
 }
 
+/* True if the token's rooms claim (NULL: no claim) allows the raw room room[0..len). */
+static bool room_claim_allows(const json_t *rooms, const char *room, size_t len)
+{
+    char name[256];
+    if (len >= sizeof name)
+        return false;
+    memcpy(name, room, len);
+    name[len] = '\0';
+    return auth_room_allowed(rooms, name);
+}
+
+/* True if raw room (name[0..len)) does not exist on this worker and the process already
+ * holds --max-total-rooms rooms. */
+static bool room_full(struct hub *h, const char *name, size_t len)
+{
+    if (!h->cfg.max_total_rooms)
+        return false;
+    char topic[260];
+    memcpy(topic, "room:", 5);
+    memcpy(topic + 5, name, len);
+    return weft_topic_count(h->server, topic, len + 5) == 0 &&
+           atomic_load(h->rooms.total) >= h->cfg.max_total_rooms;
+}
+
 /* The checks of every WebSocket route, then accept with a new struct hconn. */
 static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_kind kind)
 {
@@ -478,7 +573,7 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
             return;
         }
         const char *origin = weft_request_header(req, "Origin", &len);
-        if (!origin_allowed(h, origin, len)) {
+        if (!origin_allowed(h, req, origin, len)) {
             reject(h, req, id, 403, "origin not allowed", false);
             return;
         }
@@ -487,6 +582,10 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
     const char *room = kind == HC_ROOM ? raw_room(req, &room_len) : NULL;
     if (room_len > 250) {
         reject(h, req, id, 414, "room name too long", self);
+        return;
+    }
+    if (room && room_full(h, room, room_len)) {
+        reject(h, req, id, 503, "room limit reached", self);
         return;
     }
     if (h->cfg.max_connections && hub_conns_all(h) >= h->cfg.max_connections) {
@@ -520,6 +619,11 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
         free(tok);
         if (r < 0) {
             reject(h, req, id, 401, ts == TOK_NONE ? "missing bearer token" : why, false);
+            return;
+        }
+        if (room && !room_claim_allows(cl.rooms, room, room_len)) {
+            auth_claims_free(&cl);
+            reject(h, req, id, 403, "room not allowed by the token", false);
             return;
         }
     }
@@ -561,8 +665,11 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
         }
     }
     const char *protocol = NULL;
+    char first[256];
     if (kind == HC_HUB && offered(req, "weft.hub"))
         protocol = "weft.hub";
+    else if (kind == HC_ECHO && first_offered(req, first, sizeof first))
+        protocol = first; /* /echo speaks whatever the client wants */
     else if (ts == TOK_PROTOCOL)
         protocol = proto_entry; /* the only way a browser client that offered just the token
                                    entry accepts the 101 */
@@ -672,11 +779,21 @@ static void conn_open(struct weft_conn *c)
     hlog(&h->log, hc->self_check ? WEFT_LOG_DEBUG : WEFT_LOG_INFO, hc->id, f, "open %s from %s",
          kinds[hc->kind], weft_conn_remote(c));
     if (hc->kind == HC_ROOM) {
-        if (!hc->topic || weft_subscribe(c, hc->topic, hc->topic_len) != WEFT_OK) {
+        /* The first member of a raw room on this worker counts the room (a race with
+         * another worker past the upgrade's check closes with 1013). */
+        bool first = hc->topic && weft_topic_count(h->server, hc->topic, hc->topic_len) == 0;
+        if (first && !rooms_reserve(&h->rooms)) {
+            hub_conn_close(hc, WEFT_CLOSE_TRY_AGAIN, "room limit reached");
+        } else if (!hc->topic || weft_subscribe(c, hc->topic, hc->topic_len) != WEFT_OK) {
+            if (first)
+                rooms_unreserve(&h->rooms);
             hub_conn_close(hc, WEFT_CLOSE_INTERNAL, "cannot join room");
-        } else if (h->broker) {
-            hc->broker_ref = true;
-            broker_ref(h->broker, hc->topic, hc->topic_len, 1);
+        } else {
+            hc->raw_sub = true;
+            if (h->broker) {
+                hc->broker_ref = true;
+                broker_ref(h->broker, hc->topic, hc->topic_len, 1);
+            }
         }
     }
 }
@@ -749,6 +866,10 @@ static void conn_close(struct weft_conn *c, uint16_t code, const char *reason, s
     if (hc->broker_ref && h->broker)
         broker_ref(h->broker, hc->topic, hc->topic_len, -1);
     hc->broker_ref = false;
+    /* The library dropped c's subscriptions already: the last member uncounts the room. */
+    if (hc->raw_sub && weft_topic_count(h->server, hc->topic, hc->topic_len) == 0)
+        rooms_unreserve(&h->rooms);
+    hc->raw_sub = false;
     if (hc->open) {
         if (hc->prev)
             hc->prev->next = hc->next;
@@ -810,13 +931,14 @@ void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason)
 }
 
 /* Sends text on hc; see internal.h. */
-void hub_send(struct hconn *hc, const char *text, size_t len)
+enum weft_send_result hub_send(struct hconn *hc, const char *text, size_t len)
 {
     if (hc->gone)
-        return;
+        return WEFT_SEND_CLOSED;
     enum weft_send_result r = weft_conn_send(hc->c, text, len, WEFT_OP_TEXT);
     if (r == WEFT_SEND_DROPPED)
         hlog(&hc->h->log, WEFT_LOG_DEBUG, hc->id, NULL, "message dropped (backpressure)");
+    return r;
 }
 
 /* ------------------------------------------------------------------ latency */
@@ -917,6 +1039,8 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         hub_free(h);
         return NULL;
     }
+    /* One worker holds the whole budget; workers_run divides it between N. */
+    rooms_limits(&h->rooms, cfg->history_max_message, cfg->history_memory, cfg->max_total_rooms);
     h->lat->h = h;
     h->log.out = log;
     h->log.level = cfg->log_level;
@@ -932,6 +1056,7 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
             hub_free(h);
             return NULL;
         }
+        auth_allow_no_exp(h->auth, cfg->auth_allow_no_exp);
     }
 
     struct weft_server_config sc = {
@@ -1061,14 +1186,16 @@ void hub_free(struct hub *h)
     if (h->server) {
         struct weft_server_stats st;
         weft_server_stats(h->server, &st);
-        hlog(&h->log, WEFT_LOG_INFO, NULL,
-             json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
-                       (json_int_t)st.accepted_total, "upgrades", (json_int_t)st.upgrades_total,
-                       "messages_in", (json_int_t)st.messages_in, "messages_out",
-                       (json_int_t)st.messages_out),
-             "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
-             (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
-             (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
+        if (h->started) /* not after a failed start: its error is the only line */
+            hlog(&h->log, WEFT_LOG_INFO, NULL,
+                 json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
+                           (json_int_t)st.accepted_total, "upgrades",
+                           (json_int_t)st.upgrades_total, "messages_in",
+                           (json_int_t)st.messages_in, "messages_out",
+                           (json_int_t)st.messages_out),
+                 "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
+                 (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
+                 (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
         weft_server_free(h->server); /* on_close runs for the connections left */
     }
     broker_free(h->broker); /* after the connections: their presence removals are flushed */
@@ -1102,7 +1229,7 @@ void hub_free(struct hub *h)
 /* ------------------------------------------------------------------ hub_run */
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit; logs how many connections fit. */
-static void raise_nofile(const struct hub_log *lg)
+void hub_raise_nofile(const struct hub_log *lg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -1183,11 +1310,18 @@ static void run_sighup(int signo, void *arg)
              weft_tls_last_error());
 }
 
+/* Reports a failed start (a bad --web-root or TLS file, a port in use): one plain line on
+ * stderr, "weft serve: REASON", whatever the log format. */
+void hub_start_error(const char *reason)
+{
+    fprintf(stderr, "weft serve: %s\n", reason);
+    fflush(stderr);
+}
+
 /* Runs the server until a signal; see hub.h. */
 int hub_run(const struct hub_config *cfg)
 {
     struct hub_log lg = {.out = stderr, .level = cfg->log_level, .format = cfg->log_format};
-    raise_nofile(&lg); /* for every worker: the limit is per process */
     if (cfg->workers > 1 && !cfg->unix_path)
         return workers_run(cfg);
     struct run r = {0};
@@ -1206,10 +1340,12 @@ int hub_run(const struct hub_config *cfg)
     char err[512];
     r.hub = hub_new(r.loop, cfg, stderr, err, sizeof err);
     if (!r.hub) {
-        hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "%s", err);
+        hub_start_error(err);
         weft_loop_free(r.loop);
         return 1;
     }
+    r.hub->started = true;
+    hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
     if (cfg->tls_cert_file && weft_loop_on_signal(r.loop, SIGHUP, run_sighup, &r) != WEFT_OK)
         hlog(&lg, WEFT_LOG_WARN, NULL, NULL, "cannot watch SIGHUP: TLS reload disabled");
     hub_log_listening(r.hub);

@@ -55,6 +55,7 @@ struct hub_config {
     size_t norigins;
     char *auth_secret;      /* HS256 secret; NULL = no auth */
     char *auth_secret_file; /* read at start (first line) when auth_secret is not set */
+    bool auth_allow_no_exp; /* accept tokens without exp (default: 401) */
     char *revoked_file;     /* revoked jti list, one per line, reloaded on change */
     uint32_t max_connections;        /* 0 = unlimited */
     uint32_t max_connections_per_ip; /* 0 = unlimited */
@@ -67,6 +68,9 @@ struct hub_config {
     /* rooms */
     uint32_t history_size;    /* messages kept per room */
     uint32_t history_age_ms;  /* max age of kept messages, 0 = forever */
+    uint64_t history_max_message; /* larger deliveries are delivered but not kept */
+    uint64_t history_memory;  /* bytes kept in all histories of the process */
+    uint32_t max_total_rooms; /* /hub and raw rooms of the process, 0 = unlimited */
     /* the web page (web.c) and compression */
     char *web_root;           /* --web-root: static files for GET /; NULL = the shipped web/ */
     bool deflate;             /* --deflate: permessage-deflate on (the default) or off */

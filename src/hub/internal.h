@@ -6,6 +6,7 @@
 #define WEFT_HUB_INTERNAL_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,8 @@ void auth_free(struct hub_auth *a);
 int auth_verify(struct hub_auth *a, const char *token, size_t len, int64_t now_s,
                 struct auth_claims *out, char *why, size_t cap);
 void auth_claims_free(struct auth_claims *c);
+/* Accept (allow true) or refuse (the default) tokens without an exp claim. */
+void auth_allow_no_exp(struct hub_auth *a, bool allow);
 /* True if jti is in the revocation list. */
 bool auth_revoked(const struct hub_auth *a, const char *jti);
 /* Re-reads the revocation file if it changed (inode, size or mtime). Returns 1 if reloaded,
@@ -111,7 +114,7 @@ struct room {
     char *name;
     uint64_t seq;            /* last sequence number given (with --redis: or learnt from Redis) */
     uint64_t synced;         /* --redis: kept entries up to this seq are in Redis (written back) */
-    struct hist_entry *hist; /* ring of history_size entries */
+    struct hist_entry *hist; /* ring of hist_cap entries, grown up to history_size */
     uint32_t hist_head, hist_len, hist_cap;
     size_t hist_bytes;
     struct hconn **members;
@@ -120,6 +123,9 @@ struct room {
      * worker, for presence (the owner assigns seq and keeps the history). */
     struct rmember *rmembers;
     uint32_t nrmembers, caprmembers;
+    /* With several workers and no --redis, on a worker that is not the owner: only the local
+     * members of a room counted on its owner (not counted again, see rooms_count). */
+    bool mirror;
 };
 
 /* A member as the owner of a room knows it: its worker, an identity (the origin's hconn
@@ -133,27 +139,51 @@ struct rmember {
 struct rooms {
     struct room **buckets;
     size_t nbuckets, nrooms;
+    size_t nmirrors; /* rooms marked with room_set_mirror */
     uint32_t history_size;
     uint32_t history_age_ms;
     uint64_t hist_msgs, hist_bytes; /* totals over all rooms */
+    uint64_t hist_max_message;      /* --history-max-message: larger deliveries are not kept */
+    uint64_t hist_budget;           /* this table's share of --history-memory */
+    uint64_t hist_skipped;          /* deliveries not kept (too large for the limits above) */
+    uint64_t hist_evicted;          /* kept entries dropped to stay within hist_budget */
+    uint32_t max_total;             /* --max-total-rooms, 0 = unlimited */
+    /* Rooms of the process (/hub rooms in every worker's table, raw rooms per worker): own
+     * with one worker, the workers' shared counter with several. */
+    atomic_uint_fast64_t *total;
+    atomic_uint_fast64_t own_total;
 };
 
 int rooms_init(struct rooms *rs, uint32_t history_size, uint32_t history_age_ms);
+/* Sets the limits of --history-max-message, this table's byte budget and --max-total-rooms. */
+void rooms_limits(struct rooms *rs, uint64_t hist_max_message, uint64_t hist_budget,
+                  uint32_t max_total);
+/* Counts one more room against --max-total-rooms. Returns false (nothing counted) when the
+ * limit is reached. */
+bool rooms_reserve(struct rooms *rs);
+/* Uncounts a room counted by rooms_reserve. */
+void rooms_unreserve(struct rooms *rs);
 void rooms_free(struct rooms *rs);
 struct room *rooms_find(struct rooms *rs, const char *name);
-/* Finds or creates a room. NULL on allocation failure. */
-struct room *rooms_get(struct rooms *rs, const char *name);
+/* Finds or creates a room. NULL on allocation failure, or (with *full set to true when full
+ * is not NULL) when creating it would exceed --max-total-rooms. */
+struct room *rooms_get(struct rooms *rs, const char *name, bool *full);
 /* Adds / removes a member; a room with no member and no history is deleted on removal. */
 int room_add_member(struct rooms *rs, struct room *r, struct hconn *hc);
 void room_remove_member(struct rooms *rs, struct room *r, struct hconn *hc);
-/* Appends a delivery (json owned by the room afterwards) with seq r->seq + 1 (already
- * assigned by the caller through room_next_seq). */
+/* Keeps a delivery (json owned by the room afterwards) with its seq. A delivery larger than
+ * --history-max-message or the whole budget is freed and counted as skipped; otherwise the
+ * oldest entries of the largest rooms are evicted (counted) until it fits in the budget. */
 void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, char *json,
                size_t len);
 /* The owner's member list (several workers): add (no duplicate) / remove (the room is
  * deleted when left empty). */
 int room_add_rmember(struct room *r, unsigned worker, const void *key, const char *name);
 void room_remove_rmember(struct rooms *rs, struct room *r, unsigned worker, const void *key);
+/* Marks r as a mirror of a room owned by another worker (once). */
+void room_set_mirror(struct rooms *rs, struct room *r);
+/* The rooms this worker counts: all of them but the mirrors (each room once per process). */
+size_t rooms_count(const struct rooms *rs);
 /* Drops entries older than the max age. */
 void room_expire(struct rooms *rs, struct room *r, uint64_t now_ms);
 /* The oldest kept seq (r->seq + 1 when nothing is kept). */
@@ -202,6 +232,8 @@ struct hconn {
     bool open : 1;             /* on_open ran */
     bool gone : 1;             /* closed while refs > 0: freed by the last reply */
     bool broker_ref : 1;       /* HC_ROOM: counted in the broker's subscription of topic */
+    bool raw_sub : 1;          /* HC_ROOM: subscribed to topic, a room counted in the
+                                  process's rooms (--max-total-rooms) while it has members */
     char id_inline[HCONN_ID_INLINE + 1];
 };
 
@@ -238,6 +270,7 @@ struct hub {
     struct weft_timer tick;    /* 1 s: revocation file, history expiry */
     struct lat_pending *lat;
     char self_nonce[33];       /* X-Weft-Self-Check value of the probe */
+    bool started;              /* every hub of the process was set up: hub_free logs "stopped" */
     struct readyz_check *checks;
     bool draining;
     struct hub_web *web;       /* the web page's static files (web.c) */
@@ -259,8 +292,9 @@ void hub_arm_expiry(struct hconn *hc);
 struct hconn_auth *hconn_auth_new(struct hconn *hc);
 /* Closes a connection with a policy code and logs why. */
 void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason);
-/* Sends a text message on hc; counts a refused send. */
-void hub_send(struct hconn *hc, const char *text, size_t len);
+/* Sends a text message on hc; logs a refused send. Returns weft_conn_send's result
+ * (WEFT_SEND_CLOSED when hc is gone). */
+enum weft_send_result hub_send(struct hconn *hc, const char *text, size_t len);
 
 /* ------------------------------------------------------------------ workers (workers.c) */
 
@@ -282,6 +316,13 @@ uint64_t hub_conns_all(const struct hub *h);
  * the sums over every worker (no-op with one worker). */
 void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns,
                        size_t *nrooms);
+/* One plain "weft serve: REASON" line on stderr for a failed start (hub.c). */
+void hub_start_error(const char *reason);
+/* Raises RLIMIT_NOFILE to its hard limit and logs what it allows (hub.c). */
+void hub_raise_nofile(const struct hub_log *lg);
+/* True if this worker owns /hub room (FNV-1a of the name mod the workers; true without
+ * several workers). */
+bool workers_is_owner(const struct hub *h, const char *room);
 /* Adds delta to the count across workers (no-op with one worker). */
 void workers_count(struct hub *h, int delta);
 /* With several workers the per-IP table is shared: these lock it (no-ops with one). */
@@ -305,19 +346,67 @@ void workers_metrics(struct weft_request *req, struct hub *h);
 /* Runs `weft serve` with cfg->workers threads; see hub_run. */
 int workers_run(const struct hub_config *cfg);
 
-/* proto.c: the "history" reply of room r (NULL: no such room) after seq since, at most limit
- * (0: all) messages, with the request id echoed. Returns a malloc'd text (length in *len), or
- * NULL with *errcode ("history_gap" or "internal") and a reason in errbuf. The text is also
- * NUL-terminated. */
-char *proto_history_text(struct rooms *rs, struct room *r, const char *name, const json_t *id,
-                         uint64_t since, uint64_t limit, uint64_t now_ms, size_t *len,
-                         const char **errcode, char *errbuf, size_t errcap);
+/* ------------------------------------------------------------------ history pages (history.c) */
+
+#define HIST_PAGE_COUNT 100 /* messages of a page by default (history without limit, join) */
+#define HIST_LIMIT_MAX 1000 /* a history "limit" above this is lowered to it */
+
+/* The room for one page on a connection: bytes of messages, and whether its output queue
+ * is empty (then a first message larger than bytes still goes, alone). */
+struct hist_budget {
+    size_t bytes;
+    bool empty;
+};
+
+/* The page chosen among candidate messages. */
+struct hist_page {
+    size_t n;      /* the first n candidates */
+    uint64_t next; /* seq of the last of them (since, when none): the next "since" */
+    bool more;     /* candidates were left out */
+    bool blocked;  /* not even one fits (queue not empty): answer "backpressure" */
+};
+
+/* min(256 KiB, --max-message / 2), at least 1 KiB: the byte bound of a page. */
+size_t hist_page_bytes(const struct hub_config *cfg);
+/* The budget of a page on hc now: the page bound, within what --max-backpressure leaves of
+ * its output queue (minus a reserve for the replies around it). Call on hc's thread. */
+struct hist_budget hist_budget_of(const struct hconn *hc);
+/* Messages in a page for a history "limit" (0: HIST_PAGE_COUNT, at most HIST_LIMIT_MAX). */
+uint64_t hist_count(uint64_t limit);
+/* Picks the page among n candidates (their lengths and seqs, in order, all after since):
+ * at most hist_count(limit) of them within b. */
+void hist_pick(size_t n, const size_t *lens, const uint64_t *seqs, uint64_t since,
+               uint64_t limit, struct hist_budget b, struct hist_page *pg);
+/* {"type":"history","room":room,"seq":seq[,"more":true,"next":next][,"id"],"messages":[…]}
+ * around n serialised deliveries. Returns a malloc'd NUL-terminated text (length in *len)
+ * or NULL (out of memory). */
+char *hist_reply_text(const char *room, const json_t *id, uint64_t seq, const char *const *msgs,
+                      const size_t *lens, size_t n, bool more, uint64_t next, size_t *len);
+/* {"type":"history_more","room":room,"seq":seq,"next":next[,"id"]}: sent after a catch-up
+ * page that left messages out. malloc'd, or NULL. */
+char *hist_more_text(const char *room, const json_t *id, uint64_t seq, uint64_t next);
+/* The reason text of the "backpressure" error. */
+void hist_blocked_reason(char *buf, size_t cap);
+/* The "history" reply of in-process room r (NULL: no such room) after seq since: one page
+ * within limit and b. Returns a malloc'd text (length in *len), or NULL with *errcode
+ * ("history_gap", "backpressure" or "internal") and a reason in errbuf. */
+char *hist_local_reply(struct rooms *rs, struct room *r, const char *name, const json_t *id,
+                       uint64_t since, uint64_t limit, struct hist_budget b, uint64_t now_ms,
+                       size_t *len, const char **errcode, char *errbuf, size_t errcap);
+/* The catch-up of a join with since on in-process room r: one page of its kept messages
+ * after since, each passed to emit (false: refused, stop), then the history_more notice if
+ * messages were left out. Returns 0, or -1 with *errcode ("history_gap", "backpressure" —
+ * also when emit refused — or "internal") and a reason in errbuf. */
+int hist_local_catchup(struct rooms *rs, struct room *r, const char *name, const json_t *id,
+                       uint64_t since, struct hist_budget b, uint64_t now_ms,
+                       bool (*emit)(void *ctx, const char *text, size_t len), void *ctx,
+                       const char **errcode, char *errbuf, size_t errcap);
 
 /* metrics.c: one worker's counters, and the rendering of a sum over workers. */
 struct metrics_snap {
     struct hub_metrics m;
     struct weft_server_stats st;
-    uint64_t nconns, nrooms, hist_msgs, hist_bytes;
+    uint64_t nconns, nrooms, hist_msgs, hist_bytes, hist_skipped, hist_evicted;
     bool draining;
     bool redis;          /* --redis is set */
     uint32_t broker_down; /* workers whose Redis connections are not both up */
@@ -374,6 +463,8 @@ void broker_hub_leave(struct hconn *hc, const char *room);
 void proto_message(struct hconn *hc, const char *data, size_t len, bool binary, uint64_t t0);
 /* The connection is closing: leaves every room. */
 void proto_conn_gone(struct hconn *hc);
+/* Undoes hc's membership of room without a reply (a join the room's owner refused). */
+void proto_unjoin(struct hconn *hc, const char *room);
 /* Sends an error reply. code is a static string. id (may be NULL) is echoed. */
 void proto_error(struct hconn *hc, const json_t *id, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

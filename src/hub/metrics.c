@@ -159,9 +159,11 @@ void metrics_snapshot(const struct hub *h, struct metrics_snap *out)
     out->m = h->m;
     weft_server_stats(h->server, &out->st);
     out->nconns = h->nconns;
-    out->nrooms = h->rooms.nrooms;
+    out->nrooms = rooms_count(&h->rooms);
     out->hist_msgs = h->rooms.hist_msgs;
     out->hist_bytes = h->rooms.hist_bytes;
+    out->hist_skipped = h->rooms.hist_skipped;
+    out->hist_evicted = h->rooms.hist_evicted;
     out->draining = h->draining;
     out->redis = h->cfg.redis != NULL;
     out->broker_down = out->redis && !broker_up(h->broker) ? 1 : 0;
@@ -208,6 +210,8 @@ static void snap_add(struct metrics_snap *a, const struct metrics_snap *b)
     a->nrooms += b->nrooms;
     a->hist_msgs += b->hist_msgs;
     a->hist_bytes += b->hist_bytes;
+    a->hist_skipped += b->hist_skipped;
+    a->hist_evicted += b->hist_evicted;
     a->draining = a->draining || b->draining;
 }
 
@@ -276,6 +280,10 @@ static void render(const struct metrics_snap *sn, struct out *o)
            sn->hist_msgs);
     single(o, "weft_history_bytes", "gauge", "Bytes of messages kept in room histories.",
            sn->hist_bytes);
+    single(o, "weft_history_skipped_total", "counter",
+           "Deliveries not kept in a history (over --history-max-message).", sn->hist_skipped);
+    single(o, "weft_history_evicted_total", "counter",
+           "Kept messages evicted to stay within --history-memory.", sn->hist_evicted);
     head(o, "weft_broker_up", "gauge", "1 when the message broker is reachable.");
     if (sn->redis)
         put(o, "weft_broker_up{broker=\"redis\"} %d\n", sn->broker_down ? 0 : 1);

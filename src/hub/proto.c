@@ -155,32 +155,29 @@ static bool allowed(struct req *x, const char *room)
     return false;
 }
 
-/* Sends the kept messages of r after seq `since` as deliveries, or a history_gap error.
- * Returns the number sent. */
-static size_t send_backlog(struct req *x, struct room *r, uint64_t since)
+/* emit of hist_local_catchup: sends one text on the request's connection; false when it
+ * was refused (backpressure) or the connection is closing. */
+static bool emit_send(void *ctx, const char *text, size_t len)
 {
-    room_expire(&x->h->rooms, r, weft_loop_now(x->h->loop));
-    uint64_t first = room_first_seq(r);
-    if (since > r->seq || since + 1 < first) {
-        proto_error(x->hc, x->id, "history_gap",
-                    "messages after seq %llu are no longer all kept (kept: %llu..%llu)",
-                    (unsigned long long)since, (unsigned long long)first,
-                    (unsigned long long)r->seq);
-        return 0;
-    }
-    size_t n = 0;
-    for (uint32_t i = 0; i < r->hist_len; i++) {
-        const struct hist_entry *e = room_entry(r, i);
-        if (e->seq > since) {
-            hub_send(x->hc, e->json, e->len);
-            n++;
-        }
-    }
-    return n;
+    enum weft_send_result r = hub_send(ctx, text, len);
+    return r == WEFT_SEND_SENT || r == WEFT_SEND_QUEUED;
+}
+
+/* Sends one page of the kept messages of r after seq `since` as deliveries (then a
+ * history_more notice if some were left out), or a history_gap / backpressure error. */
+static void send_backlog(struct req *x, struct room *r, uint64_t since)
+{
+    const char *code;
+    char why[256];
+    if (hist_local_catchup(&x->h->rooms, r, r->name, x->id, since, hist_budget_of(x->hc),
+                           weft_loop_now(x->h->loop), emit_send, x->hc, &code, why,
+                           sizeof why) < 0)
+        proto_error(x->hc, x->id, code, "%s", why);
 }
 
 /* {"type":"join","room":"r"[,"since":N]} → {"type":"joined","room":"r","seq":L,"members":M},
- * then (with since) the kept messages after N, in order. */
+ * then (with since) one page of the kept messages after N, in order, and a history_more
+ * notice when the page left some out. */
 static void h_join(struct req *x)
 {
     const char *name = get_room(x);
@@ -203,7 +200,15 @@ static void h_join(struct req *x)
                 return;
             }
         }
-        r = rooms_get(&x->h->rooms, name);
+        bool full;
+        r = rooms_get(&x->h->rooms, name, &full);
+        if (full) {
+            proto_error(hc, x->id, "rooms_full", "the server holds --max-total-rooms rooms (%u)",
+                        x->h->cfg.max_total_rooms);
+            return;
+        }
+        if (r && x->h->sh && !x->h->broker && !workers_is_owner(x->h, name))
+            room_set_mirror(&x->h->rooms, r); /* counted on its owner only */
         char topic[HUB_ROOM_MAX + 8];
         size_t tl = topic_of(name, topic);
         if (!r || room_add_member(&x->h->rooms, r, hc) < 0) {
@@ -335,8 +340,10 @@ static void h_presence(struct req *x)
 }
 
 /* {"type":"history","room":"r","since":N[,"limit":K]} →
- * {"type":"history","room":"r","seq":L,"messages":[deliveries after N, oldest first]}, or the
- * error history_gap when messages after N were already dropped. With limit, the first K. */
+ * {"type":"history","room":"r","seq":L,"messages":[deliveries after N, oldest first]}: one
+ * page (history.c), with "more":true,"next":S when it left some out; or the error
+ * history_gap when messages after N were already dropped, backpressure when the output queue
+ * has no room. */
 static void h_history(struct req *x)
 {
     const char *name = get_room(x);
@@ -360,75 +367,18 @@ static void h_history(struct req *x)
     size_t n;
     const char *code;
     char why[256];
-    char *out = proto_history_text(&x->h->rooms, r, name, x->id, since, limit,
-                                   weft_loop_now(x->h->loop), &n, &code, why, sizeof why);
+    char *out = hist_local_reply(&x->h->rooms, r, name, x->id, since, limit,
+                                 hist_budget_of(x->hc), weft_loop_now(x->h->loop), &n, &code,
+                                 why, sizeof why);
     if (!out) {
         proto_error(x->hc, x->id, code, "%s", why);
         return;
     }
-    hub_send(x->hc, out, n);
+    if (hub_send(x->hc, out, n) == WEFT_SEND_DROPPED) {
+        hist_blocked_reason(why, sizeof why);
+        proto_error(x->hc, x->id, "backpressure", "%s", why);
+    }
     free(out);
-}
-
-/* The "history" reply text; see internal.h. */
-char *proto_history_text(struct rooms *rs, struct room *r, const char *name, const json_t *id,
-                         uint64_t since, uint64_t limit, uint64_t now_ms, size_t *len,
-                         const char **errcode, char *errbuf, size_t errcap)
-{
-    uint64_t last = r ? r->seq : 0;
-    if (r)
-        room_expire(rs, r, now_ms);
-    uint64_t first = r ? room_first_seq(r) : 1;
-    if (since > last || since + 1 < first) {
-        *errcode = "history_gap";
-        snprintf(errbuf, errcap,
-                 "messages after seq %llu are no longer all kept (kept: %llu..%llu)",
-                 (unsigned long long)since, (unsigned long long)first,
-                 (unsigned long long)last);
-        return NULL;
-    }
-    *errcode = "internal";
-    snprintf(errbuf, errcap, "out of memory");
-    json_t *o = json_pack("{s:s,s:s,s:I}", "type", "history", "room", name, "seq",
-                          (json_int_t)last);
-    if (!o)
-        return NULL;
-    if (id)
-        json_object_set(o, "id", (json_t *)id);
-    char *head = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!head)
-        return NULL;
-    /* The kept deliveries are already serialised: splice them in as the "messages" array. */
-    size_t hl = strlen(head) - 1; /* without the closing brace */
-    size_t total = hl + 16;
-    for (uint32_t i = 0; r && i < r->hist_len; i++)
-        total += room_entry(r, i)->len + 1;
-    char *out = malloc(total);
-    if (!out) {
-        free(head);
-        return NULL;
-    }
-    memcpy(out, head, hl);
-    free(head);
-    size_t n = hl;
-    memcpy(out + n, ",\"messages\":[", 13);
-    n += 13;
-    uint64_t sent = 0;
-    for (uint32_t i = 0; r && i < r->hist_len && (!limit || sent < limit); i++) {
-        const struct hist_entry *e = room_entry(r, i);
-        if (e->seq <= since)
-            continue;
-        if (sent++)
-            out[n++] = ',';
-        memcpy(out + n, e->json, e->len);
-        n += e->len;
-    }
-    out[n++] = ']';
-    out[n++] = '}';
-    out[n] = '\0'; /* total left room for it */
-    *len = n;
-    return out;
 }
 
 /* {"type":"ping"} → {"type":"pong","ts":MS}. */
@@ -549,6 +499,22 @@ void proto_message(struct hconn *hc, const char *data, size_t len, bool binary, 
             proto_error(hc, x.id, "unknown_type", "unknown type \"%.64s\"", t);
     }
     json_decref(msg);
+}
+
+/* Undoes hc's membership of room; see internal.h. */
+void proto_unjoin(struct hconn *hc, const char *room)
+{
+    struct room *r = rooms_find(&hc->h->rooms, room);
+    int i = r ? joined_index(hc, r) : -1;
+    if (i < 0)
+        return;
+    char topic[HUB_ROOM_MAX + 8];
+    size_t tl = topic_of(room, topic);
+    if (hc->c)
+        weft_unsubscribe(hc->c, topic, tl);
+    hc->rooms[i] = hc->rooms[--hc->nrooms];
+    broker_ref(hc->h->broker, topic, tl, -1);
+    room_remove_member(&hc->h->rooms, r, hc);
 }
 
 /* Leaves every room of a closing connection. */

@@ -122,7 +122,7 @@ struct pending {
     char *id;               /* the request's "id" as JSON text, NULL if none */
     char *prefix, *suffix;  /* publish: the delivery around its seq */
     bool has_since;
-    uint64_t since, t0;
+    uint64_t since, t0, limit;
     char room[HUB_ROOM_MAX + 1];
 };
 
@@ -777,6 +777,69 @@ static void publish_done(struct pending *p, const redisReply *rep)
                                (json_int_t)seq));
 }
 
+/* Sends the page of a join's catch-up or of a history reply chosen among the nm deliveries
+ * Redis returned (it returns one more than a page holds, so a full page knows there are
+ * more): see history.c. */
+static void page_done(struct pending *p, const redisReply *msgs, size_t nm, uint64_t seq)
+{
+    const char **texts = calloc(nm + 1, sizeof *texts);
+    size_t *lens = calloc(nm + 1, sizeof *lens);
+    uint64_t *seqs = calloc(nm + 1, sizeof *seqs);
+    json_t *id = p->id ? json_loads(p->id, JSON_DECODE_ANY, NULL) : NULL;
+    char why[200];
+    if (!texts || !lens || !seqs) {
+        pending_error(p, "internal", "out of memory");
+        goto out;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nm; i++)
+        if (msgs->element[i]->type == REDIS_REPLY_STRING) {
+            texts[n] = msgs->element[i]->str;
+            lens[n] = msgs->element[i]->len;
+            seqs[n] = delivery_seq(texts[n], lens[n]);
+            n++;
+        }
+    struct hist_page pg;
+    hist_pick(n, lens, seqs, p->since, p->op == P_JOIN ? 0 : p->limit, hist_budget_of(p->hc),
+              &pg);
+    if (pg.blocked) {
+        hist_blocked_reason(why, sizeof why);
+        pending_error(p, "backpressure", why);
+        goto out;
+    }
+    if (p->op == P_JOIN) {
+        for (size_t i = 0; i < pg.n; i++) {
+            enum weft_send_result r = hub_send(p->hc, texts[i], lens[i]);
+            if (r == WEFT_SEND_DROPPED) {
+                hist_blocked_reason(why, sizeof why);
+                pending_error(p, "backpressure", why);
+                goto out;
+            }
+        }
+        char *t = pg.more ? hist_more_text(p->room, id, seq, pg.next) : NULL;
+        if (t)
+            hub_send(p->hc, t, strlen(t));
+        free(t);
+        goto out;
+    }
+    size_t len;
+    char *out = hist_reply_text(p->room, id, seq, texts, lens, pg.n, pg.more, pg.next, &len);
+    if (!out) {
+        pending_error(p, "internal", "out of memory");
+        goto out;
+    }
+    if (hub_send(p->hc, out, len) == WEFT_SEND_DROPPED) {
+        hist_blocked_reason(why, sizeof why);
+        pending_error(p, "backpressure", why);
+    }
+    free(out);
+out:
+    json_decref(id);
+    free(texts);
+    free(lens);
+    free(seqs);
+}
+
 /* The EVAL of a join or history returned: answer from the room's state. */
 static void state_done(struct pending *p, const redisReply *rep)
 {
@@ -804,46 +867,7 @@ static void state_done(struct pending *p, const redisReply *rep)
         return;
     }
     size_t nm = msgs->type == REDIS_REPLY_ARRAY ? msgs->elements : 0;
-    if (p->op == P_JOIN) {
-        for (size_t i = 0; i < nm; i++)
-            if (msgs->element[i]->type == REDIS_REPLY_STRING)
-                hub_send(p->hc, msgs->element[i]->str, msgs->element[i]->len);
-        return;
-    }
-    /* history: splice the stored deliveries into {"type":"history",…,"messages":[…]} */
-    json_t *o = json_pack("{s:s,s:s,s:I}", "type", "history", "room", p->room, "seq",
-                          (json_int_t)seq);
-    if (o && p->id) {
-        json_t *v = json_loads(p->id, JSON_DECODE_ANY, NULL);
-        if (v)
-            json_object_set_new(o, "id", v);
-    }
-    char *head = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    size_t hl = head ? strlen(head) - 1 : 0, total = hl + 16;
-    for (size_t i = 0; i < nm; i++)
-        total += msgs->element[i]->len + 1;
-    char *out = head ? malloc(total) : NULL;
-    if (!out) {
-        free(head);
-        pending_error(p, "internal", "out of memory");
-        return;
-    }
-    memcpy(out, head, hl);
-    free(head);
-    size_t n = hl;
-    memcpy(out + n, ",\"messages\":[", 13);
-    n += 13;
-    for (size_t i = 0; i < nm; i++) {
-        if (i)
-            out[n++] = ',';
-        memcpy(out + n, msgs->element[i]->str, msgs->element[i]->len);
-        n += msgs->element[i]->len;
-    }
-    out[n++] = ']';
-    out[n++] = '}';
-    hub_send(p->hc, out, n);
-    free(out);
+    page_done(p, msgs, nm, seq);
 }
 
 /* The live members of a presence returned. */
@@ -949,7 +973,7 @@ bool broker_hub_join(struct hconn *hc, const char *room, const json_t *id, bool 
         return false;
     p->has_since = has_since;
     p->since = since;
-    if (!send_state(b, p, true, 0)) {
+    if (!send_state(b, p, true, HIST_PAGE_COUNT + 1)) {
         pending_done(p);
         return false;
     }
@@ -968,7 +992,8 @@ bool broker_hub_history(struct hconn *hc, const char *room, const json_t *id, ui
         return false;
     p->has_since = true;
     p->since = since;
-    if (!send_state(b, p, false, limit)) {
+    p->limit = limit;
+    if (!send_state(b, p, false, hist_count(limit) + 1)) {
         pending_done(p);
         return false;
     }
@@ -1195,7 +1220,12 @@ bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, co
     snprintf(kseq, sizeof kseq, "weft:seq:%s", room);
     snprintf(khist, sizeof khist, "weft:hist:%s", room);
     snprintf(chan, sizeof chan, "weft:hub:%s", room);
-    snprintf(nsize, sizeof nsize, "%u", h->cfg.history_size);
+    /* A delivery over --history-max-message is published but not kept (history size 0). */
+    size_t dlen = strlen(p->prefix) + 20 + strlen(p->suffix);
+    bool keep = dlen <= h->cfg.history_max_message;
+    if (!keep && h->cfg.history_size)
+        h->rooms.hist_skipped++;
+    snprintf(nsize, sizeof nsize, "%u", keep ? h->cfg.history_size : 0u);
     snprintf(tag, sizeof tag, "%st", node_id);
     age_args(h, age, sizeof age, now, sizeof now);
     if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVALSHA %s 2 %s %s %s %s %s %s %s %s %s",

@@ -2,6 +2,11 @@
  * rooms.c — the /hub rooms: a hash table of rooms, each with its members (for presence) and
  * a ring of the last N deliveries with their sequence numbers (for history recovery).
  * Delivery itself goes through weft's pub/sub (topic "hub:<room>").
+ *
+ * Memory: a ring grows on demand up to --history-size entries; deliveries over
+ * --history-max-message are not kept; the kept bytes of the table stay within its budget
+ * (--history-memory, divided between workers) by evicting the oldest entries of the largest
+ * rooms; and rooms are counted against --max-total-rooms.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +30,45 @@ int rooms_init(struct rooms *rs, uint32_t history_size, uint32_t history_age_ms)
     rs->buckets = calloc(rs->nbuckets, sizeof *rs->buckets);
     rs->history_size = history_size;
     rs->history_age_ms = history_age_ms;
+    rs->hist_max_message = UINT64_MAX;
+    rs->hist_budget = UINT64_MAX;
+    atomic_init(&rs->own_total, 0);
+    rs->total = &rs->own_total;
     return rs->buckets ? 0 : -1;
+}
+
+/* Sets the history and room limits; see internal.h. */
+void rooms_limits(struct rooms *rs, uint64_t hist_max_message, uint64_t hist_budget,
+                  uint32_t max_total)
+{
+    rs->hist_max_message = hist_max_message;
+    rs->hist_budget = hist_budget;
+    rs->max_total = max_total;
+}
+
+/* Counts a room against --max-total-rooms (compare-and-swap: workers share the counter).
+ * Returns false when the limit is reached. */
+bool rooms_reserve(struct rooms *rs)
+{
+    uint_fast64_t cur = atomic_load(rs->total);
+    do {
+        if (rs->max_total && cur >= rs->max_total)
+            return false;
+    } while (!atomic_compare_exchange_weak(rs->total, &cur, cur + 1));
+    return true;
+}
+
+/* Uncounts a room; see internal.h. */
+void rooms_unreserve(struct rooms *rs)
+{
+    atomic_fetch_sub(rs->total, 1);
 }
 
 /* Frees one room and its kept messages. */
 static void room_destroy(struct rooms *rs, struct room *r)
 {
     for (uint32_t i = 0; i < r->hist_len; i++) {
-        struct hist_entry *e = &r->hist[(r->hist_head + i) % rs->history_size];
+        struct hist_entry *e = &r->hist[(r->hist_head + i) % r->hist_cap];
         free(e->json);
     }
     rs->hist_msgs -= r->hist_len;
@@ -44,6 +80,7 @@ static void room_destroy(struct rooms *rs, struct room *r)
     free(r->members);
     free(r->name);
     free(r);
+    rooms_unreserve(rs);
 }
 
 /* Frees every room. */
@@ -60,6 +97,7 @@ void rooms_free(struct rooms *rs)
     free(rs->buckets);
     rs->buckets = NULL;
     rs->nrooms = 0;
+    rs->nmirrors = 0;
 }
 
 /* Finds a room by name, NULL if it does not exist. */
@@ -93,23 +131,25 @@ static void grow(struct rooms *rs)
     rs->nbuckets = nb;
 }
 
-/* Finds or creates a room. NULL on allocation failure. */
-struct room *rooms_get(struct rooms *rs, const char *name)
+/* Finds or creates a room; see internal.h. The ring is allocated by the first room_keep. */
+struct room *rooms_get(struct rooms *rs, const char *name, bool *full)
 {
+    if (full)
+        *full = false;
     struct room *r = rooms_find(rs, name);
     if (r)
         return r;
-    r = calloc(1, sizeof *r);
-    if (!r)
+    if (!rooms_reserve(rs)) {
+        if (full)
+            *full = true;
         return NULL;
-    r->name = strdup(name);
-    r->hist_cap = rs->history_size;
-    if (rs->history_size)
-        r->hist = calloc(rs->history_size, sizeof *r->hist);
-    if (!r->name || (rs->history_size && !r->hist)) {
-        free(r->name);
-        free(r->hist);
+    }
+    r = calloc(1, sizeof *r);
+    if (r)
+        r->name = strdup(name);
+    if (!r || !r->name) {
         free(r);
+        rooms_unreserve(rs);
         return NULL;
     }
     if (rs->nrooms >= rs->nbuckets)
@@ -121,6 +161,21 @@ struct room *rooms_get(struct rooms *rs, const char *name)
     return r;
 }
 
+/* Marks r as a mirror of a room owned by another worker; see internal.h. */
+void room_set_mirror(struct rooms *rs, struct room *r)
+{
+    if (!r->mirror) {
+        r->mirror = true;
+        rs->nmirrors++;
+    }
+}
+
+/* The rooms counted by this worker (not the mirrors); see internal.h. */
+size_t rooms_count(const struct rooms *rs)
+{
+    return rs->nrooms - rs->nmirrors;
+}
+
 /* Unlinks and frees a room. */
 static void room_delete(struct rooms *rs, struct room *r)
 {
@@ -130,6 +185,8 @@ static void room_delete(struct rooms *rs, struct room *r)
     if (*pp)
         *pp = r->next;
     rs->nrooms--;
+    if (r->mirror)
+        rs->nmirrors--;
     room_destroy(rs, r);
 }
 
@@ -171,11 +228,91 @@ static void drop_oldest(struct rooms *rs, struct room *r)
     rs->hist_msgs--;
     free(e->json);
     e->json = NULL;
-    r->hist_head = (r->hist_head + 1) % rs->history_size;
+    r->hist_head = (r->hist_head + 1) % r->hist_cap;
     r->hist_len--;
 }
 
-/* Keeps a delivery in the room's ring (takes ownership of json). */
+/* Orders rooms by kept bytes, largest first (qsort). */
+static int by_bytes_desc(const void *a, const void *b)
+{
+    size_t x = (*(struct room *const *)a)->hist_bytes, y = (*(struct room *const *)b)->hist_bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Evicts until len more bytes fit in the budget, down to 63/64 of it at once (so this runs
+ * once per 1/64 of the budget, not per message). It takes the oldest entries of the largest
+ * room, then of the largest two, and so on — as repeatedly evicting from whichever room is
+ * the largest would — with one scan and a sort: the k largest rooms are brought down to the
+ * level L at which they free enough, L never below the (k+1)-th room. */
+static void make_room(struct rooms *rs, size_t len)
+{
+    if (rs->hist_bytes + len <= rs->hist_budget)
+        return;
+    uint64_t low = rs->hist_budget - rs->hist_budget / 64;
+    if (low < len)
+        low = len;
+    uint64_t need = rs->hist_bytes + len - low;
+    struct room **v = malloc(rs->nrooms * sizeof *v);
+    size_t n = 0;
+    for (size_t b = 0; v && b < rs->nbuckets; b++)
+        for (struct room *r = rs->buckets[b]; r; r = r->next)
+            if (r->hist_len)
+                v[n++] = r;
+    if (!v) { /* out of memory: the first room with anything kept pays */
+        for (size_t b = 0; b < rs->nbuckets && rs->hist_bytes + len > low; b++)
+            for (struct room *r = rs->buckets[b]; r && rs->hist_bytes + len > low; r = r->next)
+                while (r->hist_len && rs->hist_bytes + len > low) {
+                    drop_oldest(rs, r);
+                    rs->hist_evicted++;
+                }
+        return;
+    }
+    qsort(v, n, sizeof *v, by_bytes_desc);
+    uint64_t sum = 0, level = 0;
+    size_t k = 0;
+    while (k < n) {
+        sum += v[k]->hist_bytes;
+        k++;
+        uint64_t next = k < n ? v[k]->hist_bytes : 0;
+        if (sum - k * next >= need) { /* bringing the k largest down to next is enough */
+            level = (sum - need) / k;
+            break;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        while (v[i]->hist_len && v[i]->hist_bytes > level) {
+            drop_oldest(rs, v[i]);
+            rs->hist_evicted++;
+        }
+    free(v);
+}
+
+/* Makes room in r's ring for one more entry: grows it (doubling, up to --history-size), or
+ * drops the oldest entry when it is full or cannot grow. */
+static void ring_slot(struct rooms *rs, struct room *r)
+{
+    if (r->hist_len < r->hist_cap)
+        return;
+    if (r->hist_cap < rs->history_size) {
+        uint32_t cap = r->hist_cap ? r->hist_cap * 2 : 4;
+        if (cap > rs->history_size)
+            cap = rs->history_size;
+        struct hist_entry *h = calloc(cap, sizeof *h);
+        if (h) {
+            for (uint32_t i = 0; i < r->hist_len; i++)
+                h[i] = r->hist[(r->hist_head + i) % r->hist_cap];
+            free(r->hist);
+            r->hist = h;
+            r->hist_cap = cap;
+            r->hist_head = 0;
+            return;
+        }
+    }
+    if (r->hist_len)
+        drop_oldest(rs, r);
+}
+
+/* Keeps a delivery in the room's ring (takes ownership of json); see internal.h. */
 void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, char *json,
                size_t len)
 {
@@ -183,9 +320,19 @@ void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, 
         free(json);
         return;
     }
-    if (r->hist_len == rs->history_size)
-        drop_oldest(rs, r);
-    struct hist_entry *e = &r->hist[(r->hist_head + r->hist_len) % rs->history_size];
+    if (len > rs->hist_max_message || len > rs->hist_budget) {
+        rs->hist_skipped++;
+        free(json);
+        return;
+    }
+    make_room(rs, len);
+    ring_slot(rs, r);
+    if (r->hist_len == r->hist_cap) { /* no ring at all (out of memory): not kept */
+        rs->hist_skipped++;
+        free(json);
+        return;
+    }
+    struct hist_entry *e = &r->hist[(r->hist_head + r->hist_len) % r->hist_cap];
     e->seq = seq;
     e->ts_ms = now_ms;
     e->json = json;

@@ -56,6 +56,7 @@ struct hub_workers {
     pthread_mutex_t stats_lock; /* the wslot stats fields */
     void **ip_buckets;      /* struct ipcount ** shared by every hub (hub.c) */
     atomic_uint_fast64_t conns_all;
+    atomic_uint_fast64_t rooms_all; /* rooms of every worker (--max-total-rooms) */
     pthread_barrier_t barrier;
     bool stopping;          /* worker 0's thread only (signals) */
 };
@@ -83,6 +84,8 @@ struct wmsg {
     char *data;                      /* publish: "data" as JSON text */
     bool has_since;
     uint64_t since, limit, t0;
+    enum wop req_op;                 /* the request a reply answers */
+    struct hist_budget budget;       /* join with since, history: the origin's room for a page */
     char **outs;                     /* reply: texts to send, in order */
     size_t nouts;
     const char *errcode;             /* reply: an error reply among outs (metrics) */
@@ -105,6 +108,12 @@ static unsigned room_owner(const struct hub_workers *sh, const char *room)
     for (const char *s = room; *s; s++)
         h = (h ^ (uint8_t)*s) * 16777619u;
     return (unsigned)(h % sh->n);
+}
+
+/* True if this worker owns room (always without several workers); see internal.h. */
+bool workers_is_owner(const struct hub *h, const char *room)
+{
+    return !h->sh || room_owner(h->sh, room) == h->worker;
 }
 
 /* Frees a message and what it owns. */
@@ -142,6 +151,7 @@ static struct wmsg *request(struct hconn *hc, enum wop op, const char *room, con
     if (!m)
         return NULL;
     m->op = op;
+    m->req_op = op;
     m->from = hc->h->worker;
     m->key = hc;
     snprintf(m->room, sizeof m->room, "%s", room);
@@ -203,11 +213,34 @@ static void reply_back(struct hub_workers *sh, struct wmsg *m)
 
 /* ------------------------------------------------------------------ the owner's side */
 
-/* join: registers the member and answers joined (seq, members) and the backlog. */
+/* The error of a room that cannot be created (--max-total-rooms) or out of memory. */
+static void add_get_error(struct hub *h, struct wmsg *m, bool full)
+{
+    char why[96];
+    snprintf(why, sizeof why, "the server holds --max-total-rooms rooms (%u)",
+             h->cfg.max_total_rooms);
+    add_error(m, full ? "rooms_full" : "internal", full ? why : "out of memory");
+}
+
+/* emit of hist_local_catchup: appends a copy of text to the reply. */
+static bool emit_out(void *ctx, const char *text, size_t len)
+{
+    struct wmsg *m = ctx;
+    size_t before = m->nouts;
+    add_out(m, strndup(text, len));
+    return m->nouts > before;
+}
+
+/* join: registers the member and answers joined (seq, members) and one page of backlog. */
 static void owner_join(struct hub *h, struct wmsg *m)
 {
-    struct room *r = rooms_get(&h->rooms, m->room);
-    if (!r || room_add_rmember(r, m->from, m->key, m->name ? m->name : "?") < 0) {
+    bool full;
+    struct room *r = rooms_get(&h->rooms, m->room, &full);
+    if (!r) {
+        add_get_error(h, m, full);
+        return;
+    }
+    if (room_add_rmember(r, m->from, m->key, m->name ? m->name : "?") < 0) {
         add_error(m, "internal", "out of memory");
         return;
     }
@@ -217,32 +250,27 @@ static void owner_join(struct hub *h, struct wmsg *m)
                             m->id));
     if (!m->has_since)
         return;
-    room_expire(&h->rooms, r, weft_loop_now(h->loop));
-    uint64_t first = room_first_seq(r);
-    if (m->since > r->seq || m->since + 1 < first) {
-        char why[200];
-        snprintf(why, sizeof why,
-                 "messages after seq %llu are no longer all kept (kept: %llu..%llu)",
-                 (unsigned long long)m->since, (unsigned long long)first,
-                 (unsigned long long)r->seq);
-        add_error(m, "history_gap", why);
-        return;
-    }
-    for (uint32_t i = 0; i < r->hist_len; i++) {
-        const struct hist_entry *e = room_entry(r, i);
-        if (e->seq > m->since)
-            add_out(m, strndup(e->json, e->len));
-    }
+    json_t *id = m->id ? json_loads(m->id, JSON_DECODE_ANY, NULL) : NULL;
+    const char *code;
+    char why[256];
+    if (hist_local_catchup(&h->rooms, r, m->room, id, m->since, m->budget,
+                           weft_loop_now(h->loop), emit_out, m, &code, why, sizeof why) < 0)
+        add_error(m, code, why);
+    json_decref(id);
 }
 
 /* publish: assigns the next seq, fans the delivery out to every worker, keeps it, and
  * answers published. */
 static void owner_publish(struct hub_workers *sh, struct hub *h, struct wmsg *m)
 {
-    struct room *r = rooms_get(&h->rooms, m->room);
+    bool full;
+    struct room *r = rooms_get(&h->rooms, m->room, &full);
+    if (!r) {
+        add_get_error(h, m, full);
+        return;
+    }
     json_t *data = m->data ? json_loads(m->data, JSON_DECODE_ANY, NULL) : NULL;
-    if (!r || !data) {
-        json_decref(data);
+    if (!data) {
         add_error(m, "internal", "out of memory");
         return;
     }
@@ -289,16 +317,16 @@ static void owner_presence(struct hub *h, struct wmsg *m)
     add_out(m, dump_with_id(o, m->id));
 }
 
-/* history: the kept messages after since. */
+/* history: one page of the kept messages after since. */
 static void owner_history(struct hub *h, struct wmsg *m)
 {
     json_t *id = m->id ? json_loads(m->id, JSON_DECODE_ANY, NULL) : NULL;
     size_t len;
     const char *code;
     char why[256];
-    char *text = proto_history_text(&h->rooms, rooms_find(&h->rooms, m->room), m->room, id,
-                                    m->since, m->limit, weft_loop_now(h->loop), &len, &code,
-                                    why, sizeof why);
+    char *text = hist_local_reply(&h->rooms, rooms_find(&h->rooms, m->room), m->room, id,
+                                  m->since, m->limit, m->budget, weft_loop_now(h->loop), &len,
+                                  &code, why, sizeof why);
     json_decref(id);
     if (text)
         add_out(m, text);
@@ -309,15 +337,27 @@ static void owner_history(struct hub *h, struct wmsg *m)
 /* ------------------------------------------------------------------ the origin's side */
 
 /* A reply arrived: send its texts to the connection if it is still there, then drop the
- * request's reference. */
+ * request's reference. A history page or catch-up message refused by backpressure stops the
+ * reply (the rest would leave a hole) and is answered with the error "backpressure"; a join
+ * the owner refused with rooms_full is undone here too. */
 static void origin_reply(struct hub *h, struct wmsg *m)
 {
     struct hconn *hc = m->hc;
     if (h && !hc->gone) {
+        bool paged = m->req_op == W_HISTORY || (m->req_op == W_JOIN && m->has_since);
         for (size_t i = 0; i < m->nouts; i++)
-            hub_send(hc, m->outs[i], strlen(m->outs[i]));
+            if (hub_send(hc, m->outs[i], strlen(m->outs[i])) == WEFT_SEND_DROPPED && paged) {
+                char why[160];
+                hist_blocked_reason(why, sizeof why);
+                json_t *id = m->id ? json_loads(m->id, JSON_DECODE_ANY, NULL) : NULL;
+                proto_error(hc, id, "backpressure", "%s", why);
+                json_decref(id);
+                break;
+            }
         if (m->errcode)
             metrics_error(&h->m, m->errcode);
+        if (m->req_op == W_JOIN && m->errcode && !strcmp(m->errcode, "rooms_full"))
+            proto_unjoin(hc, m->room);
         if (m->published && !m->errcode)
             hub_latency_start(h, m->t0);
     }
@@ -424,6 +464,7 @@ void workers_join(struct hconn *hc, const char *room, const json_t *id, bool has
     m->name = strdup(hc->user ? hc->user : hc->id);
     m->has_since = has_since;
     m->since = since;
+    m->budget = hist_budget_of(hc);
     post(hc->h->sh, room_owner(hc->h->sh, room), m);
 }
 
@@ -475,6 +516,7 @@ void workers_history(struct hconn *hc, const char *room, const json_t *id, uint6
     }
     m->since = since;
     m->limit = limit;
+    m->budget = hist_budget_of(hc);
     post(hc->h->sh, room_owner(hc->h->sh, room), m);
 }
 
@@ -688,6 +730,7 @@ int workers_run(const struct hub_config *cfg0)
     sh->group = g;
     sh->ip_buckets = ipb;
     atomic_init(&sh->conns_all, 0);
+    atomic_init(&sh->rooms_all, 0);
     pthread_mutex_init(&sh->ip_lock, NULL);
     pthread_mutex_init(&sh->stats_lock, NULL);
     workers_current = sh;
@@ -714,11 +757,20 @@ int workers_run(const struct hub_config *cfg0)
         char err[512];
         struct hub *h = hub_new(slots[i].loop, &cfg, stderr, err, sizeof err);
         if (!h) {
-            hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "worker %zu: %s", i, err);
+            hub_start_error(err);
             goto out;
         }
         h->sh = sh;
         h->worker = (unsigned)i;
+        /* One self-check nonce for all: the kernel may hand /readyz's own connection to any
+         * worker, which must know it (exempt from the per-IP limit, Origin and auth). */
+        if (i > 0)
+            memcpy(h->self_nonce, slots[0].h->self_nonce, sizeof h->self_nonce);
+        /* --history-memory is divided between the workers (rooms spread by hash); the room
+         * count is shared. */
+        rooms_limits(&h->rooms, cfg.history_max_message, cfg.history_memory / n,
+                     cfg.max_total_rooms);
+        h->rooms.total = &sh->rooms_all;
         free(h->ip_buckets);
         h->ip_buckets = (struct ipcount **)ipb;
         h->ip_nbuckets = 1024;
@@ -731,6 +783,9 @@ int workers_run(const struct hub_config *cfg0)
         if (i == 0) /* the others bind the port the first one got (--port 0) */
             cfg.port = hub_port(h);
     }
+    for (size_t i = 0; i < n; i++)
+        slots[i].h->started = true;
+    hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
     hlog(&lg, WEFT_LOG_INFO, NULL, json_pack("{s:s,s:I}", "event", "workers", "count", (json_int_t)n),
          "%zu workers, one event loop each, sharing the port (SO_REUSEPORT)", n);
     hub_log_listening(slots[0].h);

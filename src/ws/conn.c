@@ -3,6 +3,7 @@
  * message delivery, sending with backpressure, ping/pong, the close handshake and timeouts.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1046,6 +1047,26 @@ struct weft_server *weft_conn_server(const struct weft_conn *c)
 const char *weft_conn_protocol(const struct weft_conn *c)
 {
     return c->x && c->x->protocol ? c->x->protocol : "";
+}
+
+/* The negotiated extensions as a header value; see weft.h. */
+size_t weft_conn_extensions(const struct weft_conn *c, char *out, size_t cap)
+{
+    if (!cap)
+        return 0;
+    out[0] = '\0';
+    if (!c->pmd_on)
+        return 0;
+    bool server = c->ep->role == WEFT_ROLE_SERVER;
+    bool snct = server ? c->our_nct : c->peer_nct, cnct = server ? c->peer_nct : c->our_nct;
+    unsigned sbits = server ? c->our_bits : c->peer_bits;
+    unsigned cbits = server ? c->peer_bits : c->our_bits;
+    int n = snprintf(out, cap,
+                     "permessage-deflate%s%s; server_max_window_bits=%u; "
+                     "client_max_window_bits=%u",
+                     snct ? "; server_no_context_takeover" : "",
+                     cnct ? "; client_no_context_takeover" : "", sbits, cbits);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 uint64_t weft_conn_id(const struct weft_conn *c)

@@ -2,7 +2,7 @@
 # test_bench_cli.sh PATH/TO/weft — smoke test of `weft bench` (not a timing test): against a
 # `weft serve --port 0` started here, echo, room and hub runs of about 2 s each must exit 0 with
 # messages > 0 and no errors, --json must parse and carry the documented keys, and bad flags
-# must exit 2. Hub mode (/hub JSON protocol) must also count exactly one delivery per publish
+# must exit 2 (also --history-rate outside hub mode, a negative --read-rate). Hub mode (/hub JSON protocol) must also count exactly one delivery per publish
 # and per member other than the publisher (the server excludes the sender). --deflate (echo and room against the server's default lean deflate: every
 # connection negotiates it, echoes come back intact) and wss:// (a second server with
 # certificates made by tls_certs.sh: echo with --cacert, echo + deflate, connect mode with
@@ -118,12 +118,51 @@ st=$?
 [ $st -eq 0 ] && check_json "echo open loop -r --json" "$tmp/open.json" echo ||
     { bad "open loop: exit $st"; cat "$tmp/open.err"; }
 
-# Bad usage: exit 2 with a message on stderr, nothing on stdout.
+# --history-rate (hub): history and join-with-since requests are sent and answered without
+# errors (no history_gap: "since" trails the member's last seen seq), the kept messages a
+# re-join sends again are counted apart (replayed), not as deliveries: deliveries stay within
+# publishes x (members - 1) plus the few in flight when the measured window opened.
+timeout 60 "$weft" bench --json --mode hub --room hist -c 6 -k 2 -r 200 --history-rate 40 \
+    -d 1.5 --warmup 0.3 "ws://127.0.0.1:$port/hub" >"$tmp/hh.json" 2>"$tmp/hh.err"
+st=$?
+if [ $st -eq 0 ] && /usr/bin/python3 - "$tmp/hh.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+req, rep, replayed = d["history_requests"], d["history_replies"], d["replayed"]
+assert req >= 30, "only %d history requests" % req
+assert req - 5 <= rep <= req, "%d replies to %d requests" % (rep, req)
+assert replayed > 0, "no kept message was sent again"
+assert d["errors"]["total"] == 0, d["errors"]
+assert 0 < d["messages"] <= d["sent"] * 5 + 50, "deliveries %d for %d publishes" % (
+    d["messages"], d["sent"])
+PY
+then ok "hub --history-rate: requests answered, replayed kept apart"
+else bad "hub --history-rate: exit $st"; cat "$tmp/hh.json" "$tmp/hh.err"; fi
+
+# --read-rate: 4 connections echo 400 messages/s of 1000 bytes in all but each reads at most
+# 4000 bytes/s, so at most 4 x (4000 x 1.5 s + one 200-byte chunk) bytes (~24 messages) can be
+# received in the 1.5 s measured; without the limit it would be ~600.
+timeout 60 "$weft" bench --json -c 4 -r 400 -s 1000 --read-rate 4000 -d 1.5 --warmup 0 \
+    "ws://127.0.0.1:$port/echo" >"$tmp/slow.json" 2>"$tmp/slow.err"
+st=$?
+if [ $st -eq 0 ] && /usr/bin/python3 - "$tmp/slow.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["read_rate"] == 4000, d["read_rate"]
+assert 0 < d["messages"] <= 4 * (4000 * 1.5 + 200) / 1000, "%d messages read" % d["messages"]
+assert d["sent"] > 300, "only %d sent" % d["sent"]
+PY
+then ok "--read-rate: reading bounded by the rate"
+else bad "--read-rate: exit $st"; cat "$tmp/slow.json" "$tmp/slow.err"; fi
+
+# Bad usage: exit 2 with one line on stderr (ending with the hint to --help), nothing on
+# stdout.
 expect2() {
     name=$1; shift
     timeout 10 "$weft" bench "$@" >"$tmp/out" 2>"$tmp/err"
     st=$?
-    if [ $st -eq 2 ] && [ -s "$tmp/err" ] && [ ! -s "$tmp/out" ]; then
+    if [ $st -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+       grep -q '(see weft bench --help)$' "$tmp/err" && [ ! -s "$tmp/out" ]; then
         ok "$name: exit 2"
     else
         bad "$name: 'weft bench $*' exited $st, expected 2"; cat "$tmp/err"
@@ -139,6 +178,8 @@ expect2 hub-binary --mode hub --binary "ws://127.0.0.1:$port/hub"
 expect2 hub-bad-room --mode hub --room 'a b' "ws://127.0.0.1:$port/hub"
 expect2 room-with-room-flag --mode room --room x "ws://127.0.0.1:$port/ws/x"
 expect2 bad-payload --payload nope "ws://127.0.0.1:$port/echo"
+expect2 history-rate-not-hub --history-rate 5 "ws://127.0.0.1:$port/echo"
+expect2 bad-read-rate --read-rate -1 "ws://127.0.0.1:$port/echo"
 
 # permessage-deflate: `weft serve` accepts it by default (lean); every connection negotiates
 # it and the inflated echoes have the right size (bad_message would count otherwise).

@@ -415,7 +415,8 @@ static void test_hub_jwt(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "# none yet\n", 11), 11);
     close(fd);
-    const char *args[] = {"--auth-secret", SECRET, "--revoked", f->tmp, NULL};
+    const char *args[] = {"--auth-secret", SECRET, "--revoked", f->tmp, "--auth-allow-no-exp",
+                          NULL};
     spawn(f, args);
     char hdr[2048], proto[2048];
     struct rc_http r;

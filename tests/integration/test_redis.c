@@ -673,6 +673,94 @@ static void test_redis_history_age(void **state)
         sp_stop(&f->n[i]);
 }
 
+/* Publishes {"n":k,"pad":"xx…"} (pad bytes) to room; returns the published seq. */
+static long long publish_pad(struct rc *c, const char *room, int k, size_t pad)
+{
+    char *req = malloc(pad + 128);
+    assert_non_null(req);
+    int n = snprintf(req, pad + 128, "{\"type\":\"publish\",\"room\":\"%s\",\"data\":{\"n\":%d,\"pad\":\"", room, k);
+    memset(req + n, 'x', pad);
+    strcpy(req + n + pad, "\"}}");
+    hj_send(c, req);
+    free(req);
+    json_t *j = hj_expect_type(c, "published");
+    long long seq = hj_int(j, "seq");
+    json_decref(j);
+    return seq;
+}
+
+/* One history request through Redis: asserts the page holds seqs since + 1 .. since + n (at
+ * most 256 KiB of messages) and its "more"/"next" marker; returns the next since. */
+static long long history_page(struct rc *c, const char *room, long long since, size_t n,
+                              bool more)
+{
+    hj_sendf(c, "{\"type\":\"history\",\"room\":\"%s\",\"since\":%lld}", room, since);
+    json_t *h = hj_expect_type(c, "history");
+    assert_true(c->last.len <= 256 * 1024 + 512);
+    json_t *ms = json_object_get(h, "messages");
+    assert_int_equal(json_array_size(ms), n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(ms, i), "seq")), since + 1 + (long long)i);
+    assert_int_equal(json_is_true(json_object_get(h, "more")), more);
+    if (more) assert_int_equal(hj_int(h, "next"), since + (long long)n);
+    json_decref(h);
+    return since + (long long)n;
+}
+
+/* Through Redis, history replies and join catch-ups are paged like in-process ones (100
+ * messages, 256 KiB), and a delivery over --history-max-message is not kept in Redis. */
+static void test_redis_history_pages(void **state)
+{
+    struct fx *f = *state;
+    redis_start(f);
+    node_start_aged(f, 0, "1", "3600");
+    const char *const extra[] = {"--workers", "2", "--redis", f->url, "--history-size", "200", NULL};
+    if (sp_try_start(&f->n[1], WEFT_BIN, "redis", extra) != 0) fail_msg("node 1 did not start");
+    char body[4096];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(wait_ready(f->n[i].port, 200, 10000, body, sizeof body), 200);
+    struct rc *a = &f->c[0], *b = &f->c[1], *c = &f->c[2];
+    assert_int_equal(rc_open(a, f->n[1].port, "/hub"), 0);
+    assert_int_equal(rc_open(b, f->n[0].port, "/hub"), 0);
+    assert_int_equal(rc_open(c, f->n[0].port, "/hub"), 0);
+    join(a, "p");
+    for (int k = 1; k <= 150; k++) assert_int_equal(publish_pad(a, "p", k, 10), k);
+    long long s = history_page(b, "p", 0, 100, true);
+    history_page(b, "p", s, 50, false);
+    hj_sendf(c, "{\"type\":\"join\",\"room\":\"p\",\"since\":0}");
+    json_decref(hj_expect_type(c, "joined"));
+    for (long long k = 1; k <= 100; k++) {
+        json_t *m = hj_expect_type(c, "message");
+        assert_int_equal(hj_int(m, "seq"), k);
+        json_decref(m);
+    }
+    json_t *more = hj_expect_type(c, "history_more");
+    assert_int_equal(hj_int(more, "next"), 100);
+    assert_int_equal(hj_int(more, "seq"), 150);
+    json_decref(more);
+    /* by bytes: 10 x 60 KB, 4 per page */
+    join(a, "big");
+    for (int k = 1; k <= 10; k++) assert_int_equal(publish_pad(a, "big", k, 60000), k);
+    s = history_page(b, "big", 0, 4, true);
+    s = history_page(b, "big", s, 4, true);
+    history_page(b, "big", s, 2, false);
+    /* over --history-max-message (64 KiB by default): delivered, not kept */
+    join(b, "big");
+    settle();
+    assert_int_equal(publish_pad(a, "big", 11, 70000), 11);
+    json_t *m = hj_expect_type(b, "message");
+    assert_int_equal(hj_int(m, "seq"), 11);
+    json_decref(m);
+    char line[64];
+    redis_cmd(f, "ZCARD weft:hist:big", line, sizeof line);
+    assert_string_equal(line, ":10\r\n");
+    assert_int_equal(metric(f->n[1].port, "weft_history_skipped_total"), 1);
+    for (int i = 0; i < NCL; i++)
+        rc_close(&f->c[i]);
+    for (int i = 0; i < 2; i++)
+        sp_stop(&f->n[i]);
+}
+
 /* The scripts run by SHA-1 (EVALSHA): after SCRIPT FLUSH the next publish fails with
  * "unavailable" naming NOSCRIPT (with plain EVAL it would succeed, so this shows the SHA path
  * is taken) and makes the node load them again: the publish after it gets the next seq and
@@ -751,6 +839,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_outage_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_history_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_history_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_script_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_absent_at_start, setup, teardown),
     };

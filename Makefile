@@ -43,12 +43,14 @@ gcc-check: setup
 # (itest_group), `weft serve --workers 2/4` with raw and /hub rooms across workers
 # (itest_workers) and the hub tests that run 2 workers (itest_hub: the shared per-IP table).
 # The last two build the weft program; a race report makes it exit non-zero and the test
-# fails on that. Only those targets, so it stays quick (under a minute).
+# fails on that. Also examples/group_workers.c (worker threads in a weft_group). Only those
+# targets, so it stays quick (under a minute).
 tsan-check: setup
 	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DWEFT_TSAN=ON
-	cmake --build build/tsan -j $(JOBS) --target itest_group itest_workers itest_hub
+	cmake --build build/tsan -j $(JOBS) --target itest_group itest_workers itest_hub \
+	  example_group_workers
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1 \
-	  ctest -R '^integration\.(group|workers|hub)$$' --output-on-failure
+	  ctest -R '^(integration\.(group|workers|hub)|example\.group_workers)$$' --output-on-failure
 
 # CTest, then the fuzzers' executions per second, then CTest's summary line again (last).
 test: test-build gcc-check tsan-check

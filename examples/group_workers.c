@@ -27,9 +27,13 @@ struct worker {
     struct weft_group *group;
     struct weft_loop *loop;
     struct weft_server *server;
-    int err; /* why the server could not start, else WEFT_OK */
-    pthread_barrier_t *started;
+    int err;    /* why the server could not start, else WEFT_OK */
+    bool ready; /* err and bound are set (under started_lock) */
 };
+
+/* A worker tells main that its server listens (or could not start). */
+static pthread_mutex_t started_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t started_cond = PTHREAD_COND_INITIALIZER;
 
 /* A new member: tell it which worker serves it, and subscribe it to the room. */
 static void on_open(struct weft_conn *c)
@@ -67,8 +71,11 @@ static void *worker_main(void *arg)
         w->err = weft_group_add(w->group, w->server);
         w->bound = weft_server_port(w->server);
     }
-    pthread_barrier_wait(w->started);              /* main reads w->err and the port after this */
-    if (w->err == WEFT_OK) weft_loop_run(w->loop); /* until main calls weft_loop_stop */
+    pthread_mutex_lock(&started_lock); /* main reads w->err and w->bound after this */
+    w->ready = true;
+    pthread_cond_signal(&started_cond);
+    pthread_mutex_unlock(&started_lock);
+    if (w->err == WEFT_OK) weft_loop_run(w->loop); /* until main defers stop_loop to it */
 
     if (w->server) {
         weft_group_remove(w->group, w->server); /* before freeing the server */
@@ -89,14 +96,13 @@ static void stop_loop(void *loop)
 /* Starts worker w and waits until its server listens. Returns false if it could not. */
 static bool start_worker(struct worker *w, pthread_t *thread)
 {
-    pthread_barrier_t started;
-    pthread_barrier_init(&started, NULL, 2);
-    w->started = &started;
-    bool ok = pthread_create(thread, NULL, worker_main, w) == 0;
-    if (ok) pthread_barrier_wait(&started);
-    pthread_barrier_destroy(&started);
-    if (ok && w->err != WEFT_OK) fprintf(stderr, "worker %d: %s\n", w->id, weft_strerror(w->err));
-    return ok;
+    if (pthread_create(thread, NULL, worker_main, w) != 0) return false;
+    pthread_mutex_lock(&started_lock);
+    while (!w->ready)
+        pthread_cond_wait(&started_cond, &started_lock);
+    pthread_mutex_unlock(&started_lock);
+    if (w->err != WEFT_OK) fprintf(stderr, "worker %d: %s\n", w->id, weft_strerror(w->err));
+    return true;
 }
 
 /* Starts the workers, waits for SIGINT or SIGTERM, stops them. Returns the exit status. */

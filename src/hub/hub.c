@@ -289,11 +289,68 @@ static bool origin_match(const char *pat, const char *origin, size_t len)
     return hl > sfl && strncasecmp(host + hl - sfl, suffix, sfl) == 0;
 }
 
-/* True if the request's Origin is allowed (no list, or no Origin header: non-browser
- * clients send none). */
-static bool origin_allowed(const struct hub *h, const char *origin, size_t len)
+/* Splits an authority "host[:port]" or "[v6]:port" of len bytes: *hl receives the host's
+ * length, *port the port (def_port when absent). Returns false if the port is not a number
+ * from 1 to 65535. */
+static bool split_authority(const char *a, size_t len, size_t *hl, unsigned *port,
+                            unsigned def_port)
 {
-    if (!h->cfg.norigins || !origin)
+    size_t end = len;
+    if (len && a[0] == '[') {
+        const char *rb = memchr(a, ']', len);
+        if (!rb)
+            return false;
+        end = (size_t)(rb - a) + 1;
+    } else {
+        const char *colon = memchr(a, ':', len);
+        if (colon)
+            end = (size_t)(colon - a);
+    }
+    *hl = end;
+    *port = def_port;
+    if (end == len)
+        return end > 0;
+    if (a[end] != ':' || end + 1 == len || len - end - 1 > 5)
+        return false;
+    unsigned v = 0;
+    for (size_t i = end + 1; i < len; i++) {
+        if (a[i] < '0' || a[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(a[i] - '0');
+    }
+    *port = v;
+    return end > 0 && v > 0 && v <= 65535;
+}
+
+/* True if origin[0..len) ("http://host[:port]" or "https://...") names the host and port of
+ * the request's Host header (case-insensitive host; a missing port is the scheme's default,
+ * 80 or 443, on both sides: a TLS proxy in front keeps Host and Origin alike). */
+static bool same_origin(struct weft_request *req, const char *origin, size_t len)
+{
+    unsigned def;
+    size_t skip;
+    if (len > 7 && !strncasecmp(origin, "http://", 7))
+        def = 80, skip = 7;
+    else if (len > 8 && !strncasecmp(origin, "https://", 8))
+        def = 443, skip = 8;
+    else
+        return false;
+    size_t hlen;
+    const char *host = weft_request_header(req, "Host", &hlen);
+    size_t ohl, hhl;
+    unsigned oport, hport;
+    return host && split_authority(origin + skip, len - skip, &ohl, &oport, def) &&
+           split_authority(host, hlen, &hhl, &hport, def) && ohl == hhl && oport == hport &&
+           !strncasecmp(origin + skip, host, ohl);
+}
+
+/* True if the request's Origin is allowed: no Origin header (non-browser clients send
+ * none), the same origin as the Host header (the web page weft serves), or one matching an
+ * --allow-origin pattern ('*': any). */
+static bool origin_allowed(const struct hub *h, struct weft_request *req, const char *origin,
+                           size_t len)
+{
+    if (!origin || same_origin(req, origin, len))
         return true;
     for (size_t i = 0; i < h->cfg.norigins; i++)
         if (origin_match(h->cfg.origins[i], origin, len))
@@ -324,7 +381,21 @@ static void correlation_id(struct hub *h, struct weft_request *req, char out[ID_
         snprintf(out + 2 * i, 3, "%02x", rnd[i]);
 }
 
-/* Decodes %XX and '+' of a query value into out (NUL-terminated). Returns its length or -1. */
+/* Value of a hex digit, -1 if ch is not one. */
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX and '+' of a query value into out (NUL-terminated). Returns its length, or -1
+ * for a '%' not followed by two hex digits, a decoded NUL or no room. (strtol used to take
+ * "%-1" or "% 1" as escapes and a cut "%4" literally: found by fuzz_decode.) */
 static long url_decode(const char *s, size_t len, char *out, size_t cap)
 {
     size_t n = 0;
@@ -332,20 +403,37 @@ static long url_decode(const char *s, size_t len, char *out, size_t cap)
         if (n + 1 >= cap)
             return -1;
         char ch = s[i];
-        if (ch == '%' && i + 2 < len) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (*end)
+        if (ch == '%') {
+            int hi = len - i >= 3 ? hex_digit(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+            if (lo < 0)
                 return -1;
-            out[n++] = (char)v;
+            ch = (char)(hi * 16 + lo);
             i += 2;
-        } else {
-            out[n++] = ch == '+' ? ' ' : ch;
+        } else if (ch == '+') {
+            ch = ' ';
         }
+        if (ch == '\0')
+            return -1;
+        out[n++] = ch;
     }
     out[n] = '\0';
     return (long)n;
+}
+
+/* The "token=" value of a query string; see internal.h. */
+bool hub_query_token(const char *q, size_t len, char *out, size_t cap)
+{
+    size_t pos = 0;
+    while (q && pos < len) {
+        const char *amp = memchr(q + pos, '&', len - pos);
+        size_t end = amp ? (size_t)(amp - q) : len;
+        if (end - pos > 6 && !memcmp(q + pos, "token=", 6) &&
+            url_decode(q + pos + 6, end - pos - 6, out, cap) > 0)
+            return true;
+        pos = end + 1;
+    }
+    return false;
 }
 
 /* Where the bearer token was found. */
@@ -371,19 +459,12 @@ static enum token_src find_token(struct weft_request *req, char *out, size_t cap
         }
     }
     const char *q = weft_request_query(req, &len);
-    size_t pos = 0;
-    while (q && pos < len) {
-        const char *amp = memchr(q + pos, '&', len - pos);
-        size_t end = amp ? (size_t)(amp - q) : len;
-        if (end - pos > 6 && !memcmp(q + pos, "token=", 6) &&
-            url_decode(q + pos + 6, end - pos - 6, out, cap) > 0)
-            return TOK_QUERY;
-        pos = end + 1;
-    }
+    if (hub_query_token(q, len, out, cap))
+        return TOK_QUERY;
     const char *p = weft_request_protocols(req, &len);
     const char *item;
     size_t ilen;
-    pos = 0;
+    size_t pos = 0;
     while (p && weft_http_list_next(p, len, &pos, &item, &ilen)) {
         if (ilen > 7 && !strncmp(item, "bearer.", 7) && ilen - 7 < cap && ilen < pcap) {
             memcpy(out, item + 7, ilen - 7);
@@ -406,6 +487,20 @@ static bool offered(struct weft_request *req, const char *name)
         if (ilen == strlen(name) && !memcmp(item, name, ilen))
             return true;
     return false;
+}
+
+/* Copies the first subprotocol the client offered into out (NUL-terminated). Returns false
+ * if none was offered or it does not fit. */
+static bool first_offered(struct weft_request *req, char *out, size_t cap)
+{
+    size_t len, pos = 0, ilen;
+    const char *p = weft_request_protocols(req, &len);
+    const char *item;
+    if (!p || !weft_http_list_next(p, len, &pos, &item, &ilen) || !ilen || ilen >= cap)
+        return false;
+    memcpy(out, item, ilen);
+    out[ilen] = '\0';
+    return true;
 }
 
 /* ------------------------------------------------------------------ upgrade */
@@ -460,6 +555,17 @@ static const char *raw_room(struct weft_request *req, size_t *len)
     return "lobby";
 }
 
+/* True if the token's rooms claim (NULL: no claim) allows the raw room room[0..len). */
+static bool room_claim_allows(const json_t *rooms, const char *room, size_t len)
+{
+    char name[256];
+    if (len >= sizeof name)
+        return false;
+    memcpy(name, room, len);
+    name[len] = '\0';
+    return auth_room_allowed(rooms, name);
+}
+
 /* True if raw room (name[0..len)) does not exist on this worker and the process already
  * holds --max-total-rooms rooms. */
 static bool room_full(struct hub *h, const char *name, size_t len)
@@ -491,7 +597,7 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
             return;
         }
         const char *origin = weft_request_header(req, "Origin", &len);
-        if (!origin_allowed(h, origin, len)) {
+        if (!origin_allowed(h, req, origin, len)) {
             reject(h, req, id, 403, "origin not allowed", false);
             return;
         }
@@ -539,6 +645,11 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
             reject(h, req, id, 401, ts == TOK_NONE ? "missing bearer token" : why, false);
             return;
         }
+        if (room && !room_claim_allows(cl.rooms, room, room_len)) {
+            auth_claims_free(&cl);
+            reject(h, req, id, 403, "room not allowed by the token", false);
+            return;
+        }
     }
     /* The hconn, a client id too long to be inline, the token's state: all or nothing. */
     size_t idlen = strlen(id);
@@ -578,8 +689,11 @@ static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_k
         }
     }
     const char *protocol = NULL;
+    char first[256];
     if (kind == HC_HUB && offered(req, "weft.hub"))
         protocol = "weft.hub";
+    else if (kind == HC_ECHO && first_offered(req, first, sizeof first))
+        protocol = first; /* /echo speaks whatever the client wants */
     else if (ts == TOK_PROTOCOL)
         protocol = proto_entry; /* the only way a browser client that offered just the token
                                    entry accepts the 101 */
@@ -966,8 +1080,10 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
             hub_free(h);
             return NULL;
         }
+        auth_allow_no_exp(h->auth, cfg->auth_allow_no_exp);
     }
 
+    weft_memory_set_budget(cfg->memory_budget); /* process-wide: every worker sets the same */
     struct weft_server_config sc = {
         .host = cfg->host,
         .port = cfg->port,
@@ -1095,14 +1211,16 @@ void hub_free(struct hub *h)
     if (h->server) {
         struct weft_server_stats st;
         weft_server_stats(h->server, &st);
-        hlog(&h->log, WEFT_LOG_INFO, NULL,
-             json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
-                       (json_int_t)st.accepted_total, "upgrades", (json_int_t)st.upgrades_total,
-                       "messages_in", (json_int_t)st.messages_in, "messages_out",
-                       (json_int_t)st.messages_out),
-             "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
-             (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
-             (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
+        if (h->started) /* not after a failed start: its error is the only line */
+            hlog(&h->log, WEFT_LOG_INFO, NULL,
+                 json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
+                           (json_int_t)st.accepted_total, "upgrades",
+                           (json_int_t)st.upgrades_total, "messages_in",
+                           (json_int_t)st.messages_in, "messages_out",
+                           (json_int_t)st.messages_out),
+                 "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
+                 (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
+                 (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
         weft_server_free(h->server); /* on_close runs for the connections left */
     }
     broker_free(h->broker); /* after the connections: their presence removals are flushed */
@@ -1136,7 +1254,7 @@ void hub_free(struct hub *h)
 /* ------------------------------------------------------------------ hub_run */
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit; logs how many connections fit. */
-static void raise_nofile(const struct hub_log *lg)
+void hub_raise_nofile(const struct hub_log *lg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -1217,11 +1335,18 @@ static void run_sighup(int signo, void *arg)
              weft_tls_last_error());
 }
 
+/* Reports a failed start (a bad --web-root or TLS file, a port in use): one plain line on
+ * stderr, "weft serve: REASON", whatever the log format. */
+void hub_start_error(const char *reason)
+{
+    fprintf(stderr, "weft serve: %s\n", reason);
+    fflush(stderr);
+}
+
 /* Runs the server until a signal; see hub.h. */
 int hub_run(const struct hub_config *cfg)
 {
     struct hub_log lg = {.out = stderr, .level = cfg->log_level, .format = cfg->log_format};
-    raise_nofile(&lg); /* for every worker: the limit is per process */
     if (cfg->workers > 1 && !cfg->unix_path)
         return workers_run(cfg);
     struct run r = {0};
@@ -1240,10 +1365,12 @@ int hub_run(const struct hub_config *cfg)
     char err[512];
     r.hub = hub_new(r.loop, cfg, stderr, err, sizeof err);
     if (!r.hub) {
-        hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "%s", err);
+        hub_start_error(err);
         weft_loop_free(r.loop);
         return 1;
     }
+    r.hub->started = true;
+    hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
     if (cfg->tls_cert_file && weft_loop_on_signal(r.loop, SIGHUP, run_sighup, &r) != WEFT_OK)
         hlog(&lg, WEFT_LOG_WARN, NULL, NULL, "cannot watch SIGHUP: TLS reload disabled");
     hub_log_listening(r.hub);

@@ -84,6 +84,8 @@ void auth_free(struct hub_auth *a);
 int auth_verify(struct hub_auth *a, const char *token, size_t len, int64_t now_s,
                 struct auth_claims *out, char *why, size_t cap);
 void auth_claims_free(struct auth_claims *c);
+/* Accept (allow true) or refuse (the default) tokens without an exp claim. */
+void auth_allow_no_exp(struct hub_auth *a, bool allow);
 /* True if jti is in the revocation list. */
 bool auth_revoked(const struct hub_auth *a, const char *jti);
 /* Re-reads the revocation file if it changed (inode, size or mtime). Returns 1 if reloaded,
@@ -121,6 +123,9 @@ struct room {
      * worker, for presence (the owner assigns seq and keeps the history). */
     struct rmember *rmembers;
     uint32_t nrmembers, caprmembers;
+    /* With several workers and no --redis, on a worker that is not the owner: only the local
+     * members of a room counted on its owner (not counted again, see rooms_count). */
+    bool mirror;
 };
 
 /* A member as the owner of a room knows it: its worker, an identity (the origin's hconn
@@ -134,6 +139,7 @@ struct rmember {
 struct rooms {
     struct room **buckets;
     size_t nbuckets, nrooms;
+    size_t nmirrors; /* rooms marked with room_set_mirror */
     uint32_t history_size;
     uint32_t history_age_ms;
     uint64_t hist_msgs, hist_bytes; /* totals over all rooms */
@@ -174,6 +180,10 @@ void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, 
  * deleted when left empty). */
 int room_add_rmember(struct room *r, unsigned worker, const void *key, const char *name);
 void room_remove_rmember(struct rooms *rs, struct room *r, unsigned worker, const void *key);
+/* Marks r as a mirror of a room owned by another worker (once). */
+void room_set_mirror(struct rooms *rs, struct room *r);
+/* The rooms this worker counts: all of them but the mirrors (each room once per process). */
+size_t rooms_count(const struct rooms *rs);
 /* Drops entries older than the max age. */
 void room_expire(struct rooms *rs, struct room *r, uint64_t now_ms);
 /* The oldest kept seq (r->seq + 1 when nothing is kept). */
@@ -260,6 +270,7 @@ struct hub {
     struct weft_timer tick;    /* 1 s: revocation file, history expiry */
     struct lat_pending *lat;
     char self_nonce[33];       /* X-Weft-Self-Check value of the probe */
+    bool started;              /* every hub of the process was set up: hub_free logs "stopped" */
     struct readyz_check *checks;
     bool draining;
     struct hub_web *web;       /* the web page's static files (web.c) */
@@ -284,6 +295,11 @@ void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason);
 /* Sends a text message on hc; logs a refused send. Returns weft_conn_send's result
  * (WEFT_SEND_CLOSED when hc is gone). */
 enum weft_send_result hub_send(struct hconn *hc, const char *text, size_t len);
+/* Finds the first non-empty "token=" value of the query string q[0..len) (q may be NULL) and
+ * URL-decodes it into out[0..cap) (NUL-terminated). Returns false when there is none or it
+ * does not decode. Split out of the upgrade handler (no request needed: the fuzz target
+ * tests/fuzz/fuzz_decode.c calls it). */
+bool hub_query_token(const char *q, size_t len, char *out, size_t cap);
 
 /* ------------------------------------------------------------------ workers (workers.c) */
 
@@ -305,6 +321,13 @@ uint64_t hub_conns_all(const struct hub *h);
  * the sums over every worker (no-op with one worker). */
 void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns,
                        size_t *nrooms);
+/* One plain "weft serve: REASON" line on stderr for a failed start (hub.c). */
+void hub_start_error(const char *reason);
+/* Raises RLIMIT_NOFILE to its hard limit and logs what it allows (hub.c). */
+void hub_raise_nofile(const struct hub_log *lg);
+/* True if this worker owns /hub room (FNV-1a of the name mod the workers; true without
+ * several workers). */
+bool workers_is_owner(const struct hub *h, const char *room);
 /* Adds delta to the count across workers (no-op with one worker). */
 void workers_count(struct hub *h, int delta);
 /* With several workers the per-IP table is shared: these lock it (no-ops with one). */
@@ -478,6 +501,13 @@ void web_http(struct weft_request *req, void *route_user);
 /* The display name a browser chose with "?name=" on /hub (1..32 bytes of UTF-8, no control
  * characters), as a malloc'd string, or NULL. Used only when auth is off. */
 char *web_query_name(struct weft_request *req);
+/* The same from the query string q[0..len) (q may be NULL): split out of web_query_name, with
+ * no request, so the fuzz target tests/fuzz/fuzz_decode.c reaches it without I/O. */
+char *web_name_from_query(const char *q, size_t len);
+/* Percent-decodes the request path raw[0..len) into out (NUL-terminated) as GET / does.
+ * Returns false for a bad escape, a decoded NUL, no room, or an unsafe path (not absolute, a
+ * backslash, a segment starting with '.'). */
+bool web_path_decode(const char *raw, size_t len, char *out, size_t cap);
 
 /* ------------------------------------------------------------------ stats stream (stats.c) */
 

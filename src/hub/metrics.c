@@ -159,7 +159,7 @@ void metrics_snapshot(const struct hub *h, struct metrics_snap *out)
     out->m = h->m;
     weft_server_stats(h->server, &out->st);
     out->nconns = h->nconns;
-    out->nrooms = h->rooms.nrooms;
+    out->nrooms = rooms_count(&h->rooms);
     out->hist_msgs = h->rooms.hist_msgs;
     out->hist_bytes = h->rooms.hist_bytes;
     out->hist_skipped = h->rooms.hist_skipped;
@@ -274,6 +274,15 @@ static void render(const struct metrics_snap *sn, struct out *o)
            "Messages dropped for a slow consumer (slow-policy drop).", st.dropped_backpressure);
     single(o, "weft_slow_consumer_closes_total", "counter",
            "Connections closed for a slow consumer (slow-policy close).", st.closed_slow);
+    single(o, "weft_memory_held_bytes", "gauge",
+           "Bytes peers make the process hold: messages being reassembled, inflate output, "
+           "output queued for slow readers (see --memory-budget).",
+           weft_memory_held());
+    single(o, "weft_memory_budget_bytes", "gauge", "The --memory-budget (0: none).",
+           weft_memory_budget());
+    single(o, "weft_memory_budget_closes_total", "counter",
+           "Connections closed (1013) for the memory budget, refused messages included.",
+           st.closed_memory);
     single(o, "weft_rooms", "gauge", "Rooms of /hub (with members or kept messages).",
            sn->nrooms);
     single(o, "weft_history_messages", "gauge", "Messages kept in room histories.",

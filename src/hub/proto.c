@@ -207,6 +207,8 @@ static void h_join(struct req *x)
                         x->h->cfg.max_total_rooms);
             return;
         }
+        if (r && x->h->sh && !x->h->broker && !workers_is_owner(x->h, name))
+            room_set_mirror(&x->h->rooms, r); /* counted on its owner only */
         char topic[HUB_ROOM_MAX + 8];
         size_t tl = topic_of(name, topic);
         if (!r || room_add_member(&x->h->rooms, r, hc) < 0) {

@@ -97,6 +97,7 @@ void rooms_free(struct rooms *rs)
     free(rs->buckets);
     rs->buckets = NULL;
     rs->nrooms = 0;
+    rs->nmirrors = 0;
 }
 
 /* Finds a room by name, NULL if it does not exist. */
@@ -160,6 +161,21 @@ struct room *rooms_get(struct rooms *rs, const char *name, bool *full)
     return r;
 }
 
+/* Marks r as a mirror of a room owned by another worker; see internal.h. */
+void room_set_mirror(struct rooms *rs, struct room *r)
+{
+    if (!r->mirror) {
+        r->mirror = true;
+        rs->nmirrors++;
+    }
+}
+
+/* The rooms counted by this worker (not the mirrors); see internal.h. */
+size_t rooms_count(const struct rooms *rs)
+{
+    return rs->nrooms - rs->nmirrors;
+}
+
 /* Unlinks and frees a room. */
 static void room_delete(struct rooms *rs, struct room *r)
 {
@@ -169,6 +185,8 @@ static void room_delete(struct rooms *rs, struct room *r)
     if (*pp)
         *pp = r->next;
     rs->nrooms--;
+    if (r->mirror)
+        rs->nmirrors--;
     room_destroy(rs, r);
 }
 

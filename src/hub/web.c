@@ -253,8 +253,7 @@ void web_http(struct weft_request *req, void *route_user)
         return;
     }
     char path[WEB_PATH_MAX];
-    if (!w || !w->root || pct_decode(raw, plen, path, sizeof path, false) < 0 ||
-        !path_safe(path)) {
+    if (!w || !w->root || !web_path_decode(raw, plen, path, sizeof path)) {
         not_found(req);
         return;
     }
@@ -328,11 +327,23 @@ void web_http(struct weft_request *req, void *route_user)
     free(body);
 }
 
+/* Decodes a request path and checks it; see internal.h. */
+bool web_path_decode(const char *raw, size_t len, char *out, size_t cap)
+{
+    return pct_decode(raw, len, out, cap, false) >= 0 && path_safe(out);
+}
+
 /* The display name of "?name="; see internal.h. */
 char *web_query_name(struct weft_request *req)
 {
     size_t len;
     const char *q = weft_request_query(req, &len);
+    return web_name_from_query(q, len);
+}
+
+/* The display name in a query string; see internal.h. */
+char *web_name_from_query(const char *q, size_t len)
+{
     size_t pos = 0;
     while (q && pos < len) {
         const char *amp = memchr(q + pos, '&', len - pos);

@@ -110,6 +110,12 @@ static unsigned room_owner(const struct hub_workers *sh, const char *room)
     return (unsigned)(h % sh->n);
 }
 
+/* True if this worker owns room (always without several workers); see internal.h. */
+bool workers_is_owner(const struct hub *h, const char *room)
+{
+    return !h->sh || room_owner(h->sh, room) == h->worker;
+}
+
 /* Frees a message and what it owns. */
 static void wmsg_free(struct wmsg *m)
 {
@@ -751,11 +757,15 @@ int workers_run(const struct hub_config *cfg0)
         char err[512];
         struct hub *h = hub_new(slots[i].loop, &cfg, stderr, err, sizeof err);
         if (!h) {
-            hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "worker %zu: %s", i, err);
+            hub_start_error(err);
             goto out;
         }
         h->sh = sh;
         h->worker = (unsigned)i;
+        /* One self-check nonce for all: the kernel may hand /readyz's own connection to any
+         * worker, which must know it (exempt from the per-IP limit, Origin and auth). */
+        if (i > 0)
+            memcpy(h->self_nonce, slots[0].h->self_nonce, sizeof h->self_nonce);
         /* --history-memory is divided between the workers (rooms spread by hash); the room
          * count is shared. */
         rooms_limits(&h->rooms, cfg.history_max_message, cfg.history_memory / n,
@@ -773,6 +783,9 @@ int workers_run(const struct hub_config *cfg0)
         if (i == 0) /* the others bind the port the first one got (--port 0) */
             cfg.port = hub_port(h);
     }
+    for (size_t i = 0; i < n; i++)
+        slots[i].h->started = true;
+    hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
     hlog(&lg, WEFT_LOG_INFO, NULL, json_pack("{s:s,s:I}", "event", "workers", "count", (json_int_t)n),
          "%zu workers, one event loop each, sharing the port (SO_REUSEPORT)", n);
     hub_log_listening(slots[0].h);

@@ -61,6 +61,7 @@ struct weft_loop {
 
     uint8_t *rbuf;
     uint8_t *tlsbuf; /* TLS_RECORD_MAX bytes, allocated on first use */
+    size_t mem_held; /* this loop's share of weft_memory_held (memory.c) */
 };
 
 /* The loop whose iteration is running on this thread (set by weft_loop_poll), so that
@@ -250,6 +251,12 @@ int weft_loop_fd(const struct weft_loop *loop)
 uint64_t weft_loop_now(const struct weft_loop *loop)
 {
     return loop->now;
+}
+
+/* The loop's share of the bytes held for the memory budget; see net.h. */
+size_t *loop_mem_held(struct weft_loop *loop)
+{
+    return &loop->mem_held;
 }
 
 uint8_t *loop_rbuf(struct weft_loop *loop)

@@ -601,9 +601,11 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
         if (r == Z_STREAM_END) {
             /* The peer ended the deflate stream (BFINAL): the next message starts anew. */
             inflateReset(z);
-            if (feeding_tail) {
+            /* The rest of the tail is dropped when the stream ended inside it; a stream that
+             * ended on a frame boundary before the last frame (nothing fed, src NULL) still
+             * gets the whole tail with the last frame. */
+            if (feeding_tail && src)
                 i->tail_fed = 4;
-            }
             continue;
         }
         if (r == Z_DATA_ERROR || r == Z_NEED_DICT || r == Z_STREAM_ERROR) {

@@ -3,6 +3,7 @@
  * message delivery, sending with backpressure, ping/pong, the close handshake and timeouts.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,12 +21,25 @@ static inline struct weft_conn *to_conn(struct weft_sock *s)
 
 /* ----------------------------------------------------------------- receive state */
 
-/* Frees a connection's saved receive state (partial frame, message being assembled). */
-static void conn_drop_rx(struct weft_conn *c)
+/* Frees the message being assembled in rx, if any, and releases its count in the memory
+ * budget (a message buffer is counted by its capacity from allocation to free). */
+static void rx_free_msg(struct endpoint *ep, struct conn_rx *rx)
+{
+    if (!rx->msg)
+        return;
+    free(rx->msg);
+    mem_release(ep->loop, rx->msg_cap);
+    rx->msg = NULL;
+    rx->msg_len = rx->msg_cap = 0;
+}
+
+/* Frees a connection's saved receive state (partial frame, message being assembled); see
+ * ws.h. */
+void conn_drop_rx(struct weft_conn *c)
 {
     if (!c->x || !c->x->rx)
         return;
-    free(c->x->rx->msg);
+    rx_free_msg(c->ep, c->x->rx);
     free(c->x->rx);
     c->x->rx = NULL;
     conn_extra_trim(c);
@@ -186,6 +200,7 @@ void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
 /* ----------------------------------------------------------------- timers */
 
 static void on_timer(struct weft_timer *t);
+static void report_budget(struct weft_conn *c);
 static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len);
 
 /* Arms the connection's single timer for whatever its state waits for. */
@@ -196,7 +211,8 @@ void conn_arm_timer(struct weft_conn *c)
     uint64_t now = weft_loop_now(loop), due = 0;
     uint64_t last_rx = conn_time64(now, c->last_rx);
     c->timer.cb = on_timer;
-    if (c->eof_deferred) { /* see conn_on_eof: report it first, as soon as possible */
+    if (c->eof_deferred || c->budget_due) { /* see conn_on_eof and conn_budget_close: report
+                                               it first, as soon as possible */
         weft_timer_start(loop, &c->timer, 0);
         return;
     }
@@ -241,6 +257,11 @@ static void on_timer(struct weft_timer *t)
         c->eof_deferred = false;
         conn_extra_trim(c);
         conn_on_eof(&c->sock, err);
+        return;
+    }
+    if (c->budget_due) {
+        report_budget(c);
+        conn_arm_timer(c);
         return;
     }
     switch (c->state) {
@@ -439,6 +460,7 @@ void weft_conn_terminate(struct weft_conn *c)
 {
     if (c->state == CONN_DEAD)
         return;
+    report_budget(c);
     /* After our close frame went unanswered, on_close reports the code we sent. */
     conn_finish(c, c->state == CONN_CLOSING ? c->close_sent : WEFT_CLOSE_ABNORMAL, NULL, 0,
                 false);
@@ -460,9 +482,43 @@ static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
     conn_finish(c, code, why, why ? strlen(why) : 0, false);
 }
 
-/* ----------------------------------------------------------------- receiving */
+#define BUDGET_REASON "memory budget exceeded"
 
-static void protocol_error(struct weft_conn *c, uint16_t code, const char *why);
+/* Closes c for the memory budget; see ws.h. What c holds is released now; the report
+ * (on_close, leaving its topics) waits for c's timer, due at once: this may run inside a
+ * send to another connection, or a publish walking a topic's subscribers, where no callback
+ * may run and no subscriber array may change. */
+void conn_budget_close(struct weft_conn *c)
+{
+    if (c->state == CONN_DEAD || c->budget_due)
+        return;
+    c->ep->stats.closed_memory++;
+    conn_log(c, WEFT_LOG_INFO, "conn %llu: closing (1013): over the memory budget, holding %zu bytes",
+             (unsigned long long)c->id, conn_held(c));
+    if (sock_held(&c->sock))
+        sock_discard(&c->sock); /* it does not read: a close frame could not reach it (and the
+                                   frame being written is cut short), only the FIN */
+    else if (c->state == CONN_OPEN)
+        send_close(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON);
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
+        c->budget_due = true;
+    c->state = CONN_DRAINING; /* no more reading or sending; closed after close_timeout */
+    sock_shutdown_after_flush(&c->sock);
+    if (!c->feeding)
+        conn_drop_rx(c); /* else conn_feed_bytes frees it when it returns */
+    conn_arm_timer(c);
+}
+
+/* Reports a close for the memory budget still due (see conn_budget_close). */
+static void report_budget(struct weft_conn *c)
+{
+    if (!c->budget_due)
+        return;
+    c->budget_due = false;
+    conn_finish(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON, sizeof BUDGET_REASON - 1, false);
+}
+
+/* ----------------------------------------------------------------- receiving */
 
 /* Hands a whole message to the application (on_message, or one chunk to on_fragment). */
 static void deliver(struct weft_conn *c, const uint8_t *data, size_t len, bool binary)
@@ -492,20 +548,58 @@ static struct weft_inflater *conn_inflater(struct weft_conn *c)
     return c->ep->shared_infl;
 }
 
-/* Grows the endpoint's inflate scratch buffer to cap bytes. False if out of memory. */
-static bool zin_grow(struct endpoint *ep, size_t cap)
+/* The inflate scratch kept by an endpoint between messages; only what a message makes it grow
+ * beyond this counts in the memory budget (a fixed cost per loop, like the receive buffer). */
+#define ZIN_KEEP (256u * 1024)
+
+/* Budget bytes of an inflate scratch of cap bytes. */
+static size_t zin_counted(size_t cap)
 {
-    uint8_t *nb = realloc(ep->zin, cap);
-    if (!nb)
+    return cap > ZIN_KEEP ? cap - ZIN_KEEP : 0;
+}
+
+/* Frees the inflate scratch when a message made it grow beyond ZIN_KEEP, releasing its
+ * count. */
+static void zin_trim(struct endpoint *ep)
+{
+    if (ep->zin_cap <= ZIN_KEEP)
+        return;
+    mem_release(ep->loop, zin_counted(ep->zin_cap));
+    free(ep->zin);
+    ep->zin = NULL;
+    ep->zin_cap = 0;
+}
+
+/* Grows the endpoint's inflate scratch buffer to cap bytes for c's message, counting the
+ * growth beyond ZIN_KEEP in the memory budget first. Returns true, or frees the scratch (its
+ * count released), closes c (1013 when the budget refuses, 1011 out of memory) and returns
+ * false. */
+static bool zin_grow(struct weft_conn *c, size_t cap)
+{
+    struct endpoint *ep = c->ep;
+    size_t more = zin_counted(cap) - zin_counted(ep->zin_cap);
+    if (more && !conn_budget_room(c, more, true)) {
+        zin_trim(ep);
+        conn_budget_close(c);
         return false;
+    }
+    uint8_t *nb = realloc(ep->zin, cap);
+    if (!nb) {
+        mem_release(ep->loop, more);
+        zin_trim(ep);
+        weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+        return false;
+    }
     ep->zin = nb;
     ep->zin_cap = cap;
     return true;
 }
 
 /* Inflates a message the peer compressed without context takeover in one call (libdeflate,
- * weft_inflate_message) into ep->zin, growing it up to max bytes when the output does not fit.
- * Returns 0 with *made set, or closes c (1009 beyond max, 1007 corrupt) and returns -1. */
+ * weft_inflate_message) into ep->zin, growing it up to max bytes when the output does not fit
+ * (the growth beyond ZIN_KEEP counted in the memory budget, see zin_grow). Returns 0 with
+ * *made set, or closes c (1009 beyond max, 1007 corrupt, 1013 over the budget) and returns
+ * -1. */
 static int inflate_whole(struct weft_conn *c, struct weft_inflater *inf, const uint8_t *data,
                          size_t len, size_t max, size_t *made)
 {
@@ -513,37 +607,38 @@ static int inflate_whole(struct weft_conn *c, struct weft_inflater *inf, const u
     size_t cap = ep->zin_cap;
     if (cap < 16384 || cap > max) {
         cap = 16384 < max ? 16384 : max;
-        if (cap > ep->zin_cap && !zin_grow(ep, cap))
-            goto nomem;
+        if (cap > ep->zin_cap && !zin_grow(c, cap))
+            return -1;
     }
     for (;;) {
         int r = weft_inflate_message(inf, data, len, ep->zin, cap, made);
         if (r == 0)
             return 0;
         if (r == WEFT_ERR_SPACE && cap >= max) {
+            zin_trim(ep);
             protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
                                                   "decompressed");
             return -1;
         }
         if (r == WEFT_ERR_SPACE) {
             cap = cap > max / 2 ? max : cap * 2;
-            if (cap > ep->zin_cap && !zin_grow(ep, cap))
-                goto nomem;
+            if (cap > ep->zin_cap && !zin_grow(c, cap))
+                return -1;
             continue;
         }
+        zin_trim(ep);
         if (r == WEFT_ERR_NOMEM)
-            goto nomem;
-        protocol_error(c, WEFT_CLOSE_INVALID_DATA, "corrupt compressed message");
+            weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+        else
+            protocol_error(c, WEFT_CLOSE_INVALID_DATA, "corrupt compressed message");
         return -1;
     }
-nomem:
-    weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
-    return -1;
 }
 
 /* Inflates a message the peer compressed with context takeover through its zlib stream into
  * ep->zin, never producing more than max bytes (a small message that inflates to gigabytes
- * stops there, 1009). Returns 0 with *made set, or closes c and returns -1. */
+ * stops there, 1009; growth of the scratch beyond ZIN_KEEP is counted in the memory budget,
+ * 1013 past it). Returns 0 with *made set, or closes c and returns -1. */
 static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const uint8_t *data,
                           size_t len, size_t max, size_t *made_out)
 {
@@ -553,6 +648,7 @@ static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const 
         if (made == ep->zin_cap) {
             if (ep->zin_cap > max) {
                 weft_inflater_reset(inf);
+                zin_trim(ep);
                 protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size "
                                                       "once decompressed");
                 return -1;
@@ -560,9 +656,8 @@ static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const 
             size_t cap = ep->zin_cap ? ep->zin_cap * 2 : 16384;
             if (cap > max + 1)
                 cap = max + 1;
-            if (!zin_grow(ep, cap)) {
+            if (!zin_grow(c, cap)) {
                 weft_inflater_reset(inf);
-                weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
                 return -1;
             }
         }
@@ -572,6 +667,7 @@ static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const 
         used_total += used;
         made += got;
         if (r < 0) {
+            zin_trim(ep);
             protocol_error(c, r == WEFT_ERR_NOMEM ? WEFT_CLOSE_INTERNAL : WEFT_CLOSE_INVALID_DATA,
                            "corrupt compressed message");
             return -1;
@@ -604,24 +700,66 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
     if (r < 0)
         return;
     if (made > max) {
+        zin_trim(ep);
         protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
                                               "decompressed");
         return;
     }
     if (!binary && !weft_utf8_valid(ep->zin, made)) {
+        zin_trim(ep);
         protocol_error(c, WEFT_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
         return;
     }
     uint8_t *out = ep->zin;
-    if (ep->zin_cap > 256 * 1024) {
+    if (ep->zin_cap > ZIN_KEEP) {
         /* Keep the scratch buffer small between messages: take ownership of this one. */
+        size_t counted = zin_counted(ep->zin_cap);
         ep->zin = NULL;
         ep->zin_cap = 0;
         deliver(c, out, made, binary);
         free(out);
+        mem_release(ep->loop, counted);
         return;
     }
     deliver(c, out, made, binary);
+}
+
+/* Grows the buffer of the message being assembled in rx to take the chunk of ev (doubling,
+ * up to what the parser lets through), counted in the memory budget. A message that is not
+ * buffered yet is refused (1013) before any of it is when what its first frame announces does
+ * not fit in the budget; a message that grows past the budget has the loop's largest holders
+ * closed first, or is closed itself when it is the largest (conn_budget_room). Returns false
+ * when the connection was closed. */
+static bool rx_grow(struct weft_conn *c, struct conn_rx *rx, const struct weft_msg_event *ev)
+{
+    struct endpoint *ep = c->ep;
+    size_t need = rx->msg_len + ev->len;
+    size_t cap = rx->msg_cap ? rx->msg_cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    uint64_t most = c->pmd_on ? pmd_wire_limit(ep->cfg.max_message)
+                              : ep->cfg.max_message; /* what the parser lets through */
+    if (most && cap > most)
+        cap = (size_t)most;
+    size_t more = cap - rx->msg_cap;
+    bool fits;
+    if (!rx->msg)
+        fits = mem_fits((uint64_t)need + rx->mp.fp.remaining) && mem_charge(ep->loop, more, false);
+    else
+        fits = conn_budget_room(c, more, true);
+    if (!fits) {
+        conn_budget_close(c);
+        return false;
+    }
+    uint8_t *m = realloc(rx->msg, cap);
+    if (!m) {
+        mem_release(ep->loop, more);
+        weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
+        return false;
+    }
+    rx->msg = m;
+    rx->msg_cap = cap;
+    return true;
 }
 
 /* Delivers (part of) a data message to the application. */
@@ -663,30 +801,18 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
         rx->msg_len = 0;
         rx->msg_binary = binary;
     }
-    if (rx->msg_len + ev->len > rx->msg_cap) {
-        size_t cap = rx->msg_cap ? rx->msg_cap : 4096;
-        while (cap < rx->msg_len + ev->len)
-            cap *= 2;
-        uint64_t most = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_message)
-                                  : c->ep->cfg.max_message; /* what the parser lets through */
-        if (most && cap > most)
-            cap = (size_t)most;
-        uint8_t *m = realloc(rx->msg, cap);
-        if (!m) {
-            weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
-            return;
-        }
-        rx->msg = m;
-        rx->msg_cap = cap;
-    }
+    if (rx->msg_len + ev->len > rx->msg_cap && !rx_grow(c, rx, ev))
+        return;
     if (ev->len)
         memcpy(rx->msg + rx->msg_len, ev->data, ev->len);
     rx->msg_len += ev->len;
     if (!ev->fin)
         return;
-    /* Take the buffer out of rx first: the callback may close the connection. */
+    /* Take the buffer out of rx first: the callback may close the connection. It stays
+     * counted in the memory budget until it is freed. */
+    struct endpoint *ep = c->ep;
     uint8_t *msg = rx->msg;
-    size_t msg_len = rx->msg_len;
+    size_t msg_len = rx->msg_len, counted = rx->msg_cap;
     bool msg_binary = rx->msg_binary;
     rx->msg = NULL;
     rx->msg_len = rx->msg_cap = 0;
@@ -695,6 +821,7 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
     else if (h->on_message)
         h->on_message(c, msg, msg_len, msg_binary);
     free(msg);
+    mem_release(ep->loop, counted);
 }
 
 /* Handles a ping, pong or close frame from the peer. */
@@ -733,11 +860,12 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
 void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
 {
     struct conn_rx *rx = c->x ? c->x->rx : NULL;
-    bool scratch = rx == NULL;
+    bool scratch = rx == NULL, was_feeding = c->feeding;
     if (scratch) {
         rx = &c->ep->rx_scratch;
         rx_init(c, rx);
     }
+    c->feeding = true; /* rx is in use: a budget close leaves it to us (conn_budget_close) */
     while (len > 0 && (c->state == CONN_OPEN || c->state == CONN_CLOSING)) {
         struct weft_msg_event ev;
         size_t used;
@@ -755,6 +883,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
         else
             on_data_event(c, rx, &ev);
     }
+    c->feeding = was_feeding;
     bool reading = c->state == CONN_OPEN || c->state == CONN_CLOSING;
     bool idle = weft_msg_parser_idle(&rx->mp) && !rx->msg;
     if (scratch) {
@@ -762,8 +891,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
             struct conn_extra *x = conn_extra_get(c);
             struct conn_rx *own = x ? malloc(sizeof *own) : NULL;
             if (!own) {
-                free(rx->msg);
-                rx->msg = NULL;
+                rx_free_msg(c->ep, rx);
                 conn_extra_trim(c);
                 weft_conn_terminate(c);
                 return;
@@ -771,8 +899,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
             *own = *rx;
             x->rx = own;
         } else {
-            free(rx->msg);
-            rx->msg = NULL;
+            rx_free_msg(c->ep, rx);
         }
     } else if (!reading || idle) {
         conn_drop_rx(c);
@@ -838,6 +965,8 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
         conn_feed_bytes(c, data, len);
         if (c->out_full || sock_queued(s) > c->ep->cfg.max_backpressure)
             flow_control(c);
+        if (mem_over()) /* output the kernel refused is counted at the flush: enforce here */
+            conn_budget_enforce(c->ep);
         return;
     default:
         return; /* draining: discard */
@@ -877,6 +1006,7 @@ void conn_on_eof(struct weft_sock *s, int err)
         conn_arm_timer(c);
         return;
     }
+    report_budget(c);
     if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
         conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
     if (sock_queued(s) && !err)
@@ -892,7 +1022,7 @@ void conn_free(struct weft_conn *c)
     struct conn_extra *x = c->x;
     if (x) {
         if (x->rx)
-            free(x->rx->msg);
+            rx_free_msg(c->ep, x->rx);
         free(x->rx);
         free(x->head);
         free(x->pong_owed);
@@ -953,6 +1083,12 @@ enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shar
     size_t total = shared ? shared->len : hlen + len;
     if (over_limit(c, total, &res))
         return res;
+    /* Output for a blocked socket is held until the peer reads: within the memory budget,
+     * making room by closing larger holders, or this connection is closed. */
+    if (sock_blocked(&c->sock) && !mem_fits(total) && !conn_budget_room(c, total, false)) {
+        conn_budget_close(c);
+        return WEFT_SEND_CLOSED;
+    }
     int r;
     if (c->ep->role == WEFT_ROLE_CLIENT) /* clients mask: nothing can be shared */
         r = write_frame(c, hdr[0] & 0x0fu, (uint8_t)((hdr[0] >> 4) & 7u), payload, len);
@@ -1110,6 +1246,26 @@ struct weft_server *weft_conn_server(const struct weft_conn *c)
 const char *weft_conn_protocol(const struct weft_conn *c)
 {
     return c->x && c->x->protocol ? c->x->protocol : "";
+}
+
+/* The negotiated extensions as a header value; see weft.h. */
+size_t weft_conn_extensions(const struct weft_conn *c, char *out, size_t cap)
+{
+    if (!cap)
+        return 0;
+    out[0] = '\0';
+    if (!c->pmd_on)
+        return 0;
+    bool server = c->ep->role == WEFT_ROLE_SERVER;
+    bool snct = server ? c->our_nct : c->peer_nct, cnct = server ? c->peer_nct : c->our_nct;
+    unsigned sbits = server ? c->our_bits : c->peer_bits;
+    unsigned cbits = server ? c->peer_bits : c->our_bits;
+    int n = snprintf(out, cap,
+                     "permessage-deflate%s%s; server_max_window_bits=%u; "
+                     "client_max_window_bits=%u",
+                     snct ? "; server_no_context_takeover" : "",
+                     cnct ? "; client_no_context_takeover" : "", sbits, cbits);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 uint64_t weft_conn_id(const struct weft_conn *c)

@@ -12,7 +12,7 @@
 #include "ws/ws.h"
 
 #define DEFAULT_PORT 8080
-#define DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
+#define DEFAULT_MAX_MESSAGE (1u * 1024 * 1024)
 #define DEFAULT_HANDSHAKE_TIMEOUT 10000
 #define DEFAULT_PONG_TIMEOUT 10000
 #define DEFAULT_CLOSE_TIMEOUT 5000
@@ -244,6 +244,7 @@ void weft_server_stats(const struct weft_server *s, struct weft_server_stats *ou
 {
     *out = s->ep.stats;
     out->topics = s->ntopics;
+    out->memory_held = *loop_mem_held(s->ep.loop);
 }
 
 /* ----------------------------------------------------------------- routes */

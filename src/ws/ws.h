@@ -126,6 +126,9 @@ struct weft_conn {
     bool out_full : 1;       /* the backpressure limit refused output since the queue was empty */
     bool flushing : 1;       /* in an early flush from a send: on_eof must wait (eof_deferred) */
     bool eof_deferred : 1;   /* on_eof came during that flush: reported from the timer */
+    bool feeding : 1;        /* inside conn_feed_bytes: its receive state is in use */
+    bool budget_due : 1;     /* closed for the memory budget: on_close (1013) is due from the
+                                timer (conn_budget_close) */
     /* permessage-deflate, when negotiated */
     bool pmd_on : 1;
     bool our_nct : 1, peer_nct : 1; /* no context takeover: our compressor / the peer's */
@@ -206,6 +209,8 @@ void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
 /* Marks a connection open for frames (after the 101): the parser is created on first use. */
 void conn_start_frames(struct weft_conn *c);
 void conn_free(struct weft_conn *c);
+/* Frees c's saved receive state (a partial frame or message) and its budget count. */
+void conn_drop_rx(struct weft_conn *c);
 void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
                  bool clean);
 void conn_arm_timer(struct weft_conn *c);
@@ -246,6 +251,23 @@ static inline struct weft_server *conn_server(const struct weft_conn *c)
 {
     return c->ep->role == WEFT_ROLE_SERVER ? (struct weft_server *)c->ep : NULL;
 }
+
+/* budget.c: the process-wide memory budget (weft_memory_set_budget) for connections. */
+/* Bytes c holds in the budget: its message being assembled and its counted output. */
+size_t conn_held(const struct weft_conn *c);
+/* Makes room for n more bytes for c: while they do not fit, closes the largest holder of c's
+ * endpoint if it holds at least what c would (its own bytes + n), largest first. With
+ * charge, the n bytes are counted on success. Returns false when c is the largest (the caller
+ * closes c with conn_budget_close). */
+bool conn_budget_room(struct weft_conn *c, size_t n, bool charge);
+/* conn.c: closes c for the budget with 1013 and counts it (stats.closed_memory). What c holds
+ * is released now: a connection whose output is held loses its queue and gets only a FIN (it
+ * does not read, a close frame could not reach it), others get the close frame; c is no
+ * longer read (DRAINING). on_close (1013, not clean) follows from c's timer, never from
+ * inside this call, so it is safe in a send or a publish. */
+void conn_budget_close(struct weft_conn *c);
+/* While the process is over its budget, closes the endpoint's largest holders. */
+void conn_budget_enforce(struct endpoint *ep);
 
 /* client.c: the user pointer of the client owning client connection c. */
 void *client_route_user(const struct weft_conn *c);

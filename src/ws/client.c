@@ -1,6 +1,6 @@
 /*
- * client.c — WebSocket clients: URL parsing, name resolution (c-ares through net/dns.c),
- * happy-eyeballs connects, the opening handshake, reconnection with exponential backoff and
+ * client.c — WebSocket clients: name resolution (c-ares through net/dns.c), connects
+ * (net/connect.c), the opening handshake, reconnection with exponential backoff and
  * full jitter, and a queue for messages sent while disconnected. Once the 101 is in, the
  * connection is an ordinary struct weft_conn driven by conn.c in the client role.
  */
@@ -15,16 +15,8 @@
 #include <unistd.h>
 
 #include "ws/client.h"
+#include "ws/defaults.h"
 
-#define DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
-#define DEFAULT_TIMEOUT 10000
-#define DEFAULT_CLOSE_TIMEOUT 5000
-#define DEFAULT_MAX_BACKPRESSURE (1024u * 1024)
-#define DEFAULT_BACKOFF_BASE 250
-#define DEFAULT_BACKOFF_CAP 30000
-#define DEFAULT_RESET_AFTER 5000
-#define DEFAULT_TRY_AGAIN 5000
-#define EYEBALL_DELAY_MS 250
 #define MAX_HINT_MS (3600u * 1000u)
 #define REQUEST_MAX (WEFT_HTTP_MAX_HEAD + 1024)
 
@@ -40,123 +32,6 @@ static const struct sock_ops client_conn_ops = {
 static void start_attempt(struct weft_client *cl);
 static void attempt_failed(struct weft_client *cl);
 static void try_next_address(struct weft_client *cl);
-
-/* ----------------------------------------------------------------- URLs */
-
-/* True for the characters allowed in a host name (RFC 3986 reg-name, without escapes). */
-static bool host_char(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '-' || ch == '.' || ch == '_';
-}
-
-/* Parses a URL; see weft.h. Returns WEFT_OK or WEFT_ERR_INVAL with *why. */
-int weft_url_parse(const char *url, struct weft_url *out, const char **why)
-{
-    const char *dummy;
-    if (!why)
-        why = &dummy;
-    memset(out, 0, sizeof *out);
-    if (!url || !*url) {
-        *why = "empty URL";
-        return WEFT_ERR_INVAL;
-    }
-    const char *p;
-    if (!strncasecmp(url, "ws://", 5)) {
-        p = url + 5;
-    } else if (!strncasecmp(url, "wss://", 6)) {
-        p = url + 6;
-        out->tls = true;
-    } else {
-        *why = strstr(url, "://") ? "unsupported scheme (use ws:// or wss://)"
-                                  : "not a WebSocket URL (expected ws://host[:port]/path)";
-        return WEFT_ERR_INVAL;
-    }
-    size_t alen = strcspn(p, "/?#");
-    const char *auth = p, *aend = p + alen;
-    if (memchr(auth, '@', alen)) {
-        *why = "credentials in the URL (user@host) are not supported";
-        return WEFT_ERR_INVAL;
-    }
-    const char *hend, *port = NULL;
-    if (alen && auth[0] == '[') {
-        const char *rb = memchr(auth, ']', alen);
-        if (!rb) {
-            *why = "unterminated IPv6 literal (missing ']')";
-            return WEFT_ERR_INVAL;
-        }
-        out->host = auth + 1;
-        out->host_len = (size_t)(rb - auth - 1);
-        for (size_t i = 0; i < out->host_len; i++) {
-            char ch = out->host[i];
-            if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-                  (ch >= 'A' && ch <= 'F') || ch == ':' || ch == '.')) {
-                *why = "bad IPv6 literal";
-                return WEFT_ERR_INVAL;
-            }
-        }
-        if (!out->host_len || !memchr(out->host, ':', out->host_len)) {
-            *why = "bad IPv6 literal";
-            return WEFT_ERR_INVAL;
-        }
-        hend = rb + 1;
-        if (hend < aend) {
-            if (*hend != ':') {
-                *why = "unexpected characters after the IPv6 literal";
-                return WEFT_ERR_INVAL;
-            }
-            port = hend + 1;
-        }
-    } else {
-        const char *colon = memchr(auth, ':', alen);
-        hend = colon ? colon : aend;
-        if (colon)
-            port = colon + 1;
-        out->host = auth;
-        out->host_len = (size_t)(hend - auth);
-        if (!out->host_len) {
-            *why = "empty host";
-            return WEFT_ERR_INVAL;
-        }
-        for (size_t i = 0; i < out->host_len; i++)
-            if (!host_char(out->host[i])) {
-                *why = "bad character in the host name";
-                return WEFT_ERR_INVAL;
-            }
-    }
-    out->port = out->tls ? 443 : 80;
-    if (port) {
-        unsigned long v = 0;
-        if (port == aend) {
-            *why = "empty port";
-            return WEFT_ERR_INVAL;
-        }
-        for (const char *q = port; q < aend; q++) {
-            if (*q < '0' || *q > '9' || v > 65535) {
-                *why = "bad port (expected 1-65535)";
-                return WEFT_ERR_INVAL;
-            }
-            v = v * 10 + (unsigned long)(*q - '0');
-        }
-        if (v == 0 || v > 65535) {
-            *why = "bad port (expected 1-65535)";
-            return WEFT_ERR_INVAL;
-        }
-        out->port = (uint16_t)v;
-        out->port_explicit = true;
-    }
-    out->target = aend;
-    out->target_len = strcspn(aend, "#");
-    for (size_t i = 0; i < out->target_len; i++) {
-        unsigned char ch = (unsigned char)out->target[i];
-        if (ch <= 0x20 || ch == 0x7f) {
-            *why = "space or control character in the path (percent-encode it)";
-            return WEFT_ERR_INVAL;
-        }
-    }
-    *why = NULL;
-    return WEFT_OK;
-}
 
 /* The backoff bound of the n-th consecutive reconnection (n from 1, as on_reconnecting
  * reports it): min(cap_ms, base_ms * 2^(n-1)), i.e. min(cap, base * 2^attempt) with a 0-based
@@ -650,7 +525,7 @@ static void try_next_address(struct weft_client *cl)
         }
         cl->inflight++;
         if (cl->next_addr < cl->naddrs)
-            weft_timer_start(cl->ep.loop, &cl->eyeball_timer, EYEBALL_DELAY_MS);
+            weft_timer_start(cl->ep.loop, &cl->eyeball_timer, WEFT_DEF_EYEBALL_DELAY_MS);
         return;
     }
     if (cl->inflight == 0) {
@@ -819,27 +694,27 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     cl->port = u.port;
 
     if (!o->max_message)
-        o->max_message = DEFAULT_MAX_MESSAGE;
+        o->max_message = WEFT_DEF_CLIENT_MAX_MESSAGE;
     if (!o->connect_timeout_ms)
-        o->connect_timeout_ms = DEFAULT_TIMEOUT;
+        o->connect_timeout_ms = WEFT_DEF_CONNECT_TIMEOUT_MS;
     if (!o->handshake_timeout_ms)
-        o->handshake_timeout_ms = DEFAULT_TIMEOUT;
+        o->handshake_timeout_ms = WEFT_DEF_HANDSHAKE_TIMEOUT_MS;
     if (!o->pong_timeout_ms)
-        o->pong_timeout_ms = DEFAULT_TIMEOUT;
+        o->pong_timeout_ms = WEFT_DEF_PONG_TIMEOUT_MS;
     if (!o->close_timeout_ms)
-        o->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT;
+        o->close_timeout_ms = WEFT_DEF_CLOSE_TIMEOUT_MS;
     if (!o->max_backpressure)
-        o->max_backpressure = DEFAULT_MAX_BACKPRESSURE;
+        o->max_backpressure = WEFT_DEF_MAX_BACKPRESSURE;
     if (!o->backoff_base_ms)
-        o->backoff_base_ms = DEFAULT_BACKOFF_BASE;
+        o->backoff_base_ms = WEFT_DEF_BACKOFF_BASE_MS;
     if (!o->backoff_cap_ms)
-        o->backoff_cap_ms = DEFAULT_BACKOFF_CAP;
+        o->backoff_cap_ms = WEFT_DEF_BACKOFF_CAP_MS;
     if (o->backoff_cap_ms < o->backoff_base_ms)
         o->backoff_cap_ms = o->backoff_base_ms;
     if (!o->reset_after_ms)
-        o->reset_after_ms = DEFAULT_RESET_AFTER;
+        o->reset_after_ms = WEFT_DEF_RESET_AFTER_MS;
     if (!o->try_again_ms)
-        o->try_again_ms = DEFAULT_TRY_AGAIN;
+        o->try_again_ms = WEFT_DEF_TRY_AGAIN_MS;
 
     if (o->deflate.enabled &&
         weft_pmd_offer(&o->deflate, cl->pmd_offer, sizeof cl->pmd_offer) < 0) {

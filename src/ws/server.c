@@ -9,14 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ws/defaults.h"
 #include "ws/ws.h"
 
-#define DEFAULT_PORT 8080
-#define DEFAULT_MAX_MESSAGE (1u * 1024 * 1024)
-#define DEFAULT_HANDSHAKE_TIMEOUT 10000
-#define DEFAULT_PONG_TIMEOUT 10000
-#define DEFAULT_CLOSE_TIMEOUT 5000
-#define DEFAULT_MAX_BACKPRESSURE (1024u * 1024)
 #define RESPONSE_MAX 4096
 
 static const struct sock_ops conn_ops = {
@@ -190,21 +185,21 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
     s->ep.on_gone = server_conn_gone;
     struct weft_server_config *c = &s->ep.cfg;
     if (!c->port && !c->port_ephemeral)
-        c->port = DEFAULT_PORT;
+        c->port = WEFT_DEF_PORT;
     if (!c->max_message)
-        c->max_message = DEFAULT_MAX_MESSAGE;
+        c->max_message = WEFT_DEF_SERVER_MAX_MESSAGE;
     if (!c->max_frame)
         c->max_frame = c->max_message;
     if (!c->max_head)
         c->max_head = WEFT_HTTP_MAX_HEAD;
     if (!c->handshake_timeout_ms)
-        c->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT;
+        c->handshake_timeout_ms = WEFT_DEF_HANDSHAKE_TIMEOUT_MS;
     if (!c->pong_timeout_ms)
-        c->pong_timeout_ms = DEFAULT_PONG_TIMEOUT;
+        c->pong_timeout_ms = WEFT_DEF_PONG_TIMEOUT_MS;
     if (!c->close_timeout_ms)
-        c->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT;
+        c->close_timeout_ms = WEFT_DEF_CLOSE_TIMEOUT_MS;
     if (!c->max_backpressure)
-        c->max_backpressure = DEFAULT_MAX_BACKPRESSURE;
+        c->max_backpressure = WEFT_DEF_MAX_BACKPRESSURE;
     if (c->tls_cert_file || c->tls_key_file) {
         int r = server_tls_load(s, c->tls_cert_file, c->tls_key_file);
         if (r != WEFT_OK) {

@@ -30,6 +30,21 @@ static const struct sock_ops client_conn_ops = {
 };
 
 static void start_attempt(struct weft_client *cl);
+static void client_on_head(struct weft_conn *c, uint8_t *data, size_t len);
+static void client_conn_gone(struct weft_conn *c);
+
+/* The route user of a client connection: the client's user pointer (weft_client_set_user
+ * replaces it for the open connection too). */
+static void *client_route_user(const struct weft_conn *c)
+{
+    return ((const struct weft_client *)c->ep)->opt.user;
+}
+
+static const struct endpoint_ops client_ep_ops = {
+    .on_head = client_on_head,
+    .on_gone = client_conn_gone,
+    .route_user = client_route_user,
+};
 static void attempt_failed(struct weft_client *cl);
 static void try_next_address(struct weft_client *cl);
 
@@ -61,7 +76,7 @@ static uint32_t random_upto(struct weft_client *cl, uint32_t bound)
     return (uint32_t)((uint64_t)r % ((uint64_t)bound + 1));
 }
 
-/* Reports an error of the current attempt to the application (and the pool). */
+/* Reports an error of the current attempt to the application (and to its owner, e.g. the pool). */
 static void report_error(struct weft_client *cl, int err, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void report_error(struct weft_client *cl, int err, int status, const char *fmt, ...)
@@ -73,8 +88,8 @@ static void report_error(struct weft_client *cl, int err, int status, const char
     va_end(ap);
     cl->failed = true;
     ep_log(&cl->ep, WEFT_LOG_INFO, "client %s: %s", cl->hosthdr, reason);
-    if (cl->pool)
-        pool_member_error(cl, err);
+    if (cl->owner)
+        cl->owner->error(cl->owner_arg, cl, err);
     if (cl->opt.on_error)
         cl->opt.on_error(cl, err, reason, status);
 }
@@ -112,8 +127,8 @@ static void on_end_timer(struct weft_timer *t)
     if (cl->end_reported)
         return;
     cl->end_reported = true;
-    if (cl->pool) {
-        pool_member_ended(cl); /* frees cl */
+    if (cl->owner) {
+        cl->owner->ended(cl->owner_arg, cl); /* frees cl */
         return;
     }
     if (cl->opt.on_end)
@@ -327,8 +342,8 @@ static void handshake_done(struct weft_client *cl, struct weft_conn *c,
     }
     if (!cl->qhead)
         cl->qtail = NULL;
-    if (cl->pool)
-        pool_member_opened(cl);
+    if (cl->owner)
+        cl->owner->opened(cl->owner_arg, cl);
     if (c->state == CONN_OPEN && c->h->on_open)
         c->h->on_open(c);
 }
@@ -647,7 +662,7 @@ struct ssl_ctx_st *client_tls_new(const struct weft_client_options *o)
 /* Creates a client and starts its first attempt; see client.h and weft_connect. */
 struct weft_client *client_new(struct weft_loop *loop, const char *url,
                                const struct weft_client_options *opts, struct ssl_ctx_st *tls,
-                               int *err)
+                               const struct client_owner_ops *owner, void *owner_arg, int *err)
 {
     struct weft_url u;
     if (!loop || weft_url_parse(url, &u, NULL) != WEFT_OK) {
@@ -692,6 +707,8 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++)
         cl->att->a[i].io.fd = -1;
     cl->port = u.port;
+    cl->owner = owner;
+    cl->owner_arg = owner_arg;
 
     if (!o->max_message)
         o->max_message = WEFT_DEF_CLIENT_MAX_MESSAGE;
@@ -765,8 +782,7 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     ep->cfg.log_user = o->log_user;
     ep->cfg.deflate = o->deflate;
     ep->next_id = 1;
-    ep->on_head = client_on_head;
-    ep->on_gone = client_conn_gone;
+    ep->ops = &client_ep_ops;
 
     cl->h = o->handlers;
     cl->h.on_upgrade = NULL;
@@ -789,7 +805,7 @@ struct weft_client *weft_connect(struct weft_loop *loop, const char *url,
                                  const struct weft_client_options *opts, int *err)
 {
     int dummy;
-    return client_new(loop, url, opts, NULL, err ? err : &dummy);
+    return client_new(loop, url, opts, NULL, NULL, NULL, err ? err : &dummy);
 }
 
 /* The open connection; see weft.h. */
@@ -886,10 +902,11 @@ void weft_client_set_user(struct weft_client *cl, void *user)
     cl->opt.user = user;
 }
 
-/* The route user of a client connection; see ws.h. */
-void *client_route_user(const struct weft_conn *c)
+
+/* The owner argument of cl if its owner's hooks are ops; see client.h. */
+void *client_owner_arg(const struct weft_client *cl, const struct client_owner_ops *ops)
 {
-    return ((const struct weft_client *)c->ep)->opt.user;
+    return cl->owner == ops ? cl->owner_arg : NULL;
 }
 
 /* The client owning a connection; see weft.h. */

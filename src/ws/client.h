@@ -39,7 +39,13 @@ struct qmsg {
     uint8_t data[];
 };
 
-struct pool_member;
+/* What a client's owner (the pool, src/ws/pool.c) is told about it, besides the application's
+ * callbacks: the client calls these, it never calls into its owner's file. */
+struct client_owner_ops {
+    void (*opened)(void *arg, struct weft_client *cl);         /* the connection opened */
+    void (*error)(void *arg, struct weft_client *cl, int err); /* an error was reported */
+    void (*ended)(void *arg, struct weft_client *cl); /* last call: the owner frees cl */
+};
 
 struct weft_client {
     struct endpoint ep; /* first: connections point at it */
@@ -85,14 +91,9 @@ struct weft_client {
     struct qmsg *qhead, *qtail;
     size_t qbytes;
 
-    struct weft_pool *pool;         /* set for pool members */
-    struct pool_member *member;
+    const struct client_owner_ops *owner; /* NULL for a client of the application */
+    void *owner_arg;
 };
-
-/* pool.c: events of a pool member client. */
-void pool_member_opened(struct weft_client *cl);
-void pool_member_error(struct weft_client *cl, int err);
-void pool_member_ended(struct weft_client *cl); /* last call: the pool frees cl */
 
 /* client.c: the TLS client context for options o (NULL = defaults): the system CAs or
  * o->tls_cacert_file, no verification with o->tls_insecure. NULL on failure, with the reason
@@ -101,9 +102,14 @@ struct ssl_ctx_st *client_tls_new(const struct weft_client_options *o);
 
 /* client.c: creates a client and starts its first attempt (weft_connect). tls: for wss://, a
  * TLS client context to use instead of making one (a pool's, shared by its members and freed
- * by the pool), or NULL. Returns the client, or NULL with *err as weft_connect. */
+ * by the pool), or NULL. owner, owner_arg: the owner's hooks (NULL for none); with an owner,
+ * opts->on_end is not called: owner->ended is. Returns the client, or NULL with *err as
+ * weft_connect. */
 struct weft_client *client_new(struct weft_loop *loop, const char *url,
                                const struct weft_client_options *opts, struct ssl_ctx_st *tls,
-                               int *err);
+                               const struct client_owner_ops *owner, void *owner_arg, int *err);
+
+/* client.c: the owner argument of cl when its owner's hooks are ops, else NULL. */
+void *client_owner_arg(const struct weft_client *cl, const struct client_owner_ops *ops);
 
 #endif

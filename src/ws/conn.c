@@ -881,7 +881,7 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
     c->last_rx = conn_now32(c);
     switch (c->state) {
     case CONN_HTTP:
-        c->ep->on_head(c, data, len);
+        c->ep->ops->on_head(c, data, len);
         return;
     case CONN_OPEN:
     case CONN_CLOSING:
@@ -978,8 +978,8 @@ void conn_on_free(struct weft_sock *s)
     if (c->next)
         c->next->prev = c->prev;
     ep->nconns--;
-    if (ep->on_gone)
-        ep->on_gone(c);
+    if (ep->ops->on_gone)
+        ep->ops->on_gone(c);
     conn_free(c);
 }
 
@@ -1162,10 +1162,7 @@ void *weft_conn_route_user(const struct weft_conn *c)
 {
     if (!c->h)
         return NULL;
-    if (c->ep->role == WEFT_ROLE_CLIENT)
-        return client_route_user(c);
-    /* a server connection's handlers are its route's */
-    return ((const struct route *)((const char *)c->h - offsetof(struct route, ws)))->user;
+    return c->ep->ops->route_user(c);
 }
 
 struct weft_server *weft_conn_server(const struct weft_conn *c)

@@ -113,6 +113,18 @@ static void on_accept(struct weft_listener *l, int fd, const struct sockaddr *ad
 static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len);
 static void server_conn_gone(struct weft_conn *c);
 
+/* The route user of an open server connection: its handlers are its route's. */
+static void *server_route_user(const struct weft_conn *c)
+{
+    return ((const struct route *)((const char *)c->h - offsetof(struct route, ws)))->user;
+}
+
+static const struct endpoint_ops server_ep_ops = {
+    .on_head = server_handle_head,
+    .on_gone = server_conn_gone,
+    .route_user = server_route_user,
+};
+
 /* Releases the server's TLS context and file names (connections keep their own reference to
  * the context they were accepted with). */
 static void server_tls_free(struct weft_server *s)
@@ -181,8 +193,7 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
     s->ep.loop = loop;
     s->ep.role = WEFT_ROLE_SERVER;
     s->ep.cfg = *cfg;
-    s->ep.on_head = server_handle_head;
-    s->ep.on_gone = server_conn_gone;
+    s->ep.ops = &server_ep_ops;
     struct weft_server_config *c = &s->ep.cfg;
     if (!c->port && !c->port_ephemeral)
         c->port = WEFT_DEF_PORT;

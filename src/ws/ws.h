@@ -57,6 +57,18 @@ struct conn_rx {
 
 /* What connections need from whoever owns them, a server or a client: the loop, limits and
  * timeouts, counters, and two hooks. Embedded first in struct weft_server. */
+/* What an owner (a server or a client) does for its connections: conn.c calls only these,
+ * never into server.c or client.c. One constant table per role. */
+struct endpoint_ops {
+    /* Bytes received while a connection is in CONN_HTTP (server: request head; client:
+     * response head). */
+    void (*on_head)(struct weft_conn *c, uint8_t *data, size_t len);
+    /* A connection is about to be freed (already unlinked from conns); may be NULL. */
+    void (*on_gone)(struct weft_conn *c);
+    /* The user pointer of an open connection's route (weft_conn_route_user). */
+    void *(*route_user)(const struct weft_conn *c);
+};
+
 struct endpoint {
     struct weft_loop *loop;
     enum weft_role role;
@@ -67,11 +79,7 @@ struct endpoint {
     struct weft_conn *conns;       /* all connections, any state */
     size_t nconns;
     uint64_t next_id;
-    /* Bytes received while a connection is in CONN_HTTP (server: request head; client:
-     * response head). */
-    void (*on_head)(struct weft_conn *c, uint8_t *data, size_t len);
-    /* A connection is about to be freed (already unlinked from conns). */
-    void (*on_gone)(struct weft_conn *c);
+    const struct endpoint_ops *ops; /* the owner's hooks */
 
     /* permessage-deflate codecs shared by connections without context takeover, and the
      * scratch buffers for one message in (inflated) and one out (deflated). */
@@ -268,9 +276,6 @@ bool conn_budget_room(struct weft_conn *c, size_t n, bool charge);
 void conn_budget_close(struct weft_conn *c);
 /* While the process is over its budget, closes the endpoint's largest holders. */
 void conn_budget_enforce(struct endpoint *ep);
-
-/* client.c: the user pointer of the client owning client connection c. */
-void *client_route_user(const struct weft_conn *c);
 
 /* pubsub.c */
 void pubsub_conn_gone(struct weft_conn *c);

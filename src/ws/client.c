@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/tcp.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ws/client.h"
@@ -46,7 +43,6 @@ static const struct endpoint_ops client_ep_ops = {
     .route_user = client_route_user,
 };
 static void attempt_failed(struct weft_client *cl);
-static void try_next_address(struct weft_client *cl);
 
 /* The backoff bound of the n-th consecutive reconnection (n from 1, as on_reconnecting
  * reports it): min(cap_ms, base_ms * 2^(n-1)), i.e. min(cap, base * 2^attempt) with a 0-based
@@ -109,15 +105,7 @@ static void queue_clear(struct weft_client *cl)
 /* Closes every TCP connect in flight. */
 static void drop_attempts(struct weft_client *cl)
 {
-    weft_timer_stop(&cl->eyeball_timer);
-    for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++) {
-        struct attempt *a = &cl->att->a[i];
-        if (a->io.fd >= 0) {
-            close(a->io.fd); /* also leaves epoll */
-            a->io.fd = -1;
-        }
-    }
-    cl->inflight = 0;
+    net_connector_stop(cl->nc);
 }
 
 /* Timer callback: reports the end to the application (last thing a client does on its own). */
@@ -468,94 +456,23 @@ static void connected(struct weft_client *cl, int fd, const struct dns_addr *add
     conn_arm_timer(c);
 }
 
-/* epoll callback of a connect in flight: it completed, one way or the other. */
-static void on_attempt_io(struct weft_io *io, uint32_t events)
+/* Connector callback: a TCP connect won (fd >= 0) or every address failed. */
+static void on_connected(void *arg, int fd, const struct dns_addr *addr, int err)
 {
-    (void)events;
-    struct attempt *a = (struct attempt *)io;
-    struct weft_client *cl = a->cl;
-    if (io->fd < 0 || !cl || cl->state != CL_CONNECTING)
-        return;
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-    if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
-        soerr = errno;
-    if (soerr == 0 && !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-        return;
-    size_t idx = (size_t)(a - cl->att->a);
-    if (soerr) {
-        close(io->fd);
-        io->fd = -1;
-        cl->inflight--;
-        cl->connect_errno = soerr;
-        if (cl->next_addr < cl->naddrs) {
-            weft_timer_stop(&cl->eyeball_timer);
-            try_next_address(cl);
-        } else if (cl->inflight == 0) {
-            char addr[64];
-            addr_format(&cl->addrs[idx].u.sa, addr, sizeof addr);
-            report_error(cl, WEFT_ERR_IO, 0, "cannot connect to %s: %s",
-                         cl->naddrs > 1 ? cl->hosthdr : addr, strerror(soerr));
-            attempt_failed(cl);
-        }
+    struct weft_client *cl = arg;
+    if (fd >= 0) {
+        weft_timer_stop(&cl->connect_timer);
+        connected(cl, fd, addr);
         return;
     }
-    /* The winner: the other connects are abandoned. */
-    int fd = io->fd;
-    io_del(cl->ep.loop, io);
-    io->fd = -1;
-    cl->inflight--;
-    drop_attempts(cl);
-    weft_timer_stop(&cl->connect_timer);
-    connected(cl, fd, &cl->addrs[idx]);
-}
-
-/* Starts connects to the next addresses until one is in flight (or none is left). */
-static void try_next_address(struct weft_client *cl)
-{
-    while (cl->next_addr < cl->naddrs) {
-        size_t i = cl->next_addr++;
-        const struct dns_addr *addr = &cl->addrs[i];
-        int fd = socket(addr->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            cl->connect_errno = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, &addr->u.sa, addr->len) != 0 && errno != EINPROGRESS) {
-            cl->connect_errno = errno;
-            close(fd);
-            continue;
-        }
-        struct attempt *a = &cl->att->a[i];
-        a->io.fd = fd;
-        a->io.cb = on_attempt_io;
-        a->cl = cl;
-        if (io_add(cl->ep.loop, &a->io, EPOLLOUT | EPOLLERR | EPOLLHUP) != 0) {
-            cl->connect_errno = errno;
-            close(fd);
-            a->io.fd = -1;
-            continue;
-        }
-        cl->inflight++;
-        if (cl->next_addr < cl->naddrs)
-            weft_timer_start(cl->ep.loop, &cl->eyeball_timer, WEFT_DEF_EYEBALL_DELAY_MS);
-        return;
+    char text[64];
+    const char *what = cl->hosthdr;
+    if (addr && cl->naddrs <= 1) {
+        addr_format(&addr->u.sa, text, sizeof text);
+        what = text;
     }
-    if (cl->inflight == 0) {
-        report_error(cl, WEFT_ERR_IO, 0, "cannot connect to %s: %s", cl->hosthdr,
-                     strerror(cl->connect_errno ? cl->connect_errno : ECONNREFUSED));
-        attempt_failed(cl);
-    }
-}
-
-/* Timer callback: the connect in flight has not answered in 250 ms: start the next one too. */
-static void on_eyeball_timer(struct weft_timer *t)
-{
-    struct weft_client *cl = from_timer(t, offsetof(struct weft_client, eyeball_timer));
-    if (cl->state == CL_CONNECTING)
-        try_next_address(cl);
+    report_error(cl, WEFT_ERR_IO, 0, "cannot connect to %s: %s", what, strerror(err));
+    attempt_failed(cl);
 }
 
 /* Timer callback: DNS + connect took longer than connect_timeout_ms. */
@@ -584,23 +501,20 @@ static void on_resolved(void *arg, int err, const char *why, const struct dns_ad
     }
     memcpy(cl->addrs, addrs, n * sizeof addrs[0]);
     cl->naddrs = n;
-    cl->next_addr = 0;
     cl->state = CL_CONNECTING;
-    try_next_address(cl);
+    net_connector_start(cl->nc, cl->addrs, cl->naddrs, WEFT_DEF_EYEBALL_DELAY_MS);
 }
 
 /* Starts one attempt: resolve (unless numeric), then connect. */
 static void start_attempt(struct weft_client *cl)
 {
     cl->failed = cl->had_open = cl->no_retry = false;
-    cl->connect_errno = 0;
     cl->hint_ms = -1;
     cl->close_code = 0;
     weft_timer_start(cl->ep.loop, &cl->connect_timer, cl->opt.connect_timeout_ms);
     if (cl->numeric) {
-        cl->next_addr = 0;
         cl->state = CL_CONNECTING;
-        try_next_address(cl);
+        net_connector_start(cl->nc, cl->addrs, cl->naddrs, WEFT_DEF_EYEBALL_DELAY_MS);
         return;
     }
     int err;
@@ -629,6 +543,7 @@ static void client_release(struct weft_client *cl)
 {
     if (!cl->tls_shared)
         tls_ctx_free(cl->tls); /* connections keep their own reference */
+    net_connector_free(cl->nc); /* its memory goes at the next loop turn */
     cl->tls = NULL;
     endpoint_release(&cl->ep); /* shared deflate codecs and scratch buffers */
     free(cl->host);
@@ -639,12 +554,6 @@ static void client_release(struct weft_client *cl)
     free((char *)cl->opt.protocols);
     queue_clear(cl);
     free(cl);
-}
-
-/* Timer callback: frees the connect watchers of a freed client. */
-static void attempts_reap(struct weft_timer *t)
-{
-    free((char *)t - offsetof(struct attempts, reaper));
 }
 
 /* The TLS client context for o; see client.h. */
@@ -697,15 +606,12 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
         memcpy(cl->target + k, u.target, u.target_len);
         cl->target[k + u.target_len] = '\0';
     }
-    cl->att = calloc(1, sizeof *cl->att);
-    if (!ok || !cl->host || !cl->hosthdr || !cl->target || !cl->att) {
-        free(cl->att);
+    cl->nc = net_connector_new(loop, on_connected, cl);
+    if (!ok || !cl->host || !cl->hosthdr || !cl->target || !cl->nc) {
         client_release(cl);
         *err = WEFT_ERR_NOMEM;
         return NULL;
     }
-    for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++)
-        cl->att->a[i].io.fd = -1;
     cl->port = u.port;
     cl->owner = owner;
     cl->owner_arg = owner_arg;
@@ -735,7 +641,6 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
 
     if (o->deflate.enabled &&
         weft_pmd_offer(&o->deflate, cl->pmd_offer, sizeof cl->pmd_offer) < 0) {
-        free(cl->att);
         client_release(cl);
         *err = WEFT_ERR_INVAL;
         return NULL;
@@ -747,7 +652,6 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
                                      .origin = o->origin, .protocols = o->protocols,
                                      .extra_headers = o->headers};
     if (weft_handshake_request(req, sizeof req, &cr, probe_key) < 0) {
-        free(cl->att);
         client_release(cl);
         *err = WEFT_ERR_INVAL;
         return NULL;
@@ -758,7 +662,6 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     } else if (u.tls) { /* one context per client, shared by its attempts */
         cl->tls = client_tls_new(o);
         if (!cl->tls) {
-            free(cl->att);
             client_release(cl);
             *err = WEFT_ERR_TLS;
             return NULL;
@@ -789,7 +692,6 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     cl->h.on_open = client_on_open;
     cl->h.on_close = client_on_close;
     cl->connect_timer.cb = on_connect_timer;
-    cl->eyeball_timer.cb = on_eyeball_timer;
     cl->retry_timer.cb = on_retry_timer;
     cl->end_timer.cb = on_end_timer;
     cl->numeric = dns_numeric(cl->host, cl->port, &cl->addrs[0]);
@@ -885,8 +787,6 @@ void weft_client_free(struct weft_client *cl)
         loop_forget(cl->ep.loop, &c->sock);
         conn_free(c);
     }
-    cl->att->reaper.cb = attempts_reap;
-    weft_timer_start(cl->ep.loop, &cl->att->reaper, 0);
     client_release(cl);
 }
 

@@ -4,6 +4,7 @@
 #ifndef WEFT_WS_CLIENT_H
 #define WEFT_WS_CLIENT_H
 
+#include "net/connect.h"
 #include "net/dns.h"
 #include "ws/ws.h"
 
@@ -17,18 +18,6 @@ enum client_state {
     CL_OPEN,          /* connection open (or closing) */
     CL_WAITING,       /* backoff before the next attempt */
     CL_ENDED,         /* stopped for good; on_end is due or done */
-};
-
-/* One TCP connect in flight (happy eyeballs keeps several). */
-struct attempt {
-    struct weft_io io; /* first; fd -1 when unused */
-    struct weft_client *cl;
-};
-
-/* The part of a client the loop may reference during the iteration that frees it. */
-struct attempts {
-    struct attempt a[CLIENT_MAX_ADDRS];
-    struct weft_timer reaper;
 };
 
 /* A message sent while disconnected. */
@@ -62,11 +51,10 @@ struct weft_client {
 
     struct dns_query *dns;
     struct dns_addr addrs[CLIENT_MAX_ADDRS];
-    size_t naddrs, next_addr;
+    size_t naddrs;
     bool numeric;                   /* addrs[0] came from the URL, no DNS */
-    unsigned inflight;              /* connects in flight */
-    struct attempts *att;
-    struct weft_timer connect_timer, eyeball_timer, retry_timer, end_timer;
+    struct net_connector *nc;       /* the TCP connects of an attempt (net/connect.c) */
+    struct weft_timer connect_timer, retry_timer, end_timer;
 
     struct weft_conn *conn;         /* the connection of this attempt, NULL if none */
     char key[25];
@@ -84,7 +72,6 @@ struct weft_client {
     bool failed;                    /* an error was reported for this attempt */
     bool had_open;
     bool no_retry;
-    int connect_errno;
     int64_t hint_ms;                /* least delay asked by the server, -1 if none */
     uint16_t close_code;
 

@@ -835,7 +835,8 @@ struct weft_server_stats {
     uint64_t topics;                     /* topics with at least one subscriber */
     /* Of rejected_total, by status: 400 (also 405 and 431: malformed request or upgrade),
      * 426 (unsupported WebSocket version, or a plain request to a WebSocket-only path) and
-     * 503 (shutting down, out of memory, or weft_request_reject with 503). */
+     * 503 (shutting down, out of memory, or weft_request_reject with 503; also a 101 that
+     * could not be queued for lack of memory: that connection is closed without an answer). */
     uint64_t rejected_400, rejected_426, rejected_503;
     /* The memory budget (weft_memory_set_budget): bytes held now by the connections of this
      * server's loop (its share of weft_memory_held; client connections on the same loop

@@ -452,7 +452,12 @@ static void connected(struct weft_client *cl, int fd, const struct dns_addr *add
     conn_set_peer(c, &addr->u.sa, addr->len);
     cl->conn = c;
     cl->state = CL_HANDSHAKE;
-    sock_write(&c->sock, req, (size_t)n);
+    int r = sock_write(&c->sock, req, (size_t)n);
+    if (r != WEFT_OK) { /* client_conn_gone fails the attempt once the connection is freed */
+        report_error(cl, r, 0, "cannot queue the upgrade request: %s", weft_strerror(r));
+        handshake_fail(c);
+        return;
+    }
     conn_arm_timer(c);
 }
 

@@ -527,7 +527,19 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
         respond_error(c, 500, NULL, NULL);
         return;
     }
-    sock_write(&c->sock, out, (size_t)n);
+    if (sock_write(&c->sock, out, (size_t)n) != WEFT_OK) {
+        /* The 101 could not be queued (out of memory): no answer can go out either, so the
+         * connection is closed unopened and counted as refused for lack of memory. */
+        free(req->protocol);
+        s->ep.stats.rejected_total++;
+        s->ep.stats.rejected_503++;
+        conn_log(c, WEFT_LOG_INFO, "conn %llu: cannot queue the 101; closed",
+                 (unsigned long long)c->id);
+        conn_head_free(c);
+        sock_close(&c->sock);
+        c->state = CONN_DEAD;
+        return;
+    }
     if (req->protocol)
         c->x->protocol = req->protocol; /* allocated above */
     conn_head_free(c);

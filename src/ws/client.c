@@ -611,8 +611,7 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
         memcpy(cl->target + k, u.target, u.target_len);
         cl->target[k + u.target_len] = '\0';
     }
-    cl->nc = net_connector_new(loop, on_connected, cl);
-    if (!ok || !cl->host || !cl->hosthdr || !cl->target || !cl->nc) {
+    if (!ok || !cl->host || !cl->hosthdr || !cl->target) {
         client_release(cl);
         *err = WEFT_ERR_NOMEM;
         return NULL;
@@ -673,6 +672,13 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
         }
     }
 
+    /* Last: once created, the connector is freed through the loop (net_connector_free). */
+    cl->nc = net_connector_new(loop, on_connected, cl);
+    if (!cl->nc) {
+        client_release(cl);
+        *err = WEFT_ERR_NOMEM;
+        return NULL;
+    }
     struct endpoint *ep = &cl->ep;
     ep->loop = loop;
     ep->role = WEFT_ROLE_CLIENT;

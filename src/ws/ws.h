@@ -1,5 +1,21 @@
 /*
  * ws.h — internal structures of the ws layer: servers, connections, routes, topics.
+ *
+ * Layout. ws/ is the WebSocket layer of libweft, between proto/ (pure parsing and encoding:
+ * frames, HTTP heads, handshakes, URLs, deflate; no I/O) and net/ (the loop, sockets, TLS,
+ * listeners, DNS and the TCP connector; nothing of WebSocket). Calls go down (ws -> proto,
+ * ws -> net) or sideways through the interfaces below, never back up:
+ *   - conn.c, conn_send.c, conn_head.c: one connection, whoever owns it. The owner is an
+ *     endpoint (struct endpoint, embedded first in a server or a client) and conn.c reaches it
+ *     only through the endpoint's ops table (struct endpoint_ops: the HTTP head, a connection
+ *     gone, the route user), so conn.c never calls into server.c or client.c.
+ *   - server.c: listening, routes, the request head and the 101; pubsub.c and group.c its
+ *     topics (in-process and across threads); budget.c the process-wide memory budget.
+ *   - client.c: one client (DNS, then net/connect.c, the handshake, reconnection); it tells an
+ *     owner about itself through struct client_owner_ops (client.h) given at creation.
+ *   - pool.c: an ordinary user of the client: it creates member clients with its owner hooks
+ *     and the application's callbacks; client.c never calls into pool.c.
+ *   - defaults.h: the library's defaults for servers and clients, in one place.
  */
 #ifndef WEFT_WS_H
 #define WEFT_WS_H
@@ -187,7 +203,8 @@ struct weft_request {
     char *extra; /* extra headers for the 101 */
 };
 
-/* conn.c */
+/* conn.c (receiving, closing, timers), conn_send.c (sending, accessors), conn_head.c (HTTP
+ * heads) */
 void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len);
 void conn_on_drain(struct weft_sock *s);
 void conn_on_eof(struct weft_sock *s, int err);
@@ -246,8 +263,16 @@ void endpoint_release(struct endpoint *ep);
 /* Compresses a message for c (shared compressor or its own). Returns the compressed length
  * in ep->zout, or -1 when the message should go uncompressed. */
 long conn_deflate(struct weft_conn *c, const void *data, size_t len);
-enum weft_send_result conn_send_control(struct weft_conn *c, uint8_t opcode,
-                                        const void *payload, size_t len);
+/* conn.c, for conn_send.c: queues one whole frame (masked in the client role); returns
+ * WEFT_OK or an error of sock_write. */
+int conn_write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const void *payload,
+                     size_t len);
+/* Queues a control frame, bypassing the backpressure limit (close, keep-alive ping). */
+void conn_send_ctl(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len);
+/* True when queueing len more bytes would take c over its backpressure limit. */
+bool conn_queue_full(struct weft_conn *c, size_t len);
+/* Applies WEFT_SLOW_CLOSE to c: counts it and starts the close handshake with 1008. */
+void conn_close_slow(struct weft_conn *c);
 void ep_log(struct endpoint *ep, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* As ep_log, for a line about connection c (passed to the log callback). */

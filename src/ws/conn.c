@@ -710,7 +710,9 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
         c->state = CONN_DRAINING;
         sock_shutdown_after_flush(&c->sock);
         conn_arm_timer(c);
+        c->ep->close_rcvd = ev->close_code ? ev->close_code : WEFT_CLOSE_NO_STATUS;
         conn_finish(c, ev->close_code, ev->reason, ev->reason_len, true);
+        c->ep->close_rcvd = 0;
         return;
     default:
         return;

@@ -230,3 +230,16 @@ const char *weft_conn_remote(const struct weft_conn *c)
     addr_format(&a.sa, c->ep->addrbuf, sizeof c->ep->addrbuf);
     return c->ep->addrbuf;
 }
+
+/* The code of the close frame weft sent on c (0 if none); see weft.h. */
+uint16_t weft_conn_close_sent(const struct weft_conn *c)
+{
+    return c->close_sent;
+}
+
+/* The code of the peer's close frame, during the on_close it caused (0 otherwise); see
+ * weft.h. */
+uint16_t weft_conn_close_received(const struct weft_conn *c)
+{
+    return c->close_reported ? c->ep->close_rcvd : 0;
+}

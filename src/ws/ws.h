@@ -105,6 +105,9 @@ struct endpoint {
     size_t zin_cap, zout_cap;
 
     struct conn_rx rx_scratch; /* the receive state of a connection that has none */
+    /* During an on_close that the peer's close frame caused: its code (WEFT_CLOSE_NO_STATUS
+     * for an empty one); 0 otherwise (weft_conn_close_received). */
+    uint16_t close_rcvd;
 };
 
 /* What a connection holds only in rare states, allocated on first need (conn_extra_get) and

@@ -771,10 +771,13 @@ struct weft_ws_handlers {
     void (*on_drain)(struct weft_conn *c);
     /** A pong arrived (payload valid during the call). Pings are answered automatically. */
     void (*on_pong)(struct weft_conn *c, const void *data, size_t len);
-    /** The connection is gone. code/reason: the close code and reason received from the peer
-     * (or the one we sent if the peer never answered; 1006 if no close frame was exchanged).
-     * `clean` is true when the close handshake completed. The conn pointer is invalid after
-     * this returns. */
+    /** The connection is gone. With `clean` true the close handshake completed and code/reason
+     * are the peer's close frame's (whichever side began). With `clean` false they are the
+     * close weft sent: the code of weft_conn_close when the peer never answered, or the code
+     * with which weft itself failed the connection (1002, 1007, 1009, 1008, 1013, ...),
+     * reported at once without waiting for the peer's answer; 1006 if no close frame was
+     * exchanged. During this call weft_conn_close_sent and weft_conn_close_received give both
+     * codes. The conn pointer is invalid after this returns. */
     void (*on_close)(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
                      bool clean);
 };
@@ -903,7 +906,8 @@ struct weft_server_stats {
     uint64_t topics;                     /**< topics with at least one subscriber */
     /** Of rejected_total, by status: 400 (also 405 and 431: malformed request or upgrade),
      * 426 (unsupported WebSocket version, or a plain request to a WebSocket-only path) and
-     * 503 (shutting down, out of memory, or weft_request_reject with 503). */
+     * 503 (shutting down, out of memory, or weft_request_reject with 503; also a 101 that
+     * could not be queued for lack of memory: that connection is closed without an answer). */
     uint64_t rejected_400;
     uint64_t rejected_426; /**< see rejected_400 */
     uint64_t rejected_503; /**< see rejected_400 */
@@ -1043,6 +1047,12 @@ WEFT_API size_t weft_conn_extensions(const struct weft_conn *c, char *out, size_
  * overwrites: copy it to keep it. */
 WEFT_API const char *weft_conn_remote(const struct weft_conn *c);
 WEFT_API uint64_t weft_conn_id(const struct weft_conn *c); /**< unique per server, starts at 1 */
+/** The code of the close frame weft sent on c (1005 for an empty one), 0 if none was sent. */
+WEFT_API uint16_t weft_conn_close_sent(const struct weft_conn *c);
+/** During on_close: the code of the peer's close frame when it caused this on_close (1005 for
+ * an empty one); 0 when on_close came from anything else (weft failed the connection, a
+ * timeout, a lost connection). 0 outside on_close. */
+WEFT_API uint16_t weft_conn_close_received(const struct weft_conn *c);
 
 /* --- pub/sub ------------------------------------------------------------------------ */
 

@@ -1,6 +1,16 @@
 /*
  * net.h — internal interface of the net layer: I/O watchers, sockets with corked output
  * queues, listeners and shared buffers. Knows nothing of WebSocket. Used by src/ws/.
+ *
+ * Layout. net/ is the bottom of libweft: everything that touches file descriptors, the
+ * kernel's readiness interface and the wire. loop.c runs timers, deferred calls and the
+ * readiness backend; sock.c (with outq.h) the sockets and their output queues, tls.c the
+ * same over OpenSSL; listen.c the listeners and address formatting; dns.c (dns.h) name
+ * resolution over c-ares; connect.c (connect.h) outgoing TCP connects with happy eyeballs;
+ * watch.c file watches; memory.c the memory budget counter; buf.c shared buffers. Readiness
+ * constants (EPOLL*) appear only here: ws/ above asks for connects, sockets and timers, never
+ * for raw events. net/ calls nothing above it; its users hand it callbacks (sock_ops,
+ * accept_cb, dns_cb, net_connect_cb).
  */
 #ifndef WEFT_NET_H
 #define WEFT_NET_H

@@ -132,76 +132,10 @@ void conn_start_frames(struct weft_conn *c)
     conn_drop_rx(c);
 }
 
-/* ----------------------------------------------------------------- HTTP head */
-
-/* Parses in place when nothing is stored (the whole head usually comes in one read);
- * otherwise appends the read to the stored head, up to max bytes, and asks for a parse only
- * when the new bytes complete the blank line or the limit is reached (see ws.h). */
-void conn_head_begin(struct weft_conn *c, uint8_t *data, size_t len, size_t max,
-                     struct head_in *in)
-{
-    in->taken = len;
-    in->ready = true;
-    struct conn_extra *x = c->x;
-    if (!x || !x->head) {
-        in->buf = (const char *)data;
-        in->len = len;
-        return;
-    }
-    size_t searched = x->head_len;
-    in->taken = max - x->head_len < len ? max - x->head_len : len;
-    memcpy(x->head + x->head_len, data, in->taken);
-    x->head_len += (uint32_t)in->taken;
-    in->buf = x->head;
-    in->len = x->head_len;
-    in->ready = in->len >= max || weft_http_head_end(x->head, in->len, searched) != 0;
-}
-
-/* Keeps an incomplete head that was parsed in place; see ws.h. */
-bool conn_head_keep(struct weft_conn *c, const uint8_t *data, size_t len, size_t max)
-{
-    if (c->x && c->x->head)
-        return true; /* already stored by conn_head_begin */
-    struct conn_extra *x = conn_extra_get(c);
-    if (!x)
-        return false;
-    x->head = malloc(max);
-    if (!x->head) {
-        conn_extra_trim(c);
-        return false;
-    }
-    memcpy(x->head, data, len);
-    x->head_len = (uint32_t)len;
-    return true;
-}
-
-char *conn_head_detach(struct weft_conn *c)
-{
-    if (!c->x)
-        return NULL;
-    char *stored = c->x->head;
-    c->x->head = NULL;
-    conn_extra_trim(c);
-    return stored;
-}
-
-/* Feeds the frames that came right after a complete head: the rest of in->buf after
- * head_len and, when the head was stored, the part of the read not appended to it. */
-void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
-                    size_t head_len, uint8_t *data, size_t len)
-{
-    if ((c->state == CONN_OPEN || c->state == CONN_CLOSING) && head_len < in->len)
-        conn_feed_bytes(c, (uint8_t *)in->buf + head_len, in->len - head_len);
-    if (stored && in->taken < len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
-        conn_feed_bytes(c, data + in->taken, len - in->taken);
-    free(stored);
-}
-
 /* ----------------------------------------------------------------- timers */
 
 static void on_timer(struct weft_timer *t);
 static void report_budget(struct weft_conn *c);
-static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len);
 
 /* Arms the connection's single timer for whatever its state waits for. */
 void conn_arm_timer(struct weft_conn *c)
@@ -284,7 +218,7 @@ static void on_timer(struct weft_timer *t)
             }
             if (!c->ping_sent && now >= last_rx + cfg->ping_interval_ms) {
                 /* One at a time (the next waits for a pong or the deadline): not limited. */
-                send_control(c, WEFT_OP_PING, NULL, 0);
+                conn_send_ctl(c, WEFT_OP_PING, NULL, 0);
                 c->ping_sent = (uint32_t)now ? (uint32_t)now : 1;
             }
         }
@@ -327,7 +261,7 @@ void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t 
 
 /* Queues one whole frame: in the server role header + payload as they are, in the client
  * role with a fresh masking key and the payload masked in the queue. */
-static int write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const void *payload,
+int conn_write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const void *payload,
                        size_t len)
 {
     uint8_t hdr[WEFT_FRAME_HEADER_MAX];
@@ -352,9 +286,9 @@ static int write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const v
 /* Queues a control frame, bypassing the backpressure limit: used for what is bounded by
  * the protocol itself (one close frame, one keep-alive ping per pong timeout). Pongs and
  * application pings go through send_pong / weft_conn_ping, which apply the limit. */
-static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len)
+void conn_send_ctl(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len)
 {
-    write_frame(c, opcode, 0, payload, len);
+    conn_write_frame(c, opcode, 0, payload, len);
 }
 
 /* True when queueing len more bytes would take c's unsent output over max_backpressure. A
@@ -364,7 +298,7 @@ static void send_control(struct weft_conn *c, uint8_t opcode, const void *payloa
  * the socket is not known to be blocked, the queue is written now (instead of at the end of
  * the iteration) and only what the kernel refuses counts, so a burst to a peer that keeps up
  * is not refused. */
-static bool queue_full(struct weft_conn *c, size_t len)
+bool conn_queue_full(struct weft_conn *c, size_t len)
 {
     size_t queued = sock_queued(&c->sock), max = c->ep->cfg.max_backpressure;
     if (queued + len <= max) /* the common case: one comparison (len is a frame size) */
@@ -385,7 +319,7 @@ static bool queue_full(struct weft_conn *c, size_t len)
 }
 
 /* Applies WEFT_SLOW_CLOSE to c: counts it and starts the close handshake with 1008. */
-static void close_slow(struct weft_conn *c)
+void conn_close_slow(struct weft_conn *c)
 {
     c->ep->stats.closed_slow++;
     weft_conn_close(c, WEFT_CLOSE_POLICY, "slow consumer");
@@ -399,7 +333,7 @@ static void close_slow(struct weft_conn *c)
  * limit. */
 static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
 {
-    if (!queue_full(c, len + 2)) {
+    if (!conn_queue_full(c, len + 2)) {
         if (c->x && c->x->pong_owed) { /* a later ping is answered now: the owed pong is
                                           superseded */
             c->ep->stats.dropped_backpressure++;
@@ -407,12 +341,12 @@ static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
             c->x->pong_owed = NULL;
             conn_extra_trim(c);
         }
-        send_control(c, WEFT_OP_PONG, data, len);
+        conn_send_ctl(c, WEFT_OP_PONG, data, len);
         return;
     }
     c->out_full = true;
     if (c->ep->cfg.slow_policy == WEFT_SLOW_CLOSE) {
-        close_slow(c);
+        conn_close_slow(c);
         return;
     }
     struct conn_extra *x = conn_extra_get(c);
@@ -441,7 +375,7 @@ static void send_close(struct weft_conn *c, uint16_t code, const char *reason)
         code = WEFT_CLOSE_NO_STATUS;
     size_t n = weft_close_payload(payload, code == WEFT_CLOSE_NO_STATUS ? 0 : code, reason,
                                   reason ? strlen(reason) : 0);
-    send_control(c, WEFT_OP_CLOSE, payload, n);
+    conn_send_ctl(c, WEFT_OP_CLOSE, payload, n);
     c->close_sent = code ? code : WEFT_CLOSE_NO_STATUS;
 }
 
@@ -846,7 +780,9 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
         c->state = CONN_DRAINING;
         sock_shutdown_after_flush(&c->sock);
         conn_arm_timer(c);
+        c->ep->close_rcvd = ev->close_code ? ev->close_code : WEFT_CLOSE_NO_STATUS;
         conn_finish(c, ev->close_code, ev->reason, ev->reason_len, true);
+        c->ep->close_rcvd = 0;
         return;
     default:
         return;
@@ -915,7 +851,7 @@ static void send_owed_pong(struct weft_conn *c)
     c->x->pong_owed = NULL;
     conn_extra_trim(c);
     if (c->state == CONN_OPEN)
-        send_control(c, WEFT_OP_PONG, owed + 1, owed[0]);
+        conn_send_ctl(c, WEFT_OP_PONG, owed + 1, owed[0]);
     free(owed);
 }
 
@@ -951,7 +887,7 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
     c->last_rx = conn_now32(c);
     switch (c->state) {
     case CONN_HTTP:
-        c->ep->on_head(c, data, len);
+        c->ep->ops->on_head(c, data, len);
         return;
     case CONN_OPEN:
     case CONN_CLOSING:
@@ -993,7 +929,7 @@ void conn_on_drain(struct weft_sock *s)
 }
 
 /* Socket callback: the peer closed its side or the socket failed. During an early flush
- * from a send (see queue_full) the report waits for the connection's timer, due at once: the
+ * from a send (see conn_queue_full) the report waits for the connection's timer, due at once: the
  * application must not see on_close from inside weft_conn_send. */
 void conn_on_eof(struct weft_sock *s, int err)
 {
@@ -1048,248 +984,7 @@ void conn_on_free(struct weft_sock *s)
     if (c->next)
         c->next->prev = c->prev;
     ep->nconns--;
-    if (ep->on_gone)
-        ep->on_gone(c);
+    if (ep->ops->on_gone)
+        ep->ops->on_gone(c);
     conn_free(c);
-}
-
-/* ----------------------------------------------------------------- sending */
-
-/* Applies the slow-consumer policy if queueing len bytes would take the connection over its
- * backpressure limit (see queue_full). Returns true when the frame must not be queued. */
-static bool over_limit(struct weft_conn *c, size_t len, enum weft_send_result *res)
-{
-    if (!queue_full(c, len))
-        return false;
-    c->out_full = true;
-    if (c->ep->cfg.slow_policy == WEFT_SLOW_CLOSE) {
-        close_slow(c);
-        *res = WEFT_SEND_CLOSED;
-    } else {
-        c->ep->stats.dropped_backpressure++;
-        *res = WEFT_SEND_DROPPED;
-    }
-    return true;
-}
-
-/* Queues one frame: header + payload copied, or a reference to a shared encoded frame. */
-enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shared,
-                                      const uint8_t *hdr, size_t hlen, const void *payload,
-                                      size_t len)
-{
-    enum weft_send_result res;
-    if (c->state != CONN_OPEN)
-        return WEFT_SEND_CLOSED;
-    size_t total = shared ? shared->len : hlen + len;
-    if (over_limit(c, total, &res))
-        return res;
-    /* Output for a blocked socket is held until the peer reads: within the memory budget,
-     * making room by closing larger holders, or this connection is closed. */
-    if (sock_blocked(&c->sock) && !mem_fits(total) && !conn_budget_room(c, total, false)) {
-        conn_budget_close(c);
-        return WEFT_SEND_CLOSED;
-    }
-    int r;
-    if (c->ep->role == WEFT_ROLE_CLIENT) /* clients mask: nothing can be shared */
-        r = write_frame(c, hdr[0] & 0x0fu, (uint8_t)((hdr[0] >> 4) & 7u), payload, len);
-    else if (shared)
-        r = sock_write_buf(&c->sock, shared, 0, shared->len);
-    else
-        r = sock_write2(&c->sock, hdr, hlen, payload, len);
-    if (r != WEFT_OK)
-        return WEFT_SEND_CLOSED;
-    c->ep->stats.messages_out++;
-    c->ep->stats.bytes_out += len;
-    if (sock_blocked(&c->sock)) {
-        c->backpressured = true;
-        return WEFT_SEND_QUEUED;
-    }
-    return WEFT_SEND_SENT;
-}
-
-/* Turns on permessage-deflate for a connection with the agreed parameters, from our side's
- * point of view (the server compresses with the server_* parameters, a client with the
- * client_* ones). */
-void conn_enable_deflate(struct weft_conn *c, const struct weft_pmd_params *a)
-{
-    bool server = c->ep->role == WEFT_ROLE_SERVER;
-    c->pmd_on = true;
-    c->our_nct = server ? a->server_no_context_takeover : a->client_no_context_takeover;
-    c->peer_nct = server ? a->client_no_context_takeover : a->server_no_context_takeover;
-    uint8_t our_bits = server ? a->server_max_window_bits : a->client_max_window_bits;
-    uint8_t peer_bits = server ? a->client_max_window_bits : a->server_max_window_bits;
-    uint8_t limit = c->ep->cfg.deflate.max_window_bits;
-    if (limit >= 9 && limit < our_bits)
-        our_bits = limit;
-    c->our_bits = our_bits & 15u; /* 8..15 */
-    c->peer_bits = peer_bits & 15u;
-}
-
-/* Compresses a message for c into ep->zout; see ws.h. */
-long conn_deflate(struct weft_conn *c, const void *data, size_t len)
-{
-    struct endpoint *ep = c->ep;
-    const struct weft_pmd_config *cfg = &ep->cfg.deflate;
-    struct weft_deflater **slot;
-    if (c->our_nct) {
-        slot = &ep->shared_defl[c->our_bits & 15];
-    } else {
-        struct conn_extra *x = conn_extra_get(c);
-        if (!x)
-            return -1;
-        slot = &x->defl;
-    }
-    if (!*slot) {
-        /* weft_pmd_config: 0 = zlib's default, -1 = level 0; weft_deflater_new: -1 = default */
-        int level = cfg->level == 0 ? -1 : cfg->level < 0 ? 0 : cfg->level;
-        *slot = weft_deflater_new(c->our_bits, cfg->mem_level, level);
-        if (!*slot) {
-            conn_extra_trim(c);
-            return -1;
-        }
-    }
-    size_t bound = weft_deflate_bound(len);
-    if (bound > ep->zout_cap) {
-        uint8_t *nb = realloc(ep->zout, bound);
-        if (!nb)
-            return -1;
-        ep->zout = nb;
-        ep->zout_cap = bound;
-    }
-    long n = weft_deflate_message(*slot, data, len, ep->zout, bound, c->our_nct);
-    /* Without context takeover a message that does not shrink can go as it is; with it, the
-     * peer's window must see every byte we compressed, so it is sent compressed anyway. */
-    if (n < 0 || (c->our_nct && (size_t)n >= len))
-        return -1;
-    return n;
-}
-
-/* Sends a message; see weft.h. */
-enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size_t len,
-                                     enum weft_opcode opcode)
-{
-    if (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY)
-        return WEFT_SEND_CLOSED;
-    uint8_t hdr[WEFT_FRAME_HEADER_MAX];
-    if (c->pmd_on && len >= c->ep->cfg.deflate.threshold && c->state == CONN_OPEN) {
-        long n = conn_deflate(c, data, len);
-        if (n >= 0) {
-            size_t h = weft_frame_header_write(hdr, (uint8_t)opcode, true, 4, (uint64_t)n, NULL);
-            enum weft_send_result r = conn_send_frame(c, NULL, hdr, h, c->ep->zout, (size_t)n);
-            return r;
-        }
-    }
-    size_t h = weft_frame_header_write(hdr, (uint8_t)opcode, true, 0, len, NULL);
-    return conn_send_frame(c, NULL, hdr, h, data, len);
-}
-
-/* Sends a ping, under the backpressure limit like a message; see weft.h. */
-enum weft_send_result weft_conn_ping(struct weft_conn *c, const void *data, size_t len)
-{
-    enum weft_send_result res;
-    if (c->state != CONN_OPEN)
-        return WEFT_SEND_CLOSED;
-    if (len > 125)
-        len = 125;
-    if (over_limit(c, len + 2, &res))
-        return res;
-    send_control(c, WEFT_OP_PING, data, len);
-    return sock_blocked(&c->sock) ? WEFT_SEND_QUEUED : WEFT_SEND_SENT;
-}
-
-size_t weft_conn_buffered_amount(const struct weft_conn *c)
-{
-    return sock_queued(&c->sock);
-}
-
-/* Stops reading from the peer until weft_conn_resume. */
-void weft_conn_pause(struct weft_conn *c)
-{
-    c->app_paused = true;
-    sock_pause(&c->sock);
-}
-
-/* Reads from the peer again, unless flow control holds reading until the backlog drains
- * (it resumes then). */
-void weft_conn_resume(struct weft_conn *c)
-{
-    c->app_paused = false;
-    if (!c->bp_paused)
-        sock_resume(&c->sock);
-}
-
-void *weft_conn_user(const struct weft_conn *c)
-{
-    return c->user;
-}
-
-void weft_conn_set_user(struct weft_conn *c, void *user)
-{
-    c->user = user;
-}
-
-void *weft_conn_route_user(const struct weft_conn *c)
-{
-    if (!c->h)
-        return NULL;
-    if (c->ep->role == WEFT_ROLE_CLIENT)
-        return client_route_user(c);
-    /* a server connection's handlers are its route's */
-    return ((const struct route *)((const char *)c->h - offsetof(struct route, ws)))->user;
-}
-
-struct weft_server *weft_conn_server(const struct weft_conn *c)
-{
-    return conn_server(c);
-}
-
-const char *weft_conn_protocol(const struct weft_conn *c)
-{
-    return c->x && c->x->protocol ? c->x->protocol : "";
-}
-
-/* The negotiated extensions as a header value; see weft.h. */
-size_t weft_conn_extensions(const struct weft_conn *c, char *out, size_t cap)
-{
-    if (!cap)
-        return 0;
-    out[0] = '\0';
-    if (!c->pmd_on)
-        return 0;
-    bool server = c->ep->role == WEFT_ROLE_SERVER;
-    bool snct = server ? c->our_nct : c->peer_nct, cnct = server ? c->peer_nct : c->our_nct;
-    unsigned sbits = server ? c->our_bits : c->peer_bits;
-    unsigned cbits = server ? c->peer_bits : c->our_bits;
-    int n = snprintf(out, cap,
-                     "permessage-deflate%s%s; server_max_window_bits=%u; "
-                     "client_max_window_bits=%u",
-                     snct ? "; server_no_context_takeover" : "",
-                     cnct ? "; client_no_context_takeover" : "", sbits, cbits);
-    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-}
-
-uint64_t weft_conn_id(const struct weft_conn *c)
-{
-    return c->id;
-}
-
-/* The peer address, formatted into the server's scratch buffer (valid until the next call). */
-const char *weft_conn_remote(const struct weft_conn *c)
-{
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } a;
-    memset(&a, 0, sizeof a);
-    a.sa.sa_family = c->peer_family;
-    if (c->peer_family == AF_INET) {
-        a.in.sin_port = c->peer_port;
-        memcpy(&a.in.sin_addr, c->peer_addr, sizeof a.in.sin_addr);
-    } else if (c->peer_family == AF_INET6) {
-        a.in6.sin6_port = c->peer_port;
-        memcpy(&a.in6.sin6_addr, c->peer_addr, sizeof a.in6.sin6_addr);
-    }
-    addr_format(&a.sa, c->ep->addrbuf, sizeof c->ep->addrbuf);
-    return c->ep->addrbuf;
 }

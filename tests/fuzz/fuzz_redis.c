@@ -1,5 +1,5 @@
 /*
- * fuzz_redis.c — libFuzzer target for the Redis reply handling of the broker (src/hub/redis.c,
+ * fuzz_redis.c — libFuzzer target for the Redis reply handling of the broker (src/hub/brokers/redis.c,
  * `weft serve --redis`): replies built from fuzz input by hiredis' own parser (redisReader)
  * are given to the broker's reply callbacks, as hiredis' async API would.
  *
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hub/redis.c"
+#include "hub/brokers/redis.c"
 #include "hub_fixture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

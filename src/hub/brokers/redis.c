@@ -1,7 +1,7 @@
 /*
- * redis.c — the multi-node broker of `weft serve --redis redis://host:port[/db]`: a small
- * adapter that runs hiredis' async API on weft's loop (fd watches + weft timers, public API
- * only), and the room scheme built on it.
+ * redis.c — the multi-node broker of `weft serve --redis redis://host:port[/db]`: the room
+ * scheme on Redis (hiredis' async API runs on weft's loop through redis_loop.c; the Lua
+ * scripts are redis/NAME.lua, embedded at build time).
  *
  * Each hub (one per worker) has its own pair of connections: "pub" for commands and
  * PUBLISH, "sub" for SUBSCRIBE. Scheme (room R):
@@ -40,7 +40,6 @@
  * each connection retries with exponential backoff (100 ms doubling to 2 s), logging each
  * attempt.
  */
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +47,10 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
+#include "hub/brokers/redis_loop.h"
+#include "hub/hash.h"
 #include "hub/internal.h"
+#include "hub/redis_scripts.h"
 
 #define NODE_ID_LEN 16
 #define BACKOFF_MIN_MS 100
@@ -70,8 +72,6 @@ struct sub {
 struct rconn {
     struct broker *b;
     redisAsyncContext *ac;  /* NULL while disconnected */
-    struct weft_watch *w;   /* created with the first non-empty event mask */
-    unsigned mask;
     bool connected;
     bool is_sub;
     bool ever_up;           /* connected once (later connects are reconnects) */
@@ -80,7 +80,7 @@ struct rconn {
     struct weft_timer retry;
 };
 
-/* The Lua scripts (below), sent once per connection with SCRIPT LOAD and run with EVALSHA, so
+/* The Lua scripts (redis/NAME.lua), sent once per connection with SCRIPT LOAD and run with EVALSHA, so
  * a publish does not carry a kilobyte of script text for Redis to hash every time. */
 enum script {
     S_PUBLISH,
@@ -176,72 +176,6 @@ int broker_parse_url(const char *url, char *host, size_t hcap, int *port, int *d
         return -1;
     }
     return 0;
-}
-
-/* ------------------------------------------------------------------ hiredis on weft's loop */
-
-/* Socket events of a connection: hand them to hiredis (which may free the context; rc
- * itself lives in the broker, so rc->ac is checked again). */
-static void on_io(struct weft_watch *w, int fd, unsigned events, void *arg)
-{
-    (void)w;
-    (void)fd;
-    struct rconn *rc = arg;
-    if ((events & WEFT_WATCH_READ) && rc->ac)
-        redisAsyncHandleRead(rc->ac);
-    if ((events & WEFT_WATCH_WRITE) && rc->ac)
-        redisAsyncHandleWrite(rc->ac);
-}
-
-/* Applies a new event mask to the connection's watch (created on first use). */
-static void set_mask(struct rconn *rc, unsigned mask)
-{
-    if (mask == rc->mask || !rc->ac)
-        return;
-    rc->mask = mask;
-    if (!rc->w) {
-        int e = 0;
-        rc->w = weft_loop_watch_fd(rc->b->h->loop, rc->ac->c.fd, mask, on_io, rc, &e);
-        return;
-    }
-    weft_watch_set(rc->w, mask);
-}
-
-/* hiredis hooks: start/stop reading/writing, and clean up when the context goes. */
-static void ev_add_read(void *p)
-{
-    struct rconn *rc = p;
-    set_mask(rc, rc->mask | WEFT_WATCH_READ);
-}
-
-static void ev_del_read(void *p)
-{
-    struct rconn *rc = p;
-    set_mask(rc, rc->mask & ~(unsigned)WEFT_WATCH_READ);
-}
-
-static void ev_add_write(void *p)
-{
-    struct rconn *rc = p;
-    set_mask(rc, rc->mask | WEFT_WATCH_WRITE);
-}
-
-static void ev_del_write(void *p)
-{
-    struct rconn *rc = p;
-    set_mask(rc, rc->mask & ~(unsigned)WEFT_WATCH_WRITE);
-}
-
-/* The context is being freed: drop the watch (the fd is closed by hiredis afterwards). */
-static void ev_cleanup(void *p)
-{
-    struct rconn *rc = p;
-    if (rc->w)
-        weft_watch_free(rc->w);
-    rc->w = NULL;
-    rc->mask = 0;
-    rc->ac = NULL;
-    rc->connected = false;
 }
 
 /* ------------------------------------------------------------------ state and retries */
@@ -363,6 +297,14 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     schedule_retry(rc);
 }
 
+/* redis_loop: hiredis freed rc's context (the fd is closed). */
+static void on_gone(void *arg)
+{
+    struct rconn *rc = arg;
+    rc->ac = NULL;
+    rc->connected = false;
+}
+
 /* Starts one connection attempt (logged). */
 static void rconn_start(struct rconn *rc)
 {
@@ -385,15 +327,15 @@ static void rconn_start(struct rconn *rc)
         schedule_retry(rc);
         return;
     }
+    if (redis_loop_attach(ac, b->h->loop, on_gone, rc) < 0) {
+        hlog(&b->h->log, WEFT_LOG_WARN, NULL, NULL, "redis %s:%d: attempt %llu failed: %s",
+             b->host, b->port, (unsigned long long)rc->attempts, "out of memory");
+        redisAsyncFree(ac);
+        schedule_retry(rc);
+        return;
+    }
     rc->ac = ac;
-    rc->mask = 0;
     ac->data = rc;
-    ac->ev.data = rc;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     redisAsyncSetConnectCallback(ac, on_connect); /* arms the first write event */
     if (b->db)
@@ -401,15 +343,6 @@ static void rconn_start(struct rconn *rc)
 }
 
 /* ------------------------------------------------------------------ subscriptions */
-
-/* FNV-1a of topic[0..len). */
-static uint32_t hash_topic(const char *s, size_t len)
-{
-    uint32_t x = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        x = (x ^ (uint8_t)s[i]) * 16777619u;
-    return x;
-}
 
 /* The "seq" of a delivery {"type":"message","room":"R","seq":N,…} (0 if none). The room
  * name cannot hold a quote, so the first "seq": is the delivery's own. */
@@ -494,7 +427,7 @@ void broker_ref(struct broker *b, const char *topic, size_t len, int delta)
 {
     if (!b)
         return;
-    struct sub **pp = &b->subs[hash_topic(topic, len) % SUB_BUCKETS];
+    struct sub **pp = &b->subs[hub_fnv1a(topic, len) % SUB_BUCKETS];
     while (*pp && ((*pp)->len != len || memcmp((*pp)->topic, topic, len)))
         pp = &(*pp)->next;
     struct sub *s = *pp;
@@ -541,106 +474,16 @@ void broker_publish_raw(struct broker *b, const char *topic, size_t topic_len, c
 
 /* ------------------------------------------------------------------ /hub rooms */
 
-/* clang-format off */
-/* Lua helpers shared by the scripts. trim(k, n, age, now): keeps the n (0 = no limit) highest
- * seqs of history k and drops, oldest first, deliveries whose trailing "ts" is more than age
- * ms (0 = no limit) before now. live(k): the display names of presence hash k whose worker's
- * liveness key weft:node:NODEID:WORKER exists; fields of the others are deleted. */
-#define LUA_HELPERS                                                                            \
-    "local function trim(k, n, age, now) "                                                     \
-    "if n > 0 then redis.call('ZREMRANGEBYRANK', k, 0, -n - 1) end "                           \
-    "if age > 0 then while true do "                                                           \
-    "local o = redis.call('ZRANGE', k, 0, 0) "                                                 \
-    "if #o == 0 then break end "                                                               \
-    "local t = tonumber(string.match(o[1], '\"ts\":(%d+)}$')) "                                \
-    "if t == nil or t + age >= now then break end "                                            \
-    "redis.call('ZREMRANGEBYRANK', k, 0, 0) end end end "                                      \
-    "local function live(k) "                                                                  \
-    "local all = redis.call('HGETALL', k) "                                                    \
-    "local ok, vals = {}, {} "                                                                 \
-    "for i = 1, #all, 2 do "                                                                   \
-    "local w = string.match(all[i], '^([^:]+:[^:]+):') or '' "                                 \
-    "if ok[w] == nil then ok[w] = redis.call('EXISTS', 'weft:node:' .. w) == 1 end "           \
-    "if ok[w] then vals[#vals + 1] = all[i + 1] else redis.call('HDEL', k, all[i]) end end "   \
-    "return vals end "
-
-/* INCR the seq, keep the delivery (prefix .. seq .. suffix) in the capped sorted set, and
- * publish it tagged with the node id. KEYS: seq, hist. ARGV: prefix, suffix, history size,
- * channel, node tag, history age (ms, 0 = none), now (ms). Returns the seq. */
-static const char lua_publish[] = LUA_HELPERS
-    "local s = redis.call('INCR', KEYS[1]) "
-    "local m = ARGV[1] .. s .. ARGV[2] "
-    "local n = tonumber(ARGV[3]) "
-    "if n > 0 then redis.call('ZADD', KEYS[2], s, m) "
-    "trim(KEYS[2], n, tonumber(ARGV[6]), tonumber(ARGV[7])) end "
-    "redis.call('PUBLISH', ARGV[4], ARGV[5] .. m) "
-    "return s";
-
-/* Optionally registers a member (HSET, and SADD of the room to its worker's set), then reads
- * the room's state: {seq, members (the live ones, or every field above 1000: a join stays
- * O(1) in a big room), first kept seq, gap (0/1), messages after since}.
- * KEYS: seq, hist, presence, the worker's room set. ARGV: field ('' = none), name, since
- * ('-1' = none), limit (0 = all), room, history age (ms, 0 = none), now (ms). */
-static const char lua_state[] = LUA_HELPERS
-    "if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[2]) "
-    "redis.call('SADD', KEYS[4], ARGV[5]) end "
-    "trim(KEYS[2], 0, tonumber(ARGV[6]), tonumber(ARGV[7])) "
-    "local seq = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "local n = redis.call('HLEN', KEYS[3]) "
-    "if n <= 1000 then n = #live(KEYS[3]) end "
-    "local f = seq + 1 "
-    "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES') "
-    "if #first > 0 then f = tonumber(first[2]) end "
-    "if ARGV[3] == '-1' then return {seq, n, f, 0, {}} end "
-    "local since = tonumber(ARGV[3]) "
-    "if since > seq or since + 1 < f then return {seq, n, f, 1, {}} end "
-    "local lim = tonumber(ARGV[4]) "
-    "local msgs "
-    "if lim > 0 then msgs = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[3], '+inf', "
-    "'LIMIT', 0, lim) "
-    "else msgs = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[3], '+inf') end "
-    "return {seq, n, f, 0, msgs}";
-
-/* The display names of the live members of a room. KEYS: presence. */
-static const char lua_presence[] = LUA_HELPERS "return live(KEYS[1])";
-
-/* Write-back after a reconnect: raises the seq to at least the local one, then keeps and
- * publishes (tagged) the deliveries numbered during the outage. KEYS: seq, hist. ARGV: local
- * seq, history size, history age (ms), now (ms), channel, node tag, then seq and delivery of
- * each message, oldest first. Returns the seq Redis had. */
-static const char lua_writeback[] = LUA_HELPERS
-    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end "
-    "local n = tonumber(ARGV[2]) "
-    "for i = 7, #ARGV - 1, 2 do "
-    "if n > 0 then redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1]) end "
-    "redis.call('PUBLISH', ARGV[5], ARGV[6] .. ARGV[i + 1]) end "
-    "if n > 0 then trim(KEYS[2], n, tonumber(ARGV[3]), tonumber(ARGV[4])) end "
-    "return cur";
-
-/* Removes a worker's presence fields (prefix ARGV[1]) from every room of its set, then the
- * set. KEYS: the worker's room set. */
-static const char lua_presence_reset[] =
-    "for _, r in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-    "local k = 'weft:presence:' .. r "
-    "local cur = '0' "
-    "repeat "
-    "local res = redis.call('HSCAN', k, cur, 'MATCH', ARGV[1] .. '*', 'COUNT', 100) "
-    "cur = res[1] "
-    "for i = 1, #res[2], 2 do redis.call('HDEL', k, res[2][i]) end "
-    "until cur == '0' end "
-    "redis.call('DEL', KEYS[1]) "
-    "return 0";
-
-/* Heartbeat of a worker: refreshes its liveness key and its room set. KEYS: liveness key,
- * room set. ARGV: TTL (ms). Returns 1 if the liveness key still existed, 0 if it had expired
- * (readers may have deleted the worker's presence fields). */
-static const char lua_heartbeat[] =
-    "local had = redis.call('EXISTS', KEYS[1]) "
-    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
-    "redis.call('PEXPIRE', KEYS[2], ARGV[1]) "
-    "return had";
-/* clang-format on */
+/* The scripts, from the files src/hub/brokers/redis/NAME.lua (embedded at build time, see
+ * redis_scripts.h):
+ * helpers.lua (trim, live) is prepended to those that use it. What each one takes and
+ * returns is written at the top of its file. */
+static const char lua_publish[] = WEFT_LUA_HELPERS WEFT_LUA_PUBLISH;
+static const char lua_state[] = WEFT_LUA_HELPERS WEFT_LUA_STATE;
+static const char lua_presence[] = WEFT_LUA_HELPERS WEFT_LUA_PRESENCE;
+static const char lua_writeback[] = WEFT_LUA_HELPERS WEFT_LUA_WRITEBACK;
+static const char lua_presence_reset[] = WEFT_LUA_PRESENCE_RESET;
+static const char lua_heartbeat[] = WEFT_LUA_HEARTBEAT;
 
 static const char *const scripts[S_COUNT] = {
     [S_PUBLISH] = lua_publish,
@@ -1274,24 +1117,6 @@ struct broker *broker_new(struct hub *h, char *err, size_t cap)
     return b;
 }
 
-/* Writes what hiredis still holds for rc (presence removals of the last connections),
- * waiting at most FLUSH_MS. */
-static void flush_out(struct rconn *rc)
-{
-    if (!rc->ac || !rc->connected)
-        return;
-    uint64_t end = hub_mono_ns() + (uint64_t)FLUSH_MS * 1000000u;
-    int done = 0;
-    while (!done && hub_mono_ns() < end) {
-        if (redisBufferWrite(&rc->ac->c, &done) == REDIS_ERR)
-            return;
-        if (!done) {
-            struct pollfd pfd = {.fd = rc->ac->c.fd, .events = POLLOUT};
-            poll(&pfd, 1, 50);
-        }
-    }
-}
-
 /* Closes both connections and frees the broker; see internal.h. */
 void broker_free(struct broker *b)
 {
@@ -1303,7 +1128,8 @@ void broker_free(struct broker *b)
     for (int i = 0; i < 2; i++) {
         struct rconn *rc = rcs[i];
         weft_timer_stop(&rc->retry);
-        flush_out(rc);
+        if (rc->ac && rc->connected) /* presence removals of the last connections */
+            redis_loop_flush(rc->ac, FLUSH_MS);
         if (rc->ac)
             redisAsyncFree(rc->ac); /* pending callbacks run with a NULL reply */
     }

@@ -541,12 +541,8 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         free(cfg->redis);
         cfg->redis = NULL;
     }
-    if (cfg->redis) {
-        char host[256];
-        int port, db;
-        if (broker_parse_url(cfg->redis, host, sizeof host, &port, &db, err, cap) < 0)
-            return -1;
-    }
+    if (cfg->redis && broker_check_url(cfg->redis, err, cap) < 0)
+        return -1;
     return 0;
 }
 

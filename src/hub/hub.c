@@ -181,7 +181,7 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         hub_free(h);
         return NULL;
     }
-    if (cfg->redis && !broker_new(h, err, errcap)) {
+    if (cfg->redis && !broker_new(h, cfg->redis, err, errcap)) {
         hub_free(h);
         return NULL;
     }

@@ -274,7 +274,7 @@ struct hub {
     struct hub_web *web;       /* the web page's static files (web.c) */
     struct hub_stats *stats;   /* the 1 s stats stream (stats.c) */
     struct hub_workers *sh;    /* several workers (--workers N > 1), NULL with one */
-    struct broker *broker;     /* --redis (redis.c), NULL for the in-process broker */
+    struct broker *broker;     /* --redis (broker.h), NULL: in-process only */
     unsigned worker;           /* this hub's worker index */
 };
 
@@ -398,43 +398,7 @@ void metrics_snapshot(const struct hub *h, struct metrics_snap *out);
 void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap *snaps,
                               size_t n);
 
-/* ------------------------------------------------------------------ Redis broker (redis.c) */
-
-/*
- * --redis redis://host[:port][/db]: one pub + one sub connection per hub (per worker), hiredis
- * async on the hub's loop. See redis.c for the channel / key scheme and the failure rules.
- */
-struct broker;
-
-/* Parses a --redis URL. Returns 0, or -1 with err filled. */
-int broker_parse_url(const char *url, char *host, size_t hcap, int *port, int *db, char *err,
-                     size_t cap);
-/* Creates h's broker (h->broker) and starts connecting (in the background, with retries).
- * Returns it, or NULL with err filled (bad URL, out of memory). */
-struct broker *broker_new(struct hub *h, char *err, size_t cap);
-/* Flushes what is queued (presence removals), closes the connections (pending requests are
- * released) and frees the broker. Call after the hub's connections are closed. */
-void broker_free(struct broker *b);
-/* True when both connections to Redis are up (false for NULL). */
-bool broker_up(const struct broker *b);
-/* delta = +1 / -1 local member of weft topic ("room:R" or "hub:R"): SUBSCRIBE to
- * weft:<topic> on the first, UNSUBSCRIBE after the last. No-op for NULL. */
-void broker_ref(struct broker *b, const char *topic, size_t len, int delta);
-/* A raw room message, already delivered on this node: published to the other nodes (or
- * counted as dropped while the broker is down). */
-void broker_publish_raw(struct broker *b, const char *topic, size_t topic_len, const void *data,
-                        size_t len, bool binary);
-/* /hub requests through Redis (same replies as proto.c's handlers). Each returns false when
- * the broker is down (or out of memory): the caller then takes the in-process path. */
-bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
-                        uint64_t t0);
-bool broker_hub_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
-                     uint64_t since);
-bool broker_hub_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
-                        uint64_t limit);
-bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id);
-/* hc left room: its presence entry is removed (best effort). */
-void broker_hub_leave(struct hconn *hc, const char *room);
+#include "hub/broker.h"
 
 /* ------------------------------------------------------------------ /hub protocol (proto.c) */
 

@@ -47,6 +47,8 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
+#include "hub/broker.h"
+#include "hub/brokers/redis.h"
 #include "hub/brokers/redis_loop.h"
 #include "hub/hash.h"
 #include "hub/internal.h"
@@ -70,7 +72,7 @@ struct sub {
 
 /* One hiredis connection on the loop. */
 struct rconn {
-    struct broker *b;
+    struct rbroker *b;
     redisAsyncContext *ac;  /* NULL while disconnected */
     bool connected;
     bool is_sub;
@@ -92,7 +94,8 @@ enum script {
     S_COUNT
 };
 
-struct broker {
+struct rbroker {
+    struct broker base; /* first: a struct broker * of this broker is its rbroker */
     struct hub *h;
     char host[256];
     int port;
@@ -110,7 +113,7 @@ struct broker {
 
 /* One room's write-back after a reconnect, waiting for its EVAL reply. */
 struct writeback {
-    struct broker *b;
+    struct rbroker *b;
     uint64_t last; /* the highest seq written */
     char room[HUB_ROOM_MAX + 1];
 };
@@ -130,11 +133,18 @@ struct pending {
 static char node_id[NODE_ID_LEN + 1];
 
 static void rconn_start(struct rconn *rc);
+static const struct broker_ops redis_ops;
+
+/* The Redis broker behind a struct broker of redis_ops (NULL stays NULL). */
+static struct rbroker *rb_of(struct broker *b)
+{
+    return (struct rbroker *)b;
+}
 
 /* ------------------------------------------------------------------ URL */
 
 /* Parses redis://host[:port][/db] into host/port/db. Returns 0 or -1 with err filled. */
-int broker_parse_url(const char *url, char *host, size_t hcap, int *port, int *db, char *err,
+int redis_parse_url(const char *url, char *host, size_t hcap, int *port, int *db, char *err,
                      size_t cap)
 {
     static const char scheme[] = "redis://";
@@ -181,16 +191,16 @@ int broker_parse_url(const char *url, char *host, size_t hcap, int *port, int *d
 /* ------------------------------------------------------------------ state and retries */
 
 /* True when both connections are up. */
-bool broker_up(const struct broker *b)
+static bool rb_up(const struct rbroker *b)
 {
     return b && b->pub.connected && b->sub.connected;
 }
 
 /* Records an up/down transition of the pair: logs the gap and counts the reconnect. */
-static void update_state(struct broker *b)
+static void update_state(struct rbroker *b)
 {
     struct hub *h = b->h;
-    bool up = broker_up(b);
+    bool up = rb_up(b);
     if (up == b->was_up)
         return;
     b->was_up = up;
@@ -242,15 +252,15 @@ static void schedule_retry(struct rconn *rc)
     weft_timer_start(rc->b->h->loop, &rc->retry, rc->backoff_ms);
 }
 
-static void resubscribe_all(struct broker *b);
-static void resync(struct broker *b);
-static void scripts_load(struct broker *b);
+static void resubscribe_all(struct rbroker *b);
+static void resync(struct rbroker *b);
+static void scripts_load(struct rbroker *b);
 
 /* hiredis: the connection attempt finished. */
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct rconn *rc = ac->data;
-    struct broker *b = rc->b;
+    struct rbroker *b = rc->b;
     if (status != REDIS_OK) {
         hlog(&b->h->log, WEFT_LOG_WARN, NULL,
              json_pack("{s:s,s:s,s:I,s:s}", "event", "broker_connect_failed", "conn",
@@ -282,7 +292,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct rconn *rc = ac->data;
-    struct broker *b = rc->b;
+    struct rbroker *b = rc->b;
     (void)status;
     rc->ac = NULL;
     rc->connected = false;
@@ -308,7 +318,7 @@ static void on_gone(void *arg)
 /* Starts one connection attempt (logged). */
 static void rconn_start(struct rconn *rc)
 {
-    struct broker *b = rc->b;
+    struct rbroker *b = rc->b;
     rc->attempts++;
     hlog(&b->h->log, rc->attempts > 1 ? WEFT_LOG_INFO : WEFT_LOG_DEBUG, NULL,
          json_pack("{s:s,s:s,s:I}", "event", "broker_connecting", "conn",
@@ -379,7 +389,7 @@ static void seen_seq(struct hub *h, const char *name, size_t len, uint64_t seq)
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
-    struct broker *b = priv;
+    struct rbroker *b = priv;
     redisReply *rep = r;
     if (!rep || b->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
         return;
@@ -402,7 +412,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 }
 
 /* Sends SUBSCRIBE or UNSUBSCRIBE for one topic's channel (if the sub connection is up). */
-static void sub_command(struct broker *b, const char *verb, const char *topic, size_t len)
+static void sub_command(struct rbroker *b, const char *verb, const char *topic, size_t len)
 {
     if (!b->sub.connected || !b->sub.ac)
         return;
@@ -414,7 +424,7 @@ static void sub_command(struct broker *b, const char *verb, const char *topic, s
 
 /* Subscribes again to every channel with local members (after the sub connection came
  * back). */
-static void resubscribe_all(struct broker *b)
+static void resubscribe_all(struct rbroker *b)
 {
     for (size_t i = 0; i < SUB_BUCKETS; i++)
         for (struct sub *s = b->subs[i]; s; s = s->next)
@@ -423,7 +433,7 @@ static void resubscribe_all(struct broker *b)
 
 /* Adds delta (+1 / -1) local members to topic ("room:R" or "hub:R"); subscribes on the first,
  * unsubscribes after the last. */
-void broker_ref(struct broker *b, const char *topic, size_t len, int delta)
+static void rb_ref(struct rbroker *b, const char *topic, size_t len, int delta)
 {
     if (!b)
         return;
@@ -457,10 +467,10 @@ void broker_ref(struct broker *b, const char *topic, size_t len, int delta)
 
 /* Publishes a raw room message (already delivered locally) to the other nodes; see
  * internal.h. */
-void broker_publish_raw(struct broker *b, const char *topic, size_t topic_len, const void *data,
+static void rb_publish_raw(struct rbroker *b, const char *topic, size_t topic_len, const void *data,
                         size_t len, bool binary)
 {
-    if (!broker_up(b)) {
+    if (!rb_up(b)) {
         b->h->m.broker_dropped++;
         b->dropped_gap++;
         return;
@@ -495,7 +505,7 @@ static const char *const scripts[S_COUNT] = {
 };
 
 /* Computes the SHA-1 (hex) of every script into b->sha: the names EVALSHA runs them by. */
-static void scripts_hash(struct broker *b)
+static void scripts_hash(struct rbroker *b)
 {
     for (size_t i = 0; i < S_COUNT; i++) {
         unsigned char d[SHA_DIGEST_LENGTH];
@@ -508,14 +518,14 @@ static void scripts_hash(struct broker *b)
 /* Sends SCRIPT LOAD for every script on the command connection: first thing after it comes
  * up (Redis runs a connection's commands in order, so the EVALSHAs behind find them), and
  * again when a reply says NOSCRIPT (the script cache was flushed under us). */
-static void scripts_load(struct broker *b)
+static void scripts_load(struct rbroker *b)
 {
     for (size_t i = 0; i < S_COUNT; i++)
         redisAsyncCommand(b->pub.ac, NULL, NULL, "SCRIPT LOAD %s", scripts[i]);
 }
 
 /* True (after asking for the scripts again) if rep is Redis's NOSCRIPT error. */
-static bool scripts_missing(struct broker *b, const redisReply *rep)
+static bool scripts_missing(struct rbroker *b, const redisReply *rep)
 {
     if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0)
         return false;
@@ -735,9 +745,9 @@ static void on_hub_reply(redisAsyncContext *ac, void *r, void *priv)
     struct pending *p = priv;
     redisReply *rep = r;
     struct hconn *hc = p->hc;
-    bool closing = hc->h->broker == NULL || hc->h->broker->closing;
+    bool closing = hc->h->broker == NULL || rb_of(hc->h->broker)->closing;
     if (!closing && (!rep || rep->type == REDIS_REPLY_ERROR)) {
-        scripts_missing(hc->h->broker, rep); /* this request fails; the next finds them */
+        scripts_missing(rb_of(hc->h->broker), rep); /* this request fails; the next finds them */
         if (p->op == P_PUBLISH)
             hc->h->m.broker_dropped++;
         if (!hc->gone) {
@@ -781,7 +791,7 @@ static void age_args(const struct hub *h, char *age, size_t acap, char *now, siz
 }
 
 /* Runs the state script for p (join registers hc). Returns false if not sent. */
-static bool send_state(struct broker *b, struct pending *p, bool register_member,
+static bool send_state(struct rbroker *b, struct pending *p, bool register_member,
                        uint64_t limit)
 {
     char kseq[HUB_ROOM_MAX + 16], khist[HUB_ROOM_MAX + 16], kpres[HUB_ROOM_MAX + 20];
@@ -805,11 +815,11 @@ static bool send_state(struct broker *b, struct pending *p, bool register_member
 }
 
 /* /hub join through Redis; see internal.h. */
-bool broker_hub_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
+static bool rb_hub_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
                      uint64_t since)
 {
-    struct broker *b = hc->h->broker;
-    if (!broker_up(b))
+    struct rbroker *b = rb_of(hc->h->broker);
+    if (!rb_up(b))
         return false;
     struct pending *p = pending_new(hc, P_JOIN, room, id);
     if (!p)
@@ -824,11 +834,11 @@ bool broker_hub_join(struct hconn *hc, const char *room, const json_t *id, bool 
 }
 
 /* /hub history through Redis; see internal.h. */
-bool broker_hub_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
+static bool rb_hub_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
                         uint64_t limit)
 {
-    struct broker *b = hc->h->broker;
-    if (!broker_up(b))
+    struct rbroker *b = rb_of(hc->h->broker);
+    if (!rb_up(b))
         return false;
     struct pending *p = pending_new(hc, P_HISTORY, room, id);
     if (!p)
@@ -844,10 +854,10 @@ bool broker_hub_history(struct hconn *hc, const char *room, const json_t *id, ui
 }
 
 /* /hub presence through Redis; see internal.h. */
-bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id)
+static bool rb_hub_presence(struct hconn *hc, const char *room, const json_t *id)
 {
-    struct broker *b = hc->h->broker;
-    if (!broker_up(b))
+    struct rbroker *b = rb_of(hc->h->broker);
+    if (!rb_up(b))
         return false;
     struct pending *p = pending_new(hc, P_PRESENCE, room, id);
     if (!p)
@@ -863,9 +873,9 @@ bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id)
 /* Removes hc from the room's presence hash (best effort: while Redis is down nothing is sent,
  * and the reconnect clears this worker's fields before registering its members again); see
  * internal.h. */
-void broker_hub_leave(struct hconn *hc, const char *room)
+static void rb_hub_leave(struct hconn *hc, const char *room)
 {
-    struct broker *b = hc->h->broker;
+    struct rbroker *b = rb_of(hc->h->broker);
     if (!b || !b->pub.connected || !b->pub.ac)
         return;
     char field[96];
@@ -876,7 +886,7 @@ void broker_hub_leave(struct hconn *hc, const char *room)
 /* Registers this worker's presence from scratch: removes every field it may have left in
  * Redis (members who left while it was cut off), then HSETs each local /hub member again and
  * lists the room in the worker's set. Sent after the heartbeat, so readers see it live. */
-static void register_presence(struct broker *b)
+static void register_presence(struct rbroker *b)
 {
     char live[64], set[72], prefix[NODE_ID_LEN + 16];
     worker_keys(b->h, live, sizeof live, set, sizeof set);
@@ -901,7 +911,7 @@ static void register_presence(struct broker *b)
 static void on_heartbeat_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
-    struct broker *b = priv;
+    struct rbroker *b = priv;
     redisReply *rep = r;
     if (!b->closing && scripts_missing(b, rep))
         return;
@@ -915,7 +925,7 @@ static void on_heartbeat_reply(redisAsyncContext *ac, void *r, void *priv)
 
 /* Sends the heartbeat (liveness key and room set refreshed for NODE_TTL_MS); cb gets the
  * reply (NULL: none wanted). */
-static void send_heartbeat(struct broker *b, redisCallbackFn *cb)
+static void send_heartbeat(struct rbroker *b, redisCallbackFn *cb)
 {
     char live[64], set[72], ttl[16];
     worker_keys(b->h, live, sizeof live, set, sizeof set);
@@ -927,7 +937,7 @@ static void send_heartbeat(struct broker *b, redisCallbackFn *cb)
 /* Heartbeat timer (every HEARTBEAT_MS while the broker exists). */
 static void on_heartbeat(struct weft_timer *t)
 {
-    struct broker *b = (struct broker *)((char *)t - offsetof(struct broker, heartbeat));
+    struct rbroker *b = (struct rbroker *)((char *)t - offsetof(struct rbroker, heartbeat));
     if (b->pub.connected && b->pub.ac) send_heartbeat(b, on_heartbeat_reply);
     weft_timer_start(b->h->loop, &b->heartbeat, HEARTBEAT_MS);
 }
@@ -955,7 +965,7 @@ static void on_writeback_reply(redisAsyncContext *ac, void *r, void *priv)
 /* Writes room r back to Redis (see lua_writeback): its seq, and the kept deliveries newer
  * than r->synced, which were numbered here during the outage. Returns the number of
  * deliveries sent (0 also when out of memory). */
-static size_t writeback_room(struct broker *b, struct room *r)
+static size_t writeback_room(struct rbroker *b, struct room *r)
 {
     struct hub *h = b->h;
     room_expire(&h->rooms, r, weft_loop_now(h->loop));
@@ -1014,7 +1024,7 @@ static size_t writeback_room(struct broker *b, struct room *r)
 
 /* After the command connection came (back) up, before anything else goes through it: the
  * heartbeat, this worker's presence from scratch, and every room it holds written back. */
-static void resync(struct broker *b)
+static void resync(struct rbroker *b)
 {
     send_heartbeat(b, NULL);
     register_presence(b);
@@ -1024,14 +1034,14 @@ static void resync(struct broker *b)
 }
 
 /* /hub publish through Redis; see internal.h. */
-bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
+static bool rb_hub_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
                         uint64_t t0)
 {
     struct hub *h = hc->h;
-    struct broker *b = h->broker;
+    struct rbroker *b = rb_of(h->broker);
     if (!b)
         return false;
-    if (!broker_up(b)) {
+    if (!rb_up(b)) {
         h->m.broker_dropped++;
         b->dropped_gap++;
         return false;
@@ -1083,15 +1093,15 @@ bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, co
 /* ------------------------------------------------------------------ life cycle */
 
 /* Creates the broker of hub h and starts connecting; see internal.h. */
-struct broker *broker_new(struct hub *h, char *err, size_t cap)
+struct broker *redis_broker_new(struct hub *h, const char *url, char *err, size_t cap)
 {
-    struct broker *b = calloc(1, sizeof *b);
+    struct rbroker *b = calloc(1, sizeof *b);
     if (!b) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
     scripts_hash(b);
-    if (broker_parse_url(h->cfg.redis, b->host, sizeof b->host, &b->port, &b->db, err, cap) <
+    if (redis_parse_url(url, b->host, sizeof b->host, &b->port, &b->db, err, cap) <
         0) {
         free(b);
         return NULL;
@@ -1110,15 +1120,16 @@ struct broker *broker_new(struct hub *h, char *err, size_t cap)
     b->sub.retry.cb = on_retry;
     b->down_since_ms = 0;
     b->heartbeat.cb = on_heartbeat;
-    h->broker = b;
+    b->base.ops = &redis_ops;
+    h->broker = &b->base;
     rconn_start(&b->pub);
     rconn_start(&b->sub);
     weft_timer_start(h->loop, &b->heartbeat, HEARTBEAT_MS);
-    return b;
+    return &b->base;
 }
 
 /* Closes both connections and frees the broker; see internal.h. */
-void broker_free(struct broker *b)
+static void rb_free(struct rbroker *b)
 {
     if (!b)
         return;
@@ -1142,3 +1153,82 @@ void broker_free(struct broker *b)
     b->h->broker = NULL;
     free(b);
 }
+
+/* ------------------------------------------------------------------ broker.h */
+
+/* broker_ops.up: both connections up. */
+static bool op_up(const struct broker *b)
+{
+    return rb_up((const struct rbroker *)b);
+}
+
+/* broker_ops.ref. */
+static void op_ref(struct broker *b, const char *topic, size_t len, int delta)
+{
+    rb_ref(rb_of(b), topic, len, delta);
+}
+
+/* broker_ops.publish_raw. */
+static void op_publish_raw(struct broker *b, const char *topic, size_t topic_len,
+                           const void *data, size_t len, bool binary)
+{
+    rb_publish_raw(rb_of(b), topic, topic_len, data, len, binary);
+}
+
+/* broker_ops.hub_publish (b is hc's hub's broker). */
+static bool op_hub_publish(struct broker *b, struct hconn *hc, const char *room,
+                           const json_t *id, const json_t *data, uint64_t t0)
+{
+    (void)b;
+    return rb_hub_publish(hc, room, id, data, t0);
+}
+
+/* broker_ops.hub_join. */
+static bool op_hub_join(struct broker *b, struct hconn *hc, const char *room, const json_t *id,
+                        bool has_since, uint64_t since)
+{
+    (void)b;
+    return rb_hub_join(hc, room, id, has_since, since);
+}
+
+/* broker_ops.hub_history. */
+static bool op_hub_history(struct broker *b, struct hconn *hc, const char *room,
+                           const json_t *id, uint64_t since, uint64_t limit)
+{
+    (void)b;
+    return rb_hub_history(hc, room, id, since, limit);
+}
+
+/* broker_ops.hub_presence. */
+static bool op_hub_presence(struct broker *b, struct hconn *hc, const char *room,
+                            const json_t *id)
+{
+    (void)b;
+    return rb_hub_presence(hc, room, id);
+}
+
+/* broker_ops.hub_leave. */
+static void op_hub_leave(struct broker *b, struct hconn *hc, const char *room)
+{
+    (void)b;
+    rb_hub_leave(hc, room);
+}
+
+/* broker_ops.free. */
+static void op_free(struct broker *b)
+{
+    rb_free(rb_of(b));
+}
+
+static const struct broker_ops redis_ops = {
+    .name = "redis",
+    .up = op_up,
+    .ref = op_ref,
+    .publish_raw = op_publish_raw,
+    .hub_publish = op_hub_publish,
+    .hub_join = op_hub_join,
+    .hub_history = op_hub_history,
+    .hub_presence = op_hub_presence,
+    .hub_leave = op_hub_leave,
+    .free = op_free,
+};

@@ -250,21 +250,6 @@ void auth_claims_free(struct auth_claims *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Mints an HS256 token with sub and exp; see internal.h. */
-char *auth_mint(struct hub_auth *a, const char *sub, int64_t exp)
-{
-    if (!a->secret)
-        return NULL;
-    jwt_t *jwt = NULL;
-    char *out = NULL;
-    if (jwt_new(&jwt) == 0 && jwt_add_grant(jwt, "sub", sub) == 0 &&
-        jwt_add_grant_int(jwt, "exp", (long)exp) == 0 &&
-        jwt_set_alg(jwt, JWT_ALG_HS256, a->secret, (int)a->secret_len) == 0)
-        out = jwt_encode_str(jwt);
-    jwt_free(jwt);
-    return out;
-}
-
 /* Sets whether tokens without exp are accepted; see internal.h. */
 void auth_allow_no_exp(struct hub_auth *a, bool allow)
 {

@@ -30,6 +30,7 @@ enum opt_type {
     T_SECONDS,  /* uint32_t milliseconds from (fractional) seconds */
     T_SECONDS_POS, /* as T_SECONDS, but > 0 */
     T_U32,      /* uint32_t */
+    T_SIZE32,   /* uint32_t, a size (k/m/g suffixes), 0 allowed */
     T_DOUBLE,   /* double >= 0 */
     T_POLICY,   /* int: drop|close */
     T_LEVEL,    /* int: debug|info|warn|error */
@@ -70,7 +71,7 @@ static const struct opt opts[] = {
     {"deflate-mem-level", T_U32, OFF(deflate_mem_level), "N", "zlib memLevel of our compressor, 1..9"},
     {"deflate-level", T_U32, OFF(deflate_level), "N",
      "zlib compression level of what we send, 0..9 (1: fastest, 6: zlib's default, 9: smallest)"},
-    {"deflate-threshold", T_U32, OFF(deflate_threshold), "BYTES",
+    {"deflate-threshold", T_SIZE32, OFF(deflate_threshold), "BYTES",
      "messages shorter than this are sent uncompressed"},
     {"max-message", T_BYTES, OFF(max_message), "BYTES", "largest message, closed with 1009 beyond"},
     {"memory-budget", T_BYTES0, OFF(memory_budget), "BYTES",
@@ -330,6 +331,11 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
             return fail(err, cap, "expected a non-negative integer");
         *(uint32_t *)p = (uint32_t)ul;
         return 0;
+    case T_SIZE32:
+        if (units_size(value, 0, UINT32_MAX, &u64) != UNITS_OK)
+            return fail(err, cap, "expected a byte count (64, 1k, 1KiB; at most 4g - 1)");
+        *(uint32_t *)p = (uint32_t)u64;
+        return 0;
     case T_DOUBLE: {
         char *end;
         errno = 0;
@@ -535,12 +541,8 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         free(cfg->redis);
         cfg->redis = NULL;
     }
-    if (cfg->redis) {
-        char host[256];
-        int port, db;
-        if (broker_parse_url(cfg->redis, host, sizeof host, &port, &db, err, cap) < 0)
-            return -1;
-    }
+    if (cfg->redis && broker_check_url(cfg->redis, err, cap) < 0)
+        return -1;
     return 0;
 }
 
@@ -572,6 +574,7 @@ static void format_value(const struct hub_config *cfg, const struct opt *o, char
         snprintf(out, cap, "%g", *(const uint32_t *)p / 1000.0);
         break;
     case T_U32:
+    case T_SIZE32:
         snprintf(out, cap, "%u", *(const uint32_t *)p);
         break;
     case T_DOUBLE:

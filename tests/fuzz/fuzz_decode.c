@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "hub/internal.h"
+#include "hub/upgrade.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

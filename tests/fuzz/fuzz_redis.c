@@ -1,5 +1,5 @@
 /*
- * fuzz_redis.c — libFuzzer target for the Redis reply handling of the broker (src/hub/redis.c,
+ * fuzz_redis.c — libFuzzer target for the Redis reply handling of the broker (src/hub/brokers/redis.c,
  * `weft serve --redis`): replies built from fuzz input by hiredis' own parser (redisReader)
  * are given to the broker's reply callbacks, as hiredis' async API would.
  *
@@ -19,14 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hub/redis.c"
+#include "hub/brokers/redis.c"
 #include "hub_fixture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define ROOM "fuzz"
 
-static struct broker fb; /* no connections: pub and sub stay "down" */
+static struct rbroker fb; /* no connections: pub and sub stay "down" */
 
 /* A pending /hub request of hc for ROOM, as broker_hub_* would queue it. */
 static struct pending *pending_for(struct hconn *hc, int op, bool has_since)
@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         scripts_hash(&fb);
         fb.h = fx.h;
         fb.pub.b = fb.sub.b = &fb;
-        fx.h->broker = &fb;
+        fb.base.ops = &redis_ops;
+        fx.h->broker = &fb.base;
         /* the fixture connection is a member of ROOM and subscribed to its topics, so
          * deliveries and replies are really sent */
         bool full = false;

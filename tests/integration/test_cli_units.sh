@@ -28,6 +28,14 @@ for v in 1MB 1MiB 1m 1M 1048576; do
     [ "$got" = 1048576 ] && ok "serve --max-message $v = 1048576" ||
         bad "serve --max-message $v gave '$got'"
 done
+# --deflate-threshold is a size like the others (it was a plain number: 1k was refused).
+for pair in 1k:1024 64:64 2KiB:2048 0:0; do
+    v=${pair%%:*}; want=${pair#*:}
+    got=$("$weft" serve --deflate-threshold "$v" --print-config 2>&1 |
+        sed -n 's/^deflate-threshold = //p')
+    [ "$got" = "$want" ] && ok "serve --deflate-threshold $v = $want" ||
+        bad "serve --deflate-threshold $v gave '$got', want $want"
+done
 for pair in 0.0001:0.001 500ms:0.5 1.5:1.5 2s:2 1m:60 0:0; do
     v=${pair%%:*}; want=${pair#*:}
     got=$("$weft" serve --idle-timeout "$v" --print-config 2>&1 | sed -n 's/^idle-timeout = //p')
@@ -47,6 +55,7 @@ for v in 1x -1 1.5k ''; do
     expect_usage "serve --max-message '$v'" serve --max-message "$v" --print-config
     expect_usage "connect --max-message '$v'" connect --max-message "$v" ws://127.0.0.1:1/
     expect_usage "bench -s '$v'" bench -s "$v" ws://127.0.0.1:1/
+    expect_usage "serve --deflate-threshold '$v'" serve --deflate-threshold "$v" --print-config
     expect_usage "serve --idle-timeout '$v'" serve --idle-timeout "$v" --print-config
     expect_usage "connect --linger '$v'" connect --linger "$v" ws://127.0.0.1:1/
     expect_usage "bench --warmup '$v'" bench --warmup "$v" ws://127.0.0.1:1/

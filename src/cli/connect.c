@@ -3,10 +3,11 @@
  * built only on the public API.
  *
  * stdin is read through the loop (a weft_watch). When it is a terminal each line is sent as a
- * text message; when it is a pipe its lines (or with --binary its bytes) are sent, and at its
- * end the connection is closed with 1000 and the program exits once the close is done.
- * Received text messages are printed one per line; binary ones as a length + hex summary
- * unless --binary-out writes them raw. Exit status: 0 after a normal close (1000, 1001 or no
+ * text message; when it is a pipe its lines (or with --binary its bytes) are sent. At its end
+ * the client keeps reading until the server has been quiet for --linger (replies to the last
+ * lines still arrive from servers that stop sending once they get a Close), then closes with
+ * 1000 and exits once the close is done. Received messages are printed by connect_out.c.
+ * The open line on stderr names the negotiated subprotocol and extensions. Exit status: 0 after a normal close (1000, 1001 or no
  * code, handshake completed), 1 when the connection failed or closed otherwise, 2 for bad
  * usage. Every failure is one line on stderr.
  */
@@ -14,6 +15,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +27,16 @@
 
 #define READ_CHUNK 65536
 #define HEADERS_MAX 8192
-#define HEX_SHOWN 16
+#define LINGER_DEFAULT_MS 1000
 
 static const char connect_usage[] =
     "usage: weft connect [options] URL\n"
     "\n"
     "Connects to a WebSocket server (ws://host[:port]/path). Each line of stdin is sent as a\n"
     "text message and each message received is printed on stdout. When stdin is a pipe or a\n"
-    "file, the connection is closed (1000) at its end and weft exits after the close.\n"
+    "file, the connection is closed (1000) at its end, once the server has been quiet for\n"
+    "--linger, and weft exits after the close. The line \"connected to URL (subprotocol: P,\n"
+    "extensions: E)\" on stderr says what the server agreed to.\n"
     "\n"
     "options:\n"
     "  --header 'K: V'        add a request header (repeatable)\n"
@@ -40,10 +44,13 @@ static const char connect_usage[] =
     "  --origin O             send Origin: O\n"
     "  --binary               send stdin's bytes as binary messages (one per read)\n"
     "  --binary-out           write received binary messages raw (default: a hex summary)\n"
+    "  --json                 pretty-print received JSON messages (others are printed as is)\n"
+    "  --linger SECS          at the end of stdin, close once the server has been quiet for\n"
+    "                         SECS (its replies to the last lines still arrive) [1]\n"
     "  --reconnect            reconnect with backoff and jitter (each attempt shown on stderr)\n"
     "  --max-attempts N       with --reconnect: give up after N attempts in a row [unlimited]\n"
     "  --ping-interval SECS   send a ping after SECS of silence [off]\n"
-    "  --max-message BYTES    largest message accepted (k/m/g suffixes) [16m]\n"
+    "  --max-message BYTES    largest message accepted [16m]\n"
     "  --connect-timeout SECS DNS + connect + handshake limit [10]\n"
     "  --cacert FILE          wss://: trust the CAs in FILE (PEM) instead of the system's\n"
     "  --insecure             wss://: accept any certificate (self-signed test servers;\n"
@@ -51,6 +58,9 @@ static const char connect_usage[] =
     "  --deflate              offer permessage-deflate (RFC 7692, context takeover both ways)\n"
     "  --quiet                no informational lines on stderr (errors still are)\n"
     "  --help                 this text\n"
+    "\n"
+    "BYTES: 512, 64k, 1m or 1MiB (powers of 1024). SECS: seconds (1.5) or 500ms, 2s, 1m;\n"
+    "a non-zero duration below 1 ms is 1 ms. weft serve and weft bench read the same forms.\n"
     "\n"
     "exit status: 0 after a normal close, 1 when the connection failed or closed\n"
     "abnormally, 2 for bad usage.\n";
@@ -60,7 +70,9 @@ struct cx {
     struct weft_client *cl;
     struct weft_watch *in;
     const char *url;
-    bool tty, binary_in, binary_out, quiet, reconnect;
+    bool tty, binary_in, binary_out, quiet, reconnect, json;
+    uint32_t linger_ms;       /* --linger: quiet time before the close at the end of stdin */
+    struct weft_timer linger; /* running between the end of stdin and the close */
     bool stdin_eof;
     bool stdin_file;   /* regular file or /dev/null: read directly (epoll refuses them) */
     bool paused;       /* stdin not read: backpressure or not connected */
@@ -136,7 +148,15 @@ static void take_lines(struct cx *x, const char *data, size_t n)
     }
 }
 
-/* stdin is over: send what is left and close normally. */
+/* The linger timer fired: the server has been quiet for --linger; close normally. */
+static void on_linger(struct weft_timer *t)
+{
+    struct cx *x = (struct cx *)((char *)t - offsetof(struct cx, linger));
+    weft_client_close(x->cl, WEFT_CLOSE_NORMAL, NULL);
+}
+
+/* stdin is over: send what is left, then close normally once the server has been quiet for
+ * --linger (at once with --linger 0). */
 static void stdin_ended(struct cx *x)
 {
     x->stdin_eof = true;
@@ -147,7 +167,12 @@ static void stdin_ended(struct cx *x)
     if (x->line_len && !x->binary_in)
         send_msg(x, x->line, x->line_len, false);
     x->line_len = 0;
-    weft_client_close(x->cl, WEFT_CLOSE_NORMAL, NULL);
+    if (x->linger_ms) {
+        x->linger.cb = on_linger;
+        weft_timer_start(x->loop, &x->linger, x->linger_ms);
+    } else {
+        weft_client_close(x->cl, WEFT_CLOSE_NORMAL, NULL);
+    }
 }
 
 /* Reads what stdin has (one chunk); returns false at its end or on an error. */
@@ -215,7 +240,10 @@ static void on_open(struct weft_conn *c)
     x->opened = true;
     x->failed = false;
     const char *proto = weft_conn_protocol(c);
-    info(x, "connected to %s%s%s", x->url, *proto ? ", subprotocol " : "", proto);
+    char ext[256];
+    weft_conn_extensions(c, ext, sizeof ext);
+    info(x, "connected to %s (subprotocol: %s, extensions: %s)", x->url, *proto ? proto : "none",
+         ext[0] ? ext : "none");
     stdin_start(x);
 }
 
@@ -223,19 +251,9 @@ static void on_open(struct weft_conn *c)
 static void on_message(struct weft_conn *c, const void *data, size_t len, bool binary)
 {
     struct cx *x = weft_conn_route_user(c);
-    if (!binary) {
-        fwrite(data, 1, len, stdout);
-        fputc('\n', stdout);
-    } else if (x->binary_out) {
-        fwrite(data, 1, len, stdout);
-    } else {
-        const uint8_t *p = data;
-        printf("[binary, %zu bytes:", len);
-        for (size_t i = 0; i < len && i < HEX_SHOWN; i++)
-            printf(" %02x", p[i]);
-        printf("%s]\n", len > HEX_SHOWN ? " ..." : "");
-    }
-    fflush(stdout);
+    connect_print_message(data, len, binary, x->binary_out, x->json);
+    if (weft_timer_active(&x->linger)) /* still lingering: the quiet period starts again */
+        weft_timer_start(x->loop, &x->linger, x->linger_ms);
 }
 
 /* Connection callback: the backlog drained; read stdin again. */
@@ -261,6 +279,7 @@ static void on_close(struct weft_conn *c, uint16_t code, const char *reason, siz
 {
     struct cx *x = weft_conn_route_user(c);
     x->closed_seen = true;
+    weft_timer_stop(&x->linger);
     x->close_code = code;
     x->close_clean = clean;
     if (x->in && !x->stdin_eof)
@@ -316,39 +335,6 @@ static void on_signal(int signo, void *arg)
         weft_loop_stop(x->loop);
 }
 
-/* Parses a byte count with an optional k/m/g suffix. Returns false if invalid or zero. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return false;
-    uint64_t mul = 1;
-    if (*end == 'k' || *end == 'K')
-        mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        mul = 1024 * 1024, end++;
-    else if (*end == 'g' || *end == 'G')
-        mul = 1024 * 1024 * 1024, end++;
-    if (*end || v == 0 || v > UINT64_MAX / mul)
-        return false;
-    *out = v * mul;
-    return true;
-}
-
-/* Parses non-negative seconds (fractions allowed) into milliseconds. */
-static bool parse_secs(const char *s, uint32_t *ms)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0) || v > 86400.0 * 30)
-        return false;
-    *ms = (uint32_t)(v * 1000.0 + 0.5);
-    return true;
-}
-
 /* Appends src to a comma-separated list in buf. Returns false if it does not fit. */
 static bool list_add(char *buf, size_t cap, const char *src)
 {
@@ -357,22 +343,15 @@ static bool list_add(char *buf, size_t cap, const char *src)
     return w >= 0 && (size_t)w < cap - n;
 }
 
-/* Prints a usage error and returns 2. */
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("weft connect: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\n", stderr);
-    fputs(connect_usage, stderr);
-    return 2;
-}
+/* Reports a usage error (one line with a hint to --help) and returns 2. */
+#define usage_error(...) cli_usage_error("connect", __VA_ARGS__)
 
 /* Entry point of `weft connect`; returns the exit status. */
 int cmd_connect(int argc, char **argv)
 {
     enum { O_HEADER = 1, O_SUBPROTO, O_ORIGIN, O_BINARY, O_BINARY_OUT, O_RECONNECT,
            O_MAX_ATTEMPTS, O_PING, O_MAX_MESSAGE, O_CONNECT_TIMEOUT, O_QUIET, O_HELP,
-           O_CACERT, O_INSECURE, O_DEFLATE };
+           O_CACERT, O_INSECURE, O_DEFLATE, O_JSON, O_LINGER };
     static const struct option longopts[] = {
         {"header", required_argument, NULL, O_HEADER},
         {"subprotocol", required_argument, NULL, O_SUBPROTO},
@@ -388,6 +367,8 @@ int cmd_connect(int argc, char **argv)
         {"cacert", required_argument, NULL, O_CACERT},
         {"insecure", no_argument, NULL, O_INSECURE},
         {"deflate", no_argument, NULL, O_DEFLATE},
+        {"json", no_argument, NULL, O_JSON},
+        {"linger", required_argument, NULL, O_LINGER},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -395,6 +376,7 @@ int cmd_connect(int argc, char **argv)
     headers[0] = protocols[0] = '\0';
     struct cx x;
     memset(&x, 0, sizeof x);
+    x.linger_ms = LINGER_DEFAULT_MS;
     struct weft_client_options o;
     memset(&o, 0, sizeof o);
     int opt;
@@ -434,23 +416,22 @@ int cmd_connect(int argc, char **argv)
             break;
         case O_MAX_ATTEMPTS: {
             uint64_t v;
-            if (!parse_size(optarg, &v) || v > 1000000)
-                return usage_error("bad --max-attempts '%s' (expected a positive number)",
-                                   optarg);
+            if (cli_arg_count("connect", "max-attempts", optarg, 1, 1000000, &v))
+                return 2;
             o.max_attempts = (unsigned)v;
             break;
         }
         case O_PING:
-            if (!parse_secs(optarg, &o.ping_interval_ms))
-                return usage_error("bad --ping-interval '%s' (expected seconds)", optarg);
+            if (cli_arg_duration("connect", "ping-interval", optarg, 0, &o.ping_interval_ms))
+                return 2;
             break;
         case O_MAX_MESSAGE:
-            if (!parse_size(optarg, &o.max_message))
-                return usage_error("bad --max-message '%s' (expected bytes, e.g. 1m)", optarg);
+            if (cli_arg_size("connect", "max-message", optarg, 1, UINT64_MAX, &o.max_message))
+                return 2;
             break;
         case O_CONNECT_TIMEOUT:
-            if (!parse_secs(optarg, &o.connect_timeout_ms) || !o.connect_timeout_ms)
-                return usage_error("bad --connect-timeout '%s' (expected seconds)", optarg);
+            if (cli_arg_duration("connect", "connect-timeout", optarg, 1, &o.connect_timeout_ms))
+                return 2;
             o.handshake_timeout_ms = o.connect_timeout_ms;
             break;
         case O_CACERT:
@@ -461,6 +442,13 @@ int cmd_connect(int argc, char **argv)
             break;
         case O_DEFLATE:
             o.deflate.enabled = true;
+            break;
+        case O_JSON:
+            x.json = true;
+            break;
+        case O_LINGER:
+            if (cli_arg_duration("connect", "linger", optarg, 0, &x.linger_ms))
+                return 2;
             break;
         case 'q':
         case O_QUIET:
@@ -520,6 +508,7 @@ int cmd_connect(int argc, char **argv)
         return err == WEFT_ERR_INVAL ? 2 : 1;
     }
     weft_loop_run(x.loop);
+    weft_timer_stop(&x.linger);
     int status = x.opened && x.closed_seen && normal_close(x.close_code, x.close_clean) ? 0 : 1;
     if (x.in)
         weft_watch_free(x.in);

@@ -18,12 +18,11 @@ static const char usage[] =
     "  weft <command> --help   options of a command\n"
     "  weft --version          print the version\n";
 
+/* `weft <command> ...`: runs the subcommand. Returns its exit status (2 on bad usage). */
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    if (argc < 2)
+        return cli_usage_error(NULL, "missing command: serve, connect or bench");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
@@ -39,6 +38,5 @@ int main(int argc, char **argv)
         return cmd_connect(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc - 1, argv + 1);
-    fprintf(stderr, "weft: unknown command '%s'\n\n%s", cmd, usage);
-    return 2;
+    return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -26,7 +26,7 @@ static void usage(FILE *out)
           "Runs the real-time WebSocket server.\n"
           "  /hub          JSON protocol: join, leave, publish, presence, history, ping, auth\n"
           "  /ws/<room>    join <room>: each message goes to every other member (/ws = lobby)\n"
-          "  /echo         echoes every message\n"
+          "  /echo         echoes every message (accepts the first subprotocol offered)\n"
           "  /healthz      GET: 200 \"ok\" while the process runs\n"
           "  /readyz       GET: 200 only if a WebSocket handshake with itself succeeds now\n"
           "  /metrics      GET: Prometheus text format 0.0.4\n"
@@ -40,26 +40,17 @@ static void usage(FILE *out)
           "  -h, --help                   show this help\n"
           "\n"
           "Precedence: flags, then WEFT_* variables, then the config file, then defaults.\n"
-          "BYTES accept a k, m or g suffix (KiB, MiB, GiB); S may be fractional (0.5).\n"
+          "BYTES: 512, 64k, 1m or 1MiB (k, m, g: powers of 1024; KB = KiB). S: seconds,\n"
+          "fractional (0.5) or with a unit (500ms, 2s, 1m, 1h); a non-zero duration below\n"
+          "1 ms is 1 ms. weft connect and weft bench read the same forms.\n"
           "Logs go to stderr as JSON lines (or text with --log-format text); the line\n"
           "\"listening on ADDR:PORT\" is always logged once the server is listening.\n"
           "Exit status: 0 after a graceful shutdown, 1 on a runtime failure, 2 on bad usage.\n",
           out);
 }
 
-/* Reports a usage error ("weft serve: <message>", then the usage) and returns 2. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("weft serve: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n\n", stderr);
-    usage(stderr);
-    return 2;
-}
+/* Reports a usage error (one line with a hint to --help) and returns 2. */
+#define usage_error(...) cli_usage_error("serve", __VA_ARGS__)
 
 /* A flag given on the command line, applied after the file and the environment. */
 struct flag {
@@ -102,12 +93,13 @@ int cmd_serve(int argc, char **argv)
             /* Validate now (against a scratch config) so a bad flag fails before any file. */
             struct hub_config scratch;
             hub_config_defaults(&scratch);
-            int r = hub_config_set(&scratch, name, optarg, err, sizeof err);
+            const char *value = optarg ? optarg : "true"; /* a flag without a value */
+            int r = hub_config_set(&scratch, name, value, err, sizeof err);
             hub_config_free(&scratch);
             if (r != 0)
-                rc = usage_error("bad value '%s' for --%s: %s", optarg, name, err);
+                rc = usage_error("bad value '%s' for --%s: %s", value, name, err);
             else
-                flags[nflags++] = (struct flag){name, optarg};
+                flags[nflags++] = (struct flag){name, value};
             continue;
         }
         switch (opt) {

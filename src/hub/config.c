@@ -17,16 +17,20 @@
 
 #include "hub/hub.h"
 #include "hub/internal.h"
+#include "hub/units.h"
 
 /* How an option's text is parsed and printed. */
 enum opt_type {
     T_STR,      /* char * (owned) */
     T_PORT,     /* uint16_t */
     T_BOOL,     /* bool: true/false/yes/no/on/off/1/0 */
+    T_FLAG,     /* bool, a flag without a value (true); BOOL text in the env and the file */
     T_BYTES,    /* uint64_t, k/m/g suffixes, > 0 */
+    T_BYTES0,   /* as T_BYTES, or 0 = off */
     T_SECONDS,  /* uint32_t milliseconds from (fractional) seconds */
     T_SECONDS_POS, /* as T_SECONDS, but > 0 */
     T_U32,      /* uint32_t */
+    T_SIZE32,   /* uint32_t, a size (k/m/g suffixes), 0 allowed */
     T_DOUBLE,   /* double >= 0 */
     T_POLICY,   /* int: drop|close */
     T_LEVEL,    /* int: debug|info|warn|error */
@@ -70,9 +74,13 @@ static const struct opt opts[] = {
     {"deflate-mem-level", T_U32, OFF(deflate_mem_level), "N", "zlib memLevel of our compressor, 1..9"},
     {"deflate-level", T_U32, OFF(deflate_level), "N",
      "zlib compression level of what we send, 0..9 (1: fastest, 6: zlib's default, 9: smallest)"},
-    {"deflate-threshold", T_U32, OFF(deflate_threshold), "BYTES",
+    {"deflate-threshold", T_SIZE32, OFF(deflate_threshold), "BYTES",
      "messages shorter than this are sent uncompressed"},
     {"max-message", T_BYTES, OFF(max_message), "BYTES", "largest message, closed with 1009 beyond"},
+    {"memory-budget", T_BYTES0, OFF(memory_budget), "BYTES",
+     "bytes peers can make the process hold in all: messages being reassembled and\n"
+     "output queued for slow readers; past it new messages are refused and the largest\n"
+     "holders closed, with 1013 (try again later); 0 = no budget"},
     {"max-backpressure", T_BYTES, OFF(max_backpressure), "BYTES",
      "unsent bytes per connection before the slow-consumer policy applies"},
     {"slow-policy", T_POLICY, OFF(slow_policy), "drop|close",
@@ -88,11 +96,14 @@ static const struct opt opts[] = {
     {"log-format", T_FORMAT, OFF(log_format), "FMT",
      "json (one object per line) or text (\"weft: LEVEL: [ID] message\")"},
     {"allow-origin", T_ORIGINS, OFF(origins), "ORIGIN",
-     "allowed Origin (repeatable; exact, or *.example.com / https://*.example.com);\n"
-     "without it every Origin is allowed; others get 403"},
+     "allowed Origin (repeatable; exact, or *.example.com / https://*.example.com;\n"
+     "'*' allows any); the same origin as Host and no Origin are always allowed,\n"
+     "others get 403"},
     {"auth-secret", T_STR, OFF(auth_secret), "SECRET",
      "require an HS256 JWT signed with SECRET (Authorization: Bearer, ?token=,\n"
      "or a \"bearer.TOKEN\" subprotocol); others get 401"},
+    {"auth-allow-no-exp", T_FLAG, OFF(auth_allow_no_exp), "",
+     "accept tokens without an exp claim (they never expire); by default they get 401"},
     {"auth-secret-file", T_STR, OFF(auth_secret_file), "FILE", "read the JWT secret from FILE (first line)"},
     {"revoked", T_STR, OFF(revoked_file), "FILE",
      "revoked token ids (jti), one per line; reloaded when the file changes"},
@@ -139,7 +150,8 @@ void hub_config_defaults(struct hub_config *cfg)
     cfg->port = 8080;
     /* epoll until io_uring passes every interop test (README, The library) */
     cfg->io_backend = strdup("epoll");
-    cfg->max_message = 16u * 1024 * 1024;
+    cfg->max_message = 1u * 1024 * 1024;
+    cfg->memory_budget = 512u * 1024 * 1024;
     cfg->max_backpressure = 1u * 1024 * 1024;
     cfg->slow_policy = WEFT_SLOW_DROP;
     cfg->deflate_window_bits = 15;
@@ -197,60 +209,28 @@ void hub_config_free(struct hub_config *cfg)
     cfg->config_file = NULL;
 }
 
-/* Parses a byte count with an optional k/m/g (KiB/MiB/GiB) suffix; false on 0 or junk. */
+/* Sizes, durations, counts and booleans follow the grammar shared with `weft connect` and
+ * `weft bench` (units.h). */
+
+/* Parses a byte count (units_size, > 0). */
 static bool parse_bytes(const char *s, uint64_t *out)
 {
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    unsigned shift = 0;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: return false;
-        }
-        if (end[1] && !((end[1] == 'b' || end[1] == 'B') && !end[2]))
-            return false;
-    }
-    if (v == 0 || v > (UINT64_MAX >> shift))
-        return false;
-    *out = (uint64_t)v << shift;
-    return true;
+    return units_size(s, 1, UINT64_MAX, out) == UNITS_OK;
 }
 
-/* Parses non-negative (fractional) seconds into milliseconds. */
+/* Parses a duration (units_duration_ms: seconds by default, ms/s/m/h) into milliseconds. */
 static bool parse_seconds(const char *s, uint32_t *ms)
 {
-    if (!((*s >= '0' && *s <= '9') || *s == '.'))
-        return false;
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || v < 0 || v * 1000.0 > (double)UINT32_MAX)
-        return false;
-    *ms = (uint32_t)llround(v * 1000.0);
-    if (v > 0 && *ms == 0)
-        *ms = 1;
-    return true;
+    return units_duration_ms(s, 0, UNITS_DURATION_MAX_MS, ms) == UNITS_OK;
 }
 
-/* Parses an unsigned decimal up to max. */
+/* Parses an unsigned decimal up to max (units_count). */
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
-    if (*s < '0' || *s > '9')
+    uint64_t v;
+    if (units_count(s, 0, max, &v) != UNITS_OK)
         return false;
-    errno = 0;
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v > max)
-        return false;
-    *out = v;
+    *out = (unsigned long)v;
     return true;
 }
 
@@ -312,8 +292,9 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
     uint32_t ms;
     switch (o->type) {
     case T_STR:
-        if (!*value && strcmp(o->name, "unix") && strcmp(o->name, "revoked") &&
-            strcmp(o->name, "auth-secret") && strcmp(o->name, "auth-secret-file"))
+        /* Empty = unset (the default), as --print-config prints an unset option; only the
+         * listening address must be given. */
+        if (!*value && !strcmp(o->name, "host"))
             return fail(err, cap, "empty");
         free(*(char **)p);
         *(char **)p = *value ? strdup(value) : NULL;
@@ -324,14 +305,18 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
         *(uint16_t *)p = (uint16_t)ul;
         return 0;
     case T_BOOL:
-        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on") ||
-            !strcmp(value, "1"))
-            *(bool *)p = true;
-        else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
-                 !strcasecmp(value, "off") || !strcmp(value, "0"))
-            *(bool *)p = false;
-        else
+    case T_FLAG:
+        if (units_bool(value, (bool *)p) != UNITS_OK)
             return fail(err, cap, "expected true or false");
+        return 0;
+    case T_BYTES0:
+        if (!strcmp(value, "0")) {
+            *(uint64_t *)p = 0;
+            return 0;
+        }
+        if (!parse_bytes(value, &u64))
+            return fail(err, cap, "expected a byte count (0 = off)");
+        *(uint64_t *)p = u64;
         return 0;
     case T_BYTES:
         if (!parse_bytes(value, &u64) ||
@@ -350,6 +335,11 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
         if (!parse_uint(value, UINT32_MAX, &ul))
             return fail(err, cap, "expected a non-negative integer");
         *(uint32_t *)p = (uint32_t)ul;
+        return 0;
+    case T_SIZE32:
+        if (units_size(value, 0, UINT32_MAX, &u64) != UNITS_OK)
+            return fail(err, cap, "expected a byte count (64, 1k, 1KiB; at most 4g - 1)");
+        *(uint32_t *)p = (uint32_t)u64;
         return 0;
     case T_DOUBLE: {
         char *end;
@@ -414,6 +404,9 @@ struct file_ctx {
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
     struct file_ctx *fc = user;
+    if (fc->failed) /* inih goes on after an error and reports the first one's line: keep the
+                       first message too */
+        return 0;
     if (section && *section && strcmp(section, "serve")) {
         fail(fc->err, fc->cap, "unknown section [%s] (keys go at the top or under [serve])",
              section);
@@ -435,9 +428,45 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
+/* Longest line inih reads whole (its fgets buffer holds the newline and the NUL too). */
+#define LINE_MAX_BYTES (INI_MAX_LINE - 2)
+
+/* Scans the file at path for what inih would misread: a NUL byte (it silently cuts the line
+ * there, dropping what follows) or a line longer than it reads whole (it would cut it and read
+ * the rest as a line of its own: "syntax error" on a line that is not there; found by
+ * fuzz_config). Returns the number of the first such line (*nul tells which), or 0 (none, or
+ * the file cannot be read: ini_parse says why). */
+static int bad_line(const char *path, bool *nul)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    int line = 1, found = 0, ch;
+    size_t len = 0;
+    while (!found && (ch = getc(f)) != EOF) {
+        if (ch == '\n') {
+            line++;
+            len = 0;
+        } else if (ch == '\0') {
+            found = line;
+            *nul = true;
+        } else if (++len > LINE_MAX_BYTES) {
+            found = line;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 /* Loads a key = value file; see hub.h. */
 int hub_config_load_file(struct hub_config *cfg, const char *path, char *err, size_t cap)
 {
+    bool nul = false;
+    int bad = bad_line(path, &nul);
+    if (bad && nul)
+        return fail(err, cap, "%s:%d: a NUL byte in the line", path, bad);
+    if (bad)
+        return fail(err, cap, "%s:%d: line longer than %d bytes", path, bad, LINE_MAX_BYTES);
     /* --allow-origin in a file replaces nothing: values accumulate like repeated flags. */
     struct file_ctx fc = {.cfg = cfg, .err = err, .cap = cap};
     char inner[300] = "";
@@ -520,12 +549,8 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         free(cfg->redis);
         cfg->redis = NULL;
     }
-    if (cfg->redis) {
-        char host[256];
-        int port, db;
-        if (broker_parse_url(cfg->redis, host, sizeof host, &port, &db, err, cap) < 0)
-            return -1;
-    }
+    if (cfg->redis && broker_check_url(cfg->redis, err, cap) < 0)
+        return -1;
     return 0;
 }
 
@@ -545,9 +570,11 @@ static void format_value(const struct hub_config *cfg, const struct opt *o, char
         snprintf(out, cap, "%u", *(const uint16_t *)p);
         break;
     case T_BOOL:
+    case T_FLAG:
         snprintf(out, cap, "%s", *(const bool *)p ? "true" : "false");
         break;
     case T_BYTES:
+    case T_BYTES0:
         snprintf(out, cap, "%llu", (unsigned long long)*(const uint64_t *)p);
         break;
     case T_SECONDS:
@@ -555,6 +582,7 @@ static void format_value(const struct hub_config *cfg, const struct opt *o, char
         snprintf(out, cap, "%g", *(const uint32_t *)p / 1000.0);
         break;
     case T_U32:
+    case T_SIZE32:
         snprintf(out, cap, "%u", *(const uint32_t *)p);
         break;
     case T_DOUBLE:
@@ -624,7 +652,7 @@ const struct option *hub_config_options(size_t *n)
     static struct option table[NOPTS + 1];
     for (size_t i = 0; i < NOPTS; i++) {
         table[i].name = opts[i].name;
-        table[i].has_arg = required_argument;
+        table[i].has_arg = opts[i].type == T_FLAG ? no_argument : required_argument;
         table[i].flag = NULL;
         table[i].val = OPT_BASE + (int)i;
     }

@@ -1,8 +1,9 @@
 /*
- * hub.c — the hub: one weft server, its routes, and the life of every connection:
- * correlation ids (X-Request-Id), Origin checks, JWT auth, global and per-IP connection
- * limits, the per-connection message rate (token bucket), token expiry and revocation,
- * logs and counters. The /hub protocol itself is in proto.c.
+ * hub.c — the wiring of the hub: creates its parts (the per-IP book, auth, rooms, the web
+ * files, the stats stream, the broker), one weft server with the routes that lead to them
+ * (upgrade.c, conn.c, health.c, metrics.c, web.c), the 250 ms tick (revocations, history
+ * expiry, the per-IP book), the graceful shutdown, and `weft serve`'s run with its signals.
+ * What each part does is in its own file; see README.md.
  */
 #include <errno.h>
 #include <math.h>
@@ -13,879 +14,14 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "hub/conn.h"
 #include "hub/internal.h"
+#include "hub/ipbook.h"
+#include "hub/upgrade.h"
 
 /* Descriptors the process keeps for itself; the rest of RLIMIT_NOFILE is for connections. */
 #define FD_RESERVE 16
-#define ID_MAX 64
 #define TICK_MS 250
-#define SELF_CHECK_HEADER "X-Weft-Self-Check"
-
-/* Open connections of one client IP, and its handshake token bucket (--handshake-rate). An
- * entry lives while the IP has connections or its bucket is not full again. */
-struct ipcount {
-    struct ipcount *next;
-    uint32_t n;
-    double tokens;   /* handshakes the IP may start now */
-    uint64_t tok_ms; /* when tokens was last refilled (monotonic ms) */
-    char ip[];
-};
-
-/* ------------------------------------------------------------------ clocks */
-
-/* Nanoseconds of CLOCK_MONOTONIC. */
-uint64_t hub_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Milliseconds of CLOCK_MONOTONIC (the same clock on every worker). */
-static uint64_t mono_ms(void)
-{
-    return hub_mono_ns() / 1000000u;
-}
-
-/* Seconds since the epoch. */
-int64_t hub_wall_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
-/* Milliseconds since the epoch. */
-int64_t hub_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ------------------------------------------------------------------ per-IP counts */
-
-/* FNV-1a of a string. */
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
-/* The count slot of ip (NULL if none), with the link that points to it in *pp. */
-static struct ipcount *ip_find(struct hub *h, const char *ip, struct ipcount ***pp)
-{
-    struct ipcount **p = &h->ip_buckets[hash_str(ip) & (h->ip_nbuckets - 1)];
-    while (*p && strcmp((*p)->ip, ip))
-        p = &(*p)->next;
-    if (pp)
-        *pp = p;
-    return *p;
-}
-
-/* The handshake bucket size: --handshake-burst, else 2 x --handshake-rate, at least 1. */
-static double handshake_burst(const struct hub_config *cfg)
-{
-    double b = cfg->handshake_burst > 0 ? cfg->handshake_burst : 2 * cfg->handshake_rate;
-    return b < 1 ? 1 : b;
-}
-
-/* Refills e's handshake bucket up to now_ms (no-op without --handshake-rate). */
-static void ip_refill(const struct hub *h, struct ipcount *e, uint64_t now_ms)
-{
-    double rate = h->cfg.handshake_rate;
-    if (rate <= 0 || now_ms <= e->tok_ms)
-        return;
-    e->tokens += (double)(now_ms - e->tok_ms) / 1000.0 * rate;
-    e->tok_ms = now_ms;
-    double burst = handshake_burst(&h->cfg);
-    if (e->tokens > burst)
-        e->tokens = burst;
-}
-
-/* True if entry e may be freed: no connection, and no handshake bucket or a full one
- * (forgetting it then changes nothing). Refills the bucket. */
-static bool ip_idle(const struct hub *h, struct ipcount *e, uint64_t now_ms)
-{
-    if (e->n)
-        return false;
-    if (h->cfg.handshake_rate <= 0)
-        return true;
-    ip_refill(h, e, now_ms);
-    return e->tokens >= handshake_burst(&h->cfg);
-}
-
-/* Creates the entry of ip at *pp with a full bucket. Returns it, or NULL (out of memory). */
-static struct ipcount *ip_new(const struct hub *h, struct ipcount **pp, const char *ip)
-{
-    size_t n = strlen(ip) + 1;
-    struct ipcount *e = calloc(1, sizeof *e + n);
-    if (!e)
-        return NULL;
-    memcpy(e->ip, ip, n);
-    e->tokens = handshake_burst(&h->cfg);
-    e->tok_ms = mono_ms();
-    *pp = e;
-    return e;
-}
-
-/* --handshake-rate: takes one token from ip's bucket. Returns 0 when the handshake may go on
- * (also when the rate is off, or out of memory), else the seconds until a token is back (at
- * least 1), for Retry-After. */
-static uint32_t handshake_wait(struct hub *h, const char *ip)
-{
-    double rate = h->cfg.handshake_rate;
-    if (rate <= 0)
-        return 0;
-    uint32_t wait = 0;
-    workers_ip_lock(h);
-    struct ipcount **pp;
-    struct ipcount *e = ip_find(h, ip, &pp);
-    if (!e)
-        e = ip_new(h, pp, ip);
-    if (e) {
-        ip_refill(h, e, mono_ms());
-        if (e->tokens >= 1) {
-            e->tokens -= 1;
-        } else {
-            double s = ceil((1 - e->tokens) / rate);
-            wait = s < 1 ? 1 : s > 86400 ? 86400 : (uint32_t)s;
-        }
-    }
-    workers_ip_unlock(h);
-    return wait;
-}
-
-/* Frees the entries that ip_idle allows (every tick with --handshake-rate), or with
- * forget every entry without connections (when the hub is freed: the loops have stopped and
- * this hub's connections are gone, so the last worker to go leaves nothing behind). */
-static void ip_sweep(struct hub *h, bool forget)
-{
-    uint64_t now = mono_ms();
-    workers_ip_lock(h);
-    for (size_t i = 0; h->ip_buckets && i < h->ip_nbuckets; i++)
-        for (struct ipcount **pp = &h->ip_buckets[i]; *pp;) {
-            struct ipcount *e = *pp;
-            if (forget ? !e->n : ip_idle(h, e, now)) {
-                *pp = e->next;
-                free(e);
-            } else {
-                pp = &e->next;
-            }
-        }
-    workers_ip_unlock(h);
-}
-
-/* Open connections from ip. */
-static uint32_t ip_count(struct hub *h, const char *ip)
-{
-    workers_ip_lock(h);
-    struct ipcount *e = ip_find(h, ip, NULL);
-    uint32_t n = e ? e->n : 0;
-    workers_ip_unlock(h);
-    return n;
-}
-
-static void ip_inc_locked(struct hub *h, const char *ip);
-static void ip_dec_locked(struct hub *h, const char *ip);
-
-/* Adds one connection for ip (not counted if out of memory). */
-static void ip_inc(struct hub *h, const char *ip)
-{
-    workers_ip_lock(h);
-    ip_inc_locked(h, ip);
-    workers_ip_unlock(h);
-}
-
-/* ip_inc with the table locked. */
-static void ip_inc_locked(struct hub *h, const char *ip)
-{
-    struct ipcount **pp;
-    struct ipcount *e = ip_find(h, ip, &pp);
-    if (!e && !(e = ip_new(h, pp, ip)))
-        return;
-    e->n++;
-}
-
-/* Removes one connection for ip; frees the slot at zero unless its handshake bucket still
- * matters (ip_idle). */
-static void ip_dec(struct hub *h, const char *ip)
-{
-    workers_ip_lock(h);
-    ip_dec_locked(h, ip);
-    workers_ip_unlock(h);
-}
-
-/* ip_dec with the table locked. */
-static void ip_dec_locked(struct hub *h, const char *ip)
-{
-    struct ipcount **pp;
-    struct ipcount *e = ip_find(h, ip, &pp);
-    if (!e || !e->n)
-        return;
-    e->n--;
-    if (ip_idle(h, e, mono_ms())) {
-        *pp = e->next;
-        free(e);
-    }
-}
-
-/* Copies the address part of "IP:PORT" / "[IP]:PORT" / "unix" into out. */
-static void ip_of(const char *remote, char *out, size_t cap)
-{
-    const char *s = remote ? remote : "?";
-    size_t n;
-    if (*s == '[') {
-        s++;
-        n = strcspn(s, "]");
-    } else {
-        const char *colon = strrchr(s, ':');
-        n = colon ? (size_t)(colon - s) : strlen(s);
-    }
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(out, s, n);
-    out[n] = '\0';
-}
-
-/* ------------------------------------------------------------------ request helpers */
-
-/* Case-insensitive comparison of a[0..n) with the NUL-terminated b. */
-static bool eq_nocase(const char *a, size_t n, const char *b)
-{
-    return strlen(b) == n && strncasecmp(a, b, n) == 0;
-}
-
-/* Does origin[0..len) match one pattern? Exact (case-insensitive), a lone star (anything),
- * star-dot-suffix such as "*.example.com" (any scheme and port, a subdomain of example.com),
- * or the same after a scheme ("https:" + "//" + "*.example.com": that scheme only). */
-static bool origin_match(const char *pat, const char *origin, size_t len)
-{
-    if (!strcmp(pat, "*"))
-        return true;
-    const char *star = strstr(pat, "*.");
-    if (!star)
-        return eq_nocase(origin, len, pat);
-    const char *sep = NULL;
-    for (size_t i = 0; i + 2 < len; i++)
-        if (origin[i] == ':' && origin[i + 1] == '/' && origin[i + 2] == '/') {
-            sep = origin + i;
-            break;
-        }
-    if (!sep)
-        return false;
-    if (star != pat) { /* a scheme before the star must match */
-        size_t sl = (size_t)(star - pat);
-        if ((size_t)(sep + 3 - origin) != sl || strncasecmp(origin, pat, sl))
-            return false;
-    }
-    const char *host = sep + 3;
-    size_t hl = len - (size_t)(host - origin);
-    const char *colon = memchr(host, ':', hl);
-    if (colon)
-        hl = (size_t)(colon - host);
-    const char *suffix = star + 1; /* ".example.com" */
-    size_t sfl = strlen(suffix);
-    return hl > sfl && strncasecmp(host + hl - sfl, suffix, sfl) == 0;
-}
-
-/* True if the request's Origin is allowed (no list, or no Origin header: non-browser
- * clients send none). */
-static bool origin_allowed(const struct hub *h, const char *origin, size_t len)
-{
-    if (!h->cfg.norigins || !origin)
-        return true;
-    for (size_t i = 0; i < h->cfg.norigins; i++)
-        if (origin_match(h->cfg.origins[i], origin, len))
-            return true;
-    return false;
-}
-
-/* Takes the client's X-Request-Id if well-formed (1..64 of [A-Za-z0-9._:-]), otherwise
- * makes a random one (16 hex digits). */
-static void correlation_id(struct hub *h, struct weft_request *req, char out[ID_MAX + 1])
-{
-    size_t len = 0;
-    const char *v = weft_request_header(req, "X-Request-Id", &len);
-    bool ok = v && len > 0 && len <= ID_MAX;
-    for (size_t i = 0; ok && i < len; i++) {
-        char ch = v[i];
-        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-             ch == '.' || ch == '_' || ch == ':' || ch == '-';
-    }
-    if (ok) {
-        memcpy(out, v, len);
-        out[len] = '\0';
-        return;
-    }
-    uint8_t rnd[8];
-    weft_random_bytes(&h->rnd, rnd, sizeof rnd);
-    for (size_t i = 0; i < 8; i++)
-        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
-}
-
-/* Decodes %XX and '+' of a query value into out (NUL-terminated). Returns its length or -1. */
-static long url_decode(const char *s, size_t len, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (n + 1 >= cap)
-            return -1;
-        char ch = s[i];
-        if (ch == '%' && i + 2 < len) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (*end)
-                return -1;
-            out[n++] = (char)v;
-            i += 2;
-        } else {
-            out[n++] = ch == '+' ? ' ' : ch;
-        }
-    }
-    out[n] = '\0';
-    return (long)n;
-}
-
-/* Where the bearer token was found. */
-enum token_src { TOK_NONE = 0, TOK_HEADER, TOK_QUERY, TOK_PROTOCOL };
-
-/* Finds the bearer token: "Authorization: Bearer T", "?token=T", or a subprotocol entry
- * "bearer.T". Copies it into out. Returns where it came from; *proto_entry receives the
- * whole subprotocol entry for TOK_PROTOCOL (to echo it when it is the only one offered). */
-static enum token_src find_token(struct weft_request *req, char *out, size_t cap,
-                                 char *proto_entry, size_t pcap)
-{
-    size_t len;
-    const char *v = weft_request_header(req, "Authorization", &len);
-    if (v && len > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
-        v += 7;
-        len -= 7;
-        while (len && *v == ' ')
-            v++, len--;
-        if (len < cap) {
-            memcpy(out, v, len);
-            out[len] = '\0';
-            return TOK_HEADER;
-        }
-    }
-    const char *q = weft_request_query(req, &len);
-    size_t pos = 0;
-    while (q && pos < len) {
-        const char *amp = memchr(q + pos, '&', len - pos);
-        size_t end = amp ? (size_t)(amp - q) : len;
-        if (end - pos > 6 && !memcmp(q + pos, "token=", 6) &&
-            url_decode(q + pos + 6, end - pos - 6, out, cap) > 0)
-            return TOK_QUERY;
-        pos = end + 1;
-    }
-    const char *p = weft_request_protocols(req, &len);
-    const char *item;
-    size_t ilen;
-    pos = 0;
-    while (p && weft_http_list_next(p, len, &pos, &item, &ilen)) {
-        if (ilen > 7 && !strncmp(item, "bearer.", 7) && ilen - 7 < cap && ilen < pcap) {
-            memcpy(out, item + 7, ilen - 7);
-            out[ilen - 7] = '\0';
-            memcpy(proto_entry, item, ilen);
-            proto_entry[ilen] = '\0';
-            return TOK_PROTOCOL;
-        }
-    }
-    return TOK_NONE;
-}
-
-/* True if the client offered subprotocol name. */
-static bool offered(struct weft_request *req, const char *name)
-{
-    size_t len, pos = 0, ilen;
-    const char *p = weft_request_protocols(req, &len);
-    const char *item;
-    while (p && weft_http_list_next(p, len, &pos, &item, &ilen))
-        if (ilen == strlen(name) && !memcmp(item, name, ilen))
-            return true;
-    return false;
-}
-
-/* ------------------------------------------------------------------ upgrade */
-
-/* Refuses an upgrade with status, an X-Request-Id and (503, 429) Retry-After: retry_s
- * seconds, and logs and counts it. */
-static void reject_retry(struct hub *h, struct weft_request *req, const char *id, int status,
-                         const char *why, bool self, uint32_t retry_s)
-{
-    char extra[256];
-    int n = snprintf(extra, sizeof extra, "X-Request-Id: %s\r\n", id);
-    if (status == 503 || status == 429)
-        snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %u\r\n", retry_s);
-    else if (status == 401)
-        snprintf(extra + n, sizeof extra - (size_t)n, "WWW-Authenticate: Bearer\r\n");
-    char body[160];
-    snprintf(body, sizeof body, "%s\n", why);
-    if (status == 401)
-        h->m.hs_401++;
-    else if (status == 403)
-        h->m.hs_403++;
-    else if (status == 414)
-        h->m.hs_414++;
-    else if (status == 429)
-        h->m.hs_429++;
-    size_t plen;
-    const char *path = weft_request_path(req, &plen);
-    hlog(&h->log, self ? WEFT_LOG_DEBUG : WEFT_LOG_INFO, id,
-         json_pack("{s:s,s:i,s:s,s:s#,s:s}", "event", "rejected", "status", status, "remote",
-                   weft_request_remote(req), "path", path, (int)plen, "reason", why),
-         "handshake refused: %d %s", status, why);
-    weft_request_reject(req, status, extra, body);
-}
-
-/* reject_retry with Retry-After: --retry-after (for 503). */
-static void reject(struct hub *h, struct weft_request *req, const char *id, int status,
-                   const char *why, bool self)
-{
-    reject_retry(h, req, id, status, why, self, h->cfg.retry_after_s);
-}
-
-/* The room of a /ws or /ws/<room> request (/ws is "lobby") and its length in *len. */
-static const char *raw_room(struct weft_request *req, size_t *len)
-{
-    size_t plen;
-    const char *path = weft_request_path(req, &plen);
-    if (plen > 4 && !memcmp(path, "/ws/", 4)) {
-        *len = plen - 4;
-        return path + 4;
-    }
-    *len = 5;
-    return "lobby";
-}
-
-/* True if raw room (name[0..len)) does not exist on this worker and the process already
- * holds --max-total-rooms rooms. */
-static bool room_full(struct hub *h, const char *name, size_t len)
-{
-    if (!h->cfg.max_total_rooms)
-        return false;
-    char topic[260];
-    memcpy(topic, "room:", 5);
-    memcpy(topic + 5, name, len);
-    return weft_topic_count(h->server, topic, len + 5) == 0 &&
-           atomic_load(h->rooms.total) >= h->cfg.max_total_rooms;
-}
-
-/* The checks of every WebSocket route, then accept with a new struct hconn. */
-static void upgrade_common(struct weft_request *req, struct hub *h, enum hconn_kind kind)
-{
-    char id[ID_MAX + 1];
-    correlation_id(h, req, id);
-    size_t len;
-    const char *sc = weft_request_header(req, SELF_CHECK_HEADER, &len);
-    bool self = sc && eq_nocase(sc, len, h->self_nonce);
-    char ip[64];
-    ip_of(weft_request_remote(req), ip, sizeof ip);
-
-    if (!self) {
-        uint32_t wait = handshake_wait(h, ip);
-        if (wait) {
-            reject_retry(h, req, id, 429, "handshake rate per IP exceeded", false, wait);
-            return;
-        }
-        const char *origin = weft_request_header(req, "Origin", &len);
-        if (!origin_allowed(h, origin, len)) {
-            reject(h, req, id, 403, "origin not allowed", false);
-            return;
-        }
-    }
-    size_t room_len = 0;
-    const char *room = kind == HC_ROOM ? raw_room(req, &room_len) : NULL;
-    if (room_len > 250) {
-        reject(h, req, id, 414, "room name too long", self);
-        return;
-    }
-    if (room && room_full(h, room, room_len)) {
-        reject(h, req, id, 503, "room limit reached", self);
-        return;
-    }
-    if (h->cfg.max_connections && hub_conns_all(h) >= h->cfg.max_connections) {
-        reject(h, req, id, 503, "connection limit reached", self);
-        return;
-    }
-    if (!self && h->cfg.max_connections_per_ip &&
-        ip_count(h, ip) >= h->cfg.max_connections_per_ip) {
-        reject(h, req, id, 503, "connection limit per IP reached", false);
-        return;
-    }
-    struct auth_claims cl = {0};
-    char proto_entry[256] = "";
-    enum token_src ts = TOK_NONE;
-    if (h->cfg.auth_secret && !self) {
-        char *tok = malloc(8200);
-        if (!tok) {
-            reject(h, req, id, 503, "out of memory", false);
-            return;
-        }
-        ts = find_token(req, tok, 8200, proto_entry, sizeof proto_entry);
-        char why[128];
-        size_t n;
-        if (auth_reload(h->auth, &n) == 1)
-            hlog(&h->log, WEFT_LOG_INFO, NULL,
-                 json_pack("{s:s,s:I}", "event", "revocations_loaded", "count", (json_int_t)n),
-                 "revocation list reloaded: %zu ids", n);
-        int r = ts == TOK_NONE ? -1
-                               : auth_verify(h->auth, tok, strlen(tok), hub_wall_s(), &cl, why,
-                                             sizeof why);
-        free(tok);
-        if (r < 0) {
-            reject(h, req, id, 401, ts == TOK_NONE ? "missing bearer token" : why, false);
-            return;
-        }
-    }
-    /* The hconn, a client id too long to be inline, the token's state: all or nothing. */
-    size_t idlen = strlen(id);
-    bool long_id = idlen > HCONN_ID_INLINE;
-    struct hconn *hc = calloc(1, sizeof *hc);
-    char *ext_id = hc && long_id ? malloc(idlen + 1) : NULL;
-    if (hc)
-        hc->h = h;
-    if (!hc || (long_id && !ext_id) ||
-        ((cl.jti || cl.exp || cl.rooms) && !hconn_auth_new(hc))) {
-        free(ext_id);
-        free(hc);
-        auth_claims_free(&cl);
-        reject(h, req, id, 503, "out of memory", self);
-        return;
-    }
-    hc->id = long_id ? ext_id : hc->id_inline;
-    memcpy(hc->id, id, idlen + 1);
-    hc->kind = (uint8_t)kind;
-    hc->self_check = self;
-    hc->user = cl.sub;
-    if (hc->auth) {
-        hc->auth->jti = cl.jti;
-        hc->auth->exp = cl.exp;
-        hc->auth->rooms_claim = cl.rooms;
-    }
-    if (!h->cfg.auth_secret && kind == HC_HUB)
-        hc->user = web_query_name(req); /* a chosen display name (web.c), without auth only */
-    double burst = h->cfg.burst > 0 ? h->cfg.burst : 2 * h->cfg.rate;
-    hc->tokens = burst < 1 ? 1 : burst;
-    if (kind == HC_ROOM) {
-        hc->topic = malloc(room_len + 5);
-        if (hc->topic) {
-            memcpy(hc->topic, "room:", 5);
-            memcpy(hc->topic + 5, room, room_len);
-            hc->topic_len = (uint32_t)room_len + 5;
-        }
-    }
-    const char *protocol = NULL;
-    if (kind == HC_HUB && offered(req, "weft.hub"))
-        protocol = "weft.hub";
-    else if (ts == TOK_PROTOCOL)
-        protocol = proto_entry; /* the only way a browser client that offered just the token
-                                   entry accepts the 101 */
-    char extra[128];
-    snprintf(extra, sizeof extra, "X-Request-Id: %s\r\n", id);
-    h->nconns_all++; /* until on_open: accept → on_open is synchronous */
-    workers_count(h, 1);
-    weft_request_accept(req, protocol, hc, extra);
-}
-
-/* on_upgrade of /hub. */
-static void hub_upgrade(struct weft_request *req, void *route_user)
-{
-    upgrade_common(req, route_user, HC_HUB);
-}
-
-/* on_upgrade of /ws and /ws/<room>. */
-static void room_upgrade(struct weft_request *req, void *route_user)
-{
-    upgrade_common(req, route_user, HC_ROOM);
-}
-
-/* on_upgrade of /echo. */
-static void echo_upgrade(struct weft_request *req, void *route_user)
-{
-    upgrade_common(req, route_user, HC_ECHO);
-}
-
-/* ------------------------------------------------------------------ connections */
-
-/* (Re)starts hc's expiry timer for its token's exp (at most an hour ahead: it re-arms). */
-void hub_arm_expiry(struct hconn *hc)
-{
-    int64_t left = hc->auth->exp - hub_wall_s();
-    if (left > 3600)
-        left = 3600;
-    weft_timer_start(hc->h->loop, &hc->auth->exp_timer, left > 0 ? (uint64_t)left * 1000 : 0);
-}
-
-/* The token of hc expired: close 1008. */
-static void on_token_expired(struct weft_timer *t)
-{
-    struct hconn_auth *a =
-        (struct hconn_auth *)((char *)t - offsetof(struct hconn_auth, exp_timer));
-    struct hconn *hc = a->hc;
-    if (hub_wall_s() < a->exp) { /* refreshed meanwhile, capped, or the timer ran early */
-        hub_arm_expiry(hc);
-        return;
-    }
-    hc->h->m.auth_expired++;
-    hub_conn_close(hc, WEFT_CLOSE_POLICY, "token expired");
-}
-
-/* Gives hc an empty struct hconn_auth; see internal.h. */
-struct hconn_auth *hconn_auth_new(struct hconn *hc)
-{
-    if (hc->auth)
-        return hc->auth;
-    struct hconn_auth *a = calloc(1, sizeof *a);
-    if (!a)
-        return NULL;
-    a->hc = hc;
-    a->exp_timer.cb = on_token_expired;
-    hc->auth = a;
-    return a;
-}
-
-/* The client IP of c (the address part of weft_conn_remote, as upgrade_common saw it). */
-static void conn_ip(const struct weft_conn *c, char *out, size_t cap)
-{
-    ip_of(weft_conn_remote(c), out, cap);
-}
-
-/* The connection is open: count it, start the expiry timer, log. */
-static void conn_open(struct weft_conn *c)
-{
-    struct hconn *hc = weft_conn_user(c);
-    struct hub *h = weft_conn_route_user(c);
-    if (!hc) {
-        weft_conn_close(c, WEFT_CLOSE_INTERNAL, "no state");
-        return;
-    }
-    hc->c = c;
-    hc->open = true;
-    hc->bucket_ms = weft_loop_now(h->loop);
-    hc->next = h->conns;
-    if (h->conns)
-        h->conns->prev = hc;
-    h->conns = hc;
-    if (!hc->self_check) {
-        h->nconns++;
-        h->m.conns_total++;
-        h->m.hs_ok++;
-        char ip[64];
-        conn_ip(c, ip, sizeof ip);
-        ip_inc(h, ip);
-    }
-    if (hc->auth && hc->auth->exp)
-        hub_arm_expiry(hc);
-    static const char *const kinds[] = {"/hub", "/ws", "/echo"};
-    json_t *f = json_pack("{s:s,s:s,s:s}", "event", "open", "remote", weft_conn_remote(c),
-                          "route", kinds[hc->kind]);
-    if (f && hc->user)
-        json_object_set_new(f, "user", json_string(hc->user));
-    if (f && *weft_conn_protocol(c))
-        json_object_set_new(f, "protocol", json_string(weft_conn_protocol(c)));
-    hlog(&h->log, hc->self_check ? WEFT_LOG_DEBUG : WEFT_LOG_INFO, hc->id, f, "open %s from %s",
-         kinds[hc->kind], weft_conn_remote(c));
-    if (hc->kind == HC_ROOM) {
-        /* The first member of a raw room on this worker counts the room (a race with
-         * another worker past the upgrade's check closes with 1013). */
-        bool first = hc->topic && weft_topic_count(h->server, hc->topic, hc->topic_len) == 0;
-        if (first && !rooms_reserve(&h->rooms)) {
-            hub_conn_close(hc, WEFT_CLOSE_TRY_AGAIN, "room limit reached");
-        } else if (!hc->topic || weft_subscribe(c, hc->topic, hc->topic_len) != WEFT_OK) {
-            if (first)
-                rooms_unreserve(&h->rooms);
-            hub_conn_close(hc, WEFT_CLOSE_INTERNAL, "cannot join room");
-        } else {
-            hc->raw_sub = true;
-            if (h->broker) {
-                hc->broker_ref = true;
-                broker_ref(h->broker, hc->topic, hc->topic_len, 1);
-            }
-        }
-    }
-}
-
-/* Takes one token from hc's bucket. Returns false when the rate is exceeded. */
-static bool rate_ok(struct hconn *hc)
-{
-    const struct hub_config *cfg = &hc->h->cfg;
-    if (cfg->rate <= 0)
-        return true;
-    double burst = cfg->burst > 0 ? cfg->burst : 2 * cfg->rate;
-    if (burst < 1)
-        burst = 1;
-    uint64_t now = weft_loop_now(hc->h->loop);
-    hc->tokens += (double)(now - hc->bucket_ms) / 1000.0 * cfg->rate;
-    hc->bucket_ms = now;
-    if (hc->tokens > burst)
-        hc->tokens = burst;
-    if (hc->tokens < 1)
-        return false;
-    hc->tokens -= 1;
-    return true;
-}
-
-/* A message on any route: rate limit, then the route's work. */
-static void conn_message(struct weft_conn *c, const void *data, size_t len, bool binary)
-{
-    uint64_t t0 = hub_mono_ns();
-    struct hconn *hc = weft_conn_user(c);
-    if (!hc)
-        return;
-    if (!rate_ok(hc)) {
-        hc->h->m.rate_limited++;
-        hub_conn_close(hc, WEFT_CLOSE_POLICY, "message rate exceeded");
-        return;
-    }
-    switch ((enum hconn_kind)hc->kind) {
-    case HC_HUB:
-        proto_message(hc, data, len, binary, t0);
-        break;
-    case HC_ROOM:
-        if (hc->h->sh)
-            workers_publish_raw(hc->h, hc->topic, hc->topic_len, data, len,
-                                binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, c);
-        else
-            weft_publish(weft_conn_server(c), hc->topic, hc->topic_len, data, len,
-                         binary ? WEFT_OP_BINARY : WEFT_OP_TEXT, c);
-        if (hc->h->broker) /* the other nodes (this one delivered above) */
-            broker_publish_raw(hc->h->broker, hc->topic, hc->topic_len, data, len, binary);
-        break;
-    case HC_ECHO:
-        weft_conn_send(c, data, len, binary ? WEFT_OP_BINARY : WEFT_OP_TEXT);
-        break;
-    }
-}
-
-/* The connection is gone: leave rooms, uncount, log, free. */
-static void conn_close(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
-                       bool clean)
-{
-    struct hconn *hc = weft_conn_user(c);
-    struct hub *h = weft_conn_route_user(c);
-    if (!hc)
-        return;
-    weft_conn_set_user(c, NULL);
-    if (hc->auth)
-        weft_timer_stop(&hc->auth->exp_timer);
-    if (hc->kind == HC_HUB)
-        proto_conn_gone(hc);
-    if (hc->broker_ref && h->broker)
-        broker_ref(h->broker, hc->topic, hc->topic_len, -1);
-    hc->broker_ref = false;
-    /* The library dropped c's subscriptions already: the last member uncounts the room. */
-    if (hc->raw_sub && weft_topic_count(h->server, hc->topic, hc->topic_len) == 0)
-        rooms_unreserve(&h->rooms);
-    hc->raw_sub = false;
-    if (hc->open) {
-        if (hc->prev)
-            hc->prev->next = hc->next;
-        else
-            h->conns = hc->next;
-        if (hc->next)
-            hc->next->prev = hc->prev;
-        if (!hc->self_check) {
-            h->nconns--;
-            char ip[64];
-            conn_ip(c, ip, sizeof ip);
-            ip_dec(h, ip);
-            metrics_close(&h->m, code);
-        }
-    }
-    h->nconns_all--;
-    workers_count(h, -1);
-    int rl = reason_len > 123 ? 123 : (int)reason_len;
-    char rs[124];
-    snprintf(rs, sizeof rs, "%.*s", rl, reason ? reason : "");
-    for (char *p = rs; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80)
-            *p = '?';
-    hlog(&h->log, hc->self_check ? WEFT_LOG_DEBUG : WEFT_LOG_INFO, hc->id,
-         json_pack("{s:s,s:i,s:s,s:b}", "event", "close", "code", code, "reason", rs, "clean",
-                   clean),
-         "closed %u%s%s%s", code, rs[0] ? " \"" : "", rs, rs[0] ? "\"" : "");
-    hub_conn_release(hc);
-}
-
-/* Frees hc, or (with requests in flight to other workers) marks it gone for the last reply
- * to free; see internal.h. */
-void hub_conn_release(struct hconn *hc)
-{
-    if (hc->refs) {
-        hc->gone = true;
-        hc->c = NULL;
-        return;
-    }
-    free(hc->user);
-    if (hc->auth) {
-        free(hc->auth->jti);
-        json_decref(hc->auth->rooms_claim);
-        free(hc->auth);
-    }
-    if (hc->id != hc->id_inline)
-        free(hc->id);
-    free(hc->topic);
-    free(hc);
-}
-
-/* Closes hc with code and reason, logging why; see internal.h. */
-void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason)
-{
-    hlog(&hc->h->log, WEFT_LOG_WARN, hc->id,
-         json_pack("{s:s,s:i,s:s}", "event", "closing", "code", code, "reason", reason),
-         "closing with %u: %s", code, reason);
-    weft_conn_close(hc->c, code, reason);
-}
-
-/* Sends text on hc; see internal.h. */
-enum weft_send_result hub_send(struct hconn *hc, const char *text, size_t len)
-{
-    if (hc->gone)
-        return WEFT_SEND_CLOSED;
-    enum weft_send_result r = weft_conn_send(hc->c, text, len, WEFT_OP_TEXT);
-    if (r == WEFT_SEND_DROPPED)
-        hlog(&hc->h->log, WEFT_LOG_DEBUG, hc->id, NULL, "message dropped (backpressure)");
-    return r;
-}
-
-/* ------------------------------------------------------------------ latency */
-
-/* Runs at the loop iteration after publishes, once their deliveries were written: records
- * the publish-to-deliver samples. */
-static void latency_flush(void *arg)
-{
-    struct lat_pending *lp = arg;
-    if (!lp->h) {
-        free(lp->t0);
-        free(lp);
-        return;
-    }
-    uint64_t now = hub_mono_ns();
-    for (size_t i = 0; i < lp->n; i++)
-        metrics_latency(&lp->h->m, (double)(now - lp->t0[i]) / 1e9);
-    lp->n = 0;
-    lp->scheduled = false;
-}
-
-/* Starts a publish-to-deliver sample; see internal.h. */
-void hub_latency_start(struct hub *h, uint64_t t0_ns)
-{
-    struct lat_pending *lp = h->lat;
-    if (lp->n == lp->cap) {
-        size_t cap = lp->cap ? lp->cap * 2 : 64;
-        uint64_t *t = realloc(lp->t0, cap * sizeof *t);
-        if (!t)
-            return;
-        lp->t0 = t;
-        lp->cap = cap;
-    }
-    lp->t0[lp->n++] = t0_ns;
-    if (!lp->scheduled && weft_loop_defer(h->loop, latency_flush, lp) == WEFT_OK)
-        lp->scheduled = true;
-}
 
 /* ------------------------------------------------------------------ periodic work */
 
@@ -915,7 +51,7 @@ static void on_tick(struct weft_timer *t)
     }
     rooms_sweep(&h->rooms, weft_loop_now(h->loop));
     if (h->cfg.handshake_rate > 0)
-        ip_sweep(h, false);
+        ipbook_sweep(h->ips);
     weft_timer_start(h->loop, &h->tick, TICK_MS);
 }
 
@@ -941,9 +77,8 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
     }
     h->loop = loop;
     h->lat = calloc(1, sizeof *h->lat);
-    h->ip_nbuckets = 1024;
-    h->ip_buckets = calloc(h->ip_nbuckets, sizeof *h->ip_buckets);
-    if (hub_config_copy(&h->cfg, cfg) < 0 || !h->lat || !h->ip_buckets ||
+    h->ips = ipbook_new(cfg->handshake_rate, cfg->handshake_burst);
+    if (hub_config_copy(&h->cfg, cfg) < 0 || !h->lat || !h->ips ||
         rooms_init(&h->rooms, cfg->history_size, cfg->history_age_ms) < 0) {
         snprintf(err, errcap, "out of memory");
         hub_free(h);
@@ -966,8 +101,10 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
             hub_free(h);
             return NULL;
         }
+        auth_allow_no_exp(h->auth, cfg->auth_allow_no_exp);
     }
 
+    weft_memory_set_budget(cfg->memory_budget); /* process-wide: every worker sets the same */
     struct weft_server_config sc = {
         .host = cfg->host,
         .port = cfg->port,
@@ -1010,18 +147,18 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         hub_free(h);
         return NULL;
     }
-    static const struct weft_ws_handlers hub_h = {.on_upgrade = hub_upgrade,
-                                                  .on_open = conn_open,
-                                                  .on_message = conn_message,
-                                                  .on_close = conn_close};
-    static const struct weft_ws_handlers room_h = {.on_upgrade = room_upgrade,
-                                                   .on_open = conn_open,
-                                                   .on_message = conn_message,
-                                                   .on_close = conn_close};
-    static const struct weft_ws_handlers echo_h = {.on_upgrade = echo_upgrade,
-                                                   .on_open = conn_open,
-                                                   .on_message = conn_message,
-                                                   .on_close = conn_close};
+    static const struct weft_ws_handlers hub_h = {.on_upgrade = upgrade_hub,
+                                                  .on_open = conn_on_open,
+                                                  .on_message = conn_on_message,
+                                                  .on_close = conn_on_close};
+    static const struct weft_ws_handlers room_h = {.on_upgrade = upgrade_room,
+                                                   .on_open = conn_on_open,
+                                                   .on_message = conn_on_message,
+                                                   .on_close = conn_on_close};
+    static const struct weft_ws_handlers echo_h = {.on_upgrade = upgrade_echo,
+                                                   .on_open = conn_on_open,
+                                                   .on_message = conn_on_message,
+                                                   .on_close = conn_on_close};
     if (weft_server_ws(h->server, "/hub", &hub_h, h) != WEFT_OK ||
         weft_server_ws(h->server, "/echo", &echo_h, h) != WEFT_OK ||
         weft_server_ws(h->server, "/ws", &room_h, h) != WEFT_OK ||
@@ -1044,7 +181,7 @@ struct hub *hub_new(struct weft_loop *loop, const struct hub_config *cfg, FILE *
         hub_free(h);
         return NULL;
     }
-    if (cfg->redis && !broker_new(h, err, errcap)) {
+    if (cfg->redis && !broker_new(h, cfg->redis, err, errcap)) {
         hub_free(h);
         return NULL;
     }
@@ -1095,28 +232,21 @@ void hub_free(struct hub *h)
     if (h->server) {
         struct weft_server_stats st;
         weft_server_stats(h->server, &st);
-        hlog(&h->log, WEFT_LOG_INFO, NULL,
-             json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
-                       (json_int_t)st.accepted_total, "upgrades", (json_int_t)st.upgrades_total,
-                       "messages_in", (json_int_t)st.messages_in, "messages_out",
-                       (json_int_t)st.messages_out),
-             "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
-             (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
-             (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
+        if (h->started) /* not after a failed start: its error is the only line */
+            hlog(&h->log, WEFT_LOG_INFO, NULL,
+                 json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
+                           (json_int_t)st.accepted_total, "upgrades",
+                           (json_int_t)st.upgrades_total, "messages_in",
+                           (json_int_t)st.messages_in, "messages_out",
+                           (json_int_t)st.messages_out),
+                 "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
+                 (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
+                 (unsigned long long)st.messages_in, (unsigned long long)st.messages_out);
         weft_server_free(h->server); /* on_close runs for the connections left */
     }
     broker_free(h->broker); /* after the connections: their presence removals are flushed */
-    /* This hub's connections are gone: free the entries they kept (in a shared table too). */
-    ip_sweep(h, true);
-    if (h->sh) /* the table is shared by the workers (workers.c frees it) */
-        h->ip_buckets = NULL;
-    for (size_t i = 0; h->ip_buckets && i < h->ip_nbuckets; i++)
-        while (h->ip_buckets[i]) {
-            struct ipcount *e = h->ip_buckets[i];
-            h->ip_buckets[i] = e->next;
-            free(e);
-        }
-    free(h->ip_buckets);
+    if (!h->sh) /* a book shared by the workers is freed by workers.c */
+        ipbook_free(h->ips);
     if (h->lat) {
         if (h->lat->scheduled) {
             h->lat->h = NULL;
@@ -1136,7 +266,7 @@ void hub_free(struct hub *h)
 /* ------------------------------------------------------------------ hub_run */
 
 /* Raises the soft RLIMIT_NOFILE to the hard limit; logs how many connections fit. */
-static void raise_nofile(const struct hub_log *lg)
+void hub_raise_nofile(const struct hub_log *lg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -1217,11 +347,18 @@ static void run_sighup(int signo, void *arg)
              weft_tls_last_error());
 }
 
+/* Reports a failed start (a bad --web-root or TLS file, a port in use): one plain line on
+ * stderr, "weft serve: REASON", whatever the log format. */
+void hub_start_error(const char *reason)
+{
+    fprintf(stderr, "weft serve: %s\n", reason);
+    fflush(stderr);
+}
+
 /* Runs the server until a signal; see hub.h. */
 int hub_run(const struct hub_config *cfg)
 {
     struct hub_log lg = {.out = stderr, .level = cfg->log_level, .format = cfg->log_format};
-    raise_nofile(&lg); /* for every worker: the limit is per process */
     if (cfg->workers > 1 && !cfg->unix_path)
         return workers_run(cfg);
     struct run r = {0};
@@ -1240,10 +377,12 @@ int hub_run(const struct hub_config *cfg)
     char err[512];
     r.hub = hub_new(r.loop, cfg, stderr, err, sizeof err);
     if (!r.hub) {
-        hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "%s", err);
+        hub_start_error(err);
         weft_loop_free(r.loop);
         return 1;
     }
+    r.hub->started = true;
+    hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
     if (cfg->tls_cert_file && weft_loop_on_signal(r.loop, SIGHUP, run_sighup, &r) != WEFT_OK)
         hlog(&lg, WEFT_LOG_WARN, NULL, NULL, "cannot watch SIGHUP: TLS reload disabled");
     hub_log_listening(r.hub);

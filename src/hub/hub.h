@@ -39,6 +39,7 @@ struct hub_config {
     /* library limits */
     uint64_t max_message;
     uint64_t max_backpressure;
+    uint64_t memory_budget; /* process-wide (weft_memory_set_budget), 0 = none */
     int slow_policy; /* enum weft_slow_policy */
     uint32_t idle_timeout_ms, ping_interval_ms, handshake_timeout_ms, shutdown_ms;
     /* permessage-deflate tuning (--deflate-*; the switch is `deflate` below) */
@@ -55,6 +56,7 @@ struct hub_config {
     size_t norigins;
     char *auth_secret;      /* HS256 secret; NULL = no auth */
     char *auth_secret_file; /* read at start (first line) when auth_secret is not set */
+    bool auth_allow_no_exp; /* accept tokens without exp (default: 401) */
     char *revoked_file;     /* revoked jti list, one per line, reloaded on change */
     uint32_t max_connections;        /* 0 = unlimited */
     uint32_t max_connections_per_ip; /* 0 = unlimited */

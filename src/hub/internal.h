@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "hub/clock.h"
 #include "hub/hub.h"
 
 /* ------------------------------------------------------------------ logs (log.c) */
@@ -87,13 +88,13 @@ void auth_free(struct hub_auth *a);
 int auth_verify(struct hub_auth *a, const char *token, size_t len, int64_t now_s,
                 struct auth_claims *out, char *why, size_t cap);
 void auth_claims_free(struct auth_claims *c);
+/* Accept (allow true) or refuse (the default) tokens without an exp claim. */
+void auth_allow_no_exp(struct hub_auth *a, bool allow);
 /* True if jti is in the revocation list. */
 bool auth_revoked(const struct hub_auth *a, const char *jti);
 /* Re-reads the revocation file if it changed (inode, size or mtime). Returns 1 if reloaded,
  * 0 if unchanged, -1 on a read error (the old list stays). n receives the entry count. */
 int auth_reload(struct hub_auth *a, size_t *n);
-/* Mints a token (for the self-check). Returns a malloc'd string or NULL. */
-char *auth_mint(struct hub_auth *a, const char *sub, int64_t exp);
 /* True if a room name matches one of the patterns of a "rooms" claim (exact, or a prefix
  * ending in '*'). A NULL claim allows every room. */
 bool auth_room_allowed(const json_t *rooms, const char *room);
@@ -124,6 +125,9 @@ struct room {
      * worker, for presence (the owner assigns seq and keeps the history). */
     struct rmember *rmembers;
     uint32_t nrmembers, caprmembers;
+    /* With several workers and no --redis, on a worker that is not the owner: only the local
+     * members of a room counted on its owner (not counted again, see rooms_count). */
+    bool mirror;
 };
 
 /* A member as the owner of a room knows it: its worker, an identity (the origin's hconn
@@ -137,6 +141,7 @@ struct rmember {
 struct rooms {
     struct room **buckets;
     size_t nbuckets, nrooms;
+    size_t nmirrors; /* rooms marked with room_set_mirror */
     uint32_t history_size;
     uint32_t history_age_ms;
     uint64_t hist_msgs, hist_bytes; /* totals over all rooms */
@@ -177,6 +182,10 @@ void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, 
  * deleted when left empty). */
 int room_add_rmember(struct room *r, unsigned worker, const void *key, const char *name);
 void room_remove_rmember(struct rooms *rs, struct room *r, unsigned worker, const void *key);
+/* Marks r as a mirror of a room owned by another worker (once). */
+void room_set_mirror(struct rooms *rs, struct room *r);
+/* The rooms this worker counts: all of them but the mirrors (each room once per process). */
+size_t rooms_count(const struct rooms *rs);
 /* Drops entries older than the max age. */
 void room_expire(struct rooms *rs, struct room *r, uint64_t now_ms);
 /* The oldest kept seq (r->seq + 1 when nothing is kept). */
@@ -257,36 +266,24 @@ struct hub {
     struct hconn *conns;
     uint64_t nconns;           /* open connections of the hub (without the probe) */
     uint64_t nconns_all;       /* with the probe */
-    struct ipcount **ip_buckets;
-    size_t ip_nbuckets;
+    struct ipbook *ips;        /* the per-IP book (ipbook.h), shared by the workers */
     struct weft_random rnd;
     struct weft_timer tick;    /* 1 s: revocation file, history expiry */
     struct lat_pending *lat;
     char self_nonce[33];       /* X-Weft-Self-Check value of the probe */
+    bool started;              /* every hub of the process was set up: hub_free logs "stopped" */
     struct readyz_check *checks;
     bool draining;
     struct hub_web *web;       /* the web page's static files (web.c) */
     struct hub_stats *stats;   /* the 1 s stats stream (stats.c) */
     struct hub_workers *sh;    /* several workers (--workers N > 1), NULL with one */
-    struct broker *broker;     /* --redis (redis.c), NULL for the in-process broker */
+    struct broker *broker;     /* --redis (broker.h), NULL: in-process only */
     unsigned worker;           /* this hub's worker index */
 };
 
-/* Milliseconds / nanoseconds of CLOCK_MONOTONIC, seconds of CLOCK_REALTIME. */
-uint64_t hub_mono_ns(void);
-int64_t hub_wall_s(void);
-int64_t hub_wall_ms(void);
 /* The publish-to-deliver clock started at t0_ns for a publish that queued deliveries. */
 void hub_latency_start(struct hub *h, uint64_t t0_ns);
-/* (Re)starts the token expiry timer of hc (hc->auth->exp must be set). */
-void hub_arm_expiry(struct hconn *hc);
-/* Gives hc an (empty) struct hconn_auth if it has none. Returns it, or NULL (out of memory). */
-struct hconn_auth *hconn_auth_new(struct hconn *hc);
-/* Closes a connection with a policy code and logs why. */
-void hub_conn_close(struct hconn *hc, uint16_t code, const char *reason);
-/* Sends a text message on hc; logs a refused send. Returns weft_conn_send's result
- * (WEFT_SEND_CLOSED when hc is gone). */
-enum weft_send_result hub_send(struct hconn *hc, const char *text, size_t len);
+#include "hub/conn.h"
 
 /* ------------------------------------------------------------------ workers (workers.c) */
 
@@ -300,19 +297,21 @@ enum weft_send_result hub_send(struct hconn *hc, const char *text, size_t len);
  */
 struct hub_workers;
 
-/* Frees an hconn now, or marks it gone until its last in-flight request returns. */
-void hub_conn_release(struct hconn *hc);
 /* Open connections counted against --max-connections (across workers). */
 uint64_t hub_conns_all(const struct hub *h);
 /* Stats stream: stores this worker's counters (cur, connections, rooms) and replaces them with
  * the sums over every worker (no-op with one worker). */
 void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns,
                        size_t *nrooms);
+/* One plain "weft serve: REASON" line on stderr for a failed start (hub.c). */
+void hub_start_error(const char *reason);
+/* Raises RLIMIT_NOFILE to its hard limit and logs what it allows (hub.c). */
+void hub_raise_nofile(const struct hub_log *lg);
+/* True if this worker owns /hub room (FNV-1a of the name mod the workers; true without
+ * several workers). */
+bool workers_is_owner(const struct hub *h, const char *room);
 /* Adds delta to the count across workers (no-op with one worker). */
 void workers_count(struct hub *h, int delta);
-/* With several workers the per-IP table is shared: these lock it (no-ops with one). */
-void workers_ip_lock(struct hub *h);
-void workers_ip_unlock(struct hub *h);
 /* /hub requests on a hub with several workers (same contracts as proto.c's handlers). */
 void workers_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
                   uint64_t since);
@@ -397,50 +396,12 @@ struct metrics_snap {
     uint32_t broker_down; /* workers whose Redis connections are not both up */
 };
 void metrics_snapshot(const struct hub *h, struct metrics_snap *out);
-/* Answers req with the metrics of n workers' snapshots (summed, plus per-worker gauges). */
-void metrics_respond_workers(struct weft_request *req, const struct metrics_snap *snaps,
-                             size_t n);
-/* As metrics_respond_workers, for a deferred response. */
+/* Answers the deferred /metrics response d with the metrics of n workers' snapshots (summed,
+ * plus per-worker gauges). */
 void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap *snaps,
                               size_t n);
 
-/* ------------------------------------------------------------------ Redis broker (redis.c) */
-
-/*
- * --redis redis://host[:port][/db]: one pub + one sub connection per hub (per worker), hiredis
- * async on the hub's loop. See redis.c for the channel / key scheme and the failure rules.
- */
-struct broker;
-
-/* Parses a --redis URL. Returns 0, or -1 with err filled. */
-int broker_parse_url(const char *url, char *host, size_t hcap, int *port, int *db, char *err,
-                     size_t cap);
-/* Creates h's broker (h->broker) and starts connecting (in the background, with retries).
- * Returns it, or NULL with err filled (bad URL, out of memory). */
-struct broker *broker_new(struct hub *h, char *err, size_t cap);
-/* Flushes what is queued (presence removals), closes the connections (pending requests are
- * released) and frees the broker. Call after the hub's connections are closed. */
-void broker_free(struct broker *b);
-/* True when both connections to Redis are up (false for NULL). */
-bool broker_up(const struct broker *b);
-/* delta = +1 / -1 local member of weft topic ("room:R" or "hub:R"): SUBSCRIBE to
- * weft:<topic> on the first, UNSUBSCRIBE after the last. No-op for NULL. */
-void broker_ref(struct broker *b, const char *topic, size_t len, int delta);
-/* A raw room message, already delivered on this node: published to the other nodes (or
- * counted as dropped while the broker is down). */
-void broker_publish_raw(struct broker *b, const char *topic, size_t topic_len, const void *data,
-                        size_t len, bool binary);
-/* /hub requests through Redis (same replies as proto.c's handlers). Each returns false when
- * the broker is down (or out of memory): the caller then takes the in-process path. */
-bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
-                        uint64_t t0);
-bool broker_hub_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
-                     uint64_t since);
-bool broker_hub_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
-                        uint64_t limit);
-bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id);
-/* hc left room: its presence entry is removed (best effort). */
-void broker_hub_leave(struct hconn *hc, const char *room);
+#include "hub/broker.h"
 
 /* ------------------------------------------------------------------ /hub protocol (proto.c) */
 
@@ -481,6 +442,13 @@ void web_http(struct weft_request *req, void *route_user);
 /* The display name a browser chose with "?name=" on /hub (1..32 bytes of UTF-8, no control
  * characters), as a malloc'd string, or NULL. Used only when auth is off. */
 char *web_query_name(struct weft_request *req);
+/* The same from the query string q[0..len) (q may be NULL): split out of web_query_name, with
+ * no request, so the fuzz target tests/fuzz/fuzz_decode.c reaches it without I/O. */
+char *web_name_from_query(const char *q, size_t len);
+/* Percent-decodes the request path raw[0..len) into out (NUL-terminated) as GET / does.
+ * Returns false for a bad escape, a decoded NUL, no room, or an unsafe path (not absolute, a
+ * backslash, a segment starting with '.'). */
+bool web_path_decode(const char *raw, size_t len, char *out, size_t cap);
 
 /* ------------------------------------------------------------------ stats stream (stats.c) */
 

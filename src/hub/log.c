@@ -1,11 +1,15 @@
 /*
  * log.c — structured logs: one JSON object per line on the log stream (default), or plain
- * text ("weft: info: [conn-id] message key=value") with --log-format text.
+ * text ("weft: info: [conn-id] message key=value") with --log-format text. Each line is built
+ * in memory and written with one write(2), so the lines of several workers never interleave.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hub/internal.h"
 
@@ -31,6 +35,24 @@ static void timestamp(char out[32])
     snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
+/* Writes line[0..len) (ending in '\n') to out's file descriptor with one write(2), looping
+ * only on a partial write or EINTR; anything already buffered in out goes first. A failed
+ * write drops the line (logging never stops the server). */
+static void write_line(FILE *out, const char *line, size_t len)
+{
+    fflush(out);
+    int fd = fileno(out);
+    while (len > 0 && fd >= 0) {
+        ssize_t w = write(fd, line, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        line += w;
+        len -= (size_t)w;
+    }
+}
+
 /* Writes one line (the level check is done by the callers). Consumes fields. */
 static void emit(const struct hub_log *lg, int level, const char *conn, json_t *fields,
                  const char *fmt, va_list ap)
@@ -54,8 +76,14 @@ static void emit(const struct hub_log *lg, int level, const char *conn, json_t *
                 n += (size_t)w;
             }
         }
-        fprintf(out, "weft: %s: %s%s%s%s%s\n", level_name(level), conn ? "[" : "",
-                conn ? conn : "", conn ? "] " : "", msg, extra);
+        char line[2400];
+        int w = snprintf(line, sizeof line, "weft: %s: %s%s%s%s%s\n", level_name(level),
+                         conn ? "[" : "", conn ? conn : "", conn ? "] " : "", msg, extra);
+        if (w > 0) {
+            size_t len = (size_t)w < sizeof line ? (size_t)w : sizeof line - 1;
+            line[len - 1] = '\n'; /* a truncated line still ends its line */
+            write_line(out, line, len);
+        }
     } else {
         char ts[32];
         timestamp(ts);
@@ -69,15 +97,18 @@ static void emit(const struct hub_log *lg, int level, const char *conn, json_t *
             if (fields && json_is_object(fields))
                 json_object_update(o, fields);
             char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            if (line) {
-                fputs(line, out);
-                fputc('\n', out);
+            size_t len = line ? strlen(line) : 0;
+            char *whole = line ? realloc(line, len + 2) : NULL;
+            if (whole) {
+                whole[len] = '\n';
+                write_line(out, whole, len + 1);
+                free(whole);
+            } else {
                 free(line);
             }
             json_decref(o);
         }
     }
-    fflush(out);
     json_decref(fields);
 }
 

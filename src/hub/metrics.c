@@ -159,7 +159,7 @@ void metrics_snapshot(const struct hub *h, struct metrics_snap *out)
     out->m = h->m;
     weft_server_stats(h->server, &out->st);
     out->nconns = h->nconns;
-    out->nrooms = h->rooms.nrooms;
+    out->nrooms = rooms_count(&h->rooms);
     out->hist_msgs = h->rooms.hist_msgs;
     out->hist_bytes = h->rooms.hist_bytes;
     out->hist_skipped = h->rooms.hist_skipped;
@@ -274,6 +274,15 @@ static void render(const struct metrics_snap *sn, struct out *o)
            "Messages dropped for a slow consumer (slow-policy drop).", st.dropped_backpressure);
     single(o, "weft_slow_consumer_closes_total", "counter",
            "Connections closed for a slow consumer (slow-policy close).", st.closed_slow);
+    single(o, "weft_memory_held_bytes", "gauge",
+           "Bytes peers make the process hold: messages being reassembled, inflate output, "
+           "output queued for slow readers (see --memory-budget).",
+           weft_memory_held());
+    single(o, "weft_memory_budget_bytes", "gauge", "The --memory-budget (0: none).",
+           weft_memory_budget());
+    single(o, "weft_memory_budget_closes_total", "counter",
+           "Connections closed (1013) for the memory budget, refused messages included.",
+           st.closed_memory);
     single(o, "weft_rooms", "gauge", "Rooms of /hub (with members or kept messages).",
            sn->nrooms);
     single(o, "weft_history_messages", "gauge", "Messages kept in room histories.",
@@ -396,16 +405,38 @@ void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap
     free(o.p);
 }
 
-/* Answers a /metrics request at once with the sum of n workers; see internal.h. */
-void metrics_respond_workers(struct weft_request *req, const struct metrics_snap *snaps,
-                             size_t n)
+/* ------------------------------------------------------------------ publish latency */
+
+/* Runs at the loop iteration after publishes, once their deliveries were written: records
+ * the publish-to-deliver samples. */
+static void latency_flush(void *arg)
 {
-    struct out o = {0};
-    if (!render_workers(snaps, n, &o)) {
-        free(o.p);
-        weft_request_respond(req, 500, NULL, NULL, "out of memory\n", 14);
+    struct lat_pending *lp = arg;
+    if (!lp->h) {
+        free(lp->t0);
+        free(lp);
         return;
     }
-    weft_request_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, o.p, o.len);
-    free(o.p);
+    uint64_t now = hub_mono_ns();
+    for (size_t i = 0; i < lp->n; i++)
+        metrics_latency(&lp->h->m, (double)(now - lp->t0[i]) / 1e9);
+    lp->n = 0;
+    lp->scheduled = false;
+}
+
+/* Starts a publish-to-deliver sample; see internal.h. */
+void hub_latency_start(struct hub *h, uint64_t t0_ns)
+{
+    struct lat_pending *lp = h->lat;
+    if (lp->n == lp->cap) {
+        size_t cap = lp->cap ? lp->cap * 2 : 64;
+        uint64_t *t = realloc(lp->t0, cap * sizeof *t);
+        if (!t)
+            return;
+        lp->t0 = t;
+        lp->cap = cap;
+    }
+    lp->t0[lp->n++] = t0_ns;
+    if (!lp->scheduled && weft_loop_defer(h->loop, latency_flush, lp) == WEFT_OK)
+        lp->scheduled = true;
 }

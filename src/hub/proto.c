@@ -207,6 +207,8 @@ static void h_join(struct req *x)
                         x->h->cfg.max_total_rooms);
             return;
         }
+        if (r && x->h->sh && !x->h->broker && !workers_is_owner(x->h, name))
+            room_set_mirror(&x->h->rooms, r); /* counted on its owner only */
         char topic[HUB_ROOM_MAX + 8];
         size_t tl = topic_of(name, topic);
         if (!r || room_add_member(&x->h->rooms, r, hc) < 0) {
@@ -223,7 +225,7 @@ static void h_join(struct req *x)
         hlog(&x->h->log, WEFT_LOG_DEBUG, hc->id, json_pack("{s:s,s:s}", "event", "join", "room", name),
              "joined %s", name);
     }
-    if (x->h->broker && broker_hub_join(hc, name, x->id, has_since == 1, since))
+    if (broker_hub_join(x->h->broker, hc, name, x->id, has_since == 1, since))
         return; /* Redis answers (seq, members, backlog across nodes) */
     if (x->h->sh) { /* the owner worker answers (seq, members, backlog) */
         workers_join(hc, name, x->id, has_since == 1, since);
@@ -254,8 +256,7 @@ static void h_leave(struct req *x)
     hc->rooms[i] = hc->rooms[--hc->nrooms];
     room_remove_member(&x->h->rooms, r, hc);
     broker_ref(x->h->broker, topic, tl, -1);
-    if (x->h->broker)
-        broker_hub_leave(hc, name);
+    broker_hub_leave(x->h->broker, hc, name);
     if (x->h->sh)
         workers_leave(hc, name);
     reply(x, json_pack("{s:s,s:s}", "type", "left", "room", name));
@@ -281,7 +282,7 @@ static void h_publish(struct req *x)
         proto_error(hc, x->id, "not_joined", "join room \"%s\" before publishing to it", name);
         return;
     }
-    if (h->broker && broker_hub_publish(hc, name, x->id, data, x->t0))
+    if (broker_hub_publish(h->broker, hc, name, x->id, data, x->t0))
         return; /* Redis assigns the seq; delivered here and on the other nodes */
     if (h->sh) { /* the owner worker assigns the seq and fans out */
         workers_publish(hc, name, x->id, data, x->t0);
@@ -317,7 +318,7 @@ static void h_presence(struct req *x)
     const char *name = get_room(x);
     if (!name || !allowed(x, name))
         return;
-    if (x->h->broker && broker_hub_presence(x->hc, name, x->id))
+    if (broker_hub_presence(x->h->broker, x->hc, name, x->id))
         return;
     if (x->h->sh) {
         workers_presence(x->hc, name, x->id);
@@ -355,7 +356,7 @@ static void h_history(struct req *x)
         proto_error(x->hc, x->id, "bad_field", "missing \"since\"");
         return;
     }
-    if (x->h->broker && broker_hub_history(x->hc, name, x->id, since, limit))
+    if (broker_hub_history(x->h->broker, x->hc, name, x->id, since, limit))
         return;
     if (x->h->sh) {
         workers_history(x->hc, name, x->id, since, limit);
@@ -523,7 +524,7 @@ void proto_conn_gone(struct hconn *hc)
             char topic[HUB_ROOM_MAX + 8];
             size_t tl = topic_of(hc->rooms[i]->name, topic);
             broker_ref(hc->h->broker, topic, tl, -1);
-            broker_hub_leave(hc, hc->rooms[i]->name);
+            broker_hub_leave(hc->h->broker, hc, hc->rooms[i]->name);
         }
         if (hc->h->sh)
             workers_leave(hc, hc->rooms[i]->name);

@@ -11,16 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/hash.h"
 #include "hub/internal.h"
-
-/* FNV-1a hash of a NUL-terminated name. */
-static uint32_t hash_name(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
 
 /* Initialises an empty table. Returns 0 or -1 (out of memory). */
 int rooms_init(struct rooms *rs, uint32_t history_size, uint32_t history_age_ms)
@@ -97,12 +89,13 @@ void rooms_free(struct rooms *rs)
     free(rs->buckets);
     rs->buckets = NULL;
     rs->nrooms = 0;
+    rs->nmirrors = 0;
 }
 
 /* Finds a room by name, NULL if it does not exist. */
 struct room *rooms_find(struct rooms *rs, const char *name)
 {
-    struct room *r = rs->buckets[hash_name(name) & (rs->nbuckets - 1)];
+    struct room *r = rs->buckets[hub_fnv1a_str(name) & (rs->nbuckets - 1)];
     while (r && strcmp(r->name, name))
         r = r->next;
     return r;
@@ -119,7 +112,7 @@ static void grow(struct rooms *rs)
         struct room *r = rs->buckets[i];
         while (r) {
             struct room *next = r->next;
-            size_t k = hash_name(r->name) & (nb - 1);
+            size_t k = hub_fnv1a_str(r->name) & (nb - 1);
             r->next = b[k];
             b[k] = r;
             r = next;
@@ -153,22 +146,39 @@ struct room *rooms_get(struct rooms *rs, const char *name, bool *full)
     }
     if (rs->nrooms >= rs->nbuckets)
         grow(rs);
-    size_t k = hash_name(name) & (rs->nbuckets - 1);
+    size_t k = hub_fnv1a_str(name) & (rs->nbuckets - 1);
     r->next = rs->buckets[k];
     rs->buckets[k] = r;
     rs->nrooms++;
     return r;
 }
 
+/* Marks r as a mirror of a room owned by another worker; see internal.h. */
+void room_set_mirror(struct rooms *rs, struct room *r)
+{
+    if (!r->mirror) {
+        r->mirror = true;
+        rs->nmirrors++;
+    }
+}
+
+/* The rooms counted by this worker (not the mirrors); see internal.h. */
+size_t rooms_count(const struct rooms *rs)
+{
+    return rs->nrooms - rs->nmirrors;
+}
+
 /* Unlinks and frees a room. */
 static void room_delete(struct rooms *rs, struct room *r)
 {
-    struct room **pp = &rs->buckets[hash_name(r->name) & (rs->nbuckets - 1)];
+    struct room **pp = &rs->buckets[hub_fnv1a_str(r->name) & (rs->nbuckets - 1)];
     while (*pp && *pp != r)
         pp = &(*pp)->next;
     if (*pp)
         *pp = r->next;
     rs->nrooms--;
+    if (r->mirror)
+        rs->nmirrors--;
     room_destroy(rs, r);
 }
 

@@ -87,7 +87,7 @@ static void sample(struct hub_stats *s)
     struct hub *h = s->h;
     struct weft_server_stats cur;
     weft_server_stats(h->server, &cur);
-    size_t nconns = h->nconns, nrooms = h->rooms.nrooms;
+    size_t nconns = h->nconns, nrooms = rooms_count(&h->rooms);
     workers_stats_sum(h, &cur, &nconns, &nrooms); /* the whole process, every worker */
     uint64_t now = weft_loop_now(h->loop);
     uint64_t dt = s->have_prev ? now - s->prev_ms : 0;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "hub/internal.h"
+#include "hub/pct.h"
 
 #ifndef WEFT_WEB_DIR
 #define WEFT_WEB_DIR "web"
@@ -79,45 +80,6 @@ static const char *content_type(const char *name)
             if (!strcasecmp(dot + 1, types[i].ext))
                 return types[i].type;
     return "application/octet-stream";
-}
-
-/* Value of a hex digit, -1 if ch is not one. */
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..len) into out (NUL-terminated; '+' becomes a space when plus_space).
- * Returns the decoded length, or -1 on a bad escape, a decoded NUL or no room. */
-static long pct_decode(const char *s, size_t len, char *out, size_t cap, bool plus_space)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (n + 1 >= cap)
-            return -1;
-        char ch = s[i];
-        if (ch == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
-            if (lo < 0)
-                return -1;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (ch == '+' && plus_space) {
-            ch = ' ';
-        }
-        if (ch == '\0')
-            return -1;
-        out[n++] = ch;
-    }
-    out[n] = '\0';
-    return (long)n;
 }
 
 /* True if the decoded request path is acceptable: absolute, no backslash, and no segment
@@ -253,8 +215,7 @@ void web_http(struct weft_request *req, void *route_user)
         return;
     }
     char path[WEB_PATH_MAX];
-    if (!w || !w->root || pct_decode(raw, plen, path, sizeof path, false) < 0 ||
-        !path_safe(path)) {
+    if (!w || !w->root || !web_path_decode(raw, plen, path, sizeof path)) {
         not_found(req);
         return;
     }
@@ -328,18 +289,30 @@ void web_http(struct weft_request *req, void *route_user)
     free(body);
 }
 
+/* Decodes a request path and checks it; see internal.h. */
+bool web_path_decode(const char *raw, size_t len, char *out, size_t cap)
+{
+    return hub_pct_decode(raw, len, out, cap, false) >= 0 && path_safe(out);
+}
+
 /* The display name of "?name="; see internal.h. */
 char *web_query_name(struct weft_request *req)
 {
     size_t len;
     const char *q = weft_request_query(req, &len);
+    return web_name_from_query(q, len);
+}
+
+/* The display name in a query string; see internal.h. */
+char *web_name_from_query(const char *q, size_t len)
+{
     size_t pos = 0;
     while (q && pos < len) {
         const char *amp = memchr(q + pos, '&', len - pos);
         size_t end = amp ? (size_t)(amp - q) : len;
         if (end - pos > 5 && !memcmp(q + pos, "name=", 5)) {
             char name[NAME_MAX_BYTES * 3 + 1];
-            long n = pct_decode(q + pos + 5, end - pos - 5, name, sizeof name, true);
+            long n = hub_pct_decode(q + pos + 5, end - pos - 5, name, sizeof name, true);
             if (n <= 0 || n > NAME_MAX_BYTES || !weft_utf8_valid((const uint8_t *)name, (size_t)n))
                 return NULL;
             for (long i = 0; i < n; i++)

@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/hash.h"
 #include "hub/internal.h"
+#include "hub/ipbook.h"
 
 #define DRAIN_ROUNDS 3
 
@@ -52,12 +54,16 @@ struct hub_workers {
     size_t n;
     struct wslot *slots;
     struct weft_group *group;
-    pthread_mutex_t ip_lock;
     pthread_mutex_t stats_lock; /* the wslot stats fields */
-    void **ip_buckets;      /* struct ipcount ** shared by every hub (hub.c) */
+    struct ipbook *ips;     /* the per-IP book shared by every hub (ipbook.h) */
     atomic_uint_fast64_t conns_all;
     atomic_uint_fast64_t rooms_all; /* rooms of every worker (--max-total-rooms) */
     pthread_barrier_t barrier;
+    /* The start gate: threads 1..n-1 wait on it until every one of them was created (gate 1)
+     * or one could not be (gate -1: they return without running, worker_run fails). */
+    pthread_mutex_t gate_lock;
+    pthread_cond_t gate_cond;
+    int gate;
     bool stopping;          /* worker 0's thread only (signals) */
 };
 
@@ -104,10 +110,13 @@ static struct hub_workers *workers_current;
 /* The worker that owns a room: FNV-1a of its name modulo the number of workers. */
 static unsigned room_owner(const struct hub_workers *sh, const char *room)
 {
-    uint32_t h = 2166136261u;
-    for (const char *s = room; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return (unsigned)(h % sh->n);
+    return (unsigned)(hub_fnv1a_str(room) % sh->n);
+}
+
+/* True if this worker owns room (always without several workers); see internal.h. */
+bool workers_is_owner(const struct hub *h, const char *room)
+{
+    return !h->sh || room_owner(h->sh, room) == h->worker;
 }
 
 /* Frees a message and what it owns. */
@@ -601,20 +610,6 @@ void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nco
     *nrooms = rooms;
 }
 
-/* Locks the shared per-IP table; see internal.h. */
-void workers_ip_lock(struct hub *h)
-{
-    if (h->sh)
-        pthread_mutex_lock(&h->sh->ip_lock);
-}
-
-/* Unlocks the shared per-IP table; see internal.h. */
-void workers_ip_unlock(struct hub *h)
-{
-    if (h->sh)
-        pthread_mutex_unlock(&h->sh->ip_lock);
-}
-
 /* ------------------------------------------------------------------ running */
 
 /* SIGINT/SIGTERM on worker 0: the first asks every worker to drain, a second stops all. */
@@ -697,6 +692,29 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Thread entry of workers 1..n-1: waits at the start gate, then runs worker_main unless the
+ * start was called off. Returns NULL. */
+static void *worker_thread(void *arg)
+{
+    struct wslot *w = arg;
+    struct hub_workers *sh = w->sh;
+    pthread_mutex_lock(&sh->gate_lock);
+    while (sh->gate == 0)
+        pthread_cond_wait(&sh->gate_cond, &sh->gate_lock);
+    int gate = sh->gate;
+    pthread_mutex_unlock(&sh->gate_lock);
+    return gate > 0 ? worker_main(arg) : NULL;
+}
+
+/* Opens the start gate (go > 0) or calls the start off (go < 0). */
+static void open_gate(struct hub_workers *sh, int go)
+{
+    pthread_mutex_lock(&sh->gate_lock);
+    sh->gate = go;
+    pthread_cond_broadcast(&sh->gate_cond);
+    pthread_mutex_unlock(&sh->gate_lock);
+}
+
 /* Runs `weft serve` with several workers; see internal.h. */
 int workers_run(const struct hub_config *cfg0)
 {
@@ -711,7 +729,7 @@ int workers_run(const struct hub_config *cfg0)
     size_t n = cfg.workers;
     struct hub_workers *sh = calloc(1, sizeof *sh);
     struct wslot *slots = calloc(n, sizeof *slots);
-    void **ipb = calloc(1024, sizeof *ipb);
+    struct ipbook *ipb = ipbook_new(cfg.handshake_rate, cfg.handshake_burst);
     struct weft_group *g = weft_group_new();
     int status = 1;
     size_t created = 0;
@@ -722,11 +740,12 @@ int workers_run(const struct hub_config *cfg0)
     sh->n = n;
     sh->slots = slots;
     sh->group = g;
-    sh->ip_buckets = ipb;
+    sh->ips = ipb;
     atomic_init(&sh->conns_all, 0);
     atomic_init(&sh->rooms_all, 0);
-    pthread_mutex_init(&sh->ip_lock, NULL);
     pthread_mutex_init(&sh->stats_lock, NULL);
+    pthread_mutex_init(&sh->gate_lock, NULL);
+    pthread_cond_init(&sh->gate_cond, NULL);
     workers_current = sh;
     for (size_t i = 0; i < n; i++) {
         slots[i].sh = sh;
@@ -751,19 +770,22 @@ int workers_run(const struct hub_config *cfg0)
         char err[512];
         struct hub *h = hub_new(slots[i].loop, &cfg, stderr, err, sizeof err);
         if (!h) {
-            hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "worker %zu: %s", i, err);
+            hub_start_error(err);
             goto out;
         }
         h->sh = sh;
         h->worker = (unsigned)i;
+        /* One self-check nonce for all: the kernel may hand /readyz's own connection to any
+         * worker, which must know it (exempt from the per-IP limit, Origin and auth). */
+        if (i > 0)
+            memcpy(h->self_nonce, slots[0].h->self_nonce, sizeof h->self_nonce);
         /* --history-memory is divided between the workers (rooms spread by hash); the room
          * count is shared. */
         rooms_limits(&h->rooms, cfg.history_max_message, cfg.history_memory / n,
                      cfg.max_total_rooms);
         h->rooms.total = &sh->rooms_all;
-        free(h->ip_buckets);
-        h->ip_buckets = (struct ipcount **)ipb;
-        h->ip_nbuckets = 1024;
+        ipbook_free(h->ips);
+        h->ips = ipb;
         slots[i].h = h;
         created++;
         if (weft_group_add(g, h->server) != WEFT_OK) {
@@ -773,18 +795,27 @@ int workers_run(const struct hub_config *cfg0)
         if (i == 0) /* the others bind the port the first one got (--port 0) */
             cfg.port = hub_port(h);
     }
+    for (size_t i = 0; i < n; i++)
+        slots[i].h->started = true;
+    hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
     hlog(&lg, WEFT_LOG_INFO, NULL, json_pack("{s:s,s:I}", "event", "workers", "count", (json_int_t)n),
          "%zu workers, one event loop each, sharing the port (SO_REUSEPORT)", n);
     hub_log_listening(slots[0].h);
     pthread_barrier_init(&sh->barrier, NULL, (unsigned)n);
     for (size_t i = 1; i < n; i++) {
-        if (pthread_create(&slots[i].thread, NULL, worker_main, &slots[i]) != 0) {
-            /* Workers already running wait for every worker at the teardown barriers. */
+        /* pthread_create returns its error (errno is not set). */
+        int rc = pthread_create(&slots[i].thread, NULL, worker_thread, &slots[i]);
+        if (rc != 0) {
             hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "cannot start worker %zu: %s", i,
-                 strerror(errno));
-            exit(1);
+                 strerror(rc));
+            open_gate(sh, -1); /* the threads created return at once */
+            for (size_t j = 1; j < i; j++)
+                pthread_join(slots[j].thread, NULL);
+            pthread_barrier_destroy(&sh->barrier);
+            goto out;
         }
     }
+    open_gate(sh, 1);
     worker_main(&slots[0]);
     for (size_t i = 1; i < n; i++)
         pthread_join(slots[i].thread, NULL);
@@ -806,11 +837,12 @@ out:
         }
     }
     if (sh) {
-        pthread_mutex_destroy(&sh->ip_lock);
         pthread_mutex_destroy(&sh->stats_lock);
+        pthread_mutex_destroy(&sh->gate_lock);
+        pthread_cond_destroy(&sh->gate_cond);
     }
     weft_group_free(g);
-    free(ipb);
+    ipbook_free(ipb);
     free(slots);
     free(sh);
     workers_current = NULL;

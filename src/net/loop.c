@@ -354,6 +354,12 @@ uint64_t weft_loop_now(const struct weft_loop *loop)
     return loop->now;
 }
 
+/* The loop's share of the bytes held for the memory budget; see net.h. */
+size_t *loop_mem_held(struct weft_loop *loop)
+{
+    return &loop->mem_held;
+}
+
 uint8_t *loop_rbuf(struct weft_loop *loop)
 {
     return loop->rbuf;

@@ -93,6 +93,7 @@ struct weft_loop {
 
     uint8_t *rbuf;
     uint8_t *tlsbuf; /* TLS_RECORD_MAX bytes, allocated on first use */
+    size_t mem_held; /* this loop's share of weft_memory_held (memory.c) */
 };
 
 /* Takes the deferred calls queued by other threads and runs them (after the eventfd woke the

@@ -658,6 +658,8 @@ static void u_flush_dirty(struct weft_loop *loop)
             struct weft_sock *s = x->s;
             if (!x->done || (s->flags & SOCK_CLOSED)) continue;
             bool all = sock_wrote(s, x->res < 0 ? -1 : x->res, x->total, x->res < 0 ? -x->res : 0);
+            if (!(s->flags & SOCK_CLOSED))
+                sock_account(s); /* what the kernel refused is held (memory budget) */
             if (all && s->queued > 0)
                 loop_mark_dirty(loop, s); /* more segments than one send takes */
         }

@@ -1,6 +1,16 @@
 /*
  * net.h — internal interface of the net layer: I/O watchers, sockets with corked output
  * queues, listeners and shared buffers. Knows nothing of WebSocket. Used by src/ws/.
+ *
+ * Layout. net/ is the bottom of libweft: everything that touches file descriptors, the
+ * kernel's readiness interface and the wire. loop.c runs timers, deferred calls and the
+ * readiness backend; sock.c (with outq.h) the sockets and their output queues, tls.c the
+ * same over OpenSSL; listen.c the listeners and address formatting; dns.c (dns.h) name
+ * resolution over c-ares; connect.c (connect.h) outgoing TCP connects with happy eyeballs;
+ * watch.c file watches; memory.c the memory budget counter; buf.c shared buffers. Readiness
+ * constants (EPOLL*) appear only here: ws/ above asks for connects, sockets and timers, never
+ * for raw events. net/ calls nothing above it; its users hand it callbacks (sock_ops,
+ * accept_cb, dns_cb, net_connect_cb).
  */
 #ifndef WEFT_NET_H
 #define WEFT_NET_H
@@ -82,6 +92,10 @@ enum {
     SOCK_TLS_WANT_RD = 1 << 9, /* SSL_write (or close_notify) needs the socket readable */
     SOCK_TLS_WANT_WR = 1 << 10, /* SSL_read needs the socket writable */
     SOCK_TLS_FAILED = 1 << 11, /* fatal TLS error: no close_notify may be sent */
+    /* The queue is counted in the memory budget (memory.c): a flush left bytes the kernel
+     * refused. While set, every byte queued or consumed is counted at once; the flush that
+     * empties the queue clears it. */
+    SOCK_HELD = 1 << 12,
 };
 
 struct ssl_st;     /* OpenSSL's SSL */
@@ -115,6 +129,9 @@ uint8_t *sock_reserve(struct weft_sock *s, size_t len);
 int sock_write_buf(struct weft_sock *s, struct weft_buf *b, size_t off, size_t len);
 /* Writes the queue now (normally done by the loop at the end of the iteration). */
 void sock_flush(struct weft_sock *s);
+/* Counts the queue in the memory budget as it stands now (after a flush outside sock_flush:
+ * TLS). */
+void sock_account(struct weft_sock *s);
 /* Drops everything queued. */
 void sock_discard(struct weft_sock *s);
 /* Half-closes (SHUT_WR) once everything queued has been written. */
@@ -127,10 +144,33 @@ static inline size_t sock_queued(const struct weft_sock *s)
 {
     return s->queued;
 }
+/* Bytes of the queue counted in the memory budget (all of it, or none). */
+static inline size_t sock_held(const struct weft_sock *s)
+{
+    return (s->flags & SOCK_HELD) ? s->queued : 0;
+}
 static inline bool sock_blocked(const struct weft_sock *s)
 {
     return (s->flags & SOCK_BLOCKED) != 0;
 }
+
+/* ----------------------------------------------------------------- memory budget */
+
+/* Counts n more bytes held on loop (process-wide and in the loop's share). Unless force,
+ * fails without counting when that would exceed weft_memory_budget. Returns true when
+ * counted. Any thread, for its own loop. */
+bool mem_charge(struct weft_loop *loop, size_t n, bool force);
+/* Releases n bytes counted on loop by mem_charge. */
+void mem_release(struct weft_loop *loop, size_t n);
+/* True when n more bytes fit in the budget (always, without a budget). */
+bool mem_fits(size_t n);
+/* True when the process holds more than its budget. */
+static inline bool mem_over(void)
+{
+    return !mem_fits(0);
+}
+/* The loop's share of the held bytes (loop thread only). */
+size_t *loop_mem_held(struct weft_loop *loop);
 
 /* ----------------------------------------------------------------- listeners */
 

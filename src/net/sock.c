@@ -20,6 +20,19 @@
 
 static void sock_on_io(struct weft_io *io, uint32_t events);
 
+/* Starts or stops counting the queue in the memory budget after a flush (see SOCK_HELD):
+ * bytes left over are held until the peer reads. Costs one test when nothing was or is
+ * held: a queue that the flush emptied was never counted. */
+static inline void oq_account(struct weft_sock *s)
+{
+    if (s->queued && !(s->flags & SOCK_HELD)) {
+        mem_charge(s->loop, s->queued, true);
+        s->flags |= SOCK_HELD;
+    } else if (!s->queued && (s->flags & SOCK_HELD)) {
+        s->flags &= (uint16_t)~SOCK_HELD;
+    }
+}
+
 /* Registers fd (non-blocking) with the loop's backend for input and output. */
 int sock_attach(struct weft_loop *loop, struct weft_sock *s, int fd, const struct sock_ops *ops)
 {
@@ -101,6 +114,12 @@ static struct oq_block *oq_tail(struct weft_sock *s, size_t need_bytes)
     return nb;
 }
 
+/* Brings the socket's budget count up to date; see net.h. */
+void sock_account(struct weft_sock *s)
+{
+    oq_account(s);
+}
+
 /* Appends a segment referencing ref's bytes p[0..len) (takes a reference). */
 static int oq_push_ref(struct weft_sock *s, struct weft_buf *ref, const uint8_t *p, size_t len)
 {
@@ -110,6 +129,8 @@ static int oq_push_ref(struct weft_sock *s, struct weft_buf *ref, const uint8_t 
     buf_ref(ref);
     t->seg[t->nseg++] = (struct oq_seg){.ref = ref, .p = p, .len = len};
     s->queued += len;
+    if (s->flags & SOCK_HELD)
+        mem_charge(s->loop, len, true);
     return WEFT_OK;
 }
 
@@ -141,6 +162,8 @@ static uint8_t *oq_reserve(struct weft_sock *s, size_t len)
     }
     t->used += (uint32_t)len;
     s->queued += len;
+    if (s->flags & SOCK_HELD)
+        mem_charge(s->loop, len, true);
     return dst;
 }
 
@@ -195,6 +218,8 @@ int sock_write_buf(struct weft_sock *s, struct weft_buf *b, size_t off, size_t l
 void oq_consume(struct weft_sock *s, size_t n)
 {
     s->queued -= n;
+    if (s->flags & SOCK_HELD)
+        mem_release(s->loop, n);
     while (s->qhead) {
         struct oq_block *b = s->qhead;
         while (b->head < b->nseg) {
@@ -231,6 +256,7 @@ void sock_discard(struct weft_sock *s)
     }
     s->qtail = NULL;
     s->queued = 0;
+    s->flags &= (uint16_t)~SOCK_HELD;
 }
 
 static void flush_plain(struct weft_sock *s);
@@ -264,6 +290,7 @@ void sock_flush(struct weft_sock *s)
         tls_flush(s);
     else
         flush_plain(s);
+    oq_account(s); /* what the kernel refused is held until EPOLLOUT */
     if (was_blocked && !(s->flags & (SOCK_BLOCKED | SOCK_CLOSED | SOCK_EOF)) && s->ops->on_drain)
         s->ops->on_drain(s);
 }

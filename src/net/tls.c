@@ -526,6 +526,7 @@ static void tls_unblock(struct weft_sock *s)
 {
     s->flags &= (uint16_t)~(SOCK_BLOCKED | SOCK_TLS_WANT_RD);
     tls_flush(s);
+    sock_account(s);
     if (s->flags & SOCK_CLOSED)
         return;
     if (!(s->flags & SOCK_BLOCKED) && s->ops->on_drain)
@@ -541,8 +542,10 @@ static void tls_on_io(struct weft_io *io, uint32_t events)
     if (s->flags & SOCK_TLS_HS) {
         if (tls_handshake(s) <= 0)
             return;
-        if (s->queued) /* written before the handshake completed */
+        if (s->queued) { /* written before the handshake completed */
             tls_flush(s);
+            sock_account(s);
+        }
         if (s->flags & SOCK_CLOSED)
             return;
         events |= EPOLLIN; /* application data may have come with the last flight */

@@ -1,10 +1,13 @@
 /*
  * deflate.c — permessage-deflate (RFC 7692): negotiation of the four parameters in both
- * roles, and message compression / decompression with zlib (raw deflate, the 0x00 0x00 0xff
- * 0xff tail stripped and restored). No I/O; zlib allocates the codec state.
+ * roles, and message compression / decompression (raw deflate, the 0x00 0x00 0xff 0xff tail
+ * stripped and restored) with libdeflate for whole messages without context takeover and zlib
+ * for the rest (see "codecs" below). No I/O; the codec libraries allocate their state.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "weft.h"
@@ -249,43 +252,95 @@ int weft_pmd_accept(const char *response, size_t len, const struct weft_pmd_conf
 
 /* ----------------------------------------------------------------- codecs */
 
+/*
+ * Two engines (weft_pmd_deflate_engine / weft_pmd_inflate_engine decide, per message):
+ *
+ * - libdeflate compresses or decompresses a whole buffer in one call, several times faster
+ *   than zlib's streaming API for WebSocket-sized messages, but it keeps no state between
+ *   calls and always uses a 32 KiB (15-bit) window.
+ * - zlib streams, keeps the window between messages and honours smaller windows.
+ *
+ * Compression uses libdeflate only when the message is compressed without context takeover
+ * (reset), with a 15-bit window and a level of 1 or more: a 32 KiB window is then what the
+ * peer's inflater has (server_max_window_bits / client_max_window_bits = 15), while a peer
+ * that negotiated a smaller window could not decode distances beyond it. Everything else
+ * (context takeover, windows 8..14, level 0) goes through zlib.
+ *
+ * Decompression uses libdeflate for every whole message the peer compressed without context
+ * takeover, whatever window the peer uses: a compressor with a window of 2^w bytes never
+ * emits a distance beyond 2^w <= 32 KiB, which a 32 KiB decompressor always decodes. With the
+ * peer's context takeover the window must survive the message, so zlib streams.
+ *
+ * libdeflate writes a final block (BFINAL = 1); RFC 7692 §7.2.3.4 allows it and asks for one
+ * more 0x00 octet (the header of an empty stored block), which weft appends. Receiving, the
+ * message is copied with the 0x00 0x00 0xff 0xff tail and an empty final stored block, so a
+ * zlib-style message (ending in a sync flush, no final block) is a complete stream for
+ * libdeflate. Input libdeflate rejects is decoded again by zlib, so both engines accept
+ * exactly the same messages (zlib is the reference).
+ */
+
 struct weft_deflater {
     z_stream z;
+    bool z_ready; /* deflateInit2 done (lazily: a libdeflate-only compressor never needs it) */
+    bool z_dirty; /* zlib's window holds earlier messages */
+    int bits, mem_level, level;
+    struct libdeflate_compressor *ld;
+    enum weft_pmd_engine last; /* engine of the last message (tests, statistics) */
 };
 
 struct weft_inflater {
     z_stream z;
     uint8_t tail_fed; /* bytes of the 4-byte tail already given to zlib */
+    int bits;
+    struct libdeflate_decompressor *ld;
+    uint8_t *copy; /* message + tail + empty final block, for libdeflate */
+    size_t copy_cap;
+    enum weft_pmd_engine last;
 };
 
-/* Creates a raw-deflate compressor; see weft.h. */
+/* Which compressor a message uses; see weft.h. */
+enum weft_pmd_engine weft_pmd_deflate_engine(int window_bits, int level, bool no_context_takeover)
+{
+    if (no_context_takeover && (window_bits == 15 || window_bits == 0) && level != 0)
+        return WEFT_PMD_LIBDEFLATE;
+    return WEFT_PMD_ZLIB;
+}
+
+/* Which decompressor a message uses; see weft.h. */
+enum weft_pmd_engine weft_pmd_inflate_engine(int window_bits, bool whole_message,
+                                             bool no_context_takeover)
+{
+    (void)window_bits; /* any window of 8..15 bits fits libdeflate's 32 KiB */
+    return whole_message && no_context_takeover ? WEFT_PMD_LIBDEFLATE : WEFT_PMD_ZLIB;
+}
+
+/* Creates a raw-deflate compressor; see weft.h. The codec state is allocated on first use. */
 struct weft_deflater *weft_deflater_new(int window_bits, int mem_level, int level)
 {
     struct weft_deflater *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
-    if (window_bits < 9)
-        window_bits = 9;
-    if (window_bits > 15)
-        window_bits = 15;
-    if (mem_level < 1 || mem_level > 9)
-        mem_level = 8;
-    if (level < 0 || level > 9)
-        level = Z_DEFAULT_COMPRESSION; /* 6 */
-    if (deflateInit2(&d->z, level, Z_DEFLATED, -window_bits, mem_level, Z_DEFAULT_STRATEGY) !=
-        Z_OK) {
-        free(d);
-        return NULL;
-    }
+    if (!d) return NULL;
+    if (window_bits < 9) window_bits = 9;
+    if (window_bits > 15) window_bits = 15;
+    if (mem_level < 1 || mem_level > 9) mem_level = 8;
+    if (level < 0 || level > 9) level = Z_DEFAULT_COMPRESSION; /* 6 */
+    d->bits = window_bits;
+    d->mem_level = mem_level;
+    d->level = level;
     return d;
 }
 
 void weft_deflater_free(struct weft_deflater *d)
 {
-    if (!d)
-        return;
-    deflateEnd(&d->z);
+    if (!d) return;
+    if (d->z_ready) deflateEnd(&d->z);
+    if (d->ld) libdeflate_free_compressor(d->ld);
     free(d);
+}
+
+/* Engine of the last message compressed with d; see weft.h. */
+enum weft_pmd_engine weft_deflater_engine(const struct weft_deflater *d)
+{
+    return d->last;
 }
 
 /* Stored blocks are the worst case: 5 bytes per block; with memLevel 1 blocks can be as
@@ -295,11 +350,36 @@ size_t weft_deflate_bound(size_t len)
     return len + len / 16 + 64;
 }
 
-/* Compresses a whole message; see weft.h. */
-long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len, uint8_t *out,
-                          size_t cap, bool reset)
+/* Compresses a whole message with libdeflate (final block + one 0x00 octet, RFC 7692
+ * §7.2.3.4). Returns its length, 0 when it does not fit (the caller uses zlib), or
+ * WEFT_ERR_NOMEM. */
+static long ld_deflate(struct weft_deflater *d, const uint8_t *in, size_t len, uint8_t *out,
+                       size_t cap)
+{
+    if (!d->ld) {
+        int lvl = d->level == Z_DEFAULT_COMPRESSION ? 6 : d->level;
+        d->ld = libdeflate_alloc_compressor(lvl);
+        if (!d->ld) return WEFT_ERR_NOMEM;
+    }
+    if (cap < 2) return 0;
+    size_t n = libdeflate_deflate_compress(d->ld, in, len, out, cap - 1);
+    if (n == 0 || n > LONG_MAX - 1) return 0;
+    out[n] = 0x00;
+    return (long)n + 1;
+}
+
+/* Compresses a whole message with zlib's stream; see weft_deflate_message. */
+static long z_deflate(struct weft_deflater *d, const uint8_t *in, size_t len, uint8_t *out,
+                      size_t cap, bool reset)
 {
     z_stream *z = &d->z;
+    if (!d->z_ready) {
+        if (deflateInit2(z, d->level, Z_DEFLATED, -d->bits, d->mem_level, Z_DEFAULT_STRATEGY) !=
+            Z_OK)
+            return WEFT_ERR_NOMEM;
+        d->z_ready = true;
+    }
+    d->last = WEFT_PMD_ZLIB;
     z->next_in = (Bytef *)(uintptr_t)in;
     z->next_out = out;
     size_t in_left = len, out_left = cap;
@@ -313,10 +393,10 @@ long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len
         r = deflate(z, in_left > ain ? Z_NO_FLUSH : Z_SYNC_FLUSH);
         in_left -= ain - z->avail_in;
         out_left -= aout - z->avail_out;
-        if (r == Z_STREAM_ERROR)
-            return WEFT_ERR_INVAL;
+        if (r == Z_STREAM_ERROR) return WEFT_ERR_INVAL;
         if (out_left == 0 && (in_left || z->avail_out == 0)) {
             deflateReset(z);
+            d->z_dirty = false;
             return WEFT_ERR_SPACE;
         }
     } while (in_left > 0 || z->avail_out == 0);
@@ -329,26 +409,51 @@ long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len
     }
     if (n < 4 || memcmp(out + n - 4, tail, 4) != 0) {
         deflateReset(z);
+        d->z_dirty = false;
         return WEFT_ERR_PROTO;
     }
     n -= 4;
-    if (reset)
-        deflateReset(z);
+    d->z_dirty = !reset;
+    if (reset) deflateReset(z);
     return (long)n;
+}
+
+/* Compresses a whole message; see weft.h. */
+long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len, uint8_t *out,
+                          size_t cap, bool reset)
+{
+    if (weft_pmd_deflate_engine(d->bits, d->level, reset) == WEFT_PMD_LIBDEFLATE) {
+        if (d->z_dirty) {
+            /* zlib's window must not keep what the peer will not see in its window */
+            deflateReset(&d->z);
+            d->z_dirty = false;
+        }
+        if (len == 0 && cap > 0) {
+            out[0] = 0x00; /* RFC 7692 §7.2.3.6 */
+            d->last = WEFT_PMD_LIBDEFLATE;
+            return 1;
+        }
+        long n = ld_deflate(d, in, len, out, cap);
+        if (n != 0) {
+            if (n > 0) d->last = WEFT_PMD_LIBDEFLATE;
+            return n;
+        }
+        /* did not fit: zlib's stored blocks may still fit in cap */
+    }
+    return z_deflate(d, in, len, out, cap, reset);
 }
 
 /* Creates a raw-inflate decompressor; see weft.h. */
 struct weft_inflater *weft_inflater_new(int window_bits)
 {
     struct weft_inflater *i = calloc(1, sizeof *i);
-    if (!i)
-        return NULL;
-    if (window_bits < 8 || window_bits > 15)
-        window_bits = 15;
+    if (!i) return NULL;
+    if (window_bits < 8 || window_bits > 15) window_bits = 15;
     if (inflateInit2(&i->z, -window_bits) != Z_OK) {
         free(i);
         return NULL;
     }
+    i->bits = window_bits;
     return i;
 }
 
@@ -361,10 +466,97 @@ void weft_inflater_reset(struct weft_inflater *i)
 
 void weft_inflater_free(struct weft_inflater *i)
 {
-    if (!i)
-        return;
+    if (!i) return;
     inflateEnd(&i->z);
+    if (i->ld) libdeflate_free_decompressor(i->ld);
+    free(i->copy);
     free(i);
+}
+
+/* Engine of the last whole message decompressed with i; see weft.h. */
+enum weft_pmd_engine weft_inflater_engine(const struct weft_inflater *i)
+{
+    return i->last;
+}
+
+/* The zlib path of weft_inflate_message: 0, WEFT_ERR_SPACE when the output exceeds cap, or a
+ * negative weft_err. */
+static int z_inflate_whole(struct weft_inflater *i, const uint8_t *in, size_t len, uint8_t *out,
+                           size_t cap, size_t *out_made)
+{
+    size_t used, made, off = 0, total = 0;
+    i->last = WEFT_PMD_ZLIB;
+    weft_inflater_reset(i);
+    for (;;) {
+        int r = weft_inflate(i, in + off, len - off, true, true, out + total, cap - total, &used,
+                             &made);
+        off += used;
+        total += made;
+        if (r < 0) return r;
+        if (r == 0) break;
+        /* output full: one more byte means the message does not fit */
+        uint8_t probe;
+        r = weft_inflate(i, in + off, len - off, true, true, &probe, 1, &used, &made);
+        if (r < 0) return r;
+        if (made) {
+            weft_inflater_reset(i);
+            return WEFT_ERR_SPACE;
+        }
+        if (r == 0) break;
+        off += used;
+    }
+    *out_made = total;
+    return 0;
+}
+
+/* Decompresses a whole message; see weft.h. */
+int weft_inflate_message(struct weft_inflater *i, const uint8_t *in, size_t len, uint8_t *out,
+                         size_t cap, size_t *out_made)
+{
+    /* the sync-flush tail, then an empty final stored block (BFINAL = 1, LEN 0) */
+    static const uint8_t end[9] = {0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff};
+    *out_made = 0;
+    if (!i->ld && !(i->ld = libdeflate_alloc_decompressor())) return WEFT_ERR_NOMEM;
+    if (len > SIZE_MAX - sizeof end) return WEFT_ERR_SPACE;
+    size_t total = len + sizeof end;
+    if (total > i->copy_cap) {
+        size_t ncap = total < 4096 ? 4096 : total;
+        uint8_t *nb = realloc(i->copy, ncap);
+        if (!nb) return WEFT_ERR_NOMEM;
+        i->copy = nb;
+        i->copy_cap = ncap;
+    }
+    if (len) memcpy(i->copy, in, len);
+    memcpy(i->copy + len, end, sizeof end);
+    i->last = WEFT_PMD_LIBDEFLATE;
+    size_t off = 0, made = 0;
+    int ret = 0;
+    /* One or more deflate streams (a peer may end a stream with BFINAL = 1 and start
+     * another, RFC 7692 §7.2.3.4); done once the peer's bytes are consumed. */
+    while (off < len) {
+        size_t took = 0, got = 0;
+        enum libdeflate_result r = libdeflate_deflate_decompress_ex(
+            i->ld, i->copy + off, total - off, out + made, cap - made, &took, &got);
+        if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
+            ret = WEFT_ERR_SPACE;
+            break;
+        }
+        if (r != LIBDEFLATE_SUCCESS || took == 0) {
+            /* not a complete stream to libdeflate: zlib decides (it is the reference) */
+            ret = z_inflate_whole(i, in, len, out, cap, &made);
+            break;
+        }
+        off += took;
+        made += got;
+    }
+    if (i->copy_cap > 256 * 1024) {
+        /* do not keep a large message's copy between messages */
+        free(i->copy);
+        i->copy = NULL;
+        i->copy_cap = 0;
+    }
+    if (ret == 0) *out_made = made;
+    return ret;
 }
 
 /* Decompresses the next part of a message; see weft.h. */
@@ -409,9 +601,11 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
         if (r == Z_STREAM_END) {
             /* The peer ended the deflate stream (BFINAL): the next message starts anew. */
             inflateReset(z);
-            if (feeding_tail) {
+            /* The rest of the tail is dropped when the stream ended inside it; a stream that
+             * ended on a frame boundary before the last frame (nothing fed, src NULL) still
+             * gets the whole tail with the last frame. */
+            if (feeding_tail && src)
                 i->tail_fed = 4;
-            }
             continue;
         }
         if (r == Z_DATA_ERROR || r == Z_NEED_DICT || r == Z_STREAM_ERROR) {

@@ -1,6 +1,6 @@
 /*
- * client.c — WebSocket clients: URL parsing, name resolution (c-ares through net/dns.c),
- * happy-eyeballs connects, the opening handshake, reconnection with exponential backoff and
+ * client.c — WebSocket clients: name resolution (c-ares through net/dns.c), connects
+ * (net/connect.c), the opening handshake, reconnection with exponential backoff and
  * full jitter, and a queue for messages sent while disconnected. Once the 101 is in, the
  * connection is an ordinary struct weft_conn driven by conn.c in the client role.
  */
@@ -9,22 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/tcp.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ws/client.h"
+#include "ws/defaults.h"
 
-#define DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
-#define DEFAULT_TIMEOUT 10000
-#define DEFAULT_CLOSE_TIMEOUT 5000
-#define DEFAULT_MAX_BACKPRESSURE (1024u * 1024)
-#define DEFAULT_BACKOFF_BASE 250
-#define DEFAULT_BACKOFF_CAP 30000
-#define DEFAULT_RESET_AFTER 5000
-#define DEFAULT_TRY_AGAIN 5000
-#define EYEBALL_DELAY_MS 250
 #define MAX_HINT_MS (3600u * 1000u)
 #define REQUEST_MAX (WEFT_HTTP_MAX_HEAD + 1024)
 
@@ -38,125 +27,22 @@ static const struct sock_ops client_conn_ops = {
 };
 
 static void start_attempt(struct weft_client *cl);
+static void client_on_head(struct weft_conn *c, uint8_t *data, size_t len);
+static void client_conn_gone(struct weft_conn *c);
+
+/* The route user of a client connection: the client's user pointer (weft_client_set_user
+ * replaces it for the open connection too). */
+static void *client_route_user(const struct weft_conn *c)
+{
+    return ((const struct weft_client *)c->ep)->opt.user;
+}
+
+static const struct endpoint_ops client_ep_ops = {
+    .on_head = client_on_head,
+    .on_gone = client_conn_gone,
+    .route_user = client_route_user,
+};
 static void attempt_failed(struct weft_client *cl);
-static void try_next_address(struct weft_client *cl);
-
-/* ----------------------------------------------------------------- URLs */
-
-/* True for the characters allowed in a host name (RFC 3986 reg-name, without escapes). */
-static bool host_char(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '-' || ch == '.' || ch == '_';
-}
-
-/* Parses a URL; see weft.h. Returns WEFT_OK or WEFT_ERR_INVAL with *why. */
-int weft_url_parse(const char *url, struct weft_url *out, const char **why)
-{
-    const char *dummy;
-    if (!why)
-        why = &dummy;
-    memset(out, 0, sizeof *out);
-    if (!url || !*url) {
-        *why = "empty URL";
-        return WEFT_ERR_INVAL;
-    }
-    const char *p;
-    if (!strncasecmp(url, "ws://", 5)) {
-        p = url + 5;
-    } else if (!strncasecmp(url, "wss://", 6)) {
-        p = url + 6;
-        out->tls = true;
-    } else {
-        *why = strstr(url, "://") ? "unsupported scheme (use ws:// or wss://)"
-                                  : "not a WebSocket URL (expected ws://host[:port]/path)";
-        return WEFT_ERR_INVAL;
-    }
-    size_t alen = strcspn(p, "/?#");
-    const char *auth = p, *aend = p + alen;
-    if (memchr(auth, '@', alen)) {
-        *why = "credentials in the URL (user@host) are not supported";
-        return WEFT_ERR_INVAL;
-    }
-    const char *hend, *port = NULL;
-    if (alen && auth[0] == '[') {
-        const char *rb = memchr(auth, ']', alen);
-        if (!rb) {
-            *why = "unterminated IPv6 literal (missing ']')";
-            return WEFT_ERR_INVAL;
-        }
-        out->host = auth + 1;
-        out->host_len = (size_t)(rb - auth - 1);
-        for (size_t i = 0; i < out->host_len; i++) {
-            char ch = out->host[i];
-            if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-                  (ch >= 'A' && ch <= 'F') || ch == ':' || ch == '.')) {
-                *why = "bad IPv6 literal";
-                return WEFT_ERR_INVAL;
-            }
-        }
-        if (!out->host_len || !memchr(out->host, ':', out->host_len)) {
-            *why = "bad IPv6 literal";
-            return WEFT_ERR_INVAL;
-        }
-        hend = rb + 1;
-        if (hend < aend) {
-            if (*hend != ':') {
-                *why = "unexpected characters after the IPv6 literal";
-                return WEFT_ERR_INVAL;
-            }
-            port = hend + 1;
-        }
-    } else {
-        const char *colon = memchr(auth, ':', alen);
-        hend = colon ? colon : aend;
-        if (colon)
-            port = colon + 1;
-        out->host = auth;
-        out->host_len = (size_t)(hend - auth);
-        if (!out->host_len) {
-            *why = "empty host";
-            return WEFT_ERR_INVAL;
-        }
-        for (size_t i = 0; i < out->host_len; i++)
-            if (!host_char(out->host[i])) {
-                *why = "bad character in the host name";
-                return WEFT_ERR_INVAL;
-            }
-    }
-    out->port = out->tls ? 443 : 80;
-    if (port) {
-        unsigned long v = 0;
-        if (port == aend) {
-            *why = "empty port";
-            return WEFT_ERR_INVAL;
-        }
-        for (const char *q = port; q < aend; q++) {
-            if (*q < '0' || *q > '9' || v > 65535) {
-                *why = "bad port (expected 1-65535)";
-                return WEFT_ERR_INVAL;
-            }
-            v = v * 10 + (unsigned long)(*q - '0');
-        }
-        if (v == 0 || v > 65535) {
-            *why = "bad port (expected 1-65535)";
-            return WEFT_ERR_INVAL;
-        }
-        out->port = (uint16_t)v;
-        out->port_explicit = true;
-    }
-    out->target = aend;
-    out->target_len = strcspn(aend, "#");
-    for (size_t i = 0; i < out->target_len; i++) {
-        unsigned char ch = (unsigned char)out->target[i];
-        if (ch <= 0x20 || ch == 0x7f) {
-            *why = "space or control character in the path (percent-encode it)";
-            return WEFT_ERR_INVAL;
-        }
-    }
-    *why = NULL;
-    return WEFT_OK;
-}
 
 /* The backoff bound of the n-th consecutive reconnection (n from 1, as on_reconnecting
  * reports it): min(cap_ms, base_ms * 2^(n-1)), i.e. min(cap, base * 2^attempt) with a 0-based
@@ -186,7 +72,7 @@ static uint32_t random_upto(struct weft_client *cl, uint32_t bound)
     return (uint32_t)((uint64_t)r % ((uint64_t)bound + 1));
 }
 
-/* Reports an error of the current attempt to the application (and the pool). */
+/* Reports an error of the current attempt to the application (and to its owner, e.g. the pool). */
 static void report_error(struct weft_client *cl, int err, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void report_error(struct weft_client *cl, int err, int status, const char *fmt, ...)
@@ -198,8 +84,8 @@ static void report_error(struct weft_client *cl, int err, int status, const char
     va_end(ap);
     cl->failed = true;
     ep_log(&cl->ep, WEFT_LOG_INFO, "client %s: %s", cl->hosthdr, reason);
-    if (cl->pool)
-        pool_member_error(cl, err);
+    if (cl->owner)
+        cl->owner->error(cl->owner_arg, cl, err);
     if (cl->opt.on_error)
         cl->opt.on_error(cl, err, reason, status);
 }
@@ -219,16 +105,7 @@ static void queue_clear(struct weft_client *cl)
 /* Closes every TCP connect in flight. */
 static void drop_attempts(struct weft_client *cl)
 {
-    weft_timer_stop(&cl->eyeball_timer);
-    for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++) {
-        struct attempt *a = &cl->att->a[i];
-        if (a->io.fd >= 0) {
-            io_del(cl->ep.loop, &a->io); /* an io_uring poll would keep the socket alive */
-            close(a->io.fd);
-            a->io.fd = -1;
-        }
-    }
-    cl->inflight = 0;
+    net_connector_stop(cl->nc);
 }
 
 /* Timer callback: reports the end to the application (last thing a client does on its own). */
@@ -238,8 +115,8 @@ static void on_end_timer(struct weft_timer *t)
     if (cl->end_reported)
         return;
     cl->end_reported = true;
-    if (cl->pool) {
-        pool_member_ended(cl); /* frees cl */
+    if (cl->owner) {
+        cl->owner->ended(cl->owner_arg, cl); /* frees cl */
         return;
     }
     if (cl->opt.on_end)
@@ -453,8 +330,8 @@ static void handshake_done(struct weft_client *cl, struct weft_conn *c,
     }
     if (!cl->qhead)
         cl->qtail = NULL;
-    if (cl->pool)
-        pool_member_opened(cl);
+    if (cl->owner)
+        cl->owner->opened(cl->owner_arg, cl);
     if (c->state == CONN_OPEN && c->h->on_open)
         c->h->on_open(c);
 }
@@ -575,99 +452,32 @@ static void connected(struct weft_client *cl, int fd, const struct dns_addr *add
     conn_set_peer(c, &addr->u.sa, addr->len);
     cl->conn = c;
     cl->state = CL_HANDSHAKE;
-    sock_write(&c->sock, req, (size_t)n);
+    int r = sock_write(&c->sock, req, (size_t)n);
+    if (r != WEFT_OK) { /* client_conn_gone fails the attempt once the connection is freed */
+        report_error(cl, r, 0, "cannot queue the upgrade request: %s", weft_strerror(r));
+        handshake_fail(c);
+        return;
+    }
     conn_arm_timer(c);
 }
 
-/* epoll callback of a connect in flight: it completed, one way or the other. */
-static void on_attempt_io(struct weft_io *io, uint32_t events)
+/* Connector callback: a TCP connect won (fd >= 0) or every address failed. */
+static void on_connected(void *arg, int fd, const struct dns_addr *addr, int err)
 {
-    (void)events;
-    struct attempt *a = (struct attempt *)io;
-    struct weft_client *cl = a->cl;
-    if (io->fd < 0 || !cl || cl->state != CL_CONNECTING)
-        return;
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-    if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
-        soerr = errno;
-    if (soerr == 0 && !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-        return;
-    size_t idx = (size_t)(a - cl->att->a);
-    if (soerr) {
-        io_del(cl->ep.loop, io);
-        close(io->fd);
-        io->fd = -1;
-        cl->inflight--;
-        cl->connect_errno = soerr;
-        if (cl->next_addr < cl->naddrs) {
-            weft_timer_stop(&cl->eyeball_timer);
-            try_next_address(cl);
-        } else if (cl->inflight == 0) {
-            char addr[64];
-            addr_format(&cl->addrs[idx].u.sa, addr, sizeof addr);
-            report_error(cl, WEFT_ERR_IO, 0, "cannot connect to %s: %s",
-                         cl->naddrs > 1 ? cl->hosthdr : addr, strerror(soerr));
-            attempt_failed(cl);
-        }
+    struct weft_client *cl = arg;
+    if (fd >= 0) {
+        weft_timer_stop(&cl->connect_timer);
+        connected(cl, fd, addr);
         return;
     }
-    /* The winner: the other connects are abandoned. */
-    int fd = io->fd;
-    io_del(cl->ep.loop, io);
-    io->fd = -1;
-    cl->inflight--;
-    drop_attempts(cl);
-    weft_timer_stop(&cl->connect_timer);
-    connected(cl, fd, &cl->addrs[idx]);
-}
-
-/* Starts connects to the next addresses until one is in flight (or none is left). */
-static void try_next_address(struct weft_client *cl)
-{
-    while (cl->next_addr < cl->naddrs) {
-        size_t i = cl->next_addr++;
-        const struct dns_addr *addr = &cl->addrs[i];
-        int fd = socket(addr->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            cl->connect_errno = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, &addr->u.sa, addr->len) != 0 && errno != EINPROGRESS) {
-            cl->connect_errno = errno;
-            close(fd);
-            continue;
-        }
-        struct attempt *a = &cl->att->a[i];
-        a->io.fd = fd;
-        a->io.cb = on_attempt_io;
-        a->cl = cl;
-        if (io_add(cl->ep.loop, &a->io, EPOLLOUT | EPOLLERR | EPOLLHUP) != 0) {
-            cl->connect_errno = errno;
-            close(fd);
-            a->io.fd = -1;
-            continue;
-        }
-        cl->inflight++;
-        if (cl->next_addr < cl->naddrs)
-            weft_timer_start(cl->ep.loop, &cl->eyeball_timer, EYEBALL_DELAY_MS);
-        return;
+    char text[64];
+    const char *what = cl->hosthdr;
+    if (addr && cl->naddrs <= 1) {
+        addr_format(&addr->u.sa, text, sizeof text);
+        what = text;
     }
-    if (cl->inflight == 0) {
-        report_error(cl, WEFT_ERR_IO, 0, "cannot connect to %s: %s", cl->hosthdr,
-                     strerror(cl->connect_errno ? cl->connect_errno : ECONNREFUSED));
-        attempt_failed(cl);
-    }
-}
-
-/* Timer callback: the connect in flight has not answered in 250 ms: start the next one too. */
-static void on_eyeball_timer(struct weft_timer *t)
-{
-    struct weft_client *cl = from_timer(t, offsetof(struct weft_client, eyeball_timer));
-    if (cl->state == CL_CONNECTING)
-        try_next_address(cl);
+    report_error(cl, WEFT_ERR_IO, 0, "cannot connect to %s: %s", what, strerror(err));
+    attempt_failed(cl);
 }
 
 /* Timer callback: DNS + connect took longer than connect_timeout_ms. */
@@ -696,23 +506,20 @@ static void on_resolved(void *arg, int err, const char *why, const struct dns_ad
     }
     memcpy(cl->addrs, addrs, n * sizeof addrs[0]);
     cl->naddrs = n;
-    cl->next_addr = 0;
     cl->state = CL_CONNECTING;
-    try_next_address(cl);
+    net_connector_start(cl->nc, cl->addrs, cl->naddrs, WEFT_DEF_EYEBALL_DELAY_MS);
 }
 
 /* Starts one attempt: resolve (unless numeric), then connect. */
 static void start_attempt(struct weft_client *cl)
 {
     cl->failed = cl->had_open = cl->no_retry = false;
-    cl->connect_errno = 0;
     cl->hint_ms = -1;
     cl->close_code = 0;
     weft_timer_start(cl->ep.loop, &cl->connect_timer, cl->opt.connect_timeout_ms);
     if (cl->numeric) {
-        cl->next_addr = 0;
         cl->state = CL_CONNECTING;
-        try_next_address(cl);
+        net_connector_start(cl->nc, cl->addrs, cl->naddrs, WEFT_DEF_EYEBALL_DELAY_MS);
         return;
     }
     int err;
@@ -741,6 +548,7 @@ static void client_release(struct weft_client *cl)
 {
     if (!cl->tls_shared)
         tls_ctx_free(cl->tls); /* connections keep their own reference */
+    net_connector_free(cl->nc); /* its memory goes at the next loop turn */
     cl->tls = NULL;
     endpoint_release(&cl->ep); /* shared deflate codecs and scratch buffers */
     free(cl->host);
@@ -751,12 +559,6 @@ static void client_release(struct weft_client *cl)
     free((char *)cl->opt.protocols);
     queue_clear(cl);
     free(cl);
-}
-
-/* Timer callback: frees the connect watchers of a freed client. */
-static void attempts_reap(struct weft_timer *t)
-{
-    free((char *)t - offsetof(struct attempts, reaper));
 }
 
 /* The TLS client context for o; see client.h. */
@@ -774,7 +576,7 @@ struct ssl_ctx_st *client_tls_new(const struct weft_client_options *o)
 /* Creates a client and starts its first attempt; see client.h and weft_connect. */
 struct weft_client *client_new(struct weft_loop *loop, const char *url,
                                const struct weft_client_options *opts, struct ssl_ctx_st *tls,
-                               int *err)
+                               const struct client_owner_ops *owner, void *owner_arg, int *err)
 {
     struct weft_url u;
     if (!loop || weft_url_parse(url, &u, NULL) != WEFT_OK) {
@@ -809,43 +611,40 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
         memcpy(cl->target + k, u.target, u.target_len);
         cl->target[k + u.target_len] = '\0';
     }
-    cl->att = calloc(1, sizeof *cl->att);
-    if (!ok || !cl->host || !cl->hosthdr || !cl->target || !cl->att) {
-        free(cl->att);
+    if (!ok || !cl->host || !cl->hosthdr || !cl->target) {
         client_release(cl);
         *err = WEFT_ERR_NOMEM;
         return NULL;
     }
-    for (size_t i = 0; i < CLIENT_MAX_ADDRS; i++)
-        cl->att->a[i].io.fd = -1;
     cl->port = u.port;
+    cl->owner = owner;
+    cl->owner_arg = owner_arg;
 
     if (!o->max_message)
-        o->max_message = DEFAULT_MAX_MESSAGE;
+        o->max_message = WEFT_DEF_CLIENT_MAX_MESSAGE;
     if (!o->connect_timeout_ms)
-        o->connect_timeout_ms = DEFAULT_TIMEOUT;
+        o->connect_timeout_ms = WEFT_DEF_CONNECT_TIMEOUT_MS;
     if (!o->handshake_timeout_ms)
-        o->handshake_timeout_ms = DEFAULT_TIMEOUT;
+        o->handshake_timeout_ms = WEFT_DEF_HANDSHAKE_TIMEOUT_MS;
     if (!o->pong_timeout_ms)
-        o->pong_timeout_ms = DEFAULT_TIMEOUT;
+        o->pong_timeout_ms = WEFT_DEF_PONG_TIMEOUT_MS;
     if (!o->close_timeout_ms)
-        o->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT;
+        o->close_timeout_ms = WEFT_DEF_CLOSE_TIMEOUT_MS;
     if (!o->max_backpressure)
-        o->max_backpressure = DEFAULT_MAX_BACKPRESSURE;
+        o->max_backpressure = WEFT_DEF_MAX_BACKPRESSURE;
     if (!o->backoff_base_ms)
-        o->backoff_base_ms = DEFAULT_BACKOFF_BASE;
+        o->backoff_base_ms = WEFT_DEF_BACKOFF_BASE_MS;
     if (!o->backoff_cap_ms)
-        o->backoff_cap_ms = DEFAULT_BACKOFF_CAP;
+        o->backoff_cap_ms = WEFT_DEF_BACKOFF_CAP_MS;
     if (o->backoff_cap_ms < o->backoff_base_ms)
         o->backoff_cap_ms = o->backoff_base_ms;
     if (!o->reset_after_ms)
-        o->reset_after_ms = DEFAULT_RESET_AFTER;
+        o->reset_after_ms = WEFT_DEF_RESET_AFTER_MS;
     if (!o->try_again_ms)
-        o->try_again_ms = DEFAULT_TRY_AGAIN;
+        o->try_again_ms = WEFT_DEF_TRY_AGAIN_MS;
 
     if (o->deflate.enabled &&
         weft_pmd_offer(&o->deflate, cl->pmd_offer, sizeof cl->pmd_offer) < 0) {
-        free(cl->att);
         client_release(cl);
         *err = WEFT_ERR_INVAL;
         return NULL;
@@ -857,7 +656,6 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
                                      .origin = o->origin, .protocols = o->protocols,
                                      .extra_headers = o->headers};
     if (weft_handshake_request(req, sizeof req, &cr, probe_key) < 0) {
-        free(cl->att);
         client_release(cl);
         *err = WEFT_ERR_INVAL;
         return NULL;
@@ -868,13 +666,19 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     } else if (u.tls) { /* one context per client, shared by its attempts */
         cl->tls = client_tls_new(o);
         if (!cl->tls) {
-            free(cl->att);
             client_release(cl);
             *err = WEFT_ERR_TLS;
             return NULL;
         }
     }
 
+    /* Last: once created, the connector is freed through the loop (net_connector_free). */
+    cl->nc = net_connector_new(loop, on_connected, cl);
+    if (!cl->nc) {
+        client_release(cl);
+        *err = WEFT_ERR_NOMEM;
+        return NULL;
+    }
     struct endpoint *ep = &cl->ep;
     ep->loop = loop;
     ep->role = WEFT_ROLE_CLIENT;
@@ -892,15 +696,13 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     ep->cfg.log_user = o->log_user;
     ep->cfg.deflate = o->deflate;
     ep->next_id = 1;
-    ep->on_head = client_on_head;
-    ep->on_gone = client_conn_gone;
+    ep->ops = &client_ep_ops;
 
     cl->h = o->handlers;
     cl->h.on_upgrade = NULL;
     cl->h.on_open = client_on_open;
     cl->h.on_close = client_on_close;
     cl->connect_timer.cb = on_connect_timer;
-    cl->eyeball_timer.cb = on_eyeball_timer;
     cl->retry_timer.cb = on_retry_timer;
     cl->end_timer.cb = on_end_timer;
     cl->numeric = dns_numeric(cl->host, cl->port, &cl->addrs[0]);
@@ -916,7 +718,7 @@ struct weft_client *weft_connect(struct weft_loop *loop, const char *url,
                                  const struct weft_client_options *opts, int *err)
 {
     int dummy;
-    return client_new(loop, url, opts, NULL, err ? err : &dummy);
+    return client_new(loop, url, opts, NULL, NULL, NULL, err ? err : &dummy);
 }
 
 /* The open connection; see weft.h. */
@@ -996,8 +798,6 @@ void weft_client_free(struct weft_client *cl)
         loop_forget(cl->ep.loop, &c->sock);
         conn_free(c);
     }
-    cl->att->reaper.cb = attempts_reap;
-    weft_timer_start(cl->ep.loop, &cl->att->reaper, 0);
     client_release(cl);
 }
 
@@ -1013,10 +813,11 @@ void weft_client_set_user(struct weft_client *cl, void *user)
     cl->opt.user = user;
 }
 
-/* The route user of a client connection; see ws.h. */
-void *client_route_user(const struct weft_conn *c)
+
+/* The owner argument of cl if its owner's hooks are ops; see client.h. */
+void *client_owner_arg(const struct weft_client *cl, const struct client_owner_ops *ops)
 {
-    return ((const struct weft_client *)c->ep)->opt.user;
+    return cl->owner == ops ? cl->owner_arg : NULL;
 }
 
 /* The client owning a connection; see weft.h. */

@@ -4,6 +4,7 @@
 #ifndef WEFT_WS_CLIENT_H
 #define WEFT_WS_CLIENT_H
 
+#include "net/connect.h"
 #include "net/dns.h"
 #include "ws/ws.h"
 
@@ -19,18 +20,6 @@ enum client_state {
     CL_ENDED,         /* stopped for good; on_end is due or done */
 };
 
-/* One TCP connect in flight (happy eyeballs keeps several). */
-struct attempt {
-    struct weft_io io; /* first; fd -1 when unused */
-    struct weft_client *cl;
-};
-
-/* The part of a client the loop may reference during the iteration that frees it. */
-struct attempts {
-    struct attempt a[CLIENT_MAX_ADDRS];
-    struct weft_timer reaper;
-};
-
 /* A message sent while disconnected. */
 struct qmsg {
     struct qmsg *next;
@@ -39,7 +28,13 @@ struct qmsg {
     uint8_t data[];
 };
 
-struct pool_member;
+/* What a client's owner (the pool, src/ws/pool.c) is told about it, besides the application's
+ * callbacks: the client calls these, it never calls into its owner's file. */
+struct client_owner_ops {
+    void (*opened)(void *arg, struct weft_client *cl);         /* the connection opened */
+    void (*error)(void *arg, struct weft_client *cl, int err); /* an error was reported */
+    void (*ended)(void *arg, struct weft_client *cl); /* last call: the owner frees cl */
+};
 
 struct weft_client {
     struct endpoint ep; /* first: connections point at it */
@@ -56,11 +51,10 @@ struct weft_client {
 
     struct dns_query *dns;
     struct dns_addr addrs[CLIENT_MAX_ADDRS];
-    size_t naddrs, next_addr;
+    size_t naddrs;
     bool numeric;                   /* addrs[0] came from the URL, no DNS */
-    unsigned inflight;              /* connects in flight */
-    struct attempts *att;
-    struct weft_timer connect_timer, eyeball_timer, retry_timer, end_timer;
+    struct net_connector *nc;       /* the TCP connects of an attempt (net/connect.c) */
+    struct weft_timer connect_timer, retry_timer, end_timer;
 
     struct weft_conn *conn;         /* the connection of this attempt, NULL if none */
     char key[25];
@@ -78,21 +72,15 @@ struct weft_client {
     bool failed;                    /* an error was reported for this attempt */
     bool had_open;
     bool no_retry;
-    int connect_errno;
     int64_t hint_ms;                /* least delay asked by the server, -1 if none */
     uint16_t close_code;
 
     struct qmsg *qhead, *qtail;
     size_t qbytes;
 
-    struct weft_pool *pool;         /* set for pool members */
-    struct pool_member *member;
+    const struct client_owner_ops *owner; /* NULL for a client of the application */
+    void *owner_arg;
 };
-
-/* pool.c: events of a pool member client. */
-void pool_member_opened(struct weft_client *cl);
-void pool_member_error(struct weft_client *cl, int err);
-void pool_member_ended(struct weft_client *cl); /* last call: the pool frees cl */
 
 /* client.c: the TLS client context for options o (NULL = defaults): the system CAs or
  * o->tls_cacert_file, no verification with o->tls_insecure. NULL on failure, with the reason
@@ -101,9 +89,14 @@ struct ssl_ctx_st *client_tls_new(const struct weft_client_options *o);
 
 /* client.c: creates a client and starts its first attempt (weft_connect). tls: for wss://, a
  * TLS client context to use instead of making one (a pool's, shared by its members and freed
- * by the pool), or NULL. Returns the client, or NULL with *err as weft_connect. */
+ * by the pool), or NULL. owner, owner_arg: the owner's hooks (NULL for none); with an owner,
+ * opts->on_end is not called: owner->ended is. Returns the client, or NULL with *err as
+ * weft_connect. */
 struct weft_client *client_new(struct weft_loop *loop, const char *url,
                                const struct weft_client_options *opts, struct ssl_ctx_st *tls,
-                               int *err);
+                               const struct client_owner_ops *owner, void *owner_arg, int *err);
+
+/* client.c: the owner argument of cl when its owner's hooks are ops, else NULL. */
+void *client_owner_arg(const struct weft_client *cl, const struct client_owner_ops *ops);
 
 #endif

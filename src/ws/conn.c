@@ -3,6 +3,7 @@
  * message delivery, sending with backpressure, ping/pong, the close handshake and timeouts.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,12 +21,25 @@ static inline struct weft_conn *to_conn(struct weft_sock *s)
 
 /* ----------------------------------------------------------------- receive state */
 
-/* Frees a connection's saved receive state (partial frame, message being assembled). */
-static void conn_drop_rx(struct weft_conn *c)
+/* Frees the message being assembled in rx, if any, and releases its count in the memory
+ * budget (a message buffer is counted by its capacity from allocation to free). */
+static void rx_free_msg(struct endpoint *ep, struct conn_rx *rx)
+{
+    if (!rx->msg)
+        return;
+    free(rx->msg);
+    mem_release(ep->loop, rx->msg_cap);
+    rx->msg = NULL;
+    rx->msg_len = rx->msg_cap = 0;
+}
+
+/* Frees a connection's saved receive state (partial frame, message being assembled); see
+ * ws.h. */
+void conn_drop_rx(struct weft_conn *c)
 {
     if (!c->x || !c->x->rx)
         return;
-    free(c->x->rx->msg);
+    rx_free_msg(c->ep, c->x->rx);
     free(c->x->rx);
     c->x->rx = NULL;
     conn_extra_trim(c);
@@ -118,75 +132,10 @@ void conn_start_frames(struct weft_conn *c)
     conn_drop_rx(c);
 }
 
-/* ----------------------------------------------------------------- HTTP head */
-
-/* Parses in place when nothing is stored (the whole head usually comes in one read);
- * otherwise appends the read to the stored head, up to max bytes, and asks for a parse only
- * when the new bytes complete the blank line or the limit is reached (see ws.h). */
-void conn_head_begin(struct weft_conn *c, uint8_t *data, size_t len, size_t max,
-                     struct head_in *in)
-{
-    in->taken = len;
-    in->ready = true;
-    struct conn_extra *x = c->x;
-    if (!x || !x->head) {
-        in->buf = (const char *)data;
-        in->len = len;
-        return;
-    }
-    size_t searched = x->head_len;
-    in->taken = max - x->head_len < len ? max - x->head_len : len;
-    memcpy(x->head + x->head_len, data, in->taken);
-    x->head_len += (uint32_t)in->taken;
-    in->buf = x->head;
-    in->len = x->head_len;
-    in->ready = in->len >= max || weft_http_head_end(x->head, in->len, searched) != 0;
-}
-
-/* Keeps an incomplete head that was parsed in place; see ws.h. */
-bool conn_head_keep(struct weft_conn *c, const uint8_t *data, size_t len, size_t max)
-{
-    if (c->x && c->x->head)
-        return true; /* already stored by conn_head_begin */
-    struct conn_extra *x = conn_extra_get(c);
-    if (!x)
-        return false;
-    x->head = malloc(max);
-    if (!x->head) {
-        conn_extra_trim(c);
-        return false;
-    }
-    memcpy(x->head, data, len);
-    x->head_len = (uint32_t)len;
-    return true;
-}
-
-char *conn_head_detach(struct weft_conn *c)
-{
-    if (!c->x)
-        return NULL;
-    char *stored = c->x->head;
-    c->x->head = NULL;
-    conn_extra_trim(c);
-    return stored;
-}
-
-/* Feeds the frames that came right after a complete head: the rest of in->buf after
- * head_len and, when the head was stored, the part of the read not appended to it. */
-void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
-                    size_t head_len, uint8_t *data, size_t len)
-{
-    if ((c->state == CONN_OPEN || c->state == CONN_CLOSING) && head_len < in->len)
-        conn_feed_bytes(c, (uint8_t *)in->buf + head_len, in->len - head_len);
-    if (stored && in->taken < len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
-        conn_feed_bytes(c, data + in->taken, len - in->taken);
-    free(stored);
-}
-
 /* ----------------------------------------------------------------- timers */
 
 static void on_timer(struct weft_timer *t);
-static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len);
+static void report_budget(struct weft_conn *c);
 
 /* Arms the connection's single timer for whatever its state waits for. */
 void conn_arm_timer(struct weft_conn *c)
@@ -196,7 +145,8 @@ void conn_arm_timer(struct weft_conn *c)
     uint64_t now = weft_loop_now(loop), due = 0;
     uint64_t last_rx = conn_time64(now, c->last_rx);
     c->timer.cb = on_timer;
-    if (c->eof_deferred) { /* see conn_on_eof: report it first, as soon as possible */
+    if (c->eof_deferred || c->budget_due) { /* see conn_on_eof and conn_budget_close: report
+                                               it first, as soon as possible */
         weft_timer_start(loop, &c->timer, 0);
         return;
     }
@@ -243,6 +193,11 @@ static void on_timer(struct weft_timer *t)
         conn_on_eof(&c->sock, err);
         return;
     }
+    if (c->budget_due) {
+        report_budget(c);
+        conn_arm_timer(c);
+        return;
+    }
     switch (c->state) {
     case CONN_HTTP:
         conn_log(c, WEFT_LOG_DEBUG, "conn %llu: handshake timeout", (unsigned long long)c->id);
@@ -263,7 +218,7 @@ static void on_timer(struct weft_timer *t)
             }
             if (!c->ping_sent && now >= last_rx + cfg->ping_interval_ms) {
                 /* One at a time (the next waits for a pong or the deadline): not limited. */
-                send_control(c, WEFT_OP_PING, NULL, 0);
+                conn_send_ctl(c, WEFT_OP_PING, NULL, 0);
                 c->ping_sent = (uint32_t)now ? (uint32_t)now : 1;
             }
         }
@@ -306,7 +261,7 @@ void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t 
 
 /* Queues one whole frame: in the server role header + payload as they are, in the client
  * role with a fresh masking key and the payload masked in the queue. */
-static int write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const void *payload,
+int conn_write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const void *payload,
                        size_t len)
 {
     uint8_t hdr[WEFT_FRAME_HEADER_MAX];
@@ -331,9 +286,9 @@ static int write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const v
 /* Queues a control frame, bypassing the backpressure limit: used for what is bounded by
  * the protocol itself (one close frame, one keep-alive ping per pong timeout). Pongs and
  * application pings go through send_pong / weft_conn_ping, which apply the limit. */
-static void send_control(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len)
+void conn_send_ctl(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len)
 {
-    write_frame(c, opcode, 0, payload, len);
+    conn_write_frame(c, opcode, 0, payload, len);
 }
 
 /* True when queueing len more bytes would take c's unsent output over max_backpressure. A
@@ -343,7 +298,7 @@ static void send_control(struct weft_conn *c, uint8_t opcode, const void *payloa
  * the socket is not known to be blocked, the queue is written now (instead of at the end of
  * the iteration) and only what the kernel refuses counts, so a burst to a peer that keeps up
  * is not refused. */
-static bool queue_full(struct weft_conn *c, size_t len)
+bool conn_queue_full(struct weft_conn *c, size_t len)
 {
     size_t queued = sock_queued(&c->sock), max = c->ep->cfg.max_backpressure;
     if (queued + len <= max) /* the common case: one comparison (len is a frame size) */
@@ -364,7 +319,7 @@ static bool queue_full(struct weft_conn *c, size_t len)
 }
 
 /* Applies WEFT_SLOW_CLOSE to c: counts it and starts the close handshake with 1008. */
-static void close_slow(struct weft_conn *c)
+void conn_close_slow(struct weft_conn *c)
 {
     c->ep->stats.closed_slow++;
     weft_conn_close(c, WEFT_CLOSE_POLICY, "slow consumer");
@@ -378,7 +333,7 @@ static void close_slow(struct weft_conn *c)
  * limit. */
 static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
 {
-    if (!queue_full(c, len + 2)) {
+    if (!conn_queue_full(c, len + 2)) {
         if (c->x && c->x->pong_owed) { /* a later ping is answered now: the owed pong is
                                           superseded */
             c->ep->stats.dropped_backpressure++;
@@ -386,12 +341,12 @@ static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
             c->x->pong_owed = NULL;
             conn_extra_trim(c);
         }
-        send_control(c, WEFT_OP_PONG, data, len);
+        conn_send_ctl(c, WEFT_OP_PONG, data, len);
         return;
     }
     c->out_full = true;
     if (c->ep->cfg.slow_policy == WEFT_SLOW_CLOSE) {
-        close_slow(c);
+        conn_close_slow(c);
         return;
     }
     struct conn_extra *x = conn_extra_get(c);
@@ -420,7 +375,7 @@ static void send_close(struct weft_conn *c, uint16_t code, const char *reason)
         code = WEFT_CLOSE_NO_STATUS;
     size_t n = weft_close_payload(payload, code == WEFT_CLOSE_NO_STATUS ? 0 : code, reason,
                                   reason ? strlen(reason) : 0);
-    send_control(c, WEFT_OP_CLOSE, payload, n);
+    conn_send_ctl(c, WEFT_OP_CLOSE, payload, n);
     c->close_sent = code ? code : WEFT_CLOSE_NO_STATUS;
 }
 
@@ -439,6 +394,7 @@ void weft_conn_terminate(struct weft_conn *c)
 {
     if (c->state == CONN_DEAD)
         return;
+    report_budget(c);
     /* After our close frame went unanswered, on_close reports the code we sent. */
     conn_finish(c, c->state == CONN_CLOSING ? c->close_sent : WEFT_CLOSE_ABNORMAL, NULL, 0,
                 false);
@@ -460,9 +416,43 @@ static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
     conn_finish(c, code, why, why ? strlen(why) : 0, false);
 }
 
-/* ----------------------------------------------------------------- receiving */
+#define BUDGET_REASON "memory budget exceeded"
 
-static void protocol_error(struct weft_conn *c, uint16_t code, const char *why);
+/* Closes c for the memory budget; see ws.h. What c holds is released now; the report
+ * (on_close, leaving its topics) waits for c's timer, due at once: this may run inside a
+ * send to another connection, or a publish walking a topic's subscribers, where no callback
+ * may run and no subscriber array may change. */
+void conn_budget_close(struct weft_conn *c)
+{
+    if (c->state == CONN_DEAD || c->budget_due)
+        return;
+    c->ep->stats.closed_memory++;
+    conn_log(c, WEFT_LOG_INFO, "conn %llu: closing (1013): over the memory budget, holding %zu bytes",
+             (unsigned long long)c->id, conn_held(c));
+    if (sock_held(&c->sock))
+        sock_discard(&c->sock); /* it does not read: a close frame could not reach it (and the
+                                   frame being written is cut short), only the FIN */
+    else if (c->state == CONN_OPEN)
+        send_close(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON);
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
+        c->budget_due = true;
+    c->state = CONN_DRAINING; /* no more reading or sending; closed after close_timeout */
+    sock_shutdown_after_flush(&c->sock);
+    if (!c->feeding)
+        conn_drop_rx(c); /* else conn_feed_bytes frees it when it returns */
+    conn_arm_timer(c);
+}
+
+/* Reports a close for the memory budget still due (see conn_budget_close). */
+static void report_budget(struct weft_conn *c)
+{
+    if (!c->budget_due)
+        return;
+    c->budget_due = false;
+    conn_finish(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON, sizeof BUDGET_REASON - 1, false);
+}
+
+/* ----------------------------------------------------------------- receiving */
 
 /* Hands a whole message to the application (on_message, or one chunk to on_fragment). */
 static void deliver(struct weft_conn *c, const uint8_t *data, size_t len, bool binary)
@@ -492,39 +482,118 @@ static struct weft_inflater *conn_inflater(struct weft_conn *c)
     return c->ep->shared_infl;
 }
 
-/* Inflates a whole compressed message into the endpoint's scratch buffer, never producing
- * more than max_message bytes (a small message that inflates to gigabytes stops there, 1009),
- * checks text as UTF-8 and delivers it. */
-static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len,
-                               bool binary)
+/* The inflate scratch kept by an endpoint between messages; only what a message makes it grow
+ * beyond this counts in the memory budget (a fixed cost per loop, like the receive buffer). */
+#define ZIN_KEEP (256u * 1024)
+
+/* Budget bytes of an inflate scratch of cap bytes. */
+static size_t zin_counted(size_t cap)
+{
+    return cap > ZIN_KEEP ? cap - ZIN_KEEP : 0;
+}
+
+/* Frees the inflate scratch when a message made it grow beyond ZIN_KEEP, releasing its
+ * count. */
+static void zin_trim(struct endpoint *ep)
+{
+    if (ep->zin_cap <= ZIN_KEEP)
+        return;
+    mem_release(ep->loop, zin_counted(ep->zin_cap));
+    free(ep->zin);
+    ep->zin = NULL;
+    ep->zin_cap = 0;
+}
+
+/* Grows the endpoint's inflate scratch buffer to cap bytes for c's message, counting the
+ * growth beyond ZIN_KEEP in the memory budget first. Returns true, or frees the scratch (its
+ * count released), closes c (1013 when the budget refuses, 1011 out of memory) and returns
+ * false. */
+static bool zin_grow(struct weft_conn *c, size_t cap)
 {
     struct endpoint *ep = c->ep;
-    struct weft_inflater *inf = conn_inflater(c);
-    size_t max = ep->cfg.max_message;
-    if (!inf) {
-        weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
-        return;
+    size_t more = zin_counted(cap) - zin_counted(ep->zin_cap);
+    if (more && !conn_budget_room(c, more, true)) {
+        zin_trim(ep);
+        conn_budget_close(c);
+        return false;
     }
+    uint8_t *nb = realloc(ep->zin, cap);
+    if (!nb) {
+        mem_release(ep->loop, more);
+        zin_trim(ep);
+        weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+        return false;
+    }
+    ep->zin = nb;
+    ep->zin_cap = cap;
+    return true;
+}
+
+/* Inflates a message the peer compressed without context takeover in one call (libdeflate,
+ * weft_inflate_message) into ep->zin, growing it up to max bytes when the output does not fit
+ * (the growth beyond ZIN_KEEP counted in the memory budget, see zin_grow). Returns 0 with
+ * *made set, or closes c (1009 beyond max, 1007 corrupt, 1013 over the budget) and returns
+ * -1. */
+static int inflate_whole(struct weft_conn *c, struct weft_inflater *inf, const uint8_t *data,
+                         size_t len, size_t max, size_t *made)
+{
+    struct endpoint *ep = c->ep;
+    size_t cap = ep->zin_cap;
+    if (cap < 16384 || cap > max) {
+        cap = 16384 < max ? 16384 : max;
+        if (cap > ep->zin_cap && !zin_grow(c, cap))
+            return -1;
+    }
+    for (;;) {
+        int r = weft_inflate_message(inf, data, len, ep->zin, cap, made);
+        if (r == 0)
+            return 0;
+        if (r == WEFT_ERR_SPACE && cap >= max) {
+            zin_trim(ep);
+            protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
+                                                  "decompressed");
+            return -1;
+        }
+        if (r == WEFT_ERR_SPACE) {
+            cap = cap > max / 2 ? max : cap * 2;
+            if (cap > ep->zin_cap && !zin_grow(c, cap))
+                return -1;
+            continue;
+        }
+        zin_trim(ep);
+        if (r == WEFT_ERR_NOMEM)
+            weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+        else
+            protocol_error(c, WEFT_CLOSE_INVALID_DATA, "corrupt compressed message");
+        return -1;
+    }
+}
+
+/* Inflates a message the peer compressed with context takeover through its zlib stream into
+ * ep->zin, never producing more than max bytes (a small message that inflates to gigabytes
+ * stops there, 1009; growth of the scratch beyond ZIN_KEEP is counted in the memory budget,
+ * 1013 past it). Returns 0 with *made set, or closes c and returns -1. */
+static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const uint8_t *data,
+                          size_t len, size_t max, size_t *made_out)
+{
+    struct endpoint *ep = c->ep;
     size_t used_total = 0, made = 0;
     for (;;) {
         if (made == ep->zin_cap) {
             if (ep->zin_cap > max) {
                 weft_inflater_reset(inf);
+                zin_trim(ep);
                 protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size "
                                                       "once decompressed");
-                return;
+                return -1;
             }
             size_t cap = ep->zin_cap ? ep->zin_cap * 2 : 16384;
             if (cap > max + 1)
                 cap = max + 1;
-            uint8_t *nb = realloc(ep->zin, cap);
-            if (!nb) {
+            if (!zin_grow(c, cap)) {
                 weft_inflater_reset(inf);
-                weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
-                return;
+                return -1;
             }
-            ep->zin = nb;
-            ep->zin_cap = cap;
         }
         size_t used, got;
         int r = weft_inflate(inf, data + used_total, len - used_total, true, c->peer_nct,
@@ -532,32 +601,99 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
         used_total += used;
         made += got;
         if (r < 0) {
+            zin_trim(ep);
             protocol_error(c, r == WEFT_ERR_NOMEM ? WEFT_CLOSE_INTERNAL : WEFT_CLOSE_INVALID_DATA,
                            "corrupt compressed message");
-            return;
+            return -1;
         }
         if (r == 0)
             break;
     }
+    *made_out = made;
+    return 0;
+}
+
+/* Inflates a whole compressed message into the endpoint's scratch buffer, never producing
+ * more than max_message bytes (1009 beyond), checks text as UTF-8 and delivers it. Messages
+ * the peer compressed without context takeover go through libdeflate in one call, the others
+ * through the connection's zlib stream (src/proto/deflate.c says why). */
+static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len,
+                               bool binary)
+{
+    struct endpoint *ep = c->ep;
+    struct weft_inflater *inf = conn_inflater(c);
+    size_t max = ep->cfg.max_message ? ep->cfg.max_message : SIZE_MAX / 2;
+    if (!inf) {
+        weft_conn_close(c, WEFT_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    size_t made = 0;
+    int r = weft_pmd_inflate_engine(c->peer_bits, true, c->peer_nct) == WEFT_PMD_LIBDEFLATE
+                ? inflate_whole(c, inf, data, len, max, &made)
+                : inflate_stream(c, inf, data, len, max, &made);
+    if (r < 0)
+        return;
     if (made > max) {
+        zin_trim(ep);
         protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
                                               "decompressed");
         return;
     }
     if (!binary && !weft_utf8_valid(ep->zin, made)) {
+        zin_trim(ep);
         protocol_error(c, WEFT_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
         return;
     }
     uint8_t *out = ep->zin;
-    if (ep->zin_cap > 256 * 1024) {
+    if (ep->zin_cap > ZIN_KEEP) {
         /* Keep the scratch buffer small between messages: take ownership of this one. */
+        size_t counted = zin_counted(ep->zin_cap);
         ep->zin = NULL;
         ep->zin_cap = 0;
         deliver(c, out, made, binary);
         free(out);
+        mem_release(ep->loop, counted);
         return;
     }
     deliver(c, out, made, binary);
+}
+
+/* Grows the buffer of the message being assembled in rx to take the chunk of ev (doubling,
+ * up to what the parser lets through), counted in the memory budget. A message that is not
+ * buffered yet is refused (1013) before any of it is when what its first frame announces does
+ * not fit in the budget; a message that grows past the budget has the loop's largest holders
+ * closed first, or is closed itself when it is the largest (conn_budget_room). Returns false
+ * when the connection was closed. */
+static bool rx_grow(struct weft_conn *c, struct conn_rx *rx, const struct weft_msg_event *ev)
+{
+    struct endpoint *ep = c->ep;
+    size_t need = rx->msg_len + ev->len;
+    size_t cap = rx->msg_cap ? rx->msg_cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    uint64_t most = c->pmd_on ? pmd_wire_limit(ep->cfg.max_message)
+                              : ep->cfg.max_message; /* what the parser lets through */
+    if (most && cap > most)
+        cap = (size_t)most;
+    size_t more = cap - rx->msg_cap;
+    bool fits;
+    if (!rx->msg)
+        fits = mem_fits((uint64_t)need + rx->mp.fp.remaining) && mem_charge(ep->loop, more, false);
+    else
+        fits = conn_budget_room(c, more, true);
+    if (!fits) {
+        conn_budget_close(c);
+        return false;
+    }
+    uint8_t *m = realloc(rx->msg, cap);
+    if (!m) {
+        mem_release(ep->loop, more);
+        weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
+        return false;
+    }
+    rx->msg = m;
+    rx->msg_cap = cap;
+    return true;
 }
 
 /* Delivers (part of) a data message to the application. */
@@ -599,30 +735,18 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
         rx->msg_len = 0;
         rx->msg_binary = binary;
     }
-    if (rx->msg_len + ev->len > rx->msg_cap) {
-        size_t cap = rx->msg_cap ? rx->msg_cap : 4096;
-        while (cap < rx->msg_len + ev->len)
-            cap *= 2;
-        uint64_t most = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_message)
-                                  : c->ep->cfg.max_message; /* what the parser lets through */
-        if (most && cap > most)
-            cap = (size_t)most;
-        uint8_t *m = realloc(rx->msg, cap);
-        if (!m) {
-            weft_conn_close(c, WEFT_CLOSE_TRY_AGAIN, "out of memory");
-            return;
-        }
-        rx->msg = m;
-        rx->msg_cap = cap;
-    }
+    if (rx->msg_len + ev->len > rx->msg_cap && !rx_grow(c, rx, ev))
+        return;
     if (ev->len)
         memcpy(rx->msg + rx->msg_len, ev->data, ev->len);
     rx->msg_len += ev->len;
     if (!ev->fin)
         return;
-    /* Take the buffer out of rx first: the callback may close the connection. */
+    /* Take the buffer out of rx first: the callback may close the connection. It stays
+     * counted in the memory budget until it is freed. */
+    struct endpoint *ep = c->ep;
     uint8_t *msg = rx->msg;
-    size_t msg_len = rx->msg_len;
+    size_t msg_len = rx->msg_len, counted = rx->msg_cap;
     bool msg_binary = rx->msg_binary;
     rx->msg = NULL;
     rx->msg_len = rx->msg_cap = 0;
@@ -631,6 +755,7 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
     else if (h->on_message)
         h->on_message(c, msg, msg_len, msg_binary);
     free(msg);
+    mem_release(ep->loop, counted);
 }
 
 /* Handles a ping, pong or close frame from the peer. */
@@ -655,7 +780,9 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
         c->state = CONN_DRAINING;
         sock_shutdown_after_flush(&c->sock);
         conn_arm_timer(c);
+        c->ep->close_rcvd = ev->close_code ? ev->close_code : WEFT_CLOSE_NO_STATUS;
         conn_finish(c, ev->close_code, ev->reason, ev->reason_len, true);
+        c->ep->close_rcvd = 0;
         return;
     default:
         return;
@@ -669,11 +796,12 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
 void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
 {
     struct conn_rx *rx = c->x ? c->x->rx : NULL;
-    bool scratch = rx == NULL;
+    bool scratch = rx == NULL, was_feeding = c->feeding;
     if (scratch) {
         rx = &c->ep->rx_scratch;
         rx_init(c, rx);
     }
+    c->feeding = true; /* rx is in use: a budget close leaves it to us (conn_budget_close) */
     while (len > 0 && (c->state == CONN_OPEN || c->state == CONN_CLOSING)) {
         struct weft_msg_event ev;
         size_t used;
@@ -691,6 +819,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
         else
             on_data_event(c, rx, &ev);
     }
+    c->feeding = was_feeding;
     bool reading = c->state == CONN_OPEN || c->state == CONN_CLOSING;
     bool idle = weft_msg_parser_idle(&rx->mp) && !rx->msg;
     if (scratch) {
@@ -698,8 +827,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
             struct conn_extra *x = conn_extra_get(c);
             struct conn_rx *own = x ? malloc(sizeof *own) : NULL;
             if (!own) {
-                free(rx->msg);
-                rx->msg = NULL;
+                rx_free_msg(c->ep, rx);
                 conn_extra_trim(c);
                 weft_conn_terminate(c);
                 return;
@@ -707,8 +835,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
             *own = *rx;
             x->rx = own;
         } else {
-            free(rx->msg);
-            rx->msg = NULL;
+            rx_free_msg(c->ep, rx);
         }
     } else if (!reading || idle) {
         conn_drop_rx(c);
@@ -724,7 +851,7 @@ static void send_owed_pong(struct weft_conn *c)
     c->x->pong_owed = NULL;
     conn_extra_trim(c);
     if (c->state == CONN_OPEN)
-        send_control(c, WEFT_OP_PONG, owed + 1, owed[0]);
+        conn_send_ctl(c, WEFT_OP_PONG, owed + 1, owed[0]);
     free(owed);
 }
 
@@ -760,7 +887,7 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
     c->last_rx = conn_now32(c);
     switch (c->state) {
     case CONN_HTTP:
-        c->ep->on_head(c, data, len);
+        c->ep->ops->on_head(c, data, len);
         return;
     case CONN_OPEN:
     case CONN_CLOSING:
@@ -774,6 +901,8 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
         conn_feed_bytes(c, data, len);
         if (c->out_full || sock_queued(s) > c->ep->cfg.max_backpressure)
             flow_control(c);
+        if (mem_over()) /* output the kernel refused is counted at the flush: enforce here */
+            conn_budget_enforce(c->ep);
         return;
     default:
         return; /* draining: discard */
@@ -800,7 +929,7 @@ void conn_on_drain(struct weft_sock *s)
 }
 
 /* Socket callback: the peer closed its side or the socket failed. During an early flush
- * from a send (see queue_full) the report waits for the connection's timer, due at once: the
+ * from a send (see conn_queue_full) the report waits for the connection's timer, due at once: the
  * application must not see on_close from inside weft_conn_send. */
 void conn_on_eof(struct weft_sock *s, int err)
 {
@@ -813,6 +942,7 @@ void conn_on_eof(struct weft_sock *s, int err)
         conn_arm_timer(c);
         return;
     }
+    report_budget(c);
     if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
         conn_finish(c, WEFT_CLOSE_ABNORMAL, NULL, 0, false);
     if (sock_queued(s) && !err)
@@ -828,7 +958,7 @@ void conn_free(struct weft_conn *c)
     struct conn_extra *x = c->x;
     if (x) {
         if (x->rx)
-            free(x->rx->msg);
+            rx_free_msg(c->ep, x->rx);
         free(x->rx);
         free(x->head);
         free(x->pong_owed);
@@ -854,222 +984,7 @@ void conn_on_free(struct weft_sock *s)
     if (c->next)
         c->next->prev = c->prev;
     ep->nconns--;
-    if (ep->on_gone)
-        ep->on_gone(c);
+    if (ep->ops->on_gone)
+        ep->ops->on_gone(c);
     conn_free(c);
-}
-
-/* ----------------------------------------------------------------- sending */
-
-/* Applies the slow-consumer policy if queueing len bytes would take the connection over its
- * backpressure limit (see queue_full). Returns true when the frame must not be queued. */
-static bool over_limit(struct weft_conn *c, size_t len, enum weft_send_result *res)
-{
-    if (!queue_full(c, len))
-        return false;
-    c->out_full = true;
-    if (c->ep->cfg.slow_policy == WEFT_SLOW_CLOSE) {
-        close_slow(c);
-        *res = WEFT_SEND_CLOSED;
-    } else {
-        c->ep->stats.dropped_backpressure++;
-        *res = WEFT_SEND_DROPPED;
-    }
-    return true;
-}
-
-/* Queues one frame: header + payload copied, or a reference to a shared encoded frame. */
-enum weft_send_result conn_send_frame(struct weft_conn *c, struct weft_buf *shared,
-                                      const uint8_t *hdr, size_t hlen, const void *payload,
-                                      size_t len)
-{
-    enum weft_send_result res;
-    if (c->state != CONN_OPEN)
-        return WEFT_SEND_CLOSED;
-    size_t total = shared ? shared->len : hlen + len;
-    if (over_limit(c, total, &res))
-        return res;
-    int r;
-    if (c->ep->role == WEFT_ROLE_CLIENT) /* clients mask: nothing can be shared */
-        r = write_frame(c, hdr[0] & 0x0fu, (uint8_t)((hdr[0] >> 4) & 7u), payload, len);
-    else if (shared)
-        r = sock_write_buf(&c->sock, shared, 0, shared->len);
-    else
-        r = sock_write2(&c->sock, hdr, hlen, payload, len);
-    if (r != WEFT_OK)
-        return WEFT_SEND_CLOSED;
-    c->ep->stats.messages_out++;
-    c->ep->stats.bytes_out += len;
-    if (sock_blocked(&c->sock)) {
-        c->backpressured = true;
-        return WEFT_SEND_QUEUED;
-    }
-    return WEFT_SEND_SENT;
-}
-
-/* Turns on permessage-deflate for a connection with the agreed parameters, from our side's
- * point of view (the server compresses with the server_* parameters, a client with the
- * client_* ones). */
-void conn_enable_deflate(struct weft_conn *c, const struct weft_pmd_params *a)
-{
-    bool server = c->ep->role == WEFT_ROLE_SERVER;
-    c->pmd_on = true;
-    c->our_nct = server ? a->server_no_context_takeover : a->client_no_context_takeover;
-    c->peer_nct = server ? a->client_no_context_takeover : a->server_no_context_takeover;
-    uint8_t our_bits = server ? a->server_max_window_bits : a->client_max_window_bits;
-    uint8_t peer_bits = server ? a->client_max_window_bits : a->server_max_window_bits;
-    uint8_t limit = c->ep->cfg.deflate.max_window_bits;
-    if (limit >= 9 && limit < our_bits)
-        our_bits = limit;
-    c->our_bits = our_bits & 15u; /* 8..15 */
-    c->peer_bits = peer_bits & 15u;
-}
-
-/* Compresses a message for c into ep->zout; see ws.h. */
-long conn_deflate(struct weft_conn *c, const void *data, size_t len)
-{
-    struct endpoint *ep = c->ep;
-    const struct weft_pmd_config *cfg = &ep->cfg.deflate;
-    struct weft_deflater **slot;
-    if (c->our_nct) {
-        slot = &ep->shared_defl[c->our_bits & 15];
-    } else {
-        struct conn_extra *x = conn_extra_get(c);
-        if (!x)
-            return -1;
-        slot = &x->defl;
-    }
-    if (!*slot) {
-        /* weft_pmd_config: 0 = zlib's default, -1 = level 0; weft_deflater_new: -1 = default */
-        int level = cfg->level == 0 ? -1 : cfg->level < 0 ? 0 : cfg->level;
-        *slot = weft_deflater_new(c->our_bits, cfg->mem_level, level);
-        if (!*slot) {
-            conn_extra_trim(c);
-            return -1;
-        }
-    }
-    size_t bound = weft_deflate_bound(len);
-    if (bound > ep->zout_cap) {
-        uint8_t *nb = realloc(ep->zout, bound);
-        if (!nb)
-            return -1;
-        ep->zout = nb;
-        ep->zout_cap = bound;
-    }
-    long n = weft_deflate_message(*slot, data, len, ep->zout, bound, c->our_nct);
-    /* Without context takeover a message that does not shrink can go as it is; with it, the
-     * peer's window must see every byte we compressed, so it is sent compressed anyway. */
-    if (n < 0 || (c->our_nct && (size_t)n >= len))
-        return -1;
-    return n;
-}
-
-/* Sends a message; see weft.h. */
-enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size_t len,
-                                     enum weft_opcode opcode)
-{
-    if (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY)
-        return WEFT_SEND_CLOSED;
-    uint8_t hdr[WEFT_FRAME_HEADER_MAX];
-    if (c->pmd_on && len >= c->ep->cfg.deflate.threshold && c->state == CONN_OPEN) {
-        long n = conn_deflate(c, data, len);
-        if (n >= 0) {
-            size_t h = weft_frame_header_write(hdr, (uint8_t)opcode, true, 4, (uint64_t)n, NULL);
-            enum weft_send_result r = conn_send_frame(c, NULL, hdr, h, c->ep->zout, (size_t)n);
-            return r;
-        }
-    }
-    size_t h = weft_frame_header_write(hdr, (uint8_t)opcode, true, 0, len, NULL);
-    return conn_send_frame(c, NULL, hdr, h, data, len);
-}
-
-/* Sends a ping, under the backpressure limit like a message; see weft.h. */
-enum weft_send_result weft_conn_ping(struct weft_conn *c, const void *data, size_t len)
-{
-    enum weft_send_result res;
-    if (c->state != CONN_OPEN)
-        return WEFT_SEND_CLOSED;
-    if (len > 125)
-        len = 125;
-    if (over_limit(c, len + 2, &res))
-        return res;
-    send_control(c, WEFT_OP_PING, data, len);
-    return sock_blocked(&c->sock) ? WEFT_SEND_QUEUED : WEFT_SEND_SENT;
-}
-
-size_t weft_conn_buffered_amount(const struct weft_conn *c)
-{
-    return sock_queued(&c->sock);
-}
-
-/* Stops reading from the peer until weft_conn_resume. */
-void weft_conn_pause(struct weft_conn *c)
-{
-    c->app_paused = true;
-    sock_pause(&c->sock);
-}
-
-/* Reads from the peer again, unless flow control holds reading until the backlog drains
- * (it resumes then). */
-void weft_conn_resume(struct weft_conn *c)
-{
-    c->app_paused = false;
-    if (!c->bp_paused)
-        sock_resume(&c->sock);
-}
-
-void *weft_conn_user(const struct weft_conn *c)
-{
-    return c->user;
-}
-
-void weft_conn_set_user(struct weft_conn *c, void *user)
-{
-    c->user = user;
-}
-
-void *weft_conn_route_user(const struct weft_conn *c)
-{
-    if (!c->h)
-        return NULL;
-    if (c->ep->role == WEFT_ROLE_CLIENT)
-        return client_route_user(c);
-    /* a server connection's handlers are its route's */
-    return ((const struct route *)((const char *)c->h - offsetof(struct route, ws)))->user;
-}
-
-struct weft_server *weft_conn_server(const struct weft_conn *c)
-{
-    return conn_server(c);
-}
-
-const char *weft_conn_protocol(const struct weft_conn *c)
-{
-    return c->x && c->x->protocol ? c->x->protocol : "";
-}
-
-uint64_t weft_conn_id(const struct weft_conn *c)
-{
-    return c->id;
-}
-
-/* The peer address, formatted into the server's scratch buffer (valid until the next call). */
-const char *weft_conn_remote(const struct weft_conn *c)
-{
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } a;
-    memset(&a, 0, sizeof a);
-    a.sa.sa_family = c->peer_family;
-    if (c->peer_family == AF_INET) {
-        a.in.sin_port = c->peer_port;
-        memcpy(&a.in.sin_addr, c->peer_addr, sizeof a.in.sin_addr);
-    } else if (c->peer_family == AF_INET6) {
-        a.in6.sin6_port = c->peer_port;
-        memcpy(&a.in6.sin6_addr, c->peer_addr, sizeof a.in6.sin6_addr);
-    }
-    addr_format(&a.sa, c->ep->addrbuf, sizeof c->ep->addrbuf);
-    return c->ep->addrbuf;
 }

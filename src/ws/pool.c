@@ -63,6 +63,8 @@ static void schedule_dispatch(struct weft_pool *p)
         weft_timer_start(p->loop, &p->dispatch_timer, 0);
 }
 
+static const struct client_owner_ops member_ops;
+
 /* Opens one more member connection. Returns WEFT_OK, or the error of client_new
  * (WEFT_ERR_NOMEM, WEFT_ERR_INVAL for options it refuses) if it could not be started. */
 static int spawn_member(struct weft_pool *p)
@@ -72,13 +74,11 @@ static int spawn_member(struct weft_pool *p)
         return WEFT_ERR_NOMEM;
     m->p = p;
     int err;
-    struct weft_client *cl = client_new(p->loop, p->url, &p->opt, p->tls, &err);
+    struct weft_client *cl = client_new(p->loop, p->url, &p->opt, p->tls, &member_ops, m, &err);
     if (!cl) {
         free(m);
         return err;
     }
-    cl->pool = p;
-    cl->member = m;
     m->cl = cl;
     m->next = p->members;
     p->members = m;
@@ -157,25 +157,28 @@ static void on_waiter_timeout(struct weft_timer *t)
     waiter_fail(w->p, w, WEFT_ERR_TIMEOUT);
 }
 
-/* A member's connection opened. */
-void pool_member_opened(struct weft_client *cl)
+/* Client hook: a member's connection opened. */
+static void member_opened(void *arg, struct weft_client *cl)
 {
-    struct pool_member *m = cl->member;
+    (void)cl;
+    struct pool_member *m = arg;
     m->open = true;
     schedule_dispatch(m->p);
 }
 
-/* A member reported an error (an attempt failed, or the server broke the protocol). */
-void pool_member_error(struct weft_client *cl, int err)
+/* Client hook: a member reported an error (an attempt failed, or the server broke the
+ * protocol). */
+static void member_error(void *arg, struct weft_client *cl, int err)
 {
-    cl->member->err = err;
+    (void)cl;
+    ((struct pool_member *)arg)->err = err;
 }
 
-/* A member ended (its connection closed, or it never opened): it leaves the pool and is freed;
- * a member that never opened fails the oldest waiter with its error. */
-void pool_member_ended(struct weft_client *cl)
+/* Client hook: a member ended (its connection closed, or it never opened): it leaves the pool
+ * and is freed; a member that never opened fails the oldest waiter with its error. */
+static void member_ended(void *arg, struct weft_client *cl)
 {
-    struct pool_member *m = cl->member;
+    struct pool_member *m = arg;
     struct weft_pool *p = m->p;
     for (struct pool_member **pp = &p->members; *pp; pp = &(*pp)->next)
         if (*pp == m) {
@@ -191,6 +194,13 @@ void pool_member_ended(struct weft_client *cl)
         fail_oldest_waiter(p, err);
     schedule_dispatch(p);
 }
+
+/* What member clients tell the pool. */
+static const struct client_owner_ops member_ops = {
+    .opened = member_opened,
+    .error = member_error,
+    .ended = member_ended,
+};
 
 /* Creates a pool; see weft.h. */
 struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
@@ -263,9 +273,10 @@ void weft_pool_release(struct weft_pool *p, struct weft_conn *c)
     if (!c)
         return;
     struct weft_client *cl = weft_conn_client(c);
-    if (!cl || cl->pool != p || !cl->member)
+    struct pool_member *m = cl ? client_owner_arg(cl, &member_ops) : NULL;
+    if (!m || m->p != p)
         return;
-    cl->member->busy = false;
+    m->busy = false;
     schedule_dispatch(p);
 }
 

@@ -9,14 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ws/defaults.h"
 #include "ws/ws.h"
 
-#define DEFAULT_PORT 8080
-#define DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
-#define DEFAULT_HANDSHAKE_TIMEOUT 10000
-#define DEFAULT_PONG_TIMEOUT 10000
-#define DEFAULT_CLOSE_TIMEOUT 5000
-#define DEFAULT_MAX_BACKPRESSURE (1024u * 1024)
 #define RESPONSE_MAX 4096
 
 static const struct sock_ops conn_ops = {
@@ -118,6 +113,18 @@ static void on_accept(struct weft_listener *l, int fd, const struct sockaddr *ad
 static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len);
 static void server_conn_gone(struct weft_conn *c);
 
+/* The route user of an open server connection: its handlers are its route's. */
+static void *server_route_user(const struct weft_conn *c)
+{
+    return ((const struct route *)((const char *)c->h - offsetof(struct route, ws)))->user;
+}
+
+static const struct endpoint_ops server_ep_ops = {
+    .on_head = server_handle_head,
+    .on_gone = server_conn_gone,
+    .route_user = server_route_user,
+};
+
 /* Releases the server's TLS context and file names (connections keep their own reference to
  * the context they were accepted with). */
 static void server_tls_free(struct weft_server *s)
@@ -186,25 +193,24 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
     s->ep.loop = loop;
     s->ep.role = WEFT_ROLE_SERVER;
     s->ep.cfg = *cfg;
-    s->ep.on_head = server_handle_head;
-    s->ep.on_gone = server_conn_gone;
+    s->ep.ops = &server_ep_ops;
     struct weft_server_config *c = &s->ep.cfg;
     if (!c->port && !c->port_ephemeral)
-        c->port = DEFAULT_PORT;
+        c->port = WEFT_DEF_PORT;
     if (!c->max_message)
-        c->max_message = DEFAULT_MAX_MESSAGE;
+        c->max_message = WEFT_DEF_SERVER_MAX_MESSAGE;
     if (!c->max_frame)
         c->max_frame = c->max_message;
     if (!c->max_head)
         c->max_head = WEFT_HTTP_MAX_HEAD;
     if (!c->handshake_timeout_ms)
-        c->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT;
+        c->handshake_timeout_ms = WEFT_DEF_HANDSHAKE_TIMEOUT_MS;
     if (!c->pong_timeout_ms)
-        c->pong_timeout_ms = DEFAULT_PONG_TIMEOUT;
+        c->pong_timeout_ms = WEFT_DEF_PONG_TIMEOUT_MS;
     if (!c->close_timeout_ms)
-        c->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT;
+        c->close_timeout_ms = WEFT_DEF_CLOSE_TIMEOUT_MS;
     if (!c->max_backpressure)
-        c->max_backpressure = DEFAULT_MAX_BACKPRESSURE;
+        c->max_backpressure = WEFT_DEF_MAX_BACKPRESSURE;
     if (c->tls_cert_file || c->tls_key_file) {
         int r = server_tls_load(s, c->tls_cert_file, c->tls_key_file);
         if (r != WEFT_OK) {
@@ -244,6 +250,7 @@ void weft_server_stats(const struct weft_server *s, struct weft_server_stats *ou
 {
     *out = s->ep.stats;
     out->topics = s->ntopics;
+    out->memory_held = *loop_mem_held(s->ep.loop);
 }
 
 /* ----------------------------------------------------------------- routes */
@@ -520,7 +527,19 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
         respond_error(c, 500, NULL, NULL);
         return;
     }
-    sock_write(&c->sock, out, (size_t)n);
+    if (sock_write(&c->sock, out, (size_t)n) != WEFT_OK) {
+        /* The 101 could not be queued (out of memory): no answer can go out either, so the
+         * connection is closed unopened and counted as refused for lack of memory. */
+        free(req->protocol);
+        s->ep.stats.rejected_total++;
+        s->ep.stats.rejected_503++;
+        conn_log(c, WEFT_LOG_INFO, "conn %llu: cannot queue the 101; closed",
+                 (unsigned long long)c->id);
+        conn_head_free(c);
+        sock_close(&c->sock);
+        c->state = CONN_DEAD;
+        return;
+    }
     if (req->protocol)
         c->x->protocol = req->protocol; /* allocated above */
     conn_head_free(c);

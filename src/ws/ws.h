@@ -1,5 +1,21 @@
 /*
  * ws.h — internal structures of the ws layer: servers, connections, routes, topics.
+ *
+ * Layout. ws/ is the WebSocket layer of libweft, between proto/ (pure parsing and encoding:
+ * frames, HTTP heads, handshakes, URLs, deflate; no I/O) and net/ (the loop, sockets, TLS,
+ * listeners, DNS and the TCP connector; nothing of WebSocket). Calls go down (ws -> proto,
+ * ws -> net) or sideways through the interfaces below, never back up:
+ *   - conn.c, conn_send.c, conn_head.c: one connection, whoever owns it. The owner is an
+ *     endpoint (struct endpoint, embedded first in a server or a client) and conn.c reaches it
+ *     only through the endpoint's ops table (struct endpoint_ops: the HTTP head, a connection
+ *     gone, the route user), so conn.c never calls into server.c or client.c.
+ *   - server.c: listening, routes, the request head and the 101; pubsub.c and group.c its
+ *     topics (in-process and across threads); budget.c the process-wide memory budget.
+ *   - client.c: one client (DNS, then net/connect.c, the handshake, reconnection); it tells an
+ *     owner about itself through struct client_owner_ops (client.h) given at creation.
+ *   - pool.c: an ordinary user of the client: it creates member clients with its owner hooks
+ *     and the application's callbacks; client.c never calls into pool.c.
+ *   - defaults.h: the library's defaults for servers and clients, in one place.
  */
 #ifndef WEFT_WS_H
 #define WEFT_WS_H
@@ -57,6 +73,18 @@ struct conn_rx {
 
 /* What connections need from whoever owns them, a server or a client: the loop, limits and
  * timeouts, counters, and two hooks. Embedded first in struct weft_server. */
+/* What an owner (a server or a client) does for its connections: conn.c calls only these,
+ * never into server.c or client.c. One constant table per role. */
+struct endpoint_ops {
+    /* Bytes received while a connection is in CONN_HTTP (server: request head; client:
+     * response head). */
+    void (*on_head)(struct weft_conn *c, uint8_t *data, size_t len);
+    /* A connection is about to be freed (already unlinked from conns); may be NULL. */
+    void (*on_gone)(struct weft_conn *c);
+    /* The user pointer of an open connection's route (weft_conn_route_user). */
+    void *(*route_user)(const struct weft_conn *c);
+};
+
 struct endpoint {
     struct weft_loop *loop;
     enum weft_role role;
@@ -67,11 +95,7 @@ struct endpoint {
     struct weft_conn *conns;       /* all connections, any state */
     size_t nconns;
     uint64_t next_id;
-    /* Bytes received while a connection is in CONN_HTTP (server: request head; client:
-     * response head). */
-    void (*on_head)(struct weft_conn *c, uint8_t *data, size_t len);
-    /* A connection is about to be freed (already unlinked from conns). */
-    void (*on_gone)(struct weft_conn *c);
+    const struct endpoint_ops *ops; /* the owner's hooks */
 
     /* permessage-deflate codecs shared by connections without context takeover, and the
      * scratch buffers for one message in (inflated) and one out (deflated). */
@@ -81,6 +105,9 @@ struct endpoint {
     size_t zin_cap, zout_cap;
 
     struct conn_rx rx_scratch; /* the receive state of a connection that has none */
+    /* During an on_close that the peer's close frame caused: its code (WEFT_CLOSE_NO_STATUS
+     * for an empty one); 0 otherwise (weft_conn_close_received). */
+    uint16_t close_rcvd;
 };
 
 /* What a connection holds only in rare states, allocated on first need (conn_extra_get) and
@@ -126,6 +153,9 @@ struct weft_conn {
     bool out_full : 1;       /* the backpressure limit refused output since the queue was empty */
     bool flushing : 1;       /* in an early flush from a send: on_eof must wait (eof_deferred) */
     bool eof_deferred : 1;   /* on_eof came during that flush: reported from the timer */
+    bool feeding : 1;        /* inside conn_feed_bytes: its receive state is in use */
+    bool budget_due : 1;     /* closed for the memory budget: on_close (1013) is due from the
+                                timer (conn_budget_close) */
     /* permessage-deflate, when negotiated */
     bool pmd_on : 1;
     bool our_nct : 1, peer_nct : 1; /* no context takeover: our compressor / the peer's */
@@ -176,7 +206,8 @@ struct weft_request {
     char *extra; /* extra headers for the 101 */
 };
 
-/* conn.c */
+/* conn.c (receiving, closing, timers), conn_send.c (sending, accessors), conn_head.c (HTTP
+ * heads) */
 void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len);
 void conn_on_drain(struct weft_sock *s);
 void conn_on_eof(struct weft_sock *s, int err);
@@ -206,6 +237,8 @@ void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
 /* Marks a connection open for frames (after the 101): the parser is created on first use. */
 void conn_start_frames(struct weft_conn *c);
 void conn_free(struct weft_conn *c);
+/* Frees c's saved receive state (a partial frame or message) and its budget count. */
+void conn_drop_rx(struct weft_conn *c);
 void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
                  bool clean);
 void conn_arm_timer(struct weft_conn *c);
@@ -233,8 +266,16 @@ void endpoint_release(struct endpoint *ep);
 /* Compresses a message for c (shared compressor or its own). Returns the compressed length
  * in ep->zout, or -1 when the message should go uncompressed. */
 long conn_deflate(struct weft_conn *c, const void *data, size_t len);
-enum weft_send_result conn_send_control(struct weft_conn *c, uint8_t opcode,
-                                        const void *payload, size_t len);
+/* conn.c, for conn_send.c: queues one whole frame (masked in the client role); returns
+ * WEFT_OK or an error of sock_write. */
+int conn_write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const void *payload,
+                     size_t len);
+/* Queues a control frame, bypassing the backpressure limit (close, keep-alive ping). */
+void conn_send_ctl(struct weft_conn *c, uint8_t opcode, const void *payload, size_t len);
+/* True when queueing len more bytes would take c over its backpressure limit. */
+bool conn_queue_full(struct weft_conn *c, size_t len);
+/* Applies WEFT_SLOW_CLOSE to c: counts it and starts the close handshake with 1008. */
+void conn_close_slow(struct weft_conn *c);
 void ep_log(struct endpoint *ep, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* As ep_log, for a line about connection c (passed to the log callback). */
@@ -247,8 +288,22 @@ static inline struct weft_server *conn_server(const struct weft_conn *c)
     return c->ep->role == WEFT_ROLE_SERVER ? (struct weft_server *)c->ep : NULL;
 }
 
-/* client.c: the user pointer of the client owning client connection c. */
-void *client_route_user(const struct weft_conn *c);
+/* budget.c: the process-wide memory budget (weft_memory_set_budget) for connections. */
+/* Bytes c holds in the budget: its message being assembled and its counted output. */
+size_t conn_held(const struct weft_conn *c);
+/* Makes room for n more bytes for c: while they do not fit, closes the largest holder of c's
+ * endpoint if it holds at least what c would (its own bytes + n), largest first. With
+ * charge, the n bytes are counted on success. Returns false when c is the largest (the caller
+ * closes c with conn_budget_close). */
+bool conn_budget_room(struct weft_conn *c, size_t n, bool charge);
+/* conn.c: closes c for the budget with 1013 and counts it (stats.closed_memory). What c holds
+ * is released now: a connection whose output is held loses its queue and gets only a FIN (it
+ * does not read, a close frame could not reach it), others get the close frame; c is no
+ * longer read (DRAINING). on_close (1013, not clean) follows from c's timer, never from
+ * inside this call, so it is safe in a send or a publish. */
+void conn_budget_close(struct weft_conn *c);
+/* While the process is over its budget, closes the endpoint's largest holders. */
+void conn_budget_enforce(struct endpoint *ep);
 
 /* pubsub.c */
 void pubsub_conn_gone(struct weft_conn *c);

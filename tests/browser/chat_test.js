@@ -67,11 +67,14 @@ async function type(page, text) {
       els.some((e) => e.querySelector('.text').textContent === t && !e.classList.contains('pending')), text));
 }
 
-// A third client (not the page's code): a raw WebSocket in a blank page that joins the room and
-// publishes each text, waiting for every "published" acknowledgement before closing.
+// A third client (not the page's code): a raw WebSocket in a page of the server's origin (its
+// favicon.svg: no page code runs; a blank page's "null" origin would get 403, weft accepts only
+// same-origin browsers by default) that joins the room and publishes each text, waiting for
+// every "published" acknowledgement before closing.
 async function publishAsCarol(list) {
   const page = await ctx.newPage();
   try {
+    await page.goto(`${base}/favicon.svg`);
     return await page.evaluate(async ({ url, room, list }) => {
       const ws = new WebSocket(url);
       const got = [];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for a bounded time over its seed corpus (copied into a scratch
-# directory so the checked-in seeds are never modified) and prints executions per second.
+# directory so the checked-in seeds are never modified) and prints executions per second and
+# the coverage libFuzzer reached (its final "cov:" figure: instrumented edges).
 # usage: run.sh TARGET SEED_DIR WORK_DIR SECONDS
 set -euo pipefail
 target=$1 seed=$2 work=$3 secs=$4
@@ -14,7 +15,8 @@ rc=$?
 set -e
 execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
 rate=$(grep -m1 'stat::average_exec_per_sec' "$log" | awk '{print $2}')
-line="$(basename "$target"): ${execs:-?} executions in ${secs}s, ${rate:-?} exec/s, exit $rc"
+cov=$( (grep -E '^#[0-9]+[[:space:]]+DONE[[:space:]]+cov:' "$log" || true) | tail -n 1 | awk '{print $4}')
+line="$(basename "$target"): ${execs:-?} executions in ${secs}s, ${rate:-?} exec/s, cov ${cov:-?}, exit $rc"
 echo "$line"
 echo "$line" >"$work/summary"
 if [ $rc -ne 0 ]; then

@@ -6,14 +6,17 @@
 # and per member other than the publisher (the server excludes the sender). --deflate (echo and room against the server's default lean deflate: every
 # connection negotiates it, echoes come back intact) and wss:// (a second server with
 # certificates made by tls_certs.sh: echo with --cacert, echo + deflate, connect mode with
-# --insecure; an unknown CA gives handshake errors and exit 1) are covered briefly.
+# --insecure; an unknown CA gives handshake errors and exit 1) are covered briefly, and URLs:
+# an IPv6 literal, a name (localhost), an unknown name.
 # Stops exactly the server PIDs it started.
 set -u
 weft=${1:?usage: test_bench_cli.sh PATH/TO/weft}
 tmp=$(mktemp -d) || exit 1
 srv=
 tsrv=
+srv6=
 cleanup() {
+    if [ -n "$srv6" ]; then kill "$srv6" 2>/dev/null; wait "$srv6" 2>/dev/null; fi
     if [ -n "$srv" ]; then kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; fi
     if [ -n "$tsrv" ]; then kill "$tsrv" 2>/dev/null; wait "$tsrv" 2>/dev/null; fi
     rm -rf "$tmp"
@@ -155,12 +158,14 @@ PY
 then ok "--read-rate: reading bounded by the rate"
 else bad "--read-rate: exit $st"; cat "$tmp/slow.json" "$tmp/slow.err"; fi
 
-# Bad usage: exit 2 with a message on stderr, nothing on stdout.
+# Bad usage: exit 2 with one line on stderr (ending with the hint to --help), nothing on
+# stdout.
 expect2() {
     name=$1; shift
     timeout 10 "$weft" bench "$@" >"$tmp/out" 2>"$tmp/err"
     st=$?
-    if [ $st -eq 2 ] && [ -s "$tmp/err" ] && [ ! -s "$tmp/out" ]; then
+    if [ $st -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+       grep -q '(see weft bench --help)$' "$tmp/err" && [ ! -s "$tmp/out" ]; then
         ok "$name: exit 2"
     else
         bad "$name: 'weft bench $*' exited $st, expected 2"; cat "$tmp/err"
@@ -237,6 +242,44 @@ if sh "$(dirname "$0")/tls_certs.sh" "$tmp/certs" >/dev/null 2>&1; then
 else
     bad "tls_certs.sh failed"
 fi
+
+# URLs through weft_url_parse and c-ares: an IPv6 literal is accepted (a second server on ::1,
+# if the machine has IPv6 loopback; otherwise only that it is not a usage error), a name
+# resolves (localhost, IPv4 preferred: the first server), an unknown name is one line and exit 1.
+"$weft" serve --host ::1 --port 0 --log-level warn 2>"$tmp/serve6.log" &
+srv6=$!
+port6=
+i=0
+while [ $i -lt 50 ] && [ -z "$port6" ] && kill -0 "$srv6" 2>/dev/null; do
+    port6=$(sed -n 's/.*listening on \[*::1\]*:\([0-9][0-9]*\).*/\1/p' "$tmp/serve6.log" | head -n 1)
+    [ -n "$port6" ] || sleep 0.1
+    i=$((i + 1))
+done
+if [ -n "$port6" ]; then
+    timeout 60 "$weft" bench --json -c 4 -w 2 -d 1 --warmup 0.2 --server-pid "$srv6" \
+        "ws://[::1]:$port6/echo" >"$tmp/v6.json" 2>"$tmp/v6.err"
+    st=$?
+    [ $st -eq 0 ] && check_json "echo over IPv6 (ws://[::1]:PORT)" "$tmp/v6.json" echo ||
+        { bad "IPv6: exit $st"; cat "$tmp/v6.err"; }
+else
+    timeout 30 "$weft" bench -c 1 -d 0.3 --warmup 0 "ws://[::1]:1/echo" >/dev/null 2>"$tmp/v6.err"
+    st=$?
+    [ $st -eq 1 ] && ok "IPv6 literal accepted (no ::1 here: exit 1)" ||
+        { bad "IPv6 literal: exit $st"; cat "$tmp/v6.err"; }
+fi
+kill "$srv6" 2>/dev/null
+wait "$srv6" 2>/dev/null
+srv6=
+timeout 60 "$weft" bench --json -c 4 -w 2 -d 1 --warmup 0.2 --server-pid "$srv" \
+    "ws://localhost:$port/echo" >"$tmp/name.json" 2>"$tmp/name.err"
+st=$?
+[ $st -eq 0 ] && check_json "echo by name (ws://localhost:PORT, c-ares)" "$tmp/name.json" echo ||
+    { bad "localhost: exit $st"; cat "$tmp/name.err"; }
+timeout 30 "$weft" bench -c 1 -d 0.3 "ws://nonexistent.invalid:$port/echo" >"$tmp/nx.out" \
+    2>"$tmp/nx.err"
+st=$?
+[ $st -eq 1 ] && [ "$(wc -l <"$tmp/nx.err")" -eq 1 ] && grep -q "cannot resolve" "$tmp/nx.err" &&
+    ok "unknown name: one line, exit 1" || { bad "unknown name: exit $st"; cat "$tmp/nx.err"; }
 
 timeout 10 "$weft" bench --help >"$tmp/help" 2>&1 && grep -q 'JSON keys' "$tmp/help" &&
     ok "--help: exit 0" || bad "--help"

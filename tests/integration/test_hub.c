@@ -415,7 +415,8 @@ static void test_hub_jwt(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "# none yet\n", 11), 11);
     close(fd);
-    const char *args[] = {"--auth-secret", SECRET, "--revoked", f->tmp, NULL};
+    const char *args[] = {"--auth-secret", SECRET, "--revoked", f->tmp, "--auth-allow-no-exp",
+                          NULL};
     spawn(f, args);
     char hdr[2048], proto[2048];
     struct rc_http r;
@@ -1113,6 +1114,35 @@ static void test_hub_config(void **state)
     out = run_capture(cmd);
     assert_non_null(strstr(out, ":5: unknown key 'bogus'"));
     assert_non_null(strstr(out, "status=2"));
+    /* with several bad lines, the message is the first one's (the line inih reports) */
+    fd = open(f->tmp, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "max-rooms = x\nbogus = 1\n", 24), 24);
+    close(fd);
+    out = run_capture(cmd);
+    assert_non_null(strstr(out, ":1: bad value 'x' for max-rooms"));
+    /* a line longer than the file format holds is refused as such, with its number */
+    fd = open(f->tmp, O_WRONLY | O_TRUNC);
+    char longline[320];
+    int ln = snprintf(longline, sizeof longline, "rate = 1\nallow-origin = https://%0250d.example\n", 0);
+    assert_int_equal(write(fd, longline, (size_t)ln), ln);
+    close(fd);
+    out = run_capture(cmd);
+    assert_non_null(strstr(out, ":2: line longer than 198 bytes"));
+    /* --print-config output loads back with --config (unset options are printed empty) and
+     * prints the same configuration again (found by fuzz_config) */
+    char printed[96];
+    snprintf(printed, sizeof printed, "%s.printed", f->tmp);
+    snprintf(cmd, sizeof cmd, "%s serve --rate 5 --allow-origin https://a.example --print-config >%s",
+             WEFT_BIN, printed);
+    run_capture(cmd);
+    snprintf(cmd, sizeof cmd, "%s serve --config %s --print-config | tail -n +2", WEFT_BIN, printed);
+    char *again = strdup(run_capture(cmd));
+    snprintf(cmd, sizeof cmd, "tail -n +2 %s", printed);
+    out = run_capture(cmd);
+    assert_non_null(strstr(out, "\ntls-cert = \n"));
+    assert_string_equal(out, again);
+    free(again);
+    unlink(printed);
 }
 
 /* A test run once per --workers value (see setup). */

@@ -10,6 +10,13 @@ Scenarios (one line each; exit 1 if any failed):
   1mib       a 1 MiB line is echoed intact
   ping       the server pings the client: the pong arrives (then "pong ok" is printed)
   close      the server closes with 4001 "custom": weft connect reports 4001 and exits 1
+  linger     replies sent 0.3 s after each line, stdin closed at once: both replies arrive
+             (websockets stops sending once it has our Close; --linger keeps the client
+             reading until the server has been quiet), exit 0, close 1000; with --linger 0
+             they are lost (the old behaviour, kept on request)
+  negotiated with --deflate and --subprotocol: the one stderr line names what websockets
+             agreed to (subprotocol chat.v1, permessage-deflate with websockets' default
+             window of 12 bits both ways)
 wss:// (a Python websockets server with an ssl context; certificates made at test time in a
 temporary directory by tests/integration/tls_certs.sh, the openssl command):
   wss echo       `--cacert ca.pem wss://localhost:P/echo`: lines echoed, exit 0, close 1000,
@@ -60,6 +67,10 @@ async def handler(ws, path):
             await ws.send("pong ok")
             async for m in ws:
                 pass
+        elif path == "/late":
+            async for m in ws:
+                await asyncio.sleep(0.3)
+                await ws.send("late " + m)
         elif path == "/close4001":
             await ws.close(4001, "custom")
     except websockets.ConnectionClosed:
@@ -69,11 +80,12 @@ async def handler(ws, path):
         closes.append(ws.close_code)
 
 
-async def run(url, data, extra=(), hold=None, until=None):
+async def run(url, data, extra=(), hold=None, until=None, quiet=True):
     """Runs weft connect URL with data on stdin. hold: keep stdin open until `until` appears
     on stdout. Returns (status, stdout, stderr)."""
     p = await asyncio.create_subprocess_exec(
-        weft, "connect", "--quiet", *extra, url, stdin=asyncio.subprocess.PIPE,
+        weft, "connect", *(("--quiet",) if quiet else ()), *extra, url,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         async def drive():
@@ -99,7 +111,8 @@ async def run(url, data, extra=(), hold=None, until=None):
 
 
 async def main():
-    server = await websockets.serve(handler, "127.0.0.1", 0, max_size=None, ping_interval=None)
+    server = await websockets.serve(handler, "127.0.0.1", 0, max_size=None, ping_interval=None,
+                                    subprotocols=["chat.v1"])
     port = server.sockets[0].getsockname()[1]
     base = f"ws://127.0.0.1:{port}"
     failed = 0
@@ -129,6 +142,21 @@ async def main():
     st, out, err = await run(base + "/close4001", b"", until=b"never")
     check("close", st == 1 and b"4001" in err and b"custom" in err,
           f"status {st} err {err!r}")
+
+    closes.clear()
+    st, out, err = await run(base + "/late", b"one\ntwo\n")
+    await asyncio.sleep(0.1)
+    check("linger", st == 0 and out == b"late one\nlate two\n" and closes[-1:] == [1000],
+          f"status {st} out {out!r} err {err!r} closes {closes}")
+    st, out, err = await run(base + "/late", b"one\ntwo\n", extra=("--linger", "0"))
+    check("linger 0", out == b"", f"status {st} out {out!r} err {err!r}")
+
+    st, out, err = await run(base + "/echo", b"hi\n", quiet=False,
+                             extra=("--deflate", "--subprotocol", "chat.v1"))
+    want = (f"weft connect: connected to {base}/echo (subprotocol: chat.v1, extensions: "
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12)\n")
+    check("negotiated", st == 0 and out == b"hi\n" and err.decode().startswith(want),
+          f"status {st} out {out!r} err {err!r}")
 
     server.close()
     await server.wait_closed()

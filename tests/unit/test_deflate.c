@@ -293,6 +293,212 @@ static void test_bomb_and_corrupt(void **state)
     free(comp);
 }
 
+/* Each window size and takeover mode picks its engine: libdeflate compresses only without
+ * context takeover and with a 15-bit window (the peer's inflater then has 32 KiB), zlib the
+ * rest; what either produced decodes with a zlib inflater of exactly that window. */
+static void test_engine_choice_per_window_and_takeover(void **state)
+{
+    (void)state;
+    size_t len = 200000; /* repeats at distances beyond every window below 15 bits */
+    uint8_t *src = malloc(len), *comp = malloc(weft_deflate_bound(len)), *back = malloc(len + 1);
+    uint32_t seed = 3;
+    for (size_t i = 0; i < 20000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        src[i] = (uint8_t)('a' + (seed >> 16) % 16);
+    }
+    for (size_t i = 20000; i < len; i++)
+        src[i] = src[i - 20000];
+    for (int w = 8; w <= 15; w++) {
+        for (int takeover = 0; takeover < 2; takeover++) {
+            enum weft_pmd_engine want = !takeover && w == 15 ? WEFT_PMD_LIBDEFLATE : WEFT_PMD_ZLIB;
+            assert_int_equal(weft_pmd_deflate_engine(w, 1, !takeover), want);
+            struct weft_deflater *d = weft_deflater_new(w, 8, 1);
+            struct weft_inflater *inf = weft_inflater_new(w);
+            for (int k = 0; k < 2; k++) {
+                long n =
+                    weft_deflate_message(d, src, len, comp, weft_deflate_bound(len), !takeover);
+                assert_true(n > 0);
+                assert_int_equal(weft_deflater_engine(d), want);
+                assert_int_equal(
+                    inflate_all(inf, comp, (size_t)n, 4096, back, len + 1, 65536, !takeover),
+                    (long)len);
+                assert_memory_equal(back, src, len);
+            }
+            weft_deflater_free(d);
+            weft_inflater_free(inf);
+            /* level 0 (stored) stays with zlib */
+            assert_int_equal(weft_pmd_deflate_engine(w, 0, !takeover), WEFT_PMD_ZLIB);
+            /* decompression: libdeflate for whole messages without takeover, any window */
+            assert_int_equal(weft_pmd_inflate_engine(w, true, !takeover),
+                             takeover ? WEFT_PMD_ZLIB : WEFT_PMD_LIBDEFLATE);
+            assert_int_equal(weft_pmd_inflate_engine(w, false, !takeover), WEFT_PMD_ZLIB);
+        }
+        /* A message zlib compressed with a w-bit window decodes whole through libdeflate. */
+        struct weft_deflater *d = weft_deflater_new(w, 8, 6);
+        long n = weft_deflate_message(d, src, len, comp, weft_deflate_bound(len), true);
+        assert_int_equal(weft_deflater_engine(d), w == 15 ? WEFT_PMD_LIBDEFLATE : WEFT_PMD_ZLIB);
+        struct weft_inflater *inf = weft_inflater_new(15);
+        size_t made = 0;
+        assert_int_equal(weft_inflate_message(inf, comp, (size_t)n, back, len, &made), 0);
+        assert_int_equal(made, len);
+        assert_memory_equal(back, src, len);
+        assert_int_equal(weft_inflater_engine(inf), WEFT_PMD_LIBDEFLATE);
+        weft_inflater_free(inf);
+        weft_deflater_free(d);
+    }
+    free(src);
+    free(comp);
+    free(back);
+}
+
+/* A compressor that switches from context takeover to none forgets its zlib window, so the
+ * next zlib message refers to nothing the peer lacks. */
+static void test_takeover_then_reset(void **state)
+{
+    (void)state;
+    struct weft_deflater *d = weft_deflater_new(15, 8, 6);
+    struct weft_inflater *inf = weft_inflater_new(15);
+    uint8_t out[64], text[64];
+    long n = weft_deflate_message(d, (const uint8_t *)"Hello", 5, out, sizeof out, false);
+    assert_int_equal(inflate_all(inf, out, (size_t)n, 64, text, sizeof text, 64, false), 5);
+    n = weft_deflate_message(d, (const uint8_t *)"Hello", 5, out, sizeof out, true);
+    assert_int_equal(weft_deflater_engine(d), WEFT_PMD_LIBDEFLATE);
+    weft_inflater_reset(inf);
+    assert_int_equal(inflate_all(inf, out, (size_t)n, 64, text, sizeof text, 64, true), 5);
+    n = weft_deflate_message(d, (const uint8_t *)"Hello", 5, out, sizeof out, false);
+    assert_int_equal(weft_deflater_engine(d), WEFT_PMD_ZLIB);
+    assert_int_equal(n, 7); /* §7.2.3.1 again, not the back-reference of §7.2.3.2 */
+    assert_int_equal(inflate_all(inf, out, (size_t)n, 64, text, sizeof text, 64, false), 5);
+    assert_memory_equal(text, "Hello", 5);
+    weft_inflater_free(inf);
+    weft_deflater_free(d);
+}
+
+/* weft_inflate_message on the RFC 7692 §7.2.3 payloads, the BFINAL forms and bad input. */
+static void test_inflate_message_forms(void **state)
+{
+    (void)state;
+    struct weft_inflater *inf = weft_inflater_new(15);
+    uint8_t text[64];
+    size_t made;
+    struct {
+        uint8_t b[20];
+        size_t n;
+        size_t want;
+    } ok[] = {
+        {{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, 7, 5},                     /* §7.2.3.1 */
+        {{0x00, 0x05, 0x00, 0xfa, 0xff, 'H', 'e', 'l', 'l', 'o', 0x00}, 11, 5}, /* §7.2.3.3 */
+        {{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00}, 8, 5}, /* §7.2.3.4, BFINAL */
+        {{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, 7, 5},       /* BFINAL without the 0x00 */
+        {{0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00},
+         13,
+         5},                                                            /* §7.2.3.5 */
+        {{0x00}, 1, 0},                                                 /* §7.2.3.6, empty */
+        {{0}, 0, 0},                                                    /* no payload at all */
+        {{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00},
+         15,
+         10}, /* two streams, each ending with BFINAL */
+    };
+    for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
+        assert_int_equal(weft_inflate_message(inf, ok[k].b, ok[k].n, text, sizeof text, &made), 0);
+        assert_int_equal(made, ok[k].want);
+        if (made == 5) assert_memory_equal(text, "Hello", 5);
+        if (made == 2) assert_memory_equal(text, "HH", 2);
+    }
+    const uint8_t bad[] = {0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(weft_inflate_message(inf, bad, sizeof bad, text, sizeof text, &made),
+                     WEFT_ERR_PROTO);
+    /* still usable after the error */
+    assert_int_equal(weft_inflate_message(inf, ok[0].b, ok[0].n, text, sizeof text, &made), 0);
+    assert_int_equal(made, 5);
+    assert_int_equal(weft_inflater_engine(inf), WEFT_PMD_LIBDEFLATE);
+    weft_inflater_free(inf);
+}
+
+/* A zip bomb through the libdeflate path: 16 MiB of zeros from a few KiB never write past the
+ * caller's bound (WEFT_ERR_SPACE), and fit exactly when the bound is their size. */
+static void test_bomb_libdeflate(void **state)
+{
+    (void)state;
+    size_t big = 16u << 20;
+    uint8_t *zeros = calloc(1, big);
+    uint8_t *comp = malloc(weft_deflate_bound(big));
+    struct weft_deflater *d = weft_deflater_new(15, 8, 9);
+    long n = weft_deflate_message(d, zeros, big, comp, weft_deflate_bound(big), true);
+    assert_int_equal(weft_deflater_engine(d), WEFT_PMD_LIBDEFLATE);
+    assert_true(n > 0 && n < 40000);
+    struct weft_inflater *inf = weft_inflater_new(15);
+    /* a guard byte after the bound shows nothing is written beyond it */
+    uint8_t *out = malloc(big + 1);
+    size_t made = 1234;
+    out[1 << 20] = 0xa5;
+    assert_int_equal(weft_inflate_message(inf, comp, (size_t)n, out, 1 << 20, &made),
+                     WEFT_ERR_SPACE);
+    assert_int_equal(out[1 << 20], 0xa5);
+    assert_int_equal(made, 0);
+    assert_int_equal(weft_inflater_engine(inf), WEFT_PMD_LIBDEFLATE);
+    assert_int_equal(weft_inflate_message(inf, comp, (size_t)n, out, big - 1, &made),
+                     WEFT_ERR_SPACE);
+    assert_int_equal(weft_inflate_message(inf, comp, (size_t)n, out, big, &made), 0);
+    assert_int_equal(made, big);
+    assert_memory_equal(out, zeros, big);
+    /* a zlib-compressed bomb (sync flush, no final block) too */
+    struct weft_deflater *z = weft_deflater_new(14, 8, 9);
+    n = weft_deflate_message(z, zeros, big, comp, weft_deflate_bound(big), true);
+    assert_int_equal(weft_deflater_engine(z), WEFT_PMD_ZLIB);
+    assert_int_equal(weft_inflate_message(inf, comp, (size_t)n, out, 1 << 20, &made),
+                     WEFT_ERR_SPACE);
+    assert_int_equal(weft_inflater_engine(inf), WEFT_PMD_LIBDEFLATE);
+    weft_deflater_free(z);
+    weft_inflater_free(inf);
+    weft_deflater_free(d);
+    free(out);
+    free(zeros);
+    free(comp);
+}
+
+/* Inflates in[0..len) cut into frames at cuts[] (fin on the last), one output byte per call.
+ * Returns the last weft_inflate result and the bytes made in *made_total. */
+static int inflate_frames(struct weft_inflater *inf, const uint8_t *in, const size_t *cuts,
+                          size_t ncuts, size_t *made_total)
+{
+    size_t start = 0;
+    *made_total = 0;
+    for (size_t k = 0; k < ncuts; k++) {
+        size_t pos = start;
+        for (;;) {
+            uint8_t out[1];
+            size_t used, made;
+            int r = weft_inflate(inf, in + pos, cuts[k] - pos, k + 1 == ncuts, false, out,
+                                 sizeof out, &used, &made);
+            if (r < 0)
+                return r;
+            pos += used;
+            *made_total += made;
+            if (r == 0)
+                break;
+        }
+        start = cuts[k];
+    }
+    return 0;
+}
+
+static void test_stream_end_at_frame_boundary(void **state)
+{
+    (void)state;
+    /* A deflate stream with BFINAL ("rH" + 32 x "g", 6 bytes) whose end zlib reports only
+     * after the frame boundary, then 00 00 | 00 00: with the appended tail a stored block
+     * with LEN 0000 and NLEN 00ff, corrupt. Fragmented delivery must see the tail as the
+     * whole message does (the tail was skipped: found by fuzz_inflate). */
+    const uint8_t msg[] = {0x2b, 0xf2, 0x48, 0x27, 0x00, 0x00, 0x00, 0x00};
+    struct weft_inflater *inf = weft_inflater_new(15);
+    size_t whole_cut[] = {sizeof msg}, cuts[] = {4, 6, sizeof msg}, made;
+    assert_int_equal(inflate_frames(inf, msg, whole_cut, 1, &made), WEFT_ERR_PROTO);
+    weft_inflater_reset(inf);
+    assert_int_equal(inflate_frames(inf, msg, cuts, 3, &made), WEFT_ERR_PROTO);
+    weft_inflater_free(inf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +508,11 @@ int main(void)
         cmocka_unit_test(test_rfc_examples),
         cmocka_unit_test(test_roundtrip_sizes_and_windows),
         cmocka_unit_test(test_bomb_and_corrupt),
+        cmocka_unit_test(test_engine_choice_per_window_and_takeover),
+        cmocka_unit_test(test_takeover_then_reset),
+        cmocka_unit_test(test_inflate_message_forms),
+        cmocka_unit_test(test_bomb_libdeflate),
+        cmocka_unit_test(test_stream_end_at_frame_boundary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * test_hist.c — the log-linear latency histogram of `weft bench` (src/cli/hist.c): bucket
+ * test_hist.c — the log-linear latency histogram of `weft bench` (src/cli/bench/hist.c): bucket
  * boundaries, precision, percentiles against a sorted reference, merging.
  */
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 
 #include <stdlib.h>
 
-#include "cli/hist.c"
+#include "cli/bench/hist.c"
 
 /* Every value maps to a bucket whose [low, high] contains it, buckets are contiguous, and a
  * bucket is at most 1/HIST_SUB of its values wide. */

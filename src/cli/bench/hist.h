@@ -7,8 +7,8 @@
  * counted in the last bucket (the exact maximum is kept beside). Fixed size, no allocation:
  * recording is a count-leading-zeros, a shift and an increment.
  */
-#ifndef WEFT_CLI_HIST_H
-#define WEFT_CLI_HIST_H
+#ifndef WEFT_CLI_BENCH_HIST_H
+#define WEFT_CLI_BENCH_HIST_H
 
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
 /*
- * redis.c — the multi-node broker of `weft serve --redis redis://host:port[/db]`: a small
- * adapter that runs hiredis' async API on weft's loop (fd watches + weft timers, public API
- * only), and the room scheme built on it.
+ * redis.c — the multi-node broker of `weft serve --redis redis://host:port[/db]`: the room
+ * scheme on Redis (hiredis' async API runs on weft's loop through redis_loop.c; the Lua
+ * scripts are redis/NAME.lua, embedded at build time).
  *
  * Each hub (one per worker) has its own pair of connections: "pub" for commands and
  * PUBLISH, "sub" for SUBSCRIBE. Scheme (room R):
@@ -40,7 +40,6 @@
  * each connection retries with exponential backoff (100 ms doubling to 2 s), logging each
  * attempt.
  */
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +47,12 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
+#include "hub/broker.h"
+#include "hub/brokers/redis.h"
+#include "hub/brokers/redis_loop.h"
+#include "hub/hash.h"
 #include "hub/internal.h"
+#include "hub/redis_scripts.h"
 
 #define NODE_ID_LEN 16
 #define BACKOFF_MIN_MS 100
@@ -68,10 +72,8 @@ struct sub {
 
 /* One hiredis connection on the loop. */
 struct rconn {
-    struct broker *b;
+    struct rbroker *b;
     redisAsyncContext *ac;  /* NULL while disconnected */
-    struct weft_watch *w;   /* created with the first non-empty event mask */
-    unsigned mask;
     bool connected;
     bool is_sub;
     bool ever_up;           /* connected once (later connects are reconnects) */
@@ -80,7 +82,7 @@ struct rconn {
     struct weft_timer retry;
 };
 
-/* The Lua scripts (below), sent once per connection with SCRIPT LOAD and run with EVALSHA, so
+/* The Lua scripts (redis/NAME.lua), sent once per connection with SCRIPT LOAD and run with EVALSHA, so
  * a publish does not carry a kilobyte of script text for Redis to hash every time. */
 enum script {
     S_PUBLISH,
@@ -92,7 +94,8 @@ enum script {
     S_COUNT
 };
 
-struct broker {
+struct rbroker {
+    struct broker base; /* first: a struct broker * of this broker is its rbroker */
     struct hub *h;
     char host[256];
     int port;
@@ -110,7 +113,7 @@ struct broker {
 
 /* One room's write-back after a reconnect, waiting for its EVAL reply. */
 struct writeback {
-    struct broker *b;
+    struct rbroker *b;
     uint64_t last; /* the highest seq written */
     char room[HUB_ROOM_MAX + 1];
 };
@@ -130,11 +133,18 @@ struct pending {
 static char node_id[NODE_ID_LEN + 1];
 
 static void rconn_start(struct rconn *rc);
+static const struct broker_ops redis_ops;
+
+/* The Redis broker behind a struct broker of redis_ops (NULL stays NULL). */
+static struct rbroker *rb_of(struct broker *b)
+{
+    return (struct rbroker *)b;
+}
 
 /* ------------------------------------------------------------------ URL */
 
 /* Parses redis://host[:port][/db] into host/port/db. Returns 0 or -1 with err filled. */
-int broker_parse_url(const char *url, char *host, size_t hcap, int *port, int *db, char *err,
+int redis_parse_url(const char *url, char *host, size_t hcap, int *port, int *db, char *err,
                      size_t cap)
 {
     static const char scheme[] = "redis://";
@@ -178,85 +188,19 @@ int broker_parse_url(const char *url, char *host, size_t hcap, int *port, int *d
     return 0;
 }
 
-/* ------------------------------------------------------------------ hiredis on weft's loop */
-
-/* Socket events of a connection: hand them to hiredis (which may free the context; rc
- * itself lives in the broker, so rc->ac is checked again). */
-static void on_io(struct weft_watch *w, int fd, unsigned events, void *arg)
-{
-    (void)w;
-    (void)fd;
-    struct rconn *rc = arg;
-    if ((events & WEFT_WATCH_READ) && rc->ac)
-        redisAsyncHandleRead(rc->ac);
-    if ((events & WEFT_WATCH_WRITE) && rc->ac)
-        redisAsyncHandleWrite(rc->ac);
-}
-
-/* Applies a new event mask to the connection's watch (created on first use). */
-static void set_mask(struct rconn *rc, unsigned mask)
-{
-    if (mask == rc->mask || !rc->ac)
-        return;
-    rc->mask = mask;
-    if (!rc->w) {
-        int e = 0;
-        rc->w = weft_loop_watch_fd(rc->b->h->loop, rc->ac->c.fd, mask, on_io, rc, &e);
-        return;
-    }
-    weft_watch_set(rc->w, mask);
-}
-
-/* hiredis hooks: start/stop reading/writing, and clean up when the context goes. */
-static void ev_add_read(void *p)
-{
-    struct rconn *rc = p;
-    set_mask(rc, rc->mask | WEFT_WATCH_READ);
-}
-
-static void ev_del_read(void *p)
-{
-    struct rconn *rc = p;
-    set_mask(rc, rc->mask & ~(unsigned)WEFT_WATCH_READ);
-}
-
-static void ev_add_write(void *p)
-{
-    struct rconn *rc = p;
-    set_mask(rc, rc->mask | WEFT_WATCH_WRITE);
-}
-
-static void ev_del_write(void *p)
-{
-    struct rconn *rc = p;
-    set_mask(rc, rc->mask & ~(unsigned)WEFT_WATCH_WRITE);
-}
-
-/* The context is being freed: drop the watch (the fd is closed by hiredis afterwards). */
-static void ev_cleanup(void *p)
-{
-    struct rconn *rc = p;
-    if (rc->w)
-        weft_watch_free(rc->w);
-    rc->w = NULL;
-    rc->mask = 0;
-    rc->ac = NULL;
-    rc->connected = false;
-}
-
 /* ------------------------------------------------------------------ state and retries */
 
 /* True when both connections are up. */
-bool broker_up(const struct broker *b)
+static bool rb_up(const struct rbroker *b)
 {
     return b && b->pub.connected && b->sub.connected;
 }
 
 /* Records an up/down transition of the pair: logs the gap and counts the reconnect. */
-static void update_state(struct broker *b)
+static void update_state(struct rbroker *b)
 {
     struct hub *h = b->h;
-    bool up = broker_up(b);
+    bool up = rb_up(b);
     if (up == b->was_up)
         return;
     b->was_up = up;
@@ -308,15 +252,15 @@ static void schedule_retry(struct rconn *rc)
     weft_timer_start(rc->b->h->loop, &rc->retry, rc->backoff_ms);
 }
 
-static void resubscribe_all(struct broker *b);
-static void resync(struct broker *b);
-static void scripts_load(struct broker *b);
+static void resubscribe_all(struct rbroker *b);
+static void resync(struct rbroker *b);
+static void scripts_load(struct rbroker *b);
 
 /* hiredis: the connection attempt finished. */
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct rconn *rc = ac->data;
-    struct broker *b = rc->b;
+    struct rbroker *b = rc->b;
     if (status != REDIS_OK) {
         hlog(&b->h->log, WEFT_LOG_WARN, NULL,
              json_pack("{s:s,s:s,s:I,s:s}", "event", "broker_connect_failed", "conn",
@@ -348,7 +292,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct rconn *rc = ac->data;
-    struct broker *b = rc->b;
+    struct rbroker *b = rc->b;
     (void)status;
     rc->ac = NULL;
     rc->connected = false;
@@ -363,10 +307,18 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     schedule_retry(rc);
 }
 
+/* redis_loop: hiredis freed rc's context (the fd is closed). */
+static void on_gone(void *arg)
+{
+    struct rconn *rc = arg;
+    rc->ac = NULL;
+    rc->connected = false;
+}
+
 /* Starts one connection attempt (logged). */
 static void rconn_start(struct rconn *rc)
 {
-    struct broker *b = rc->b;
+    struct rbroker *b = rc->b;
     rc->attempts++;
     hlog(&b->h->log, rc->attempts > 1 ? WEFT_LOG_INFO : WEFT_LOG_DEBUG, NULL,
          json_pack("{s:s,s:s,s:I}", "event", "broker_connecting", "conn",
@@ -385,15 +337,15 @@ static void rconn_start(struct rconn *rc)
         schedule_retry(rc);
         return;
     }
+    if (redis_loop_attach(ac, b->h->loop, on_gone, rc) < 0) {
+        hlog(&b->h->log, WEFT_LOG_WARN, NULL, NULL, "redis %s:%d: attempt %llu failed: %s",
+             b->host, b->port, (unsigned long long)rc->attempts, "out of memory");
+        redisAsyncFree(ac);
+        schedule_retry(rc);
+        return;
+    }
     rc->ac = ac;
-    rc->mask = 0;
     ac->data = rc;
-    ac->ev.data = rc;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     redisAsyncSetConnectCallback(ac, on_connect); /* arms the first write event */
     if (b->db)
@@ -401,15 +353,6 @@ static void rconn_start(struct rconn *rc)
 }
 
 /* ------------------------------------------------------------------ subscriptions */
-
-/* FNV-1a of topic[0..len). */
-static uint32_t hash_topic(const char *s, size_t len)
-{
-    uint32_t x = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        x = (x ^ (uint8_t)s[i]) * 16777619u;
-    return x;
-}
 
 /* The "seq" of a delivery {"type":"message","room":"R","seq":N,…} (0 if none). The room
  * name cannot hold a quote, so the first "seq": is the delivery's own. */
@@ -446,7 +389,7 @@ static void seen_seq(struct hub *h, const char *name, size_t len, uint64_t seq)
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
-    struct broker *b = priv;
+    struct rbroker *b = priv;
     redisReply *rep = r;
     if (!rep || b->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
         return;
@@ -469,7 +412,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 }
 
 /* Sends SUBSCRIBE or UNSUBSCRIBE for one topic's channel (if the sub connection is up). */
-static void sub_command(struct broker *b, const char *verb, const char *topic, size_t len)
+static void sub_command(struct rbroker *b, const char *verb, const char *topic, size_t len)
 {
     if (!b->sub.connected || !b->sub.ac)
         return;
@@ -481,7 +424,7 @@ static void sub_command(struct broker *b, const char *verb, const char *topic, s
 
 /* Subscribes again to every channel with local members (after the sub connection came
  * back). */
-static void resubscribe_all(struct broker *b)
+static void resubscribe_all(struct rbroker *b)
 {
     for (size_t i = 0; i < SUB_BUCKETS; i++)
         for (struct sub *s = b->subs[i]; s; s = s->next)
@@ -490,11 +433,11 @@ static void resubscribe_all(struct broker *b)
 
 /* Adds delta (+1 / -1) local members to topic ("room:R" or "hub:R"); subscribes on the first,
  * unsubscribes after the last. */
-void broker_ref(struct broker *b, const char *topic, size_t len, int delta)
+static void rb_ref(struct rbroker *b, const char *topic, size_t len, int delta)
 {
     if (!b)
         return;
-    struct sub **pp = &b->subs[hash_topic(topic, len) % SUB_BUCKETS];
+    struct sub **pp = &b->subs[hub_fnv1a(topic, len) % SUB_BUCKETS];
     while (*pp && ((*pp)->len != len || memcmp((*pp)->topic, topic, len)))
         pp = &(*pp)->next;
     struct sub *s = *pp;
@@ -524,10 +467,10 @@ void broker_ref(struct broker *b, const char *topic, size_t len, int delta)
 
 /* Publishes a raw room message (already delivered locally) to the other nodes; see
  * internal.h. */
-void broker_publish_raw(struct broker *b, const char *topic, size_t topic_len, const void *data,
+static void rb_publish_raw(struct rbroker *b, const char *topic, size_t topic_len, const void *data,
                         size_t len, bool binary)
 {
-    if (!broker_up(b)) {
+    if (!rb_up(b)) {
         b->h->m.broker_dropped++;
         b->dropped_gap++;
         return;
@@ -541,106 +484,16 @@ void broker_publish_raw(struct broker *b, const char *topic, size_t topic_len, c
 
 /* ------------------------------------------------------------------ /hub rooms */
 
-/* clang-format off */
-/* Lua helpers shared by the scripts. trim(k, n, age, now): keeps the n (0 = no limit) highest
- * seqs of history k and drops, oldest first, deliveries whose trailing "ts" is more than age
- * ms (0 = no limit) before now. live(k): the display names of presence hash k whose worker's
- * liveness key weft:node:NODEID:WORKER exists; fields of the others are deleted. */
-#define LUA_HELPERS                                                                            \
-    "local function trim(k, n, age, now) "                                                     \
-    "if n > 0 then redis.call('ZREMRANGEBYRANK', k, 0, -n - 1) end "                           \
-    "if age > 0 then while true do "                                                           \
-    "local o = redis.call('ZRANGE', k, 0, 0) "                                                 \
-    "if #o == 0 then break end "                                                               \
-    "local t = tonumber(string.match(o[1], '\"ts\":(%d+)}$')) "                                \
-    "if t == nil or t + age >= now then break end "                                            \
-    "redis.call('ZREMRANGEBYRANK', k, 0, 0) end end end "                                      \
-    "local function live(k) "                                                                  \
-    "local all = redis.call('HGETALL', k) "                                                    \
-    "local ok, vals = {}, {} "                                                                 \
-    "for i = 1, #all, 2 do "                                                                   \
-    "local w = string.match(all[i], '^([^:]+:[^:]+):') or '' "                                 \
-    "if ok[w] == nil then ok[w] = redis.call('EXISTS', 'weft:node:' .. w) == 1 end "           \
-    "if ok[w] then vals[#vals + 1] = all[i + 1] else redis.call('HDEL', k, all[i]) end end "   \
-    "return vals end "
-
-/* INCR the seq, keep the delivery (prefix .. seq .. suffix) in the capped sorted set, and
- * publish it tagged with the node id. KEYS: seq, hist. ARGV: prefix, suffix, history size,
- * channel, node tag, history age (ms, 0 = none), now (ms). Returns the seq. */
-static const char lua_publish[] = LUA_HELPERS
-    "local s = redis.call('INCR', KEYS[1]) "
-    "local m = ARGV[1] .. s .. ARGV[2] "
-    "local n = tonumber(ARGV[3]) "
-    "if n > 0 then redis.call('ZADD', KEYS[2], s, m) "
-    "trim(KEYS[2], n, tonumber(ARGV[6]), tonumber(ARGV[7])) end "
-    "redis.call('PUBLISH', ARGV[4], ARGV[5] .. m) "
-    "return s";
-
-/* Optionally registers a member (HSET, and SADD of the room to its worker's set), then reads
- * the room's state: {seq, members (the live ones, or every field above 1000: a join stays
- * O(1) in a big room), first kept seq, gap (0/1), messages after since}.
- * KEYS: seq, hist, presence, the worker's room set. ARGV: field ('' = none), name, since
- * ('-1' = none), limit (0 = all), room, history age (ms, 0 = none), now (ms). */
-static const char lua_state[] = LUA_HELPERS
-    "if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[2]) "
-    "redis.call('SADD', KEYS[4], ARGV[5]) end "
-    "trim(KEYS[2], 0, tonumber(ARGV[6]), tonumber(ARGV[7])) "
-    "local seq = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "local n = redis.call('HLEN', KEYS[3]) "
-    "if n <= 1000 then n = #live(KEYS[3]) end "
-    "local f = seq + 1 "
-    "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES') "
-    "if #first > 0 then f = tonumber(first[2]) end "
-    "if ARGV[3] == '-1' then return {seq, n, f, 0, {}} end "
-    "local since = tonumber(ARGV[3]) "
-    "if since > seq or since + 1 < f then return {seq, n, f, 1, {}} end "
-    "local lim = tonumber(ARGV[4]) "
-    "local msgs "
-    "if lim > 0 then msgs = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[3], '+inf', "
-    "'LIMIT', 0, lim) "
-    "else msgs = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[3], '+inf') end "
-    "return {seq, n, f, 0, msgs}";
-
-/* The display names of the live members of a room. KEYS: presence. */
-static const char lua_presence[] = LUA_HELPERS "return live(KEYS[1])";
-
-/* Write-back after a reconnect: raises the seq to at least the local one, then keeps and
- * publishes (tagged) the deliveries numbered during the outage. KEYS: seq, hist. ARGV: local
- * seq, history size, history age (ms), now (ms), channel, node tag, then seq and delivery of
- * each message, oldest first. Returns the seq Redis had. */
-static const char lua_writeback[] = LUA_HELPERS
-    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end "
-    "local n = tonumber(ARGV[2]) "
-    "for i = 7, #ARGV - 1, 2 do "
-    "if n > 0 then redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1]) end "
-    "redis.call('PUBLISH', ARGV[5], ARGV[6] .. ARGV[i + 1]) end "
-    "if n > 0 then trim(KEYS[2], n, tonumber(ARGV[3]), tonumber(ARGV[4])) end "
-    "return cur";
-
-/* Removes a worker's presence fields (prefix ARGV[1]) from every room of its set, then the
- * set. KEYS: the worker's room set. */
-static const char lua_presence_reset[] =
-    "for _, r in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-    "local k = 'weft:presence:' .. r "
-    "local cur = '0' "
-    "repeat "
-    "local res = redis.call('HSCAN', k, cur, 'MATCH', ARGV[1] .. '*', 'COUNT', 100) "
-    "cur = res[1] "
-    "for i = 1, #res[2], 2 do redis.call('HDEL', k, res[2][i]) end "
-    "until cur == '0' end "
-    "redis.call('DEL', KEYS[1]) "
-    "return 0";
-
-/* Heartbeat of a worker: refreshes its liveness key and its room set. KEYS: liveness key,
- * room set. ARGV: TTL (ms). Returns 1 if the liveness key still existed, 0 if it had expired
- * (readers may have deleted the worker's presence fields). */
-static const char lua_heartbeat[] =
-    "local had = redis.call('EXISTS', KEYS[1]) "
-    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
-    "redis.call('PEXPIRE', KEYS[2], ARGV[1]) "
-    "return had";
-/* clang-format on */
+/* The scripts, from the files src/hub/brokers/redis/NAME.lua (embedded at build time, see
+ * redis_scripts.h):
+ * helpers.lua (trim, live) is prepended to those that use it. What each one takes and
+ * returns is written at the top of its file. */
+static const char lua_publish[] = WEFT_LUA_HELPERS WEFT_LUA_PUBLISH;
+static const char lua_state[] = WEFT_LUA_HELPERS WEFT_LUA_STATE;
+static const char lua_presence[] = WEFT_LUA_HELPERS WEFT_LUA_PRESENCE;
+static const char lua_writeback[] = WEFT_LUA_HELPERS WEFT_LUA_WRITEBACK;
+static const char lua_presence_reset[] = WEFT_LUA_PRESENCE_RESET;
+static const char lua_heartbeat[] = WEFT_LUA_HEARTBEAT;
 
 static const char *const scripts[S_COUNT] = {
     [S_PUBLISH] = lua_publish,
@@ -652,7 +505,7 @@ static const char *const scripts[S_COUNT] = {
 };
 
 /* Computes the SHA-1 (hex) of every script into b->sha: the names EVALSHA runs them by. */
-static void scripts_hash(struct broker *b)
+static void scripts_hash(struct rbroker *b)
 {
     for (size_t i = 0; i < S_COUNT; i++) {
         unsigned char d[SHA_DIGEST_LENGTH];
@@ -665,14 +518,14 @@ static void scripts_hash(struct broker *b)
 /* Sends SCRIPT LOAD for every script on the command connection: first thing after it comes
  * up (Redis runs a connection's commands in order, so the EVALSHAs behind find them), and
  * again when a reply says NOSCRIPT (the script cache was flushed under us). */
-static void scripts_load(struct broker *b)
+static void scripts_load(struct rbroker *b)
 {
     for (size_t i = 0; i < S_COUNT; i++)
         redisAsyncCommand(b->pub.ac, NULL, NULL, "SCRIPT LOAD %s", scripts[i]);
 }
 
 /* True (after asking for the scripts again) if rep is Redis's NOSCRIPT error. */
-static bool scripts_missing(struct broker *b, const redisReply *rep)
+static bool scripts_missing(struct rbroker *b, const redisReply *rep)
 {
     if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0)
         return false;
@@ -892,9 +745,9 @@ static void on_hub_reply(redisAsyncContext *ac, void *r, void *priv)
     struct pending *p = priv;
     redisReply *rep = r;
     struct hconn *hc = p->hc;
-    bool closing = hc->h->broker == NULL || hc->h->broker->closing;
+    bool closing = hc->h->broker == NULL || rb_of(hc->h->broker)->closing;
     if (!closing && (!rep || rep->type == REDIS_REPLY_ERROR)) {
-        scripts_missing(hc->h->broker, rep); /* this request fails; the next finds them */
+        scripts_missing(rb_of(hc->h->broker), rep); /* this request fails; the next finds them */
         if (p->op == P_PUBLISH)
             hc->h->m.broker_dropped++;
         if (!hc->gone) {
@@ -938,7 +791,7 @@ static void age_args(const struct hub *h, char *age, size_t acap, char *now, siz
 }
 
 /* Runs the state script for p (join registers hc). Returns false if not sent. */
-static bool send_state(struct broker *b, struct pending *p, bool register_member,
+static bool send_state(struct rbroker *b, struct pending *p, bool register_member,
                        uint64_t limit)
 {
     char kseq[HUB_ROOM_MAX + 16], khist[HUB_ROOM_MAX + 16], kpres[HUB_ROOM_MAX + 20];
@@ -962,11 +815,11 @@ static bool send_state(struct broker *b, struct pending *p, bool register_member
 }
 
 /* /hub join through Redis; see internal.h. */
-bool broker_hub_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
+static bool rb_hub_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
                      uint64_t since)
 {
-    struct broker *b = hc->h->broker;
-    if (!broker_up(b))
+    struct rbroker *b = rb_of(hc->h->broker);
+    if (!rb_up(b))
         return false;
     struct pending *p = pending_new(hc, P_JOIN, room, id);
     if (!p)
@@ -981,11 +834,11 @@ bool broker_hub_join(struct hconn *hc, const char *room, const json_t *id, bool 
 }
 
 /* /hub history through Redis; see internal.h. */
-bool broker_hub_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
+static bool rb_hub_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
                         uint64_t limit)
 {
-    struct broker *b = hc->h->broker;
-    if (!broker_up(b))
+    struct rbroker *b = rb_of(hc->h->broker);
+    if (!rb_up(b))
         return false;
     struct pending *p = pending_new(hc, P_HISTORY, room, id);
     if (!p)
@@ -1001,10 +854,10 @@ bool broker_hub_history(struct hconn *hc, const char *room, const json_t *id, ui
 }
 
 /* /hub presence through Redis; see internal.h. */
-bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id)
+static bool rb_hub_presence(struct hconn *hc, const char *room, const json_t *id)
 {
-    struct broker *b = hc->h->broker;
-    if (!broker_up(b))
+    struct rbroker *b = rb_of(hc->h->broker);
+    if (!rb_up(b))
         return false;
     struct pending *p = pending_new(hc, P_PRESENCE, room, id);
     if (!p)
@@ -1020,9 +873,9 @@ bool broker_hub_presence(struct hconn *hc, const char *room, const json_t *id)
 /* Removes hc from the room's presence hash (best effort: while Redis is down nothing is sent,
  * and the reconnect clears this worker's fields before registering its members again); see
  * internal.h. */
-void broker_hub_leave(struct hconn *hc, const char *room)
+static void rb_hub_leave(struct hconn *hc, const char *room)
 {
-    struct broker *b = hc->h->broker;
+    struct rbroker *b = rb_of(hc->h->broker);
     if (!b || !b->pub.connected || !b->pub.ac)
         return;
     char field[96];
@@ -1033,7 +886,7 @@ void broker_hub_leave(struct hconn *hc, const char *room)
 /* Registers this worker's presence from scratch: removes every field it may have left in
  * Redis (members who left while it was cut off), then HSETs each local /hub member again and
  * lists the room in the worker's set. Sent after the heartbeat, so readers see it live. */
-static void register_presence(struct broker *b)
+static void register_presence(struct rbroker *b)
 {
     char live[64], set[72], prefix[NODE_ID_LEN + 16];
     worker_keys(b->h, live, sizeof live, set, sizeof set);
@@ -1058,7 +911,7 @@ static void register_presence(struct broker *b)
 static void on_heartbeat_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
-    struct broker *b = priv;
+    struct rbroker *b = priv;
     redisReply *rep = r;
     if (!b->closing && scripts_missing(b, rep))
         return;
@@ -1072,7 +925,7 @@ static void on_heartbeat_reply(redisAsyncContext *ac, void *r, void *priv)
 
 /* Sends the heartbeat (liveness key and room set refreshed for NODE_TTL_MS); cb gets the
  * reply (NULL: none wanted). */
-static void send_heartbeat(struct broker *b, redisCallbackFn *cb)
+static void send_heartbeat(struct rbroker *b, redisCallbackFn *cb)
 {
     char live[64], set[72], ttl[16];
     worker_keys(b->h, live, sizeof live, set, sizeof set);
@@ -1084,7 +937,7 @@ static void send_heartbeat(struct broker *b, redisCallbackFn *cb)
 /* Heartbeat timer (every HEARTBEAT_MS while the broker exists). */
 static void on_heartbeat(struct weft_timer *t)
 {
-    struct broker *b = (struct broker *)((char *)t - offsetof(struct broker, heartbeat));
+    struct rbroker *b = (struct rbroker *)((char *)t - offsetof(struct rbroker, heartbeat));
     if (b->pub.connected && b->pub.ac) send_heartbeat(b, on_heartbeat_reply);
     weft_timer_start(b->h->loop, &b->heartbeat, HEARTBEAT_MS);
 }
@@ -1112,7 +965,7 @@ static void on_writeback_reply(redisAsyncContext *ac, void *r, void *priv)
 /* Writes room r back to Redis (see lua_writeback): its seq, and the kept deliveries newer
  * than r->synced, which were numbered here during the outage. Returns the number of
  * deliveries sent (0 also when out of memory). */
-static size_t writeback_room(struct broker *b, struct room *r)
+static size_t writeback_room(struct rbroker *b, struct room *r)
 {
     struct hub *h = b->h;
     room_expire(&h->rooms, r, weft_loop_now(h->loop));
@@ -1171,7 +1024,7 @@ static size_t writeback_room(struct broker *b, struct room *r)
 
 /* After the command connection came (back) up, before anything else goes through it: the
  * heartbeat, this worker's presence from scratch, and every room it holds written back. */
-static void resync(struct broker *b)
+static void resync(struct rbroker *b)
 {
     send_heartbeat(b, NULL);
     register_presence(b);
@@ -1181,14 +1034,14 @@ static void resync(struct broker *b)
 }
 
 /* /hub publish through Redis; see internal.h. */
-bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
+static bool rb_hub_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
                         uint64_t t0)
 {
     struct hub *h = hc->h;
-    struct broker *b = h->broker;
+    struct rbroker *b = rb_of(h->broker);
     if (!b)
         return false;
-    if (!broker_up(b)) {
+    if (!rb_up(b)) {
         h->m.broker_dropped++;
         b->dropped_gap++;
         return false;
@@ -1240,15 +1093,15 @@ bool broker_hub_publish(struct hconn *hc, const char *room, const json_t *id, co
 /* ------------------------------------------------------------------ life cycle */
 
 /* Creates the broker of hub h and starts connecting; see internal.h. */
-struct broker *broker_new(struct hub *h, char *err, size_t cap)
+struct broker *redis_broker_new(struct hub *h, const char *url, char *err, size_t cap)
 {
-    struct broker *b = calloc(1, sizeof *b);
+    struct rbroker *b = calloc(1, sizeof *b);
     if (!b) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
     scripts_hash(b);
-    if (broker_parse_url(h->cfg.redis, b->host, sizeof b->host, &b->port, &b->db, err, cap) <
+    if (redis_parse_url(url, b->host, sizeof b->host, &b->port, &b->db, err, cap) <
         0) {
         free(b);
         return NULL;
@@ -1267,33 +1120,16 @@ struct broker *broker_new(struct hub *h, char *err, size_t cap)
     b->sub.retry.cb = on_retry;
     b->down_since_ms = 0;
     b->heartbeat.cb = on_heartbeat;
-    h->broker = b;
+    b->base.ops = &redis_ops;
+    h->broker = &b->base;
     rconn_start(&b->pub);
     rconn_start(&b->sub);
     weft_timer_start(h->loop, &b->heartbeat, HEARTBEAT_MS);
-    return b;
-}
-
-/* Writes what hiredis still holds for rc (presence removals of the last connections),
- * waiting at most FLUSH_MS. */
-static void flush_out(struct rconn *rc)
-{
-    if (!rc->ac || !rc->connected)
-        return;
-    uint64_t end = hub_mono_ns() + (uint64_t)FLUSH_MS * 1000000u;
-    int done = 0;
-    while (!done && hub_mono_ns() < end) {
-        if (redisBufferWrite(&rc->ac->c, &done) == REDIS_ERR)
-            return;
-        if (!done) {
-            struct pollfd pfd = {.fd = rc->ac->c.fd, .events = POLLOUT};
-            poll(&pfd, 1, 50);
-        }
-    }
+    return &b->base;
 }
 
 /* Closes both connections and frees the broker; see internal.h. */
-void broker_free(struct broker *b)
+static void rb_free(struct rbroker *b)
 {
     if (!b)
         return;
@@ -1303,7 +1139,8 @@ void broker_free(struct broker *b)
     for (int i = 0; i < 2; i++) {
         struct rconn *rc = rcs[i];
         weft_timer_stop(&rc->retry);
-        flush_out(rc);
+        if (rc->ac && rc->connected) /* presence removals of the last connections */
+            redis_loop_flush(rc->ac, FLUSH_MS);
         if (rc->ac)
             redisAsyncFree(rc->ac); /* pending callbacks run with a NULL reply */
     }
@@ -1316,3 +1153,82 @@ void broker_free(struct broker *b)
     b->h->broker = NULL;
     free(b);
 }
+
+/* ------------------------------------------------------------------ broker.h */
+
+/* broker_ops.up: both connections up. */
+static bool op_up(const struct broker *b)
+{
+    return rb_up((const struct rbroker *)b);
+}
+
+/* broker_ops.ref. */
+static void op_ref(struct broker *b, const char *topic, size_t len, int delta)
+{
+    rb_ref(rb_of(b), topic, len, delta);
+}
+
+/* broker_ops.publish_raw. */
+static void op_publish_raw(struct broker *b, const char *topic, size_t topic_len,
+                           const void *data, size_t len, bool binary)
+{
+    rb_publish_raw(rb_of(b), topic, topic_len, data, len, binary);
+}
+
+/* broker_ops.hub_publish (b is hc's hub's broker). */
+static bool op_hub_publish(struct broker *b, struct hconn *hc, const char *room,
+                           const json_t *id, const json_t *data, uint64_t t0)
+{
+    (void)b;
+    return rb_hub_publish(hc, room, id, data, t0);
+}
+
+/* broker_ops.hub_join. */
+static bool op_hub_join(struct broker *b, struct hconn *hc, const char *room, const json_t *id,
+                        bool has_since, uint64_t since)
+{
+    (void)b;
+    return rb_hub_join(hc, room, id, has_since, since);
+}
+
+/* broker_ops.hub_history. */
+static bool op_hub_history(struct broker *b, struct hconn *hc, const char *room,
+                           const json_t *id, uint64_t since, uint64_t limit)
+{
+    (void)b;
+    return rb_hub_history(hc, room, id, since, limit);
+}
+
+/* broker_ops.hub_presence. */
+static bool op_hub_presence(struct broker *b, struct hconn *hc, const char *room,
+                            const json_t *id)
+{
+    (void)b;
+    return rb_hub_presence(hc, room, id);
+}
+
+/* broker_ops.hub_leave. */
+static void op_hub_leave(struct broker *b, struct hconn *hc, const char *room)
+{
+    (void)b;
+    rb_hub_leave(hc, room);
+}
+
+/* broker_ops.free. */
+static void op_free(struct broker *b)
+{
+    rb_free(rb_of(b));
+}
+
+static const struct broker_ops redis_ops = {
+    .name = "redis",
+    .up = op_up,
+    .ref = op_ref,
+    .publish_raw = op_publish_raw,
+    .hub_publish = op_hub_publish,
+    .hub_join = op_hub_join,
+    .hub_history = op_hub_history,
+    .hub_presence = op_hub_presence,
+    .hub_leave = op_hub_leave,
+    .free = op_free,
+};

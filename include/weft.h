@@ -43,16 +43,16 @@ extern "C" {
 /** Generic result codes of library calls. */
 enum weft_err {
     WEFT_OK = 0,
-    WEFT_ERR_NOMEM = -1,    /**< allocation failed */
-    WEFT_ERR_INVAL = -2,    /**< invalid argument */
-    WEFT_ERR_SPACE = -3,    /**< caller buffer too small */
-    WEFT_ERR_PROTO = -4,    /**< peer violated the protocol */
-    WEFT_ERR_IO = -5,       /**< a system call failed (errno is kept where meaningful) */
-    WEFT_ERR_CLOSED = -6,   /**< the connection is closed or closing */
-    WEFT_ERR_TIMEOUT = -7,  /**< a deadline passed */
-    WEFT_ERR_ADDRESS = -8,  /**< address could not be parsed or bound */
-    WEFT_ERR_TLS = -9,      /**< TLS failed: setup (certificate, key or CA file; see
-                               weft_tls_last_error) or a client's handshake (on_error) */
+    WEFT_ERR_NOMEM = -1,   /**< allocation failed */
+    WEFT_ERR_INVAL = -2,   /**< invalid argument */
+    WEFT_ERR_SPACE = -3,   /**< caller buffer too small */
+    WEFT_ERR_PROTO = -4,   /**< peer violated the protocol */
+    WEFT_ERR_IO = -5,      /**< a system call failed (errno is kept where meaningful) */
+    WEFT_ERR_CLOSED = -6,  /**< the connection is closed or closing */
+    WEFT_ERR_TIMEOUT = -7, /**< a deadline passed */
+    WEFT_ERR_ADDRESS = -8, /**< address could not be parsed or bound */
+    WEFT_ERR_TLS = -9,     /**< TLS failed: setup (certificate, key or CA file; see
+                              weft_tls_last_error) or a client's handshake (on_error) */
 };
 
 /** Returns a static, human-readable name for an enum weft_err value. Never NULL. */
@@ -85,8 +85,8 @@ enum weft_close_code {
     WEFT_CLOSE_GOING_AWAY = 1001,
     WEFT_CLOSE_PROTOCOL = 1002,
     WEFT_CLOSE_UNSUPPORTED = 1003,
-    WEFT_CLOSE_NO_STATUS = 1005,   /**< never on the wire: "the close frame had no code" */
-    WEFT_CLOSE_ABNORMAL = 1006,    /**< never on the wire: "no close frame was received" */
+    WEFT_CLOSE_NO_STATUS = 1005, /**< never on the wire: "the close frame had no code" */
+    WEFT_CLOSE_ABNORMAL = 1006,  /**< never on the wire: "no close frame was received" */
     WEFT_CLOSE_INVALID_DATA = 1007,
     WEFT_CLOSE_POLICY = 1008,
     WEFT_CLOSE_TOO_BIG = 1009,
@@ -120,8 +120,8 @@ WEFT_API unsigned weft_mask(uint8_t *buf, size_t len, const uint8_t mask[4], uns
  * thread-safe: one per thread or per connection. */
 struct weft_random {
     uint8_t pool[256]; /**< random bytes not yet handed out start at pos */
-    uint16_t pos; /**< bytes of pool already used; 0 in a zeroed struct means "empty" */
-    uint8_t filled; /**< internal: the pool has been filled once */
+    uint16_t pos;      /**< bytes of pool already used; 0 in a zeroed struct means "empty" */
+    uint8_t filled;    /**< internal: the pool has been filled once */
 };
 
 /** Fills out[0..len) with random bytes. Returns WEFT_OK, or WEFT_ERR_IO if the kernel refused
@@ -139,9 +139,9 @@ struct weft_utf8 {
 
 /** Result of weft_utf8_validate. */
 enum weft_utf8_result {
-    WEFT_UTF8_OK = 0,        /**< all bytes valid and the text ends on a code-point boundary */
-    WEFT_UTF8_PARTIAL = 1,   /**< all bytes valid so far, but a sequence is still open */
-    WEFT_UTF8_INVALID = -1,  /**< an invalid byte was found */
+    WEFT_UTF8_OK = 0,       /**< all bytes valid and the text ends on a code-point boundary */
+    WEFT_UTF8_PARTIAL = 1,  /**< all bytes valid so far, but a sequence is still open */
+    WEFT_UTF8_INVALID = -1, /**< an invalid byte was found */
 };
 
 /** Resets a validator to the start of a new text. */
@@ -158,8 +158,8 @@ static inline void weft_utf8_reset(struct weft_utf8 *u)
  * "valid so far, a code point is still open": at the end of a message that is an error (1007),
  * mid-message it means "need more". ASCII runs are checked a word at a time.
  */
-WEFT_API enum weft_utf8_result weft_utf8_validate(struct weft_utf8 *u, const uint8_t *buf, size_t len,
-                                         size_t *bad_offset);
+WEFT_API enum weft_utf8_result weft_utf8_validate(struct weft_utf8 *u, const uint8_t *buf,
+                                                  size_t len, size_t *bad_offset);
 
 /** Validates a complete string in one call. Returns true if it is entirely valid UTF-8. */
 WEFT_API bool weft_utf8_valid(const uint8_t *buf, size_t len);
@@ -170,19 +170,19 @@ WEFT_API bool weft_utf8_valid(const uint8_t *buf, size_t len);
 
 /** A parsed frame header. */
 struct weft_frame_header {
-    bool fin;           /**< the FIN bit: last frame of its message */
-    uint8_t rsv;        /**< the three RSV bits as 0bRRR (RSV1 = 4, RSV2 = 2, RSV3 = 1) */
-    uint8_t opcode;     /**< enum weft_opcode */
-    bool masked;        /**< the MASK bit */
-    uint8_t mask[4];    /**< the masking key, when masked */
-    uint64_t length;    /**< payload length */
+    bool fin;        /**< the FIN bit: last frame of its message */
+    uint8_t rsv;     /**< the three RSV bits as 0bRRR (RSV1 = 4, RSV2 = 2, RSV3 = 1) */
+    uint8_t opcode;  /**< enum weft_opcode */
+    bool masked;     /**< the MASK bit */
+    uint8_t mask[4]; /**< the masking key, when masked */
+    uint64_t length; /**< payload length */
 };
 
 /** Configuration of a frame parser. */
 struct weft_frame_limits {
-    enum weft_role role;    /**< our role: a server requires masked frames, a client forbids them */
-    uint8_t allowed_rsv;    /**< RSV bits an extension claimed (e.g. 4 for permessage-deflate) */
-    uint64_t max_frame;     /**< largest accepted payload of one frame; 0 = no limit (2^63-1) */
+    enum weft_role role; /**< our role: a server requires masked frames, a client forbids them */
+    uint8_t allowed_rsv; /**< RSV bits an extension claimed (e.g. 4 for permessage-deflate) */
+    uint64_t max_frame;  /**< largest accepted payload of one frame; 0 = no limit (2^63-1) */
 };
 
 /** What weft_frame_parse found. */
@@ -209,17 +209,18 @@ struct weft_frame_event {
 struct weft_frame_parser {
     struct weft_frame_limits limits; /**< as given to weft_frame_parser_init */
     struct weft_frame_header header; /**< the current frame's header */
-    uint64_t remaining;  /**< payload bytes of the current frame not yet returned */
-    uint8_t hbuf[14];    /**< partial header bytes */
-    uint8_t hlen;        /**< bytes in hbuf */
-    uint8_t state;       /**< internal */
-    uint8_t phase;       /**< mask phase of the next payload byte */
-    uint16_t error_code; /**< sticky error: once set, every call returns it */
-    const char *error_reason; /**< static text of the sticky error */
+    uint64_t remaining;              /**< payload bytes of the current frame not yet returned */
+    uint8_t hbuf[14];                /**< partial header bytes */
+    uint8_t hlen;                    /**< bytes in hbuf */
+    uint8_t state;                   /**< internal */
+    uint8_t phase;                   /**< mask phase of the next payload byte */
+    uint16_t error_code;             /**< sticky error: once set, every call returns it */
+    const char *error_reason;        /**< static text of the sticky error */
 };
 
 /** Initialises a frame parser with its limits (copied). */
-WEFT_API void weft_frame_parser_init(struct weft_frame_parser *p, const struct weft_frame_limits *limits);
+WEFT_API void weft_frame_parser_init(struct weft_frame_parser *p,
+                                     const struct weft_frame_limits *limits);
 
 /**
  * Parses bytes at data[0..len). Consumes some prefix, reports how many bytes through *consumed
@@ -229,8 +230,8 @@ WEFT_API void weft_frame_parser_init(struct weft_frame_parser *p, const struct w
  * be split at any byte. Returns ev->type. After ERROR the parser stays in error.
  */
 WEFT_API enum weft_frame_event_type weft_frame_parse(struct weft_frame_parser *p, uint8_t *data,
-                                            size_t len, size_t *consumed,
-                                            struct weft_frame_event *ev);
+                                                     size_t len, size_t *consumed,
+                                                     struct weft_frame_event *ev);
 
 /* ======================================================================================== */
 /* proto: message assembler                                                                  */
@@ -247,39 +248,40 @@ enum weft_msg_event_type {
 /** One event of weft_msg_parse. */
 struct weft_msg_event {
     enum weft_msg_event_type type; /**< what happened; the other fields depend on it */
-    uint8_t opcode;       /**< DATA: WEFT_OP_TEXT or WEFT_OP_BINARY; CONTROL: ping/pong/close */
-    bool first;           /**< DATA: first chunk of the message */
-    bool fin;             /**< DATA: last chunk of the message (the message is complete) */
-    bool compressed;      /**< DATA: RSV1 was set on the first frame (permessage-deflate) */
-    const uint8_t *data;  /**< DATA: points into the input; CONTROL: into input or parser buffer */
-    size_t len;           /**< DATA, CONTROL: bytes at data */
-    uint16_t close_code;  /**< ERROR: code to close with; CONTROL close: peer's code (1005 if none) */
-    const char *reason;   /**< ERROR: static text; CONTROL close: peer's reason (not terminated) */
-    size_t reason_len;    /**< CONTROL close */
+    uint8_t opcode;      /**< DATA: WEFT_OP_TEXT or WEFT_OP_BINARY; CONTROL: ping/pong/close */
+    bool first;          /**< DATA: first chunk of the message */
+    bool fin;            /**< DATA: last chunk of the message (the message is complete) */
+    bool compressed;     /**< DATA: RSV1 was set on the first frame (permessage-deflate) */
+    const uint8_t *data; /**< DATA: points into the input; CONTROL: into input or parser buffer */
+    size_t len;          /**< DATA, CONTROL: bytes at data */
+    uint16_t
+        close_code;     /**< ERROR: code to close with; CONTROL close: peer's code (1005 if none) */
+    const char *reason; /**< ERROR: static text; CONTROL close: peer's reason (not terminated) */
+    size_t reason_len;  /**< CONTROL close */
 };
 
 /** Configuration of a message assembler. */
 struct weft_msg_limits {
     struct weft_frame_limits frame; /**< limits of each frame (role, allowed RSV bits, size) */
-    uint64_t max_message;   /**< largest accepted message (sum of its frames); 0 = no limit */
-    bool validate_utf8;     /**< validate text messages (true unless the caller does it) */
+    uint64_t max_message; /**< largest accepted message (sum of its frames); 0 = no limit */
+    bool validate_utf8;   /**< validate text messages (true unless the caller does it) */
 };
 
 /** Message assembler: frame parser + sequencing rules + UTF-8 of text + close payload checks. */
 struct weft_msg_parser {
     struct weft_frame_parser fp; /**< the frame parser underneath */
-    uint64_t max_message;   /**< from the limits */
-    uint64_t msg_len;       /**< bytes of the current data message so far */
-    struct weft_utf8 utf8;  /**< validator of the text message in progress */
-    uint8_t msg_opcode;     /**< opcode of the data message in progress, 0 when none */
-    bool msg_compressed;    /**< the message in progress is compressed */
-    bool validate_utf8;     /**< from the limits */
-    bool in_frame_first;    /**< next DATA of the current frame is the first of its message */
-    bool ctrl_active;       /**< current frame is a control frame */
-    uint8_t ctrl_len;       /**< bytes in ctrl_buf */
-    uint8_t ctrl_buf[125];  /**< a control frame's payload split across reads */
-    uint16_t error_code;    /**< sticky error: once set, every call returns it */
-    const char *error_reason; /**< static text of the sticky error */
+    uint64_t max_message;        /**< from the limits */
+    uint64_t msg_len;            /**< bytes of the current data message so far */
+    struct weft_utf8 utf8;       /**< validator of the text message in progress */
+    uint8_t msg_opcode;          /**< opcode of the data message in progress, 0 when none */
+    bool msg_compressed;         /**< the message in progress is compressed */
+    bool validate_utf8;          /**< from the limits */
+    bool in_frame_first;         /**< next DATA of the current frame is the first of its message */
+    bool ctrl_active;            /**< current frame is a control frame */
+    uint8_t ctrl_len;            /**< bytes in ctrl_buf */
+    uint8_t ctrl_buf[125];       /**< a control frame's payload split across reads */
+    uint16_t error_code;         /**< sticky error: once set, every call returns it */
+    const char *error_reason;    /**< static text of the sticky error */
 };
 
 /** Initialises a message assembler with its limits (copied). */
@@ -299,8 +301,9 @@ WEFT_API bool weft_msg_parser_idle(const struct weft_msg_parser *p);
  * fragmented message are reported whole as CONTROL events. For compressed messages UTF-8 is
  * not checked here (the inflater must check the inflated text). Returns ev->type.
  */
-WEFT_API enum weft_msg_event_type weft_msg_parse(struct weft_msg_parser *p, uint8_t *data, size_t len,
-                                        size_t *consumed, struct weft_msg_event *ev);
+WEFT_API enum weft_msg_event_type weft_msg_parse(struct weft_msg_parser *p, uint8_t *data,
+                                                 size_t len, size_t *consumed,
+                                                 struct weft_msg_event *ev);
 
 /* ======================================================================================== */
 /* proto: frame encoder                                                                      */
@@ -319,7 +322,7 @@ WEFT_API size_t weft_frame_header_size(uint64_t payload_len, bool masked);
  * must then mask the payload with weft_mask(payload, len, mask, 0).
  */
 WEFT_API size_t weft_frame_header_write(uint8_t *out, uint8_t opcode, bool fin, uint8_t rsv,
-                               uint64_t payload_len, const uint8_t *mask);
+                                        uint64_t payload_len, const uint8_t *mask);
 
 /**
  * Encodes a whole frame (header + payload) into out[0..cap). In the client role a fresh mask
@@ -327,8 +330,9 @@ WEFT_API size_t weft_frame_header_write(uint8_t *out, uint8_t opcode, bool fin, 
  * frame length, or WEFT_ERR_SPACE if cap is too small, WEFT_ERR_INVAL for a control payload
  * over 125 bytes.
  */
-WEFT_API long weft_frame_encode(uint8_t *out, size_t cap, enum weft_role role, struct weft_random *rnd,
-                       uint8_t opcode, bool fin, uint8_t rsv, const void *payload, size_t len);
+WEFT_API long weft_frame_encode(uint8_t *out, size_t cap, enum weft_role role,
+                                struct weft_random *rnd, uint8_t opcode, bool fin, uint8_t rsv,
+                                const void *payload, size_t len);
 
 /* ======================================================================================== */
 /* proto: close frames                                                                       */
@@ -344,12 +348,13 @@ WEFT_API bool weft_close_code_valid(unsigned code);
  * the close code to answer with: 1002 for a 1-byte payload or an invalid code, 1007 for a
  * reason that is not UTF-8.
  */
-WEFT_API uint16_t weft_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const char **reason,
-                          size_t *reason_len);
+WEFT_API uint16_t weft_close_parse(const uint8_t *payload, size_t len, uint16_t *code,
+                                   const char **reason, size_t *reason_len);
 
 /** Writes a close payload (2-byte code + reason truncated to 123 bytes at a UTF-8 boundary)
  * into out[125]. code 0 writes an empty payload. Returns the payload length. */
-WEFT_API size_t weft_close_payload(uint8_t out[125], uint16_t code, const char *reason, size_t reason_len);
+WEFT_API size_t weft_close_payload(uint8_t out[125], uint16_t code, const char *reason,
+                                   size_t reason_len);
 
 /* ======================================================================================== */
 /* proto: HTTP/1.1 opening handshake                                                         */
@@ -370,22 +375,22 @@ struct weft_http_header {
 
 /** A parsed request head: slices of the caller's buffer (not NUL-terminated). */
 struct weft_http_request {
-    const char *method; /**< "GET", ... */
-    size_t method_len;  /**< bytes at method */
-    const char *target; /**< request-target: path and query */
-    size_t target_len;  /**< bytes at target */
-    int minor_version;  /**< HTTP/1.x */
-    size_t num_headers; /**< headers used in headers[] */
+    const char *method;                                     /**< "GET", ... */
+    size_t method_len;                                      /**< bytes at method */
+    const char *target;                                     /**< request-target: path and query */
+    size_t target_len;                                      /**< bytes at target */
+    int minor_version;                                      /**< HTTP/1.x */
+    size_t num_headers;                                     /**< headers used in headers[] */
     struct weft_http_header headers[WEFT_HTTP_MAX_HEADERS]; /**< in the order received */
 };
 
 /** A parsed response head: slices of the caller's buffer (not NUL-terminated). */
 struct weft_http_response {
-    int status;         /**< the status code, e.g. 101 */
-    int minor_version;  /**< HTTP/1.x */
-    const char *reason; /**< the reason phrase */
-    size_t reason_len;  /**< bytes at reason */
-    size_t num_headers; /**< headers used in headers[] */
+    int status;                                             /**< the status code, e.g. 101 */
+    int minor_version;                                      /**< HTTP/1.x */
+    const char *reason;                                     /**< the reason phrase */
+    size_t reason_len;                                      /**< bytes at reason */
+    size_t num_headers;                                     /**< headers used in headers[] */
     struct weft_http_header headers[WEFT_HTTP_MAX_HEADERS]; /**< in the order received */
 };
 
@@ -397,11 +402,11 @@ struct weft_http_response {
  * headers. `req` points into buf and is valid while buf is.
  */
 WEFT_API int weft_http_parse_request(const char *buf, size_t len, size_t max_head,
-                            struct weft_http_request *req);
+                                     struct weft_http_request *req);
 
 /** As weft_http_parse_request, for a response head (client side); errors return -1. */
 WEFT_API int weft_http_parse_response(const char *buf, size_t len, size_t max_head,
-                             struct weft_http_response *resp);
+                                      struct weft_http_response *resp);
 
 /** Looks for the blank line that ends an HTTP head (CRLF CRLF, or the bare-LF forms LF LF and
  * LF CRLF that the parsers also accept) in buf[0..len), knowing that buf[0..from) was already
@@ -412,8 +417,8 @@ WEFT_API int weft_http_parse_response(const char *buf, size_t len, size_t max_he
 WEFT_API size_t weft_http_head_end(const char *buf, size_t len, size_t from);
 
 /** Finds a header by case-insensitive name. Returns the first match or NULL. */
-WEFT_API const struct weft_http_header *weft_http_find_header(const struct weft_http_header *headers,
-                                                     size_t n, const char *name);
+WEFT_API const struct weft_http_header *
+weft_http_find_header(const struct weft_http_header *headers, size_t n, const char *name);
 
 /** True if the comma-separated token list in value[0..len) contains `token`
  * (case-insensitive, optional whitespace around elements). */
@@ -426,18 +431,18 @@ WEFT_API void weft_ws_accept(const char *key, size_t key_len, char out[29]);
 
 /** What a valid upgrade request asks for, as slices into the request buffer. */
 struct weft_upgrade_info {
-    const char *key;           /**< Sec-WebSocket-Key */
-    size_t key_len;            /**< bytes at key */
-    const char *host;          /**< Host */
-    size_t host_len;           /**< bytes at host */
-    const char *origin;        /**< NULL if absent */
-    size_t origin_len;         /**< bytes at origin */
-    const char *protocols;     /**< first Sec-WebSocket-Protocol header, NULL if absent (later
-                                  ones are ignored: slices cannot be joined without copying);
-                                  use weft_http_list_next to walk it */
-    size_t protocols_len;      /**< bytes at protocols */
-    const char *extensions;    /**< first Sec-WebSocket-Extensions header, NULL if absent */
-    size_t extensions_len;     /**< bytes at extensions */
+    const char *key;        /**< Sec-WebSocket-Key */
+    size_t key_len;         /**< bytes at key */
+    const char *host;       /**< Host */
+    size_t host_len;        /**< bytes at host */
+    const char *origin;     /**< NULL if absent */
+    size_t origin_len;      /**< bytes at origin */
+    const char *protocols;  /**< first Sec-WebSocket-Protocol header, NULL if absent (later
+                               ones are ignored: slices cannot be joined without copying);
+                               use weft_http_list_next to walk it */
+    size_t protocols_len;   /**< bytes at protocols */
+    const char *extensions; /**< first Sec-WebSocket-Extensions header, NULL if absent */
+    size_t extensions_len;  /**< bytes at extensions */
 };
 
 /**
@@ -450,7 +455,7 @@ struct weft_upgrade_info {
  * than GET.
  */
 WEFT_API int weft_handshake_check_request(const struct weft_http_request *req,
-                                 struct weft_upgrade_info *info);
+                                          struct weft_upgrade_info *info);
 
 /**
  * Iterates a comma-separated list: on each call returns the next trimmed element of
@@ -458,7 +463,7 @@ WEFT_API int weft_handshake_check_request(const struct weft_http_request *req,
  * Returns false when the list is exhausted. Empty elements are skipped.
  */
 WEFT_API bool weft_http_list_next(const char *list, size_t len, size_t *pos, const char **item,
-                         size_t *item_len);
+                                  size_t *item_len);
 
 /**
  * Writes the 101 Switching Protocols response for `key` into out[0..cap). protocol and
@@ -468,15 +473,15 @@ WEFT_API bool weft_http_list_next(const char *list, size_t len, size_t *pos, con
  * extra_headers is not complete lines, or the key is longer than 128 bytes.
  */
 WEFT_API int weft_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
-                            const char *protocol, const char *extensions,
-                            const char *extra_headers);
+                                     const char *protocol, const char *extensions,
+                                     const char *extra_headers);
 
 /** Writes an HTTP error response (status line, Content-Type text/plain, Content-Length,
  * Connection: close, extra_headers lines, body) into out. status 426 adds
  * Sec-WebSocket-Version: 13. body NULL means empty. Returns the length, WEFT_ERR_SPACE, or
  * WEFT_ERR_INVAL for a status outside 100..999 or extra_headers that are not complete lines. */
 WEFT_API int weft_http_error_response(char *out, size_t cap, int status, const char *extra_headers,
-                             const char *body);
+                                      const char *body);
 
 /** Standard reason phrase of an HTTP status ("Bad Request"), "Unknown" if not known. */
 WEFT_API const char *weft_http_reason(int status);
@@ -498,15 +503,15 @@ WEFT_API void weft_handshake_key(struct weft_random *rnd, char key[25]);
  * or WEFT_ERR_INVAL (host missing, key not 24 characters, path with SP or control characters,
  * a field with CR, LF or control characters, extra_headers not complete lines). */
 WEFT_API int weft_handshake_request(char *out, size_t cap, const struct weft_client_request *cr,
-                           const char key[25]);
+                                    const char key[25]);
 
 /** Result of checking the server's response. */
 struct weft_handshake_result {
-    const char *protocol;      /**< chosen subprotocol (slice of the response), NULL if none */
-    size_t protocol_len;       /**< bytes at protocol */
-    const char *extensions;    /**< accepted extensions, NULL if none */
-    size_t extensions_len;     /**< bytes at extensions */
-    const char *error;         /**< static text describing why the check failed */
+    const char *protocol;   /**< chosen subprotocol (slice of the response), NULL if none */
+    size_t protocol_len;    /**< bytes at protocol */
+    const char *extensions; /**< accepted extensions, NULL if none */
+    size_t extensions_len;  /**< bytes at extensions */
+    const char *error;      /**< static text describing why the check failed */
 };
 
 /**
@@ -516,9 +521,10 @@ struct weft_handshake_result {
  * appear at most once. Returns WEFT_OK or WEFT_ERR_PROTO with res->error set (for a status
  * other than 101 the text is generic: read resp->status).
  */
-WEFT_API int weft_handshake_check_response(const struct weft_http_response *resp, const char key[25],
-                                  const char *offered_protocols, const char *offered_extensions,
-                                  struct weft_handshake_result *res);
+WEFT_API int weft_handshake_check_response(const struct weft_http_response *resp,
+                                           const char key[25], const char *offered_protocols,
+                                           const char *offered_extensions,
+                                           struct weft_handshake_result *res);
 
 /** Base64 (standard alphabet, padded): encodes in[0..n) into out, NUL-terminated. Returns the
  * length written (4*ceil(n/3)); out needs one more byte. */
@@ -535,8 +541,8 @@ WEFT_API long weft_base64_decode(const char *in, size_t n, uint8_t *out, size_t 
 struct weft_pmd_params {
     bool server_no_context_takeover; /**< the server compressor forgets its window per message */
     bool client_no_context_takeover; /**< the client compressor forgets its window per message */
-    uint8_t server_max_window_bits; /**< 15 when absent */
-    uint8_t client_max_window_bits; /**< 15 when absent */
+    uint8_t server_max_window_bits;  /**< 15 when absent */
+    uint8_t client_max_window_bits;  /**< 15 when absent */
     bool client_max_window_bits_set; /**< the parameter appeared (with or without a value) */
 };
 
@@ -568,7 +574,7 @@ struct weft_pmd_config {
  * accepted, WEFT_ERR_SPACE when out is too small.
  */
 WEFT_API int weft_pmd_negotiate(const char *offers, size_t len, const struct weft_pmd_config *cfg,
-                       struct weft_pmd_params *agreed, char *out, size_t cap);
+                                struct weft_pmd_params *agreed, char *out, size_t cap);
 
 /** Client side: writes our offer into out. Returns its length or WEFT_ERR_SPACE. */
 WEFT_API int weft_pmd_offer(const struct weft_pmd_config *cfg, char *out, size_t cap);
@@ -577,7 +583,7 @@ WEFT_API int weft_pmd_offer(const struct weft_pmd_config *cfg, char *out, size_t
  * fills *agreed, or WEFT_ERR_PROTO (the connection must be failed): unknown or duplicate
  * parameters, bad values, client_max_window_bits we did not offer, a window above ours. */
 WEFT_API int weft_pmd_accept(const char *response, size_t len, const struct weft_pmd_config *cfg,
-                     struct weft_pmd_params *agreed);
+                             struct weft_pmd_params *agreed);
 
 /** The codec that handles a message (see src/proto/deflate.c): libdeflate for whole messages
  * without context takeover (and, compressing, a 15-bit window), zlib for the rest. */
@@ -620,8 +626,8 @@ WEFT_API size_t weft_deflate_bound(size_t len);
  * trailing 0x00 0x00 0xff 0xff (RFC 7692 §7.2.1). reset: forget the window afterwards (no
  * context takeover). Returns the compressed length or a negative weft_err.
  */
-WEFT_API long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len, uint8_t *out,
-                          size_t cap, bool reset);
+WEFT_API long weft_deflate_message(struct weft_deflater *d, const uint8_t *in, size_t len,
+                                   uint8_t *out, size_t cap, bool reset);
 
 /** Creates a decompressor for a peer window of window_bits (8..15). */
 WEFT_API struct weft_inflater *weft_inflater_new(int window_bits);
@@ -638,8 +644,8 @@ WEFT_API void weft_inflater_free(struct weft_inflater *i);
  * consumed (and, with fin, the message is complete), WEFT_ERR_PROTO for a corrupt stream.
  * reset (with fin): forget the window after the message (peer has no context takeover).
  */
-WEFT_API int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fin, bool reset,
-                 uint8_t *out, size_t cap, size_t *in_used, size_t *out_made);
+WEFT_API int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fin,
+                          bool reset, uint8_t *out, size_t cap, size_t *in_used, size_t *out_made);
 
 /**
  * Decompresses a whole message the peer compressed without context takeover (the window is
@@ -748,8 +754,8 @@ WEFT_API int weft_loop_defer(struct weft_loop *loop, void (*fn)(void *arg), void
  * blocked in the calling thread and delivered through a signalfd; call this before starting
  * other threads so they inherit the mask). One handler per signal. Returns WEFT_OK or
  * WEFT_ERR_IO. */
-WEFT_API int weft_loop_on_signal(struct weft_loop *loop, int signo, void (*fn)(int signo, void *arg),
-                        void *arg);
+WEFT_API int weft_loop_on_signal(struct weft_loop *loop, int signo,
+                                 void (*fn)(int signo, void *arg), void *arg);
 
 /* Application file descriptors served by the loop: see weft_loop_watch_fd below (section
  * "net: watching a file descriptor"); there is one such API. */
@@ -791,10 +797,10 @@ enum weft_slow_policy {
 
 /** Result of a send. */
 enum weft_send_result {
-    WEFT_SEND_SENT = 0,  /**< accepted; goes out at the end of this loop iteration (corked) */
-    WEFT_SEND_QUEUED,    /**< accepted, but the peer is slow: data is waiting for the kernel */
-    WEFT_SEND_DROPPED,   /**< refused: over max_backpressure (slow-consumer policy) */
-    WEFT_SEND_CLOSED,    /**< refused: the connection is closing or closed */
+    WEFT_SEND_SENT = 0, /**< accepted; goes out at the end of this loop iteration (corked) */
+    WEFT_SEND_QUEUED,   /**< accepted, but the peer is slow: data is waiting for the kernel */
+    WEFT_SEND_DROPPED,  /**< refused: over max_backpressure (slow-consumer policy) */
+    WEFT_SEND_CLOSED,   /**< refused: the connection is closing or closed */
 };
 
 /** Callbacks of a WebSocket route. All are optional and run on the loop's thread. The
@@ -811,8 +817,8 @@ struct weft_ws_handlers {
     void (*on_message)(struct weft_conn *c, const void *data, size_t len, bool binary);
     /** Streaming alternative for large messages: if set, messages arrive as chunks instead of
      * whole (on_message is not called); `fin` marks the last chunk. */
-    void (*on_fragment)(struct weft_conn *c, const void *data, size_t len, bool binary,
-                        bool first, bool fin);
+    void (*on_fragment)(struct weft_conn *c, const void *data, size_t len, bool binary, bool first,
+                        bool fin);
     /** The backlog of unsent data has drained completely after a WEFT_SEND_QUEUED. */
     void (*on_drain)(struct weft_conn *c);
     /** A pong arrived (payload valid during the call). Pings are answered automatically. */
@@ -833,12 +839,12 @@ typedef void (*weft_http_handler)(struct weft_request *req, void *route_user);
 
 /** Server configuration. Zero means "the default" for every numeric field. */
 struct weft_server_config {
-    const char *host;              /**< address to listen on (default "0.0.0.0"; "::" for IPv6) */
-    uint16_t port;                 /**< default 8080; listens only if unix_path is NULL */
-    bool port_ephemeral;           /**< bind port 0 (any free port; see weft_server_port) */
-    const char *unix_path;         /**< listen on a Unix domain socket instead */
-    bool reuse_port;               /**< SO_REUSEPORT, for several processes/threads on one port */
-    int backlog;                   /**< listen backlog (default 1024) */
+    const char *host;      /**< address to listen on (default "0.0.0.0"; "::" for IPv6) */
+    uint16_t port;         /**< default 8080; listens only if unix_path is NULL */
+    bool port_ephemeral;   /**< bind port 0 (any free port; see weft_server_port) */
+    const char *unix_path; /**< listen on a Unix domain socket instead */
+    bool reuse_port;       /**< SO_REUSEPORT, for several processes/threads on one port */
+    int backlog;           /**< listen backlog (default 1024) */
 
     uint64_t max_message;          /**< default 1 MiB (close 1009 beyond) */
     uint64_t max_frame;            /**< default = max_message */
@@ -892,20 +898,20 @@ enum weft_log_level { WEFT_LOG_DEBUG = 0, WEFT_LOG_INFO, WEFT_LOG_WARN, WEFT_LOG
 
 /** Creates a server on loop and starts listening. On failure returns NULL and sets *err
  * (WEFT_ERR_ADDRESS for an unusable address, WEFT_ERR_IO with errno for bind/listen). */
-WEFT_API struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_server_config *cfg,
-                                    int *err);
+WEFT_API struct weft_server *weft_server_new(struct weft_loop *loop,
+                                             const struct weft_server_config *cfg, int *err);
 
 /** Registers a WebSocket route. pattern is an exact path ("/echo") or a prefix ending in a
  * star ("/ws/" + star matches "/ws/anything"; a lone star matches everything). Routes are
  * matched in registration order against the path (without the query). handlers is copied.
  * Returns WEFT_OK, WEFT_ERR_INVAL or WEFT_ERR_NOMEM. */
-WEFT_API int weft_server_ws(struct weft_server *s, const char *pattern, const struct weft_ws_handlers *h,
-                   void *route_user);
+WEFT_API int weft_server_ws(struct weft_server *s, const char *pattern,
+                            const struct weft_ws_handlers *h, void *route_user);
 
 /** Registers a plain HTTP route for method ("GET", or NULL for any) and pattern. A request
  * that matches no route gets 404; a WebSocket upgrade to an HTTP-only path gets 404 too. */
 WEFT_API int weft_server_http(struct weft_server *s, const char *method, const char *pattern,
-                     weft_http_handler fn, void *route_user);
+                              weft_http_handler fn, void *route_user);
 
 /** The TCP port actually bound (useful when cfg.port_ephemeral asked for any free port);
  * 0 for a Unix socket. */
@@ -915,7 +921,7 @@ WEFT_API uint16_t weft_server_port(const struct weft_server *s);
  * for the close handshakes up to deadline_ms, then drop what remains and call done(arg).
  * Calling it twice is harmless. */
 WEFT_API void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadline_ms,
-                          void (*done)(void *arg), void *arg);
+                                   void (*done)(void *arg), void *arg);
 
 /** Frees a server; all its connections are dropped without a close handshake (on_close reports
  * 1006). Call it between iterations (after weft_loop_run returned, or between two
@@ -933,23 +939,23 @@ WEFT_API int weft_server_reload_tls(struct weft_server *s);
 
 /** Statistics of a server (monotonic counters and gauges). */
 struct weft_server_stats {
-    uint64_t connections;       /**< open WebSocket connections now */
-    uint64_t accepted_total;    /**< TCP connections accepted */
-    uint64_t upgrades_total;    /**< successful handshakes */
-    uint64_t rejected_total;    /**< handshakes answered with an HTTP error */
-    uint64_t http_requests;     /**< plain HTTP requests served */
-    uint64_t messages_in;  /**< messages received */
-    uint64_t messages_out; /**< messages sent */
-    uint64_t bytes_in;                   /**< payload bytes received */
-    uint64_t bytes_out;                  /**< payload bytes sent */
-    uint64_t dropped_backpressure;       /**< sends refused by WEFT_SLOW_DROP, and pongs not
-                                            sent under it (see max_backpressure) */
-    uint64_t closed_slow;                /**< connections closed by WEFT_SLOW_CLOSE */
-    uint64_t protocol_errors;            /**< connections closed for a peer protocol error */
-    uint64_t publishes;                  /**< publishes made on this server's loop thread
-                                            (weft_publish, weft_group_publish) */
-    uint64_t deliveries;                 /**< subscribers the publishes were queued to */
-    uint64_t topics;                     /**< topics with at least one subscriber */
+    uint64_t connections;          /**< open WebSocket connections now */
+    uint64_t accepted_total;       /**< TCP connections accepted */
+    uint64_t upgrades_total;       /**< successful handshakes */
+    uint64_t rejected_total;       /**< handshakes answered with an HTTP error */
+    uint64_t http_requests;        /**< plain HTTP requests served */
+    uint64_t messages_in;          /**< messages received */
+    uint64_t messages_out;         /**< messages sent */
+    uint64_t bytes_in;             /**< payload bytes received */
+    uint64_t bytes_out;            /**< payload bytes sent */
+    uint64_t dropped_backpressure; /**< sends refused by WEFT_SLOW_DROP, and pongs not
+                                      sent under it (see max_backpressure) */
+    uint64_t closed_slow;          /**< connections closed by WEFT_SLOW_CLOSE */
+    uint64_t protocol_errors;      /**< connections closed for a peer protocol error */
+    uint64_t publishes;            /**< publishes made on this server's loop thread
+                                      (weft_publish, weft_group_publish) */
+    uint64_t deliveries;           /**< subscribers the publishes were queued to */
+    uint64_t topics;               /**< topics with at least one subscriber */
     /** Of rejected_total, by status: 400 (also 405 and 431: malformed request or upgrade),
      * 426 (unsupported WebSocket version, or a plain request to a WebSocket-only path) and
      * 503 (shutting down, out of memory, or weft_request_reject with 503; also a 101 that
@@ -1012,13 +1018,16 @@ WEFT_API uint64_t weft_memory_held(void);
 
 /** Request line parts (not NUL-terminated; valid during the callback only). */
 WEFT_API const char *weft_request_method(const struct weft_request *r, size_t *len);
-WEFT_API const char *weft_request_path(const struct weft_request *r, size_t *len);  /**< without query */
-WEFT_API const char *weft_request_query(const struct weft_request *r, size_t *len); /**< after '?', or NULL */
+WEFT_API const char *weft_request_path(const struct weft_request *r,
+                                       size_t *len); /**< without query */
+WEFT_API const char *weft_request_query(const struct weft_request *r,
+                                        size_t *len); /**< after '?', or NULL */
 /** A header value by case-insensitive name, NULL if absent. */
-WEFT_API const char *weft_request_header(const struct weft_request *r, const char *name, size_t *len);
+WEFT_API const char *weft_request_header(const struct weft_request *r, const char *name,
+                                         size_t *len);
 /** Iterates headers: returns false past the last. */
 WEFT_API bool weft_request_header_at(const struct weft_request *r, size_t i, const char **name,
-                            size_t *name_len, const char **value, size_t *value_len);
+                                     size_t *name_len, const char **value, size_t *value_len);
 /** The peer address as text ("127.0.0.1:5000", "[::1]:5000", "unix"). */
 WEFT_API const char *weft_request_remote(const struct weft_request *r);
 /** The subprotocols the client offered (comma list), NULL if none. */
@@ -1028,14 +1037,14 @@ WEFT_API const char *weft_request_protocols(const struct weft_request *r, size_t
  * attaching user data to the new connection. extra_headers: complete "Name: v\r\n" lines
  * added to the 101, or NULL. */
 WEFT_API void weft_request_accept(struct weft_request *r, const char *protocol, void *user,
-                         const char *extra_headers);
+                                  const char *extra_headers);
 /** In on_upgrade: refuse with an HTTP status (e.g. 401, 403, 503), optional extra header lines
  * and body. */
 WEFT_API void weft_request_reject(struct weft_request *r, int status, const char *extra_headers,
-                         const char *body);
+                                  const char *body);
 /** In an HTTP handler: send a complete response. content_type may be NULL (text/plain). */
 WEFT_API void weft_request_respond(struct weft_request *r, int status, const char *content_type,
-                          const char *extra_headers, const void *body, size_t body_len);
+                                   const char *extra_headers, const void *body, size_t body_len);
 
 /** A plain HTTP response the handler gives later (for example after asynchronous work on the
  * loop, such as a readiness probe). Opaque. */
@@ -1052,14 +1061,14 @@ WEFT_API struct weft_deferred *weft_request_defer(struct weft_request *r);
  * client went away meanwhile, only frees d. Call on the loop's thread, before the server is
  * freed. */
 WEFT_API void weft_deferred_respond(struct weft_deferred *d, int status, const char *content_type,
-                           const char *extra_headers, const void *body, size_t body_len);
+                                    const char *extra_headers, const void *body, size_t body_len);
 
 /* --- connections -------------------------------------------------------------------- */
 
 /** Sends a message (opcode WEFT_OP_TEXT or WEFT_OP_BINARY; text must be valid UTF-8, which is
  * not re-checked). The data is copied; it goes out corked at the end of the iteration. */
 WEFT_API enum weft_send_result weft_conn_send(struct weft_conn *c, const void *data, size_t len,
-                                     enum weft_opcode opcode);
+                                              enum weft_opcode opcode);
 /** Sends a ping (payload ≤ 125 bytes). */
 WEFT_API enum weft_send_result weft_conn_ping(struct weft_conn *c, const void *data, size_t len);
 /** Bytes accepted by send but not yet taken by the kernel. */
@@ -1118,8 +1127,9 @@ WEFT_API size_t weft_topic_count(const struct weft_server *s, const char *topic,
  * its own copy. Each subscriber's backpressure limit applies as for weft_conn_send. Returns
  * the number of subscribers it was queued to (subscribers refusing it under WEFT_SLOW_DROP
  * are not counted). */
-WEFT_API size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len, const void *data,
-                    size_t len, enum weft_opcode opcode, const struct weft_conn *exclude);
+WEFT_API size_t weft_publish(struct weft_server *s, const char *topic, size_t topic_len,
+                             const void *data, size_t len, enum weft_opcode opcode,
+                             const struct weft_conn *exclude);
 
 /* --- multi-core pub/sub: a group of servers on several loops (one per thread) ------------- */
 
@@ -1157,8 +1167,8 @@ WEFT_API size_t weft_group_size(struct weft_group *g);
  * plus the number of other members the frame was handed to; 0 for an opcode other than text
  * or binary or when out of memory. */
 WEFT_API size_t weft_group_publish(struct weft_group *g, const char *topic, size_t topic_len,
-                          const void *data, size_t len, enum weft_opcode opcode,
-                          const struct weft_conn *exclude);
+                                   const void *data, size_t len, enum weft_opcode opcode,
+                                   const struct weft_conn *exclude);
 /** Frees an empty group (every member removed). */
 WEFT_API void weft_group_free(struct weft_group *g);
 
@@ -1184,7 +1194,7 @@ typedef void (*weft_watch_cb)(struct weft_watch *w, int fd, unsigned events, voi
  * such as a regular file or /dev/null: read those directly, they never block), WEFT_ERR_IO
  * or WEFT_ERR_NOMEM. Loop thread only. */
 WEFT_API struct weft_watch *weft_loop_watch_fd(struct weft_loop *loop, int fd, unsigned events,
-                                      weft_watch_cb cb, void *arg, int *err);
+                                               weft_watch_cb cb, void *arg, int *err);
 /** Changes the watched events (0 = pause). Returns WEFT_OK or WEFT_ERR_IO. */
 WEFT_API int weft_watch_set(struct weft_watch *w, unsigned events);
 /** Stops watching (safe inside the watch's own callback); the fd is left open. The memory is
@@ -1213,13 +1223,13 @@ struct weft_client;
 
 /** A parsed ws:// or wss:// URL: slices of the string given to weft_url_parse. */
 struct weft_url {
-    bool tls;              /**< wss:// */
-    const char *host;      /**< without the brackets of an IPv6 literal */
-    size_t host_len;       /**< bytes at host */
-    uint16_t port;         /**< explicit, or 80 / 443 */
-    bool port_explicit;    /**< the URL named the port */
-    const char *target;    /**< path and query ("/" + ... ); "" when the URL has none (= "/") */
-    size_t target_len;     /**< bytes at target */
+    bool tls;           /**< wss:// */
+    const char *host;   /**< without the brackets of an IPv6 literal */
+    size_t host_len;    /**< bytes at host */
+    uint16_t port;      /**< explicit, or 80 / 443 */
+    bool port_explicit; /**< the URL named the port */
+    const char *target; /**< path and query ("/" + ... ); "" when the URL has none (= "/") */
+    size_t target_len;  /**< bytes at target */
 };
 
 /**
@@ -1241,28 +1251,28 @@ WEFT_API uint32_t weft_backoff_bound(uint32_t base_ms, uint32_t cap_ms, unsigned
  * are copied by weft_connect. */
 struct weft_client_options {
     /* --- the opening handshake */
-    const char *headers;           /**< extra request headers: complete "Name: value\r\n" lines */
-    const char *origin;            /**< Origin header, NULL for none */
-    const char *protocols;         /**< subprotocols offered, comma-separated (NULL: none); the
-                                      chosen one is weft_conn_protocol */
+    const char *headers;   /**< extra request headers: complete "Name: value\r\n" lines */
+    const char *origin;    /**< Origin header, NULL for none */
+    const char *protocols; /**< subprotocols offered, comma-separated (NULL: none); the
+                              chosen one is weft_conn_protocol */
 
     /* --- limits and timeouts of each connection (defaults as for servers) */
-    uint64_t max_message;          /**< 16 MiB (the connection is closed with 1009 beyond) */
-    uint32_t connect_timeout_ms;   /**< DNS + TCP connect of one attempt, 10 s (on_error:
-                                      WEFT_ERR_TIMEOUT) */
-    uint32_t handshake_timeout_ms; /**< connected to 101 received, 10 s */
-    uint32_t ping_interval_ms;     /**< keep-alive ping after this much silence, 0 = never */
-    uint32_t pong_timeout_ms;      /**< 10 s */
-    uint32_t idle_timeout_ms;      /**< 0 = never */
-    uint32_t close_timeout_ms;     /**< 5 s */
-    size_t max_backpressure;       /**< 1 MiB; as in weft_server_config */
+    uint64_t max_message;              /**< 16 MiB (the connection is closed with 1009 beyond) */
+    uint32_t connect_timeout_ms;       /**< DNS + TCP connect of one attempt, 10 s (on_error:
+                                          WEFT_ERR_TIMEOUT) */
+    uint32_t handshake_timeout_ms;     /**< connected to 101 received, 10 s */
+    uint32_t ping_interval_ms;         /**< keep-alive ping after this much silence, 0 = never */
+    uint32_t pong_timeout_ms;          /**< 10 s */
+    uint32_t idle_timeout_ms;          /**< 0 = never */
+    uint32_t close_timeout_ms;         /**< 5 s */
+    size_t max_backpressure;           /**< 1 MiB; as in weft_server_config */
     enum weft_slow_policy slow_policy; /**< as in weft_server_config */
 
     /* --- callbacks (all optional, all on the loop's thread) */
     /** The connection callbacks (on_upgrade is not used). weft_conn_client(conn) gives the
      * client back; weft_conn_route_user(conn) is `user`. */
     struct weft_ws_handlers handlers;
-    void *user;                    /**< weft_client_user */
+    void *user; /**< weft_client_user */
     /** Another attempt starts in delay_ms; attempt counts consecutive reconnections from 1
      * (delay_ms is at most weft_backoff_bound(backoff_base_ms, backoff_cap_ms, attempt) unless
      * a server hint asks for more). */
@@ -1281,29 +1291,29 @@ struct weft_client_options {
     void (*on_end)(struct weft_client *cl);
 
     /* --- reconnection */
-    bool reconnect;                /**< reconnect after a failure or a lost connection */
-    uint32_t backoff_base_ms;      /**< 250 */
-    uint32_t backoff_cap_ms;       /**< 30 s */
-    unsigned max_attempts;         /**< consecutive reconnections before giving up; 0 = no limit */
-    uint32_t reset_after_ms;       /**< a connection that stayed open this long resets the
-                                      attempt count: the reconnection after it is attempt 1
-                                      again (default 5 s) */
-    bool no_retry_4xx;             /**< no retry after an HTTP 4xx answer (except 408 and 429) */
-    uint32_t try_again_ms;         /**< least delay after a close with 1013 (try again later),
-                                      default 5 s. 1012 (service restart) resets the attempt
-                                      count; an HTTP Retry-After (seconds) sets the least
-                                      delay of the next attempt (up to 1 hour). */
+    bool reconnect;           /**< reconnect after a failure or a lost connection */
+    uint32_t backoff_base_ms; /**< 250 */
+    uint32_t backoff_cap_ms;  /**< 30 s */
+    unsigned max_attempts;    /**< consecutive reconnections before giving up; 0 = no limit */
+    uint32_t reset_after_ms;  /**< a connection that stayed open this long resets the
+                                 attempt count: the reconnection after it is attempt 1
+                                 again (default 5 s) */
+    bool no_retry_4xx;        /**< no retry after an HTTP 4xx answer (except 408 and 429) */
+    uint32_t try_again_ms;    /**< least delay after a close with 1013 (try again later),
+                                 default 5 s. 1012 (service restart) resets the attempt
+                                 count; an HTTP Retry-After (seconds) sets the least
+                                 delay of the next attempt (up to 1 hour). */
 
     /* --- weft_client_send while not connected */
-    size_t queue_max;              /**< bytes queued and sent on the next open; 0 = refuse */
+    size_t queue_max; /**< bytes queued and sent on the next open; 0 = refuse */
 
     /** --- wss:// (TLS 1.2/1.3, SNI, ALPN http/1.1). The server's certificate is verified
      * against the system CA store and its name (or IP address) checked against the URL's
      * host, unless tls_insecure. A TLS failure is reported to on_error as WEFT_ERR_TLS with
      * a one-line reason ("TLS certificate verify failed: hostname mismatch", "... certificate
      * expired", "... unknown CA (...)", "TLS handshake failed: ..."). */
-    const char *tls_cacert_file;   /**< PEM bundle to trust instead of the system store */
-    bool tls_insecure;             /**< no verification at all (self-signed test servers) */
+    const char *tls_cacert_file; /**< PEM bundle to trust instead of the system store */
+    bool tls_insecure;           /**< no verification at all (self-signed test servers) */
 
     /** --- permessage-deflate (RFC 7692), offered when deflate.enabled. From the client's
      * point of view: no_context_takeover offers client_no_context_takeover (our compressor
@@ -1324,11 +1334,12 @@ struct weft_client_options {
  * Starts a client for `url` on loop (loop thread only). The first attempt starts at once.
  * Returns the client, or NULL with *err (may be NULL): WEFT_ERR_INVAL for a bad URL or bad
  * options (weft_url_parse explains a bad URL); WEFT_ERR_TLS when the wss:// context cannot be
- * set up (weft_tls_last_error says why); WEFT_ERR_NOMEM. Failures after the start (DNS, refused, handshake) are reported through
- * on_error, never here. The caller owns the client: weft_client_free.
+ * set up (weft_tls_last_error says why); WEFT_ERR_NOMEM. Failures after the start (DNS, refused,
+ * handshake) are reported through on_error, never here. The caller owns the client:
+ * weft_client_free.
  */
 WEFT_API struct weft_client *weft_connect(struct weft_loop *loop, const char *url,
-                                 const struct weft_client_options *opts, int *err);
+                                          const struct weft_client_options *opts, int *err);
 
 /** The open connection, or NULL while connecting, waiting to reconnect, closing or ended. */
 WEFT_API struct weft_conn *weft_client_conn(const struct weft_client *cl);
@@ -1337,8 +1348,8 @@ WEFT_API struct weft_conn *weft_client_conn(const struct weft_client *cl);
  * is queued (WEFT_SEND_QUEUED) if queue_max allows, WEFT_SEND_DROPPED when the queue is full,
  * WEFT_SEND_CLOSED when queueing is off or the client has ended or is closing. Queued
  * messages are sent on the next open, before on_open. */
-WEFT_API enum weft_send_result weft_client_send(struct weft_client *cl, const void *data, size_t len,
-                                       enum weft_opcode opcode);
+WEFT_API enum weft_send_result weft_client_send(struct weft_client *cl, const void *data,
+                                                size_t len, enum weft_opcode opcode);
 
 /** Application close: starts the close handshake of the open connection with code (1000 if 0)
  * and reason, or abandons the attempt in progress; no reconnection follows. on_close (if a
@@ -1385,12 +1396,13 @@ typedef void (*weft_pool_cb)(struct weft_pool *p, struct weft_conn *c, int err, 
  * context cannot be set up, e.g. an unreadable tls_cacert_file: weft_tls_last_error says
  * why), WEFT_ERR_NOMEM. */
 WEFT_API struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
-                                const struct weft_client_options *opts, unsigned max_conns,
-                                int *err);
+                                         const struct weft_client_options *opts, unsigned max_conns,
+                                         int *err);
 
 /** Asks for a connection; cb runs later (never inside this call), after at most timeout_ms
  * (0 = wait without limit). Returns WEFT_OK or WEFT_ERR_NOMEM. */
-WEFT_API int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb, void *arg);
+WEFT_API int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb,
+                               void *arg);
 
 /** Gives back a connection obtained from weft_pool_acquire. A connection that has closed
  * meanwhile may be released too (it is simply forgotten). */

@@ -33,10 +33,10 @@
 
 struct conn {
     int fd;
-    bool open;          /* handshake answered */
-    size_t head_len;    /* request bytes read so far (before the handshake) */
-    char *head;         /* the request, until answered */
-    char *pend;         /* bytes not yet written */
+    bool open;       /* handshake answered */
+    size_t head_len; /* request bytes read so far (before the handshake) */
+    char *head;      /* the request, until answered */
+    char *pend;      /* bytes not yet written */
     size_t pend_len, pend_off;
 };
 
@@ -47,14 +47,12 @@ static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 static size_t answer(struct conn *c, char *out, size_t cap)
 {
     char *k = strcasestr(c->head, "\r\nSec-WebSocket-Key:");
-    if (!k)
-        return 0;
+    if (!k) return 0;
     k += 20;
     while (*k == ' ')
         k++;
     char *e = strstr(k, "\r\n");
-    if (!e || e - k > 64)
-        return 0;
+    if (!e || e - k > 64) return 0;
     char cat[128];
     int n = snprintf(cat, sizeof cat, "%.*s%s", (int)(e - k), k, GUID);
     unsigned char sha[SHA_DIGEST_LENGTH];
@@ -83,24 +81,19 @@ static bool send_all(int ep, struct conn *c, const char *data, size_t len)
     if (c->pend_len == c->pend_off) {
         while (len) {
             ssize_t w = write(c->fd, data, len);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && errno == EAGAIN)
-                break;
-            if (w <= 0)
-                return false;
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0 && errno == EAGAIN) break;
+            if (w <= 0) return false;
             data += w;
             len -= (size_t)w;
         }
-        if (!len)
-            return true;
+        if (!len) return true;
         free(c->pend);
         c->pend = NULL;
         c->pend_len = c->pend_off = 0;
     }
     char *np = realloc(c->pend, c->pend_len + len);
-    if (!np)
-        return false;
+    if (!np) return false;
     memcpy(np + c->pend_len, data, len);
     c->pend = np;
     c->pend_len += len;
@@ -114,12 +107,9 @@ static bool flush(int ep, struct conn *c)
 {
     while (c->pend_off < c->pend_len) {
         ssize_t w = write(c->fd, c->pend + c->pend_off, c->pend_len - c->pend_off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno == EAGAIN)
-            return true;
-        if (w <= 0)
-            return false;
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) return true;
+        if (w <= 0) return false;
         c->pend_off += (size_t)w;
     }
     free(c->pend);
@@ -138,12 +128,9 @@ static bool on_read(int ep, struct conn *c, char *buf)
         if (c->pend_off < c->pend_len)
             return true; /* the peer reads slower than it writes: wait for EPOLLOUT */
         ssize_t r = read(c->fd, buf, BUF);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && errno == EAGAIN)
-            return true;
-        if (r <= 0)
-            return false;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno == EAGAIN) return true;
+        if (r <= 0) return false;
         size_t n = (size_t)r;
         if (!c->open) {
             size_t take = n < HEAD_MAX - c->head_len ? n : HEAD_MAX - c->head_len;
@@ -151,12 +138,10 @@ static bool on_read(int ep, struct conn *c, char *buf)
             c->head_len += take;
             c->head[c->head_len] = '\0';
             char *end = strstr(c->head, "\r\n\r\n");
-            if (!end)
-                return c->head_len < HEAD_MAX;
+            if (!end) return c->head_len < HEAD_MAX;
             char res[256];
             size_t rl = answer(c, res, sizeof res);
-            if (!rl || !send_all(ep, c, res, rl))
-                return false;
+            if (!rl || !send_all(ep, c, res, rl)) return false;
             c->open = true;
             /* bytes after the request head: frames already sent, echoed */
             size_t used = (size_t)(end + 4 - c->head);
@@ -164,12 +149,10 @@ static bool on_read(int ep, struct conn *c, char *buf)
             size_t rest = n - (used - before);
             free(c->head);
             c->head = NULL;
-            if (rest && !send_all(ep, c, buf + (n - rest), rest))
-                return false;
+            if (rest && !send_all(ep, c, buf + (n - rest), rest)) return false;
             continue;
         }
-        if (!send_all(ep, c, buf, n))
-            return false;
+        if (!send_all(ep, c, buf, n)) return false;
     }
 }
 
@@ -204,22 +187,18 @@ int main(int argc, char **argv)
     struct epoll_event evs[256];
     for (;;) {
         int n = epoll_wait(ep, evs, 256, -1);
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == &sfd)
-                return 0;
+            if (evs[i].data.ptr == &sfd) return 0;
             if (!evs[i].data.ptr) {
                 int fd;
                 while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct conn *c = calloc(1, sizeof *c);
-                    if (c)
-                        c->head = malloc(HEAD_MAX + 1);
+                    if (c) c->head = malloc(HEAD_MAX + 1);
                     if (!c || !c->head) {
                         close(fd);
-                        if (c)
-                            free(c);
+                        if (c) free(c);
                         continue;
                     }
                     c->fd = fd;
@@ -230,12 +209,10 @@ int main(int argc, char **argv)
             }
             struct conn *c = evs[i].data.ptr;
             bool ok = true;
-            if (evs[i].events & EPOLLOUT)
-                ok = flush(ep, c);
+            if (evs[i].events & EPOLLOUT) ok = flush(ep, c);
             if (ok) /* after EPOLLOUT too: reading may have paused with bytes left */
                 ok = on_read(ep, c, buf);
-            if (!ok)
-                drop(ep, c);
+            if (!ok) drop(ep, c);
         }
     }
 }

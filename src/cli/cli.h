@@ -15,8 +15,7 @@ int cmd_bench(int argc, char **argv);
 
 /* connect_out.c: prints a message received by `weft connect` (text on one line, or
  * pretty-printed JSON with json; binary raw with binary_out, else a hex summary). */
-void connect_print_message(const void *data, size_t len, bool binary, bool binary_out,
-                           bool json);
+void connect_print_message(const void *data, size_t len, bool binary, bool binary_out, bool json);
 
 /* A usage error: one line on stderr, "weft CMD: MESSAGE (see weft CMD --help)" (cmd NULL:
  * the top-level command). Returns 2. */

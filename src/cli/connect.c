@@ -7,9 +7,9 @@
  * the client keeps reading until the server has been quiet for --linger (replies to the last
  * lines still arrive from servers that stop sending once they get a Close), then closes with
  * 1000 and exits once the close is done. Received messages are printed by connect_out.c.
- * The open line on stderr names the negotiated subprotocol and extensions. Exit status: 0 after a normal close (1000, 1001 or no
- * code, handshake completed), 1 when the connection failed or closed otherwise, 2 for bad
- * usage. Every failure is one line on stderr.
+ * The open line on stderr names the negotiated subprotocol and extensions. Exit status: 0 after a
+ * normal close (1000, 1001 or no code, handshake completed), 1 when the connection failed or closed
+ * otherwise, 2 for bad usage. Every failure is one line on stderr.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -74,15 +74,15 @@ struct cx {
     uint32_t linger_ms;       /* --linger: quiet time before the close at the end of stdin */
     struct weft_timer linger; /* running between the end of stdin and the close */
     bool stdin_eof;
-    bool stdin_file;   /* regular file or /dev/null: read directly (epoll refuses them) */
-    bool paused;       /* stdin not read: backpressure or not connected */
-    bool opened;       /* a connection opened at least once */
+    bool stdin_file; /* regular file or /dev/null: read directly (epoll refuses them) */
+    bool paused;     /* stdin not read: backpressure or not connected */
+    bool opened;     /* a connection opened at least once */
     bool closed_seen;
     uint16_t close_code;
     bool close_clean;
-    bool failed;       /* the last attempt failed (its one error line is printed) */
+    bool failed; /* the last attempt failed (its one error line is printed) */
     int signals;
-    char *line;        /* partial line from stdin */
+    char *line; /* partial line from stdin */
     size_t line_len, line_cap;
 };
 
@@ -90,8 +90,7 @@ struct cx {
 static void info(const struct cx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void info(const struct cx *x, const char *fmt, ...)
 {
-    if (x->quiet)
-        return;
+    if (x->quiet) return;
     va_list ap;
     va_start(ap, fmt);
     fputs("weft connect: ", stderr);
@@ -136,11 +135,9 @@ static void take_lines(struct cx *x, const char *data, size_t n)
         }
         memcpy(x->line + x->line_len, data, k);
         x->line_len += k;
-        if (!nl)
-            return;
+        if (!nl) return;
         size_t len = x->line_len;
-        if (len && x->line[len - 1] == '\r')
-            len--;
+        if (len && x->line[len - 1] == '\r') len--;
         send_msg(x, x->line, len, false);
         x->line_len = 0;
         data += k + 1;
@@ -164,8 +161,7 @@ static void stdin_ended(struct cx *x)
         weft_watch_free(x->in);
         x->in = NULL;
     }
-    if (x->line_len && !x->binary_in)
-        send_msg(x, x->line, x->line_len, false);
+    if (x->line_len && !x->binary_in) send_msg(x, x->line, x->line_len, false);
     x->line_len = 0;
     if (x->linger_ms) {
         x->linger.cb = on_linger;
@@ -180,11 +176,9 @@ static bool read_stdin_once(struct cx *x)
 {
     char buf[READ_CHUNK];
     ssize_t n = read(0, buf, sizeof buf);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return true;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
     if (n <= 0) {
-        if (n < 0)
-            fprintf(stderr, "weft connect: reading stdin: %s\n", strerror(errno));
+        if (n < 0) fprintf(stderr, "weft connect: reading stdin: %s\n", strerror(errno));
         stdin_ended(x);
         return false;
     }
@@ -202,16 +196,14 @@ static void on_stdin(struct weft_watch *w, int fd, unsigned events, void *arg)
     (void)fd;
     (void)events;
     struct cx *x = arg;
-    if (!weft_client_conn(x->cl))
-        return;
+    if (!weft_client_conn(x->cl)) return;
     read_stdin_once(x);
 }
 
 /* Starts (or resumes) reading stdin once the connection is open. */
 static void stdin_start(struct cx *x)
 {
-    if (x->stdin_eof)
-        return;
+    if (x->stdin_eof) return;
     if (x->stdin_file) {
         while (!x->stdin_eof && weft_client_conn(x->cl) && read_stdin_once(x)) {
         }
@@ -282,8 +274,7 @@ static void on_close(struct weft_conn *c, uint16_t code, const char *reason, siz
     weft_timer_stop(&x->linger);
     x->close_code = code;
     x->close_clean = clean;
-    if (x->in && !x->stdin_eof)
-        weft_watch_set(x->in, 0);
+    if (x->in && !x->stdin_eof) weft_watch_set(x->in, 0);
     if (x->failed)
         return; /* on_error already said why (a protocol error by the server): one line */
     if (normal_close(code, clean))
@@ -349,9 +340,25 @@ static bool list_add(char *buf, size_t cap, const char *src)
 /* Entry point of `weft connect`; returns the exit status. */
 int cmd_connect(int argc, char **argv)
 {
-    enum { O_HEADER = 1, O_SUBPROTO, O_ORIGIN, O_BINARY, O_BINARY_OUT, O_RECONNECT,
-           O_MAX_ATTEMPTS, O_PING, O_MAX_MESSAGE, O_CONNECT_TIMEOUT, O_QUIET, O_HELP,
-           O_CACERT, O_INSECURE, O_DEFLATE, O_JSON, O_LINGER };
+    enum {
+        O_HEADER = 1,
+        O_SUBPROTO,
+        O_ORIGIN,
+        O_BINARY,
+        O_BINARY_OUT,
+        O_RECONNECT,
+        O_MAX_ATTEMPTS,
+        O_PING,
+        O_MAX_MESSAGE,
+        O_CONNECT_TIMEOUT,
+        O_QUIET,
+        O_HELP,
+        O_CACERT,
+        O_INSECURE,
+        O_DEFLATE,
+        O_JSON,
+        O_LINGER
+    };
     static const struct option longopts[] = {
         {"header", required_argument, NULL, O_HEADER},
         {"subprotocol", required_argument, NULL, O_SUBPROTO},
@@ -392,8 +399,8 @@ int cmd_connect(int argc, char **argv)
             while (*v == ' ' || *v == '\t')
                 v++;
             size_t n = strlen(headers);
-            int w = snprintf(headers + n, sizeof headers - n, "%.*s: %s\r\n",
-                             (int)(colon - optarg), optarg, v);
+            int w = snprintf(headers + n, sizeof headers - n, "%.*s: %s\r\n", (int)(colon - optarg),
+                             optarg, v);
             if (w < 0 || (size_t)w >= sizeof headers - n)
                 return usage_error("too many headers (at '%s')", optarg);
             break;
@@ -416,8 +423,7 @@ int cmd_connect(int argc, char **argv)
             break;
         case O_MAX_ATTEMPTS: {
             uint64_t v;
-            if (cli_arg_count("connect", "max-attempts", optarg, 1, 1000000, &v))
-                return 2;
+            if (cli_arg_count("connect", "max-attempts", optarg, 1, 1000000, &v)) return 2;
             o.max_attempts = (unsigned)v;
             break;
         }
@@ -447,8 +453,7 @@ int cmd_connect(int argc, char **argv)
             x.json = true;
             break;
         case O_LINGER:
-            if (cli_arg_duration("connect", "linger", optarg, 0, &x.linger_ms))
-                return 2;
+            if (cli_arg_duration("connect", "linger", optarg, 0, &x.linger_ms)) return 2;
             break;
         case 'q':
         case O_QUIET:
@@ -469,8 +474,7 @@ int cmd_connect(int argc, char **argv)
     x.url = argv[optind];
     struct weft_url u;
     const char *why;
-    if (weft_url_parse(x.url, &u, &why) != WEFT_OK)
-        return usage_error("bad URL: %s", why);
+    if (weft_url_parse(x.url, &u, &why) != WEFT_OK) return usage_error("bad URL: %s", why);
     if (u.tls && o.tls_insecure) /* even with --quiet: the connection is not authenticated */
         fputs("weft connect: warning: --insecure: the server's certificate and name are not "
               "verified\n",
@@ -510,8 +514,7 @@ int cmd_connect(int argc, char **argv)
     weft_loop_run(x.loop);
     weft_timer_stop(&x.linger);
     int status = x.opened && x.closed_seen && normal_close(x.close_code, x.close_clean) ? 0 : 1;
-    if (x.in)
-        weft_watch_free(x.in);
+    if (x.in) weft_watch_free(x.in);
     weft_client_free(x.cl);
     for (int i = 0; i < 3; i++) /* release what the watch and the client left to the loop */
         weft_loop_poll(x.loop, 10);

@@ -21,8 +21,7 @@ static const char usage[] =
 /* `weft <command> ...`: runs the subcommand. Returns its exit status (2 on bad usage). */
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error(NULL, "missing command: serve, connect or bench");
+    if (argc < 2) return cli_usage_error(NULL, "missing command: serve, connect or bench");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
@@ -32,11 +31,8 @@ int main(int argc, char **argv)
         printf("weft %s\n", WEFT_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "serve"))
-        return cmd_serve(argc - 1, argv + 1);
-    if (!strcmp(cmd, "connect"))
-        return cmd_connect(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench"))
-        return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

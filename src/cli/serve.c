@@ -126,8 +126,7 @@ int cmd_serve(int argc, char **argv)
             }
         }
     }
-    if (rc < 0 && optind < argc)
-        rc = usage_error("unexpected argument '%s'", argv[optind]);
+    if (rc < 0 && optind < argc) rc = usage_error("unexpected argument '%s'", argv[optind]);
 
     if (rc < 0 && config_file && *config_file &&
         hub_config_load_file(&cfg, config_file, err, sizeof err) < 0) {
@@ -157,8 +156,7 @@ int cmd_serve(int argc, char **argv)
         hub_config_print(&cfg, stdout);
         rc = 0;
     }
-    if (rc < 0)
-        rc = hub_run(&cfg);
+    if (rc < 0) rc = hub_run(&cfg);
     hub_config_free(&cfg);
     free(longopts);
     free(flags);

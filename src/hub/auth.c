@@ -64,23 +64,19 @@ static int read_revoked(struct hub_auth *a)
         while (*s == ' ' || *s == '\t')
             s++;
         s[strcspn(s, " \t\r\n#")] = '\0';
-        if (!*s)
-            continue;
+        if (!*s) continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             char **nl = realloc(l, cap * sizeof *nl);
-            if (!nl)
-                goto oom;
+            if (!nl) goto oom;
             l = nl;
         }
-        if (!(l[n] = strdup(s)))
-            goto oom;
+        if (!(l[n] = strdup(s))) goto oom;
         n++;
     }
     free(line);
     fclose(f);
-    if (n)
-        qsort(l, n, sizeof *l, cmp_str);
+    if (n) qsort(l, n, sizeof *l, cmp_str);
     free_list(a->jtis, a->njtis);
     a->jtis = l;
     a->njtis = n;
@@ -120,8 +116,7 @@ struct hub_auth *auth_new(const char *secret, const char *revoked_path, char *er
 /* Frees the verifier. */
 void auth_free(struct hub_auth *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     if (a->secret) {
         memset(a->secret, 0, a->secret_len);
         free(a->secret);
@@ -135,17 +130,14 @@ void auth_free(struct hub_auth *a)
 int auth_reload(struct hub_auth *a, size_t *n)
 {
     *n = a->njtis;
-    if (!a->revoked_path)
-        return 0;
+    if (!a->revoked_path) return 0;
     struct stat st;
     bool exists = stat(a->revoked_path, &st) == 0;
-    if (!exists)
-        memset(&st, 0, sizeof st);
+    if (!exists) memset(&st, 0, sizeof st);
     if (a->have_st && st.st_ino == a->st.st_ino && st.st_size == a->st.st_size &&
         st.st_mtim.tv_sec == a->st.st_mtim.tv_sec && st.st_mtim.tv_nsec == a->st.st_mtim.tv_nsec)
         return 0;
-    if (read_revoked(a) < 0)
-        return -1;
+    if (read_revoked(a) < 0) return -1;
     a->st = st;
     a->have_st = true;
     *n = a->njtis;
@@ -155,8 +147,7 @@ int auth_reload(struct hub_auth *a, size_t *n)
 /* True if jti is revoked. */
 bool auth_revoked(const struct hub_auth *a, const char *jti)
 {
-    if (!jti || !a->njtis)
-        return false;
+    if (!jti || !a->njtis) return false;
     return bsearch(&jti, a->jtis, a->njtis, sizeof *a->jtis, cmp_str) != NULL;
 }
 
@@ -172,20 +163,17 @@ int auth_verify(struct hub_auth *a, const char *token, size_t len, int64_t now_s
                 struct auth_claims *out, char *why, size_t cap)
 {
     memset(out, 0, sizeof *out);
-    if (!a->secret)
-        return why_fail(why, cap, "auth is not configured");
-    if (len == 0 || len > TOKEN_MAX)
-        return why_fail(why, cap, "malformed token");
+    if (!a->secret) return why_fail(why, cap, "auth is not configured");
+    if (len == 0 || len > TOKEN_MAX) return why_fail(why, cap, "malformed token");
     char *tok = strndup(token, len);
-    if (!tok)
-        return why_fail(why, cap, "out of memory");
+    if (!tok) return why_fail(why, cap, "out of memory");
     jwt_t *jwt = NULL;
     int r = jwt_decode(&jwt, tok, a->secret, (int)a->secret_len);
     free(tok);
     if (r != 0 || !jwt) {
         jwt_free(jwt);
-        return why_fail(why, cap, r == EINVAL ? "bad signature or malformed token"
-                                              : "malformed token");
+        return why_fail(why, cap,
+                        r == EINVAL ? "bad signature or malformed token" : "malformed token");
     }
     if (jwt_get_alg(jwt) != JWT_ALG_HS256) {
         jwt_free(jwt);
@@ -226,8 +214,7 @@ int auth_verify(struct hub_auth *a, const char *token, size_t len, int64_t now_s
         size_t i;
         json_t *v;
         ret = 0;
-        if (rooms)
-            json_array_foreach(rooms, i, v) if (!json_is_string(v)) ret = -1;
+        if (rooms) json_array_foreach(rooms, i, v) if (!json_is_string(v)) ret = -1;
         if (ret < 0) {
             why_fail(why, cap, "rooms must be an array of strings");
         } else {
@@ -259,16 +246,15 @@ void auth_allow_no_exp(struct hub_auth *a, bool allow)
 /* Matches a room against the patterns of a "rooms" claim. */
 bool auth_room_allowed(const json_t *rooms, const char *room)
 {
-    if (!rooms)
-        return true;
+    if (!rooms) return true;
     size_t i;
     json_t *v;
-    json_array_foreach(rooms, i, v) {
+    json_array_foreach(rooms, i, v)
+    {
         const char *p = json_string_value(v);
         size_t pl = strlen(p);
         if (pl && p[pl - 1] == '*') {
-            if (!strncmp(room, p, pl - 1))
-                return true;
+            if (!strncmp(room, p, pl - 1)) return true;
         } else if (!strcmp(room, p)) {
             return true;
         }

@@ -21,28 +21,28 @@
 
 /* How an option's text is parsed and printed. */
 enum opt_type {
-    T_STR,      /* char * (owned) */
-    T_PORT,     /* uint16_t */
-    T_BOOL,     /* bool: true/false/yes/no/on/off/1/0 */
-    T_FLAG,     /* bool, a flag without a value (true); BOOL text in the env and the file */
-    T_BYTES,    /* uint64_t, k/m/g suffixes, > 0 */
-    T_BYTES0,   /* as T_BYTES, or 0 = off */
-    T_SECONDS,  /* uint32_t milliseconds from (fractional) seconds */
+    T_STR,         /* char * (owned) */
+    T_PORT,        /* uint16_t */
+    T_BOOL,        /* bool: true/false/yes/no/on/off/1/0 */
+    T_FLAG,        /* bool, a flag without a value (true); BOOL text in the env and the file */
+    T_BYTES,       /* uint64_t, k/m/g suffixes, > 0 */
+    T_BYTES0,      /* as T_BYTES, or 0 = off */
+    T_SECONDS,     /* uint32_t milliseconds from (fractional) seconds */
     T_SECONDS_POS, /* as T_SECONDS, but > 0 */
-    T_U32,      /* uint32_t */
-    T_SIZE32,   /* uint32_t, a size (k/m/g suffixes), 0 allowed */
-    T_DOUBLE,   /* double >= 0 */
-    T_POLICY,   /* int: drop|close */
-    T_LEVEL,    /* int: debug|info|warn|error */
-    T_FORMAT,   /* enum hub_log_format: json|text */
-    T_ORIGINS,  /* repeatable; comma-separated in the environment and the file */
+    T_U32,         /* uint32_t */
+    T_SIZE32,      /* uint32_t, a size (k/m/g suffixes), 0 allowed */
+    T_DOUBLE,      /* double >= 0 */
+    T_POLICY,      /* int: drop|close */
+    T_LEVEL,       /* int: debug|info|warn|error */
+    T_FORMAT,      /* enum hub_log_format: json|text */
+    T_ORIGINS,     /* repeatable; comma-separated in the environment and the file */
 };
 
 struct opt {
-    const char *name;   /* flag without "--"; env WEFT_<NAME>; file key */
+    const char *name; /* flag without "--"; env WEFT_<NAME>; file key */
     enum opt_type type;
-    size_t off;         /* offset in struct hub_config */
-    const char *arg;    /* placeholder in --help */
+    size_t off;      /* offset in struct hub_config */
+    const char *arg; /* placeholder in --help */
     const char *help;
 };
 
@@ -71,7 +71,8 @@ static const struct opt opts[] = {
      "2^(window+2) + 2^(mem-level+9) bytes per direction per connection)"},
     {"deflate-window-bits", T_U32, OFF(deflate_window_bits), "N",
      "LZ77 window of both directions, 9..15 (9 + --deflate-mem-level 1 = memory-lean)"},
-    {"deflate-mem-level", T_U32, OFF(deflate_mem_level), "N", "zlib memLevel of our compressor, 1..9"},
+    {"deflate-mem-level", T_U32, OFF(deflate_mem_level), "N",
+     "zlib memLevel of our compressor, 1..9"},
     {"deflate-level", T_U32, OFF(deflate_level), "N",
      "zlib compression level of what we send, 0..9 (1: fastest, 6: zlib's default, 9: smallest)"},
     {"deflate-threshold", T_SIZE32, OFF(deflate_threshold), "BYTES",
@@ -87,7 +88,8 @@ static const struct opt opts[] = {
      "what to do with a slow consumer: drop new messages, or close it with 1008"},
     {"idle-timeout", T_SECONDS, OFF(idle_timeout_ms), "S",
      "close a connection after S seconds without traffic, 0 = never"},
-    {"ping-interval", T_SECONDS, OFF(ping_interval_ms), "S", "ping a peer silent for S seconds, 0 = never"},
+    {"ping-interval", T_SECONDS, OFF(ping_interval_ms), "S",
+     "ping a peer silent for S seconds, 0 = never"},
     {"handshake-timeout", T_SECONDS_POS, OFF(handshake_timeout_ms), "S",
      "drop clients that do not complete the HTTP handshake within S seconds"},
     {"shutdown-timeout", T_SECONDS, OFF(shutdown_ms), "S",
@@ -104,14 +106,17 @@ static const struct opt opts[] = {
      "or a \"bearer.TOKEN\" subprotocol); others get 401"},
     {"auth-allow-no-exp", T_FLAG, OFF(auth_allow_no_exp), "",
      "accept tokens without an exp claim (they never expire); by default they get 401"},
-    {"auth-secret-file", T_STR, OFF(auth_secret_file), "FILE", "read the JWT secret from FILE (first line)"},
+    {"auth-secret-file", T_STR, OFF(auth_secret_file), "FILE",
+     "read the JWT secret from FILE (first line)"},
     {"revoked", T_STR, OFF(revoked_file), "FILE",
      "revoked token ids (jti), one per line; reloaded when the file changes"},
-    {"max-connections", T_U32, OFF(max_connections), "N", "open WebSocket connections in all, 0 = unlimited (503 beyond)"},
+    {"max-connections", T_U32, OFF(max_connections), "N",
+     "open WebSocket connections in all, 0 = unlimited (503 beyond)"},
     {"max-connections-per-ip", T_U32, OFF(max_connections_per_ip), "N",
      "open connections per client IP, 0 = unlimited (503 beyond)"},
     {"retry-after", T_U32, OFF(retry_after_s), "S", "Retry-After seconds sent with 503"},
-    {"rate", T_DOUBLE, OFF(rate), "N", "messages per second per connection (token bucket), 0 = unlimited;\n"
+    {"rate", T_DOUBLE, OFF(rate), "N",
+     "messages per second per connection (token bucket), 0 = unlimited;\n"
      "exceeding it closes with 1008"},
     {"burst", T_DOUBLE, OFF(burst), "N", "token bucket size, 0 = 2 x rate"},
     {"handshake-rate", T_DOUBLE, OFF(handshake_rate), "N",
@@ -121,7 +126,8 @@ static const struct opt opts[] = {
      "handshakes one IP may start at once, 0 = 2 x handshake-rate"},
     {"max-rooms", T_U32, OFF(max_rooms), "N", "rooms one /hub connection may join"},
     {"history-size", T_U32, OFF(history_size), "N", "messages kept per /hub room for recovery"},
-    {"history-age", T_SECONDS, OFF(history_age_ms), "S", "drop kept messages older than S seconds, 0 = never"},
+    {"history-age", T_SECONDS, OFF(history_age_ms), "S",
+     "drop kept messages older than S seconds, 0 = never"},
     {"history-max-message", T_BYTES, OFF(history_max_message), "BYTES",
      "a /hub delivery larger than this is delivered but not kept in the history"},
     {"history-memory", T_BYTES, OFF(history_memory), "BYTES",
@@ -182,14 +188,11 @@ int hub_config_copy(struct hub_config *dst, const struct hub_config *src)
     for (size_t i = 0; i < NOPTS; i++)
         if (opts[i].type == T_STR) {
             char **p = (char **)((char *)dst + opts[i].off);
-            if (*p && !(*p = strdup(*p)))
-                rc = -1;
+            if (*p && !(*p = strdup(*p))) rc = -1;
         }
     for (size_t i = 0; i < src->norigins; i++)
-        if (!(dst->origins[i] = strdup(src->origins[i])))
-            rc = -1;
-    if (src->config_file && !(dst->config_file = strdup(src->config_file)))
-        rc = -1;
+        if (!(dst->origins[i] = strdup(src->origins[i]))) rc = -1;
+    if (src->config_file && !(dst->config_file = strdup(src->config_file))) rc = -1;
     return rc;
 }
 
@@ -228,8 +231,7 @@ static bool parse_seconds(const char *s, uint32_t *ms)
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
     uint64_t v;
-    if (units_count(s, 0, max, &v) != UNITS_OK)
-        return false;
+    if (units_count(s, 0, max, &v) != UNITS_OK) return false;
     *out = (unsigned long)v;
     return true;
 }
@@ -241,8 +243,7 @@ static const struct opt *find_opt(const char *key)
         const char *a = opts[i].name, *b = key;
         while (*a && (*a == *b || (*a == '-' && *b == '_')))
             a++, b++;
-        if (!*a && !*b)
-            return &opts[i];
+        if (!*a && !*b) return &opts[i];
     }
     return NULL;
 }
@@ -265,16 +266,14 @@ static int add_origin(struct hub_config *cfg, const char *s, size_t len, char *e
         s++, len--;
     while (len && isspace((unsigned char)s[len - 1]))
         len--;
-    if (!len)
-        return 0;
+    if (!len) return 0;
     if (cfg->norigins == HUB_MAX_ORIGINS)
         return fail(err, cap, "at most %d origins", HUB_MAX_ORIGINS);
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= ' ' || s[i] == ',')
             return fail(err, cap, "an origin has no spaces or commas");
     cfg->origins[cfg->norigins] = strndup(s, len);
-    if (!cfg->origins[cfg->norigins])
-        return fail(err, cap, "out of memory");
+    if (!cfg->origins[cfg->norigins]) return fail(err, cap, "out of memory");
     cfg->norigins++;
     return 0;
 }
@@ -284,8 +283,7 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
                    size_t cap)
 {
     const struct opt *o = find_opt(key);
-    if (!o)
-        return 1;
+    if (!o) return 1;
     void *p = (char *)cfg + o->off;
     unsigned long ul;
     uint64_t u64;
@@ -294,8 +292,7 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
     case T_STR:
         /* Empty = unset (the default), as --print-config prints an unset option; only the
          * listening address must be given. */
-        if (!*value && !strcmp(o->name, "host"))
-            return fail(err, cap, "empty");
+        if (!*value && !strcmp(o->name, "host")) return fail(err, cap, "empty");
         free(*(char **)p);
         *(char **)p = *value ? strdup(value) : NULL;
         return 0;
@@ -314,21 +311,20 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
             *(uint64_t *)p = 0;
             return 0;
         }
-        if (!parse_bytes(value, &u64))
-            return fail(err, cap, "expected a byte count (0 = off)");
+        if (!parse_bytes(value, &u64)) return fail(err, cap, "expected a byte count (0 = off)");
         *(uint64_t *)p = u64;
         return 0;
     case T_BYTES:
-        if (!parse_bytes(value, &u64) ||
-            (!strcmp(o->name, "max-backpressure") && u64 > SIZE_MAX))
+        if (!parse_bytes(value, &u64) || (!strcmp(o->name, "max-backpressure") && u64 > SIZE_MAX))
             return fail(err, cap, "expected a positive byte count");
         *(uint64_t *)p = u64;
         return 0;
     case T_SECONDS:
     case T_SECONDS_POS:
         if (!parse_seconds(value, &ms) || (o->type == T_SECONDS_POS && ms == 0))
-            return fail(err, cap, o->type == T_SECONDS_POS ? "expected seconds (> 0)"
-                                                           : "expected seconds (0 = never)");
+            return fail(err, cap,
+                        o->type == T_SECONDS_POS ? "expected seconds (> 0)"
+                                                 : "expected seconds (0 = never)");
         *(uint32_t *)p = ms;
         return 0;
     case T_U32:
@@ -380,10 +376,8 @@ int hub_config_set(struct hub_config *cfg, const char *key, const char *value, c
         for (;;) {
             const char *comma = strchr(s, ',');
             size_t len = comma ? (size_t)(comma - s) : strlen(s);
-            if (add_origin(cfg, s, len, err, cap) < 0)
-                return -1;
-            if (!comma)
-                break;
+            if (add_origin(cfg, s, len, err, cap) < 0) return -1;
+            if (!comma) break;
             s = comma + 1;
         }
         return 0;
@@ -439,8 +433,7 @@ static int on_ini(void *user, const char *section, const char *name, const char 
 static int bad_line(const char *path, bool *nul)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     int line = 1, found = 0, ch;
     size_t len = 0;
     while (!found && (ch = getc(f)) != EOF) {
@@ -463,22 +456,17 @@ int hub_config_load_file(struct hub_config *cfg, const char *path, char *err, si
 {
     bool nul = false;
     int bad = bad_line(path, &nul);
-    if (bad && nul)
-        return fail(err, cap, "%s:%d: a NUL byte in the line", path, bad);
-    if (bad)
-        return fail(err, cap, "%s:%d: line longer than %d bytes", path, bad, LINE_MAX_BYTES);
+    if (bad && nul) return fail(err, cap, "%s:%d: a NUL byte in the line", path, bad);
+    if (bad) return fail(err, cap, "%s:%d: line longer than %d bytes", path, bad, LINE_MAX_BYTES);
     /* --allow-origin in a file replaces nothing: values accumulate like repeated flags. */
     struct file_ctx fc = {.cfg = cfg, .err = err, .cap = cap};
     char inner[300] = "";
     fc.err = inner;
     fc.cap = sizeof inner;
     int r = ini_parse(path, on_ini, &fc);
-    if (r == -1)
-        return fail(err, cap, "%s: %s", path, strerror(errno ? errno : ENOENT));
-    if (r == -2)
-        return fail(err, cap, "%s: out of memory", path);
-    if (r > 0)
-        return fail(err, cap, "%s:%d: %s", path, r, fc.failed ? inner : "syntax error");
+    if (r == -1) return fail(err, cap, "%s: %s", path, strerror(errno ? errno : ENOENT));
+    if (r == -2) return fail(err, cap, "%s: out of memory", path);
+    if (r > 0) return fail(err, cap, "%s:%d: %s", path, r, fc.failed ? inner : "syntax error");
     free(cfg->config_file);
     cfg->config_file = strdup(path);
     return 0;
@@ -494,8 +482,7 @@ int hub_config_load_env(struct hub_config *cfg, char *err, size_t cap)
             var[n++] = *s == '-' ? '_' : (char)toupper((unsigned char)*s);
         var[n] = '\0';
         const char *v = getenv(var);
-        if (!v)
-            continue;
+        if (!v) continue;
         if (opts[i].type == T_ORIGINS) { /* the environment replaces the file's list */
             for (size_t k = 0; k < cfg->norigins; k++)
                 free(cfg->origins[k]);
@@ -519,8 +506,7 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         char line[1024];
         bool ok = fgets(line, sizeof line, f) != NULL;
         fclose(f);
-        if (ok)
-            line[strcspn(line, "\r\n")] = '\0';
+        if (ok) line[strcspn(line, "\r\n")] = '\0';
         if (!ok || !line[0])
             return fail(err, cap, "--auth-secret-file %s: empty", cfg->auth_secret_file);
         cfg->auth_secret = strdup(line);
@@ -534,23 +520,20 @@ int hub_config_finish(struct hub_config *cfg, char *err, size_t cap)
         return fail(err, cap, "--deflate-window-bits: expected 9..15");
     if (cfg->deflate_mem_level < 1 || cfg->deflate_mem_level > 9)
         return fail(err, cap, "--deflate-mem-level: expected 1..9");
-    if (cfg->deflate_level > 9)
-        return fail(err, cap, "--deflate-level: expected 0..9");
-    if (cfg->history_size > 100000)
-        return fail(err, cap, "--history-size: at most 100000");
+    if (cfg->deflate_level > 9) return fail(err, cap, "--deflate-level: expected 0..9");
+    if (cfg->history_size > 100000) return fail(err, cap, "--history-size: at most 100000");
     if (cfg->workers == 0 || cfg->workers > 256)
         return fail(err, cap, "--workers: expected 1..256");
     enum weft_io_backend iob;
-    if (cfg->io_backend && *cfg->io_backend && weft_io_backend_parse(cfg->io_backend, &iob) != WEFT_OK)
+    if (cfg->io_backend && *cfg->io_backend &&
+        weft_io_backend_parse(cfg->io_backend, &iob) != WEFT_OK)
         return fail(err, cap, "--io-backend: expected epoll or uring");
-    if (cfg->max_rooms == 0)
-        return fail(err, cap, "--max-rooms: at least 1");
+    if (cfg->max_rooms == 0) return fail(err, cap, "--max-rooms: at least 1");
     if (cfg->redis && !*cfg->redis) {
         free(cfg->redis);
         cfg->redis = NULL;
     }
-    if (cfg->redis && broker_check_url(cfg->redis, err, cap) < 0)
-        return -1;
+    if (cfg->redis && broker_check_url(cfg->redis, err, cap) < 0) return -1;
     return 0;
 }
 
@@ -561,8 +544,7 @@ static void format_value(const struct hub_config *cfg, const struct opt *o, char
     switch (o->type) {
     case T_STR: {
         const char *s = *(char *const *)p;
-        if (s && !strcmp(o->name, "auth-secret"))
-            s = "(set)";
+        if (s && !strcmp(o->name, "auth-secret")) s = "(set)";
         snprintf(out, cap, "%s", s ? s : "");
         break;
     }
@@ -638,8 +620,7 @@ void hub_config_usage(FILE *out)
         fprintf(out, "  %-28s ", flag);
         for (const char *h = opts[i].help; *h; h++) {
             fputc(*h, out);
-            if (*h == '\n')
-                fprintf(out, "  %-28s ", "");
+            if (*h == '\n') fprintf(out, "  %-28s ", "");
         }
         fprintf(out, " [%s] (%s)\n", v[0] ? v : "off", env);
     }
@@ -663,8 +644,7 @@ const struct option *hub_config_options(size_t *n)
 /* The option name of a getopt value from hub_config_options. */
 const char *hub_config_option_name(int val)
 {
-    if (val < OPT_BASE || val >= OPT_BASE + (int)NOPTS)
-        return NULL;
+    if (val < OPT_BASE || val >= OPT_BASE + (int)NOPTS) return NULL;
     return opts[val - OPT_BASE].name;
 }
 
@@ -675,8 +655,7 @@ struct weft_loop *hub_loop_new(const struct hub_config *cfg, const struct hub_lo
 {
     struct weft_loop_config lc;
     weft_loop_config_init(&lc);
-    if (cfg->io_backend && *cfg->io_backend)
-        weft_io_backend_parse(cfg->io_backend, &lc.io_backend);
+    if (cfg->io_backend && *cfg->io_backend) weft_io_backend_parse(cfg->io_backend, &lc.io_backend);
     struct weft_loop *loop = weft_loop_new_config(&lc);
     if (loop && log_fallback && weft_loop_backend_error(loop))
         hlog(lg, WEFT_LOG_WARN, NULL, NULL, "io_uring unavailable (%s): using epoll",

@@ -50,8 +50,7 @@ static void on_tick(struct weft_timer *t)
             }
     }
     rooms_sweep(&h->rooms, weft_loop_now(h->loop));
-    if (h->cfg.handshake_rate > 0)
-        ipbook_sweep(h->ips);
+    if (h->cfg.handshake_rate > 0) ipbook_sweep(h->ips);
     weft_timer_start(h->loop, &h->tick, TICK_MS);
 }
 
@@ -206,10 +205,10 @@ void hub_log_listening(struct hub *h)
         snprintf(addr, sizeof addr, "[%s]:%u", h->cfg.host, hub_port(h));
     else
         snprintf(addr, sizeof addr, "%s:%u", h->cfg.host, hub_port(h));
-    hlog_always(&h->log, WEFT_LOG_INFO, NULL,
-                json_pack("{s:s,s:s,s:s}", "event", "listening", "address", addr, "version",
-                          WEFT_VERSION),
-                "listening on %s", addr);
+    hlog_always(
+        &h->log, WEFT_LOG_INFO, NULL,
+        json_pack("{s:s,s:s,s:s}", "event", "listening", "address", addr, "version", WEFT_VERSION),
+        "listening on %s", addr);
 }
 
 /* Graceful shutdown; see hub.h. */
@@ -225,8 +224,7 @@ void hub_shutdown(struct hub *h, uint16_t code, void (*done)(void *arg), void *a
 /* Frees the hub; see hub.h. */
 void hub_free(struct hub *h)
 {
-    if (!h)
-        return;
+    if (!h) return;
     weft_timer_stop(&h->tick);
     health_cancel_all(h);
     if (h->server) {
@@ -235,9 +233,8 @@ void hub_free(struct hub *h)
         if (h->started) /* not after a failed start: its error is the only line */
             hlog(&h->log, WEFT_LOG_INFO, NULL,
                  json_pack("{s:s,s:I,s:I,s:I,s:I}", "event", "stopped", "accepted",
-                           (json_int_t)st.accepted_total, "upgrades",
-                           (json_int_t)st.upgrades_total, "messages_in",
-                           (json_int_t)st.messages_in, "messages_out",
+                           (json_int_t)st.accepted_total, "upgrades", (json_int_t)st.upgrades_total,
+                           "messages_in", (json_int_t)st.messages_in, "messages_out",
                            (json_int_t)st.messages_out),
                  "stopped: %llu connections accepted, %llu upgrades, %llu messages in, %llu out",
                  (unsigned long long)st.accepted_total, (unsigned long long)st.upgrades_total,
@@ -245,7 +242,7 @@ void hub_free(struct hub *h)
         weft_server_free(h->server); /* on_close runs for the connections left */
     }
     broker_free(h->broker); /* after the connections: their presence removals are flushed */
-    if (!h->sh) /* a book shared by the workers is freed by workers.c */
+    if (!h->sh)             /* a book shared by the workers is freed by workers.c */
         ipbook_free(h->ips);
     if (h->lat) {
         if (h->lat->scheduled) {
@@ -269,8 +266,7 @@ void hub_free(struct hub *h)
 void hub_raise_nofile(const struct hub_log *lg)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
     if (rl.rlim_cur != rl.rlim_max) {
         struct rlimit want = rl;
         want.rlim_cur = rl.rlim_max;
@@ -280,13 +276,11 @@ void hub_raise_nofile(const struct hub_log *lg)
             FILE *f = fopen("/proc/sys/fs/nr_open", "r");
             unsigned long long nr = 0;
             if (f) {
-                if (fscanf(f, "%llu", &nr) != 1)
-                    nr = 0;
+                if (fscanf(f, "%llu", &nr) != 1) nr = 0;
                 fclose(f);
             }
             want.rlim_cur = (rlim_t)nr;
-            if (nr > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &want) == 0)
-                rl = want;
+            if (nr > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
         }
     }
     unsigned long long n = rl.rlim_cur == RLIM_INFINITY ? 0 : (unsigned long long)rl.rlim_cur;
@@ -294,8 +288,8 @@ void hub_raise_nofile(const struct hub_log *lg)
     hlog(lg, WEFT_LOG_INFO, NULL,
          json_pack("{s:s,s:I,s:I}", "event", "nofile", "limit", (json_int_t)rl.rlim_cur,
                    "connections", (json_int_t)n),
-         "open file limit %llu: can hold about %llu connections",
-         (unsigned long long)rl.rlim_cur, n);
+         "open file limit %llu: can hold about %llu connections", (unsigned long long)rl.rlim_cur,
+         n);
 }
 
 /* State of hub_run. */
@@ -343,8 +337,7 @@ static void run_sighup(int signo, void *arg)
              "SIGHUP: TLS certificate reloaded from %s", h->cfg.tls_cert_file);
     else
         hlog(&h->log, WEFT_LOG_ERROR, NULL, json_pack("{s:s}", "event", "tls_reload_failed"),
-             "SIGHUP: TLS reload failed, keeping the old certificate: %s",
-             weft_tls_last_error());
+             "SIGHUP: TLS reload failed, keeping the old certificate: %s", weft_tls_last_error());
 }
 
 /* Reports a failed start (a bad --web-root or TLS file, a port in use): one plain line on
@@ -359,8 +352,7 @@ void hub_start_error(const char *reason)
 int hub_run(const struct hub_config *cfg)
 {
     struct hub_log lg = {.out = stderr, .level = cfg->log_level, .format = cfg->log_format};
-    if (cfg->workers > 1 && !cfg->unix_path)
-        return workers_run(cfg);
+    if (cfg->workers > 1 && !cfg->unix_path) return workers_run(cfg);
     struct run r = {0};
     r.loop = hub_loop_new(cfg, &lg, true);
     if (!r.loop) {

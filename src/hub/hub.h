@@ -40,7 +40,7 @@ struct hub_config {
     uint64_t max_message;
     uint64_t max_backpressure;
     uint64_t memory_budget; /* process-wide (weft_memory_set_budget), 0 = none */
-    int slow_policy; /* enum weft_slow_policy */
+    int slow_policy;        /* enum weft_slow_policy */
     uint32_t idle_timeout_ms, ping_interval_ms, handshake_timeout_ms, shutdown_ms;
     /* permessage-deflate tuning (--deflate-*; the switch is `deflate` below) */
     bool deflate_context_takeover;
@@ -54,10 +54,10 @@ struct hub_config {
     /* security */
     char *origins[HUB_MAX_ORIGINS]; /* --allow-origin patterns (see hub.c) */
     size_t norigins;
-    char *auth_secret;      /* HS256 secret; NULL = no auth */
-    char *auth_secret_file; /* read at start (first line) when auth_secret is not set */
-    bool auth_allow_no_exp; /* accept tokens without exp (default: 401) */
-    char *revoked_file;     /* revoked jti list, one per line, reloaded on change */
+    char *auth_secret;               /* HS256 secret; NULL = no auth */
+    char *auth_secret_file;          /* read at start (first line) when auth_secret is not set */
+    bool auth_allow_no_exp;          /* accept tokens without exp (default: 401) */
+    char *revoked_file;              /* revoked jti list, one per line, reloaded on change */
     uint32_t max_connections;        /* 0 = unlimited */
     uint32_t max_connections_per_ip; /* 0 = unlimited */
     uint32_t retry_after_s;          /* Retry-After on 503 */
@@ -67,18 +67,18 @@ struct hub_config {
     double handshake_rate;  /* WebSocket upgrades per second per client IP, 0 = unlimited */
     double handshake_burst; /* its bucket size, 0 = 2 * handshake_rate (at least 1) */
     /* rooms */
-    uint32_t history_size;    /* messages kept per room */
-    uint32_t history_age_ms;  /* max age of kept messages, 0 = forever */
+    uint32_t history_size;        /* messages kept per room */
+    uint32_t history_age_ms;      /* max age of kept messages, 0 = forever */
     uint64_t history_max_message; /* larger deliveries are delivered but not kept */
-    uint64_t history_memory;  /* bytes kept in all histories of the process */
-    uint32_t max_total_rooms; /* /hub and raw rooms of the process, 0 = unlimited */
+    uint64_t history_memory;      /* bytes kept in all histories of the process */
+    uint32_t max_total_rooms;     /* /hub and raw rooms of the process, 0 = unlimited */
     /* the web page (web.c) and compression */
-    char *web_root;           /* --web-root: static files for GET /; NULL = the shipped web/ */
-    bool deflate;             /* --deflate: permessage-deflate on (the default) or off */
+    char *web_root; /* --web-root: static files for GET /; NULL = the shipped web/ */
+    bool deflate;   /* --deflate: permessage-deflate on (the default) or off */
     /* scale-out */
-    uint32_t workers;         /* worker threads (--workers), default the number of cores */
-    char *io_backend;         /* --io-backend epoll|uring; NULL = the library's default */
-    char *redis;              /* --redis redis://host[:port][/db]: multi-node; NULL = in-process */
+    uint32_t workers; /* worker threads (--workers), default the number of cores */
+    char *io_backend; /* --io-backend epoll|uring; NULL = the library's default */
+    char *redis;      /* --redis redis://host[:port][/db]: multi-node; NULL = in-process */
     /* the config file it was loaded from (informational) */
     char *config_file;
 };

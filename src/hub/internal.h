@@ -44,11 +44,17 @@ void hlog_always(const struct hub_log *lg, int level, const char *conn, json_t *
 #define HUB_MAX_ERROR_CODES 24
 
 struct hub_metrics {
-    uint64_t conns_total;           /* WebSocket connections opened (all routes) */
+    uint64_t conns_total;                           /* WebSocket connections opened (all routes) */
     uint64_t hs_ok, hs_401, hs_403, hs_414, hs_429; /* handshakes by result (ours) */
-    struct { uint16_t code; uint64_t n; } closes[HUB_MAX_CLOSE_CODES];
+    struct {
+        uint16_t code;
+        uint64_t n;
+    } closes[HUB_MAX_CLOSE_CODES];
     size_t ncloses;
-    struct { const char *code; uint64_t n; } errors[HUB_MAX_ERROR_CODES]; /* static strings */
+    struct {
+        const char *code;
+        uint64_t n;
+    } errors[HUB_MAX_ERROR_CODES]; /* static strings */
     size_t nerrors;
     uint64_t hub_requests;          /* /hub messages received */
     uint64_t publishes, deliveries; /* /hub publishes and the copies they queued */
@@ -60,7 +66,7 @@ struct hub_metrics {
     uint64_t lat_buckets[HUB_LAT_BUCKETS + 1]; /* cumulative at render time; +Inf last */
     double lat_sum;
     uint64_t lat_count;
-    double start_time;              /* process start, seconds since the epoch */
+    double start_time; /* process start, seconds since the epoch */
 };
 
 extern const double hub_lat_bounds[HUB_LAT_BUCKETS];
@@ -75,10 +81,10 @@ struct hub_auth;
 
 /* Claims of a valid token. Strings are owned (auth_claims_free). */
 struct auth_claims {
-    char *sub;       /* NULL if absent */
-    char *jti;       /* NULL if absent */
-    int64_t exp;     /* seconds since the epoch, 0 if absent */
-    json_t *rooms;   /* the "rooms" claim (array of patterns), NULL if absent */
+    char *sub;     /* NULL if absent */
+    char *jti;     /* NULL if absent */
+    int64_t exp;   /* seconds since the epoch, 0 if absent */
+    json_t *rooms; /* the "rooms" claim (array of patterns), NULL if absent */
 };
 
 struct hub_auth *auth_new(const char *secret, const char *revoked_path, char *err, size_t cap);
@@ -205,10 +211,10 @@ enum hconn_kind { HC_HUB = 0, HC_ROOM, HC_ECHO };
 /* What a connection's token said beyond its subject, allocated only when the token had a
  * jti, an exp or a rooms claim (auth_of / hconn_auth_new). */
 struct hconn_auth {
-    struct hconn *hc;          /* back to the connection (for exp_timer's callback) */
-    char *jti;                 /* NULL if absent (or revoked and closing) */
-    int64_t exp;               /* 0 if absent */
-    json_t *rooms_claim;       /* NULL: every room */
+    struct hconn *hc;    /* back to the connection (for exp_timer's callback) */
+    char *jti;           /* NULL if absent (or revoked and closing) */
+    int64_t exp;         /* 0 if absent */
+    json_t *rooms_claim; /* NULL: every room */
     struct weft_timer exp_timer;
 };
 
@@ -224,18 +230,18 @@ struct hconn {
     struct hconn_auth *auth;   /* NULL without a jti, exp or rooms claim */
     double tokens;             /* rate-limit bucket */
     uint64_t bucket_ms;
-    char *topic;               /* HC_ROOM: "room:<name>" */
-    struct room **rooms;       /* HC_HUB: rooms joined */
+    char *topic;         /* HC_ROOM: "room:<name>" */
+    struct room **rooms; /* HC_HUB: rooms joined */
     uint32_t topic_len;
     uint32_t nrooms;
-    uint32_t refs;             /* requests in flight to other workers (workers.c) */
-    uint8_t kind;              /* enum hconn_kind */
-    bool self_check : 1;       /* the /readyz probe: not counted, not logged at info */
-    bool open : 1;             /* on_open ran */
-    bool gone : 1;             /* closed while refs > 0: freed by the last reply */
-    bool broker_ref : 1;       /* HC_ROOM: counted in the broker's subscription of topic */
-    bool raw_sub : 1;          /* HC_ROOM: subscribed to topic, a room counted in the
-                                  process's rooms (--max-total-rooms) while it has members */
+    uint32_t refs;       /* requests in flight to other workers (workers.c) */
+    uint8_t kind;        /* enum hconn_kind */
+    bool self_check : 1; /* the /readyz probe: not counted, not logged at info */
+    bool open : 1;       /* on_open ran */
+    bool gone : 1;       /* closed while refs > 0: freed by the last reply */
+    bool broker_ref : 1; /* HC_ROOM: counted in the broker's subscription of topic */
+    bool raw_sub : 1;    /* HC_ROOM: subscribed to topic, a room counted in the
+                            process's rooms (--max-total-rooms) while it has members */
     char id_inline[HCONN_ID_INLINE + 1];
 };
 
@@ -264,21 +270,21 @@ struct hub {
     struct hub_auth *auth;
     struct rooms rooms;
     struct hconn *conns;
-    uint64_t nconns;           /* open connections of the hub (without the probe) */
-    uint64_t nconns_all;       /* with the probe */
-    struct ipbook *ips;        /* the per-IP book (ipbook.h), shared by the workers */
+    uint64_t nconns;     /* open connections of the hub (without the probe) */
+    uint64_t nconns_all; /* with the probe */
+    struct ipbook *ips;  /* the per-IP book (ipbook.h), shared by the workers */
     struct weft_random rnd;
-    struct weft_timer tick;    /* 1 s: revocation file, history expiry */
+    struct weft_timer tick; /* 1 s: revocation file, history expiry */
     struct lat_pending *lat;
-    char self_nonce[33];       /* X-Weft-Self-Check value of the probe */
-    bool started;              /* every hub of the process was set up: hub_free logs "stopped" */
+    char self_nonce[33]; /* X-Weft-Self-Check value of the probe */
+    bool started;        /* every hub of the process was set up: hub_free logs "stopped" */
     struct readyz_check *checks;
     bool draining;
-    struct hub_web *web;       /* the web page's static files (web.c) */
-    struct hub_stats *stats;   /* the 1 s stats stream (stats.c) */
-    struct hub_workers *sh;    /* several workers (--workers N > 1), NULL with one */
-    struct broker *broker;     /* --redis (broker.h), NULL: in-process only */
-    unsigned worker;           /* this hub's worker index */
+    struct hub_web *web;     /* the web page's static files (web.c) */
+    struct hub_stats *stats; /* the 1 s stats stream (stats.c) */
+    struct hub_workers *sh;  /* several workers (--workers N > 1), NULL with one */
+    struct broker *broker;   /* --redis (broker.h), NULL: in-process only */
+    unsigned worker;         /* this hub's worker index */
 };
 
 /* The publish-to-deliver clock started at t0_ns for a publish that queued deliveries. */
@@ -359,8 +365,8 @@ struct hist_budget hist_budget_of(const struct hconn *hc);
 uint64_t hist_count(uint64_t limit);
 /* Picks the page among n candidates (their lengths and seqs, in order, all after since):
  * at most hist_count(limit) of them within b. */
-void hist_pick(size_t n, const size_t *lens, const uint64_t *seqs, uint64_t since,
-               uint64_t limit, struct hist_budget b, struct hist_page *pg);
+void hist_pick(size_t n, const size_t *lens, const uint64_t *seqs, uint64_t since, uint64_t limit,
+               struct hist_budget b, struct hist_page *pg);
 /* {"type":"history","room":room,"seq":seq[,"more":true,"next":next][,"id"],"messages":[…]}
  * around n serialised deliveries. Returns a malloc'd NUL-terminated text (length in *len)
  * or NULL (out of memory). */
@@ -392,14 +398,13 @@ struct metrics_snap {
     struct weft_server_stats st;
     uint64_t nconns, nrooms, hist_msgs, hist_bytes, hist_skipped, hist_evicted;
     bool draining;
-    bool redis;          /* --redis is set */
+    bool redis;           /* --redis is set */
     uint32_t broker_down; /* workers whose Redis connections are not both up */
 };
 void metrics_snapshot(const struct hub *h, struct metrics_snap *out);
 /* Answers the deferred /metrics response d with the metrics of n workers' snapshots (summed,
  * plus per-worker gauges). */
-void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap *snaps,
-                              size_t n);
+void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap *snaps, size_t n);
 
 #include "hub/broker.h"
 

@@ -17,10 +17,14 @@
 static const char *level_name(int level)
 {
     switch (level) {
-    case WEFT_LOG_DEBUG: return "debug";
-    case WEFT_LOG_INFO: return "info";
-    case WEFT_LOG_WARN: return "warn";
-    default: return "error";
+    case WEFT_LOG_DEBUG:
+        return "debug";
+    case WEFT_LOG_INFO:
+        return "info";
+    case WEFT_LOG_WARN:
+        return "warn";
+    default:
+        return "error";
     }
 }
 
@@ -44,10 +48,8 @@ static void write_line(FILE *out, const char *line, size_t len)
     int fd = fileno(out);
     while (len > 0 && fd >= 0) {
         ssize_t w = write(fd, line, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
         line += w;
         len -= (size_t)w;
     }
@@ -66,13 +68,13 @@ static void emit(const struct hub_log *lg, int level, const char *conn, json_t *
         const char *key;
         json_t *v;
         if (fields && json_is_object(fields)) {
-            json_object_foreach(fields, key, v) {
+            json_object_foreach(fields, key, v)
+            {
                 char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
                 const char *txt = json_is_string(v) ? json_string_value(v) : (s ? s : "?");
                 int w = snprintf(extra + n, sizeof extra - n, " %s=%s", key, txt);
                 free(s);
-                if (w < 0 || (size_t)w >= sizeof extra - n)
-                    break;
+                if (w < 0 || (size_t)w >= sizeof extra - n) break;
                 n += (size_t)w;
             }
         }
@@ -92,10 +94,8 @@ static void emit(const struct hub_log *lg, int level, const char *conn, json_t *
             json_object_set_new(o, "ts", json_string(ts));
             json_object_set_new(o, "level", json_string(level_name(level)));
             json_object_set_new(o, "msg", json_string(msg));
-            if (conn)
-                json_object_set_new(o, "conn", json_string(conn));
-            if (fields && json_is_object(fields))
-                json_object_update(o, fields);
+            if (conn) json_object_set_new(o, "conn", json_string(conn));
+            if (fields && json_is_object(fields)) json_object_update(o, fields);
             char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
             size_t len = line ? strlen(line) : 0;
             char *whole = line ? realloc(line, len + 2) : NULL;

@@ -13,9 +13,8 @@
 #include "hub/internal.h"
 
 /* Upper bounds (seconds) of the publish-to-deliver histogram buckets. */
-const double hub_lat_bounds[HUB_LAT_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001,
-                                                0.0025,  0.005,  0.01,    0.025,  0.05,
-                                                0.1,     0.25,   0.5,     1.0};
+const double hub_lat_bounds[HUB_LAT_BUCKETS] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 
 /* Counts a close code (codes beyond the table's size are counted as 0, "other"). */
 void metrics_close(struct hub_metrics *m, uint16_t code)
@@ -75,8 +74,7 @@ struct out {
 static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(struct out *o, const char *fmt, ...)
 {
-    if (o->failed)
-        return;
+    if (o->failed) return;
     if (!o->p) {
         o->cap = 16384;
         o->p = malloc(o->cap);
@@ -116,8 +114,7 @@ static void head(struct out *o, const char *name, const char *type, const char *
 }
 
 /* A metric with a single unlabelled value. */
-static void single(struct out *o, const char *name, const char *type, const char *help,
-                   uint64_t v)
+static void single(struct out *o, const char *name, const char *type, const char *help, uint64_t v)
 {
     head(o, name, type, help);
     put(o, "%s %llu\n", name, (unsigned long long)v);
@@ -133,8 +130,7 @@ static void proc_self(uint64_t *rss, double *cpu)
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
         unsigned long long size, res;
-        if (fscanf(f, "%llu %llu", &size, &res) == 2 && page > 0)
-            *rss = res * (uint64_t)page;
+        if (fscanf(f, "%llu %llu", &size, &res) == 2 && page > 0) *rss = res * (uint64_t)page;
         fclose(f);
     }
     f = fopen("/proc/self/stat", "r");
@@ -147,8 +143,9 @@ static void proc_self(uint64_t *rss, double *cpu)
          * stime 15. */
         char *p = strrchr(buf, ')');
         unsigned long long ut = 0, st = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                        &st) == 2 && tck > 0)
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2 &&
+            tck > 0)
             *cpu = (double)(ut + st) / (double)tck;
     }
 }
@@ -204,8 +201,7 @@ static void snap_add(struct metrics_snap *a, const struct metrics_snap *b)
         m->lat_buckets[i] += n->lat_buckets[i];
     m->lat_sum += n->lat_sum;
     m->lat_count += n->lat_count;
-    if (n->start_time < m->start_time)
-        m->start_time = n->start_time;
+    if (n->start_time < m->start_time) m->start_time = n->start_time;
     a->nconns += b->nconns;
     a->nrooms += b->nrooms;
     a->hist_msgs += b->hist_msgs;
@@ -222,8 +218,7 @@ static void render(const struct metrics_snap *sn, struct out *o)
     const struct hub_metrics *m = &sn->m;
 
     single(o, "weft_connections", "gauge", "Open WebSocket connections.", sn->nconns);
-    single(o, "weft_connections_total", "counter", "WebSocket connections opened.",
-           m->conns_total);
+    single(o, "weft_connections_total", "counter", "WebSocket connections opened.", m->conns_total);
     head(o, "weft_connections_closed_total", "counter",
          "WebSocket connections closed, by close code (1006: no close frame).");
     for (size_t i = 0; i < m->ncloses; i++)
@@ -231,19 +226,15 @@ static void render(const struct metrics_snap *sn, struct out *o)
             (unsigned long long)m->closes[i].n);
 
     head(o, "weft_handshakes_total", "counter", "WebSocket opening handshakes by result.");
-    struct { const char *r; uint64_t n; } hs[] = {
-        {"ok", m->hs_ok},
-        {"400", st.rejected_400},
-        {"401", m->hs_401},
-        {"403", m->hs_403},
-        {"414", m->hs_414},
-        {"426", st.rejected_426},
-        {"429", m->hs_429},
-        {"503", st.rejected_503},
+    struct {
+        const char *r;
+        uint64_t n;
+    } hs[] = {
+        {"ok", m->hs_ok},   {"400", st.rejected_400}, {"401", m->hs_401}, {"403", m->hs_403},
+        {"414", m->hs_414}, {"426", st.rejected_426}, {"429", m->hs_429}, {"503", st.rejected_503},
     };
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
-        put(o, "weft_handshakes_total{result=\"%s\"} %llu\n", hs[i].r,
-            (unsigned long long)hs[i].n);
+        put(o, "weft_handshakes_total{result=\"%s\"} %llu\n", hs[i].r, (unsigned long long)hs[i].n);
 
     single(o, "weft_messages_received_total", "counter", "WebSocket messages received.",
            st.messages_in);
@@ -252,8 +243,7 @@ static void render(const struct metrics_snap *sn, struct out *o)
     single(o, "weft_sent_bytes_total", "counter", "Payload bytes sent.", st.bytes_out);
     single(o, "weft_http_requests_total", "counter", "Plain HTTP requests served.",
            st.http_requests);
-    single(o, "weft_hub_requests_total", "counter", "Messages received on /hub.",
-           m->hub_requests);
+    single(o, "weft_hub_requests_total", "counter", "Messages received on /hub.", m->hub_requests);
     single(o, "weft_hub_publishes_total", "counter", "Messages published to /hub rooms.",
            m->publishes);
     single(o, "weft_hub_deliveries_total", "counter",
@@ -283,10 +273,8 @@ static void render(const struct metrics_snap *sn, struct out *o)
     single(o, "weft_memory_budget_closes_total", "counter",
            "Connections closed (1013) for the memory budget, refused messages included.",
            st.closed_memory);
-    single(o, "weft_rooms", "gauge", "Rooms of /hub (with members or kept messages).",
-           sn->nrooms);
-    single(o, "weft_history_messages", "gauge", "Messages kept in room histories.",
-           sn->hist_msgs);
+    single(o, "weft_rooms", "gauge", "Rooms of /hub (with members or kept messages).", sn->nrooms);
+    single(o, "weft_history_messages", "gauge", "Messages kept in room histories.", sn->hist_msgs);
     single(o, "weft_history_bytes", "gauge", "Bytes of messages kept in room histories.",
            sn->hist_bytes);
     single(o, "weft_history_skipped_total", "counter",
@@ -299,11 +287,9 @@ static void render(const struct metrics_snap *sn, struct out *o)
     else
         put(o, "weft_broker_up{broker=\"local\"} 1\n");
     single(o, "weft_broker_reconnects_total", "counter",
-           "Connections to the broker (Redis) re-established after a loss.",
-           m->broker_reconnects);
+           "Connections to the broker (Redis) re-established after a loss.", m->broker_reconnects);
     single(o, "weft_broker_dropped_total", "counter",
-           "Messages delivered on this node only because the broker was down.",
-           m->broker_dropped);
+           "Messages delivered on this node only because the broker was down.", m->broker_dropped);
     single(o, "weft_draining", "gauge", "1 while the server drains for a shutdown.",
            sn->draining ? 1 : 0);
 
@@ -366,8 +352,7 @@ void metrics_http(struct weft_request *req, void *route_user)
 static bool render_workers(const struct metrics_snap *snaps, size_t n, struct out *o)
 {
     struct metrics_snap *sum = calloc(1, sizeof *sum);
-    if (!sum)
-        return false;
+    if (!sum) return false;
     sum->m.start_time = snaps[0].m.start_time;
     for (size_t i = 0; i < n; i++)
         snap_add(sum, &snaps[i]);
@@ -392,8 +377,7 @@ static bool render_workers(const struct metrics_snap *snaps, size_t n, struct ou
 }
 
 /* Answers a deferred /metrics request with the sum of n workers; see internal.h. */
-void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap *snaps,
-                              size_t n)
+void metrics_respond_deferred(struct weft_deferred *d, const struct metrics_snap *snaps, size_t n)
 {
     struct out o = {0};
     if (!render_workers(snaps, n, &o)) {
@@ -431,8 +415,7 @@ void hub_latency_start(struct hub *h, uint64_t t0_ns)
     if (lp->n == lp->cap) {
         size_t cap = lp->cap ? lp->cap * 2 : 64;
         uint64_t *t = realloc(lp->t0, cap * sizeof *t);
-        if (!t)
-            return;
+        if (!t) return;
         lp->t0 = t;
         lp->cap = cap;
     }

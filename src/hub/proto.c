@@ -23,18 +23,16 @@
 struct req {
     struct hconn *hc;
     struct hub *h;
-    json_t *msg;       /* the request object */
-    const json_t *id;  /* its "id", NULL if none */
-    uint64_t t0;       /* arrival time, ns */
+    json_t *msg;      /* the request object */
+    const json_t *id; /* its "id", NULL if none */
+    uint64_t t0;      /* arrival time, ns */
 };
 
 /* Sends obj (consumed) with the request's id added. */
 static void reply(struct req *x, json_t *obj)
 {
-    if (!obj)
-        return;
-    if (x->id)
-        json_object_set(obj, "id", (json_t *)x->id);
+    if (!obj) return;
+    if (x->id) json_object_set(obj, "id", (json_t *)x->id);
     char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);
     if (s) {
@@ -52,16 +50,13 @@ void proto_error(struct hconn *hc, const json_t *id, const char *code, const cha
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
     for (char *p = reason; *p; p++) /* our texts are ASCII; a cut echo must not break UTF-8 */
-        if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
-            *p = '?';
+        if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20) *p = '?';
     metrics_error(&hc->h->m, code);
     hlog(&hc->h->log, WEFT_LOG_DEBUG, hc->id,
          json_pack("{s:s,s:s}", "event", "error", "code", code), "error reply: %s", reason);
     json_t *o = json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "reason", reason);
-    if (!o)
-        return;
-    if (id)
-        json_object_set(o, "id", (json_t *)id);
+    if (!o) return;
+    if (id) json_object_set(o, "id", (json_t *)id);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (s) {
@@ -118,8 +113,7 @@ static const char *get_room(struct req *x)
 static int get_uint(struct req *x, const char *field, uint64_t *out)
 {
     json_t *v = json_object_get(x->msg, field);
-    if (!v)
-        return 0;
+    if (!v) return 0;
     if (!json_is_integer(v) || json_integer_value(v) < 0) {
         proto_error(x->hc, x->id, "bad_field", "\"%s\" must be a non-negative integer", field);
         return -1;
@@ -132,8 +126,7 @@ static int get_uint(struct req *x, const char *field, uint64_t *out)
 static int joined_index(const struct hconn *hc, const struct room *r)
 {
     for (uint32_t i = 0; i < hc->nrooms; i++)
-        if (hc->rooms[i] == r)
-            return (int)i;
+        if (hc->rooms[i] == r) return (int)i;
     return -1;
 }
 
@@ -149,8 +142,7 @@ static size_t topic_of(const char *room, char *topic)
 /* Checks the token's room restriction. Returns true, or false after an error reply. */
 static bool allowed(struct req *x, const char *room)
 {
-    if (auth_room_allowed(hconn_rooms_claim(x->hc), room))
-        return true;
+    if (auth_room_allowed(hconn_rooms_claim(x->hc), room)) return true;
     proto_error(x->hc, x->id, "forbidden", "the token does not allow room \"%s\"", room);
     return false;
 }
@@ -170,8 +162,7 @@ static void send_backlog(struct req *x, struct room *r, uint64_t since)
     const char *code;
     char why[256];
     if (hist_local_catchup(&x->h->rooms, r, r->name, x->id, since, hist_budget_of(x->hc),
-                           weft_loop_now(x->h->loop), emit_send, x->hc, &code, why,
-                           sizeof why) < 0)
+                           weft_loop_now(x->h->loop), emit_send, x->hc, &code, why, sizeof why) < 0)
         proto_error(x->hc, x->id, code, "%s", why);
 }
 
@@ -183,8 +174,7 @@ static void h_join(struct req *x)
     const char *name = get_room(x);
     uint64_t since = 0;
     int has_since = name ? get_uint(x, "since", &since) : -1;
-    if (!name || has_since < 0 || !allowed(x, name))
-        return;
+    if (!name || has_since < 0 || !allowed(x, name)) return;
     struct hconn *hc = x->hc;
     struct room *r = rooms_find(&x->h->rooms, name);
     if (!r || joined_index(hc, r) < 0) {
@@ -222,27 +212,25 @@ static void h_join(struct req *x)
         }
         hc->rooms[hc->nrooms++] = r;
         broker_ref(x->h->broker, topic, tl, 1);
-        hlog(&x->h->log, WEFT_LOG_DEBUG, hc->id, json_pack("{s:s,s:s}", "event", "join", "room", name),
-             "joined %s", name);
+        hlog(&x->h->log, WEFT_LOG_DEBUG, hc->id,
+             json_pack("{s:s,s:s}", "event", "join", "room", name), "joined %s", name);
     }
     if (broker_hub_join(x->h->broker, hc, name, x->id, has_since == 1, since))
-        return; /* Redis answers (seq, members, backlog across nodes) */
+        return;     /* Redis answers (seq, members, backlog across nodes) */
     if (x->h->sh) { /* the owner worker answers (seq, members, backlog) */
         workers_join(hc, name, x->id, has_since == 1, since);
         return;
     }
     reply(x, json_pack("{s:s,s:s,s:I,s:I}", "type", "joined", "room", name, "seq",
                        (json_int_t)r->seq, "members", (json_int_t)r->nmembers));
-    if (has_since == 1)
-        send_backlog(x, r, since);
+    if (has_since == 1) send_backlog(x, r, since);
 }
 
 /* {"type":"leave","room":"r"} → {"type":"left","room":"r"}. */
 static void h_leave(struct req *x)
 {
     const char *name = get_room(x);
-    if (!name)
-        return;
+    if (!name) return;
     struct hconn *hc = x->hc;
     struct room *r = rooms_find(&x->h->rooms, name);
     int i = r ? joined_index(hc, r) : -1;
@@ -257,8 +245,7 @@ static void h_leave(struct req *x)
     room_remove_member(&x->h->rooms, r, hc);
     broker_ref(x->h->broker, topic, tl, -1);
     broker_hub_leave(x->h->broker, hc, name);
-    if (x->h->sh)
-        workers_leave(hc, name);
+    if (x->h->sh) workers_leave(hc, name);
     reply(x, json_pack("{s:s,s:s}", "type", "left", "room", name));
 }
 
@@ -268,8 +255,7 @@ static void h_leave(struct req *x)
 static void h_publish(struct req *x)
 {
     const char *name = get_room(x);
-    if (!name)
-        return;
+    if (!name) return;
     json_t *data = json_object_get(x->msg, "data");
     if (!data) {
         proto_error(x->hc, x->id, "bad_field", "missing \"data\"");
@@ -283,15 +269,15 @@ static void h_publish(struct req *x)
         return;
     }
     if (broker_hub_publish(h->broker, hc, name, x->id, data, x->t0))
-        return; /* Redis assigns the seq; delivered here and on the other nodes */
+        return;  /* Redis assigns the seq; delivered here and on the other nodes */
     if (h->sh) { /* the owner worker assigns the seq and fans out */
         workers_publish(hc, name, x->id, data, x->t0);
         return;
     }
     uint64_t seq = r->seq + 1;
     json_t *m = json_pack("{s:s,s:s,s:I,s:s,s:O,s:I}", "type", "message", "room", name, "seq",
-                          (json_int_t)seq, "from", hc->user ? hc->user : hc->id, "data", data,
-                          "ts", (json_int_t)hub_wall_ms());
+                          (json_int_t)seq, "from", hc->user ? hc->user : hc->id, "data", data, "ts",
+                          (json_int_t)hub_wall_ms());
     char *s = m ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(m);
     if (!s) {
@@ -305,8 +291,7 @@ static void h_publish(struct req *x)
     size_t n = weft_publish(h->server, topic, tl, s, len, WEFT_OP_TEXT, hc->c);
     h->m.publishes++;
     h->m.deliveries += n;
-    if (n)
-        hub_latency_start(h, x->t0);
+    if (n) hub_latency_start(h, x->t0);
     room_keep(&h->rooms, r, seq, weft_loop_now(h->loop), s, len);
     reply(x, json_pack("{s:s,s:s,s:I}", "type", "published", "room", name, "seq", (json_int_t)seq));
 }
@@ -316,10 +301,8 @@ static void h_publish(struct req *x)
 static void h_presence(struct req *x)
 {
     const char *name = get_room(x);
-    if (!name || !allowed(x, name))
-        return;
-    if (broker_hub_presence(x->h->broker, x->hc, name, x->id))
-        return;
+    if (!name || !allowed(x, name)) return;
+    if (broker_hub_presence(x->h->broker, x->hc, name, x->id)) return;
     if (x->h->sh) {
         workers_presence(x->hc, name, x->id);
         return;
@@ -333,8 +316,7 @@ static void h_presence(struct req *x)
     }
     json_t *o = json_pack("{s:s,s:s,s:I,s:o}", "type", "presence", "room", name, "count",
                           (json_int_t)n, "members", ids);
-    if (o && n > PRESENCE_MAX)
-        json_object_set_new(o, "truncated", json_true());
+    if (o && n > PRESENCE_MAX) json_object_set_new(o, "truncated", json_true());
     reply(x, o);
 }
 
@@ -346,18 +328,15 @@ static void h_presence(struct req *x)
 static void h_history(struct req *x)
 {
     const char *name = get_room(x);
-    if (!name)
-        return;
+    if (!name) return;
     uint64_t since = 0, limit = 0;
     int hs = get_uint(x, "since", &since);
-    if (hs < 0 || get_uint(x, "limit", &limit) < 0 || !allowed(x, name))
-        return;
+    if (hs < 0 || get_uint(x, "limit", &limit) < 0 || !allowed(x, name)) return;
     if (hs == 0) {
         proto_error(x->hc, x->id, "bad_field", "missing \"since\"");
         return;
     }
-    if (broker_hub_history(x->h->broker, x->hc, name, x->id, since, limit))
-        return;
+    if (broker_hub_history(x->h->broker, x->hc, name, x->id, since, limit)) return;
     if (x->h->sh) {
         workers_history(x->hc, name, x->id, since, limit);
         return;
@@ -366,9 +345,8 @@ static void h_history(struct req *x)
     size_t n;
     const char *code;
     char why[256];
-    char *out = hist_local_reply(&x->h->rooms, r, name, x->id, since, limit,
-                                 hist_budget_of(x->hc), weft_loop_now(x->h->loop), &n, &code,
-                                 why, sizeof why);
+    char *out = hist_local_reply(&x->h->rooms, r, name, x->id, since, limit, hist_budget_of(x->hc),
+                                 weft_loop_now(x->h->loop), &n, &code, why, sizeof why);
     if (!out) {
         proto_error(x->hc, x->id, code, "%s", why);
         return;
@@ -402,8 +380,8 @@ static void h_auth(struct req *x)
     }
     struct auth_claims cl;
     char why[128];
-    if (auth_verify(x->h->auth, json_string_value(t), json_string_length(t), hub_wall_s(), &cl,
-                    why, sizeof why) < 0) {
+    if (auth_verify(x->h->auth, json_string_value(t), json_string_length(t), hub_wall_s(), &cl, why,
+                    sizeof why) < 0) {
         proto_error(hc, x->id, "bad_token", "%s", why);
         return;
     }
@@ -429,12 +407,11 @@ static void h_auth(struct req *x)
         cl.rooms = NULL;
         a->exp = cl.exp;
         weft_timer_stop(&a->exp_timer);
-        if (a->exp)
-            hub_arm_expiry(hc);
+        if (a->exp) hub_arm_expiry(hc);
     }
     auth_claims_free(&cl);
-    hlog(&x->h->log, WEFT_LOG_INFO, hc->id, json_pack("{s:s,s:I}", "event", "auth_refresh", "exp",
-                                                      (json_int_t)exp),
+    hlog(&x->h->log, WEFT_LOG_INFO, hc->id,
+         json_pack("{s:s,s:I}", "event", "auth_refresh", "exp", (json_int_t)exp),
          "token refreshed");
     reply(x, json_pack("{s:s,s:I}", "type", "authed", "exp", (json_int_t)exp));
 }
@@ -456,9 +433,15 @@ static const struct {
     const char *type;
     void (*fn)(struct req *x);
 } routes[] = {
-    {"join", h_join},       {"leave", h_leave}, {"publish", h_publish}, {"presence", h_presence},
-    {"history", h_history}, {"ping", h_ping},   {"auth", h_auth},
-    {"subscribe_stats", h_subscribe_stats}, {"unsubscribe_stats", h_unsubscribe_stats},
+    {"join", h_join},
+    {"leave", h_leave},
+    {"publish", h_publish},
+    {"presence", h_presence},
+    {"history", h_history},
+    {"ping", h_ping},
+    {"auth", h_auth},
+    {"subscribe_stats", h_subscribe_stats},
+    {"unsubscribe_stats", h_unsubscribe_stats},
 };
 
 /* A message on /hub: parse, check, dispatch by type; see internal.h. */
@@ -505,12 +488,10 @@ void proto_unjoin(struct hconn *hc, const char *room)
 {
     struct room *r = rooms_find(&hc->h->rooms, room);
     int i = r ? joined_index(hc, r) : -1;
-    if (i < 0)
-        return;
+    if (i < 0) return;
     char topic[HUB_ROOM_MAX + 8];
     size_t tl = topic_of(room, topic);
-    if (hc->c)
-        weft_unsubscribe(hc->c, topic, tl);
+    if (hc->c) weft_unsubscribe(hc->c, topic, tl);
     hc->rooms[i] = hc->rooms[--hc->nrooms];
     broker_ref(hc->h->broker, topic, tl, -1);
     room_remove_member(&hc->h->rooms, r, hc);
@@ -526,8 +507,7 @@ void proto_conn_gone(struct hconn *hc)
             broker_ref(hc->h->broker, topic, tl, -1);
             broker_hub_leave(hc->h->broker, hc, hc->rooms[i]->name);
         }
-        if (hc->h->sh)
-            workers_leave(hc, hc->rooms[i]->name);
+        if (hc->h->sh) workers_leave(hc, hc->rooms[i]->name);
         room_remove_member(&hc->h->rooms, hc->rooms[i], hc);
     }
     hc->nrooms = 0;

@@ -44,8 +44,7 @@ bool rooms_reserve(struct rooms *rs)
 {
     uint_fast64_t cur = atomic_load(rs->total);
     do {
-        if (rs->max_total && cur >= rs->max_total)
-            return false;
+        if (rs->max_total && cur >= rs->max_total) return false;
     } while (!atomic_compare_exchange_weak(rs->total, &cur, cur + 1));
     return true;
 }
@@ -106,8 +105,7 @@ static void grow(struct rooms *rs)
 {
     size_t nb = rs->nbuckets * 2;
     struct room **b = calloc(nb, sizeof *b);
-    if (!b)
-        return;
+    if (!b) return;
     for (size_t i = 0; i < rs->nbuckets; i++) {
         struct room *r = rs->buckets[i];
         while (r) {
@@ -126,26 +124,21 @@ static void grow(struct rooms *rs)
 /* Finds or creates a room; see internal.h. The ring is allocated by the first room_keep. */
 struct room *rooms_get(struct rooms *rs, const char *name, bool *full)
 {
-    if (full)
-        *full = false;
+    if (full) *full = false;
     struct room *r = rooms_find(rs, name);
-    if (r)
-        return r;
+    if (r) return r;
     if (!rooms_reserve(rs)) {
-        if (full)
-            *full = true;
+        if (full) *full = true;
         return NULL;
     }
     r = calloc(1, sizeof *r);
-    if (r)
-        r->name = strdup(name);
+    if (r) r->name = strdup(name);
     if (!r || !r->name) {
         free(r);
         rooms_unreserve(rs);
         return NULL;
     }
-    if (rs->nrooms >= rs->nbuckets)
-        grow(rs);
+    if (rs->nrooms >= rs->nbuckets) grow(rs);
     size_t k = hub_fnv1a_str(name) & (rs->nbuckets - 1);
     r->next = rs->buckets[k];
     rs->buckets[k] = r;
@@ -174,11 +167,9 @@ static void room_delete(struct rooms *rs, struct room *r)
     struct room **pp = &rs->buckets[hub_fnv1a_str(r->name) & (rs->nbuckets - 1)];
     while (*pp && *pp != r)
         pp = &(*pp)->next;
-    if (*pp)
-        *pp = r->next;
+    if (*pp) *pp = r->next;
     rs->nrooms--;
-    if (r->mirror)
-        rs->nmirrors--;
+    if (r->mirror) rs->nmirrors--;
     room_destroy(rs, r);
 }
 
@@ -189,8 +180,7 @@ int room_add_member(struct rooms *rs, struct room *r, struct hconn *hc)
     if (r->nmembers == r->capmembers) {
         uint32_t cap = r->capmembers ? r->capmembers * 2 : 4;
         struct hconn **m = realloc(r->members, cap * sizeof *m);
-        if (!m)
-            return -1;
+        if (!m) return -1;
         r->members = m;
         r->capmembers = cap;
     }
@@ -207,8 +197,7 @@ void room_remove_member(struct rooms *rs, struct room *r, struct hconn *hc)
             r->members[i] = r->members[--r->nmembers];
             break;
         }
-    if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0)
-        room_delete(rs, r);
+    if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0) room_delete(rs, r);
 }
 
 /* Drops the oldest kept entry. */
@@ -238,18 +227,15 @@ static int by_bytes_desc(const void *a, const void *b)
  * level L at which they free enough, L never below the (k+1)-th room. */
 static void make_room(struct rooms *rs, size_t len)
 {
-    if (rs->hist_bytes + len <= rs->hist_budget)
-        return;
+    if (rs->hist_bytes + len <= rs->hist_budget) return;
     uint64_t low = rs->hist_budget - rs->hist_budget / 64;
-    if (low < len)
-        low = len;
+    if (low < len) low = len;
     uint64_t need = rs->hist_bytes + len - low;
     struct room **v = malloc(rs->nrooms * sizeof *v);
     size_t n = 0;
     for (size_t b = 0; v && b < rs->nbuckets; b++)
         for (struct room *r = rs->buckets[b]; r; r = r->next)
-            if (r->hist_len)
-                v[n++] = r;
+            if (r->hist_len) v[n++] = r;
     if (!v) { /* out of memory: the first room with anything kept pays */
         for (size_t b = 0; b < rs->nbuckets && rs->hist_bytes + len > low; b++)
             for (struct room *r = rs->buckets[b]; r && rs->hist_bytes + len > low; r = r->next)
@@ -283,12 +269,10 @@ static void make_room(struct rooms *rs, size_t len)
  * drops the oldest entry when it is full or cannot grow. */
 static void ring_slot(struct rooms *rs, struct room *r)
 {
-    if (r->hist_len < r->hist_cap)
-        return;
+    if (r->hist_len < r->hist_cap) return;
     if (r->hist_cap < rs->history_size) {
         uint32_t cap = r->hist_cap ? r->hist_cap * 2 : 4;
-        if (cap > rs->history_size)
-            cap = rs->history_size;
+        if (cap > rs->history_size) cap = rs->history_size;
         struct hist_entry *h = calloc(cap, sizeof *h);
         if (h) {
             for (uint32_t i = 0; i < r->hist_len; i++)
@@ -300,8 +284,7 @@ static void ring_slot(struct rooms *rs, struct room *r)
             return;
         }
     }
-    if (r->hist_len)
-        drop_oldest(rs, r);
+    if (r->hist_len) drop_oldest(rs, r);
 }
 
 /* Keeps a delivery in the room's ring (takes ownership of json); see internal.h. */
@@ -338,8 +321,7 @@ void room_keep(struct rooms *rs, struct room *r, uint64_t seq, uint64_t now_ms, 
 /* Drops kept entries older than the max age. */
 void room_expire(struct rooms *rs, struct room *r, uint64_t now_ms)
 {
-    if (!rs->history_age_ms)
-        return;
+    if (!rs->history_age_ms) return;
     while (r->hist_len && r->hist[r->hist_head].ts_ms + rs->history_age_ms < now_ms)
         drop_oldest(rs, r);
 }
@@ -364,8 +346,7 @@ void rooms_sweep(struct rooms *rs, uint64_t now_ms)
         while (r) {
             struct room *next = r->next;
             room_expire(rs, r, now_ms);
-            if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0)
-                room_delete(rs, r);
+            if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0) room_delete(rs, r);
             r = next;
         }
     }
@@ -376,19 +357,16 @@ void rooms_sweep(struct rooms *rs, uint64_t now_ms)
 int room_add_rmember(struct room *r, unsigned worker, const void *key, const char *name)
 {
     for (uint32_t i = 0; i < r->nrmembers; i++)
-        if (r->rmembers[i].worker == worker && r->rmembers[i].key == key)
-            return 0;
+        if (r->rmembers[i].worker == worker && r->rmembers[i].key == key) return 0;
     if (r->nrmembers == r->caprmembers) {
         uint32_t cap = r->caprmembers ? r->caprmembers * 2 : 4;
         struct rmember *m = realloc(r->rmembers, cap * sizeof *m);
-        if (!m)
-            return -1;
+        if (!m) return -1;
         r->rmembers = m;
         r->caprmembers = cap;
     }
     char *copy = strdup(name);
-    if (!copy)
-        return -1;
+    if (!copy) return -1;
     r->rmembers[r->nrmembers++] = (struct rmember){.worker = worker, .key = key, .name = copy};
     return 0;
 }
@@ -403,6 +381,5 @@ void room_remove_rmember(struct rooms *rs, struct room *r, unsigned worker, cons
             r->rmembers[i] = r->rmembers[--r->nrmembers];
             break;
         }
-    if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0)
-        room_delete(rs, r);
+    if (r->nmembers == 0 && r->hist_len == 0 && r->nrmembers == 0) room_delete(rs, r);
 }

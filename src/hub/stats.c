@@ -33,7 +33,7 @@ struct hub_stats {
     struct weft_server_stats prev;
     uint64_t prev_ms;
     bool have_prev;
-    char *last; /* the latest snapshot (sent at once to a new subscriber) */
+    char *last;        /* the latest snapshot (sent at once to a new subscriber) */
     char instance[48]; /* "PID-STARTTICKS" of the process */
     size_t last_len;
 };
@@ -46,8 +46,7 @@ static uint64_t rss_bytes(void)
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
         unsigned long long size, res;
-        if (fscanf(f, "%llu %llu", &size, &res) == 2 && page > 0)
-            rss = res * (uint64_t)page;
+        if (fscanf(f, "%llu %llu", &size, &res) == 2 && page > 0) rss = res * (uint64_t)page;
         fclose(f);
     }
     return rss;
@@ -67,8 +66,7 @@ static void process_instance(char *out, size_t cap)
         const char *p = strrchr(buf, ')'); /* after the command name, fields 3.. follow */
         for (int field = 2; p && field < 22; field++)
             p = strchr(p + 1, ' ');
-        if (p)
-            ticks = strtoull(p + 1, NULL, 10);
+        if (p) ticks = strtoull(p + 1, NULL, 10);
     }
     snprintf(out, cap, "%ld-%llu", (long)getpid(), ticks);
 }
@@ -76,8 +74,7 @@ static void process_instance(char *out, size_t cap)
 /* Per-second rate of a counter between two samples dt_ms apart. */
 static double rate(uint64_t now, uint64_t before, uint64_t dt_ms)
 {
-    if (dt_ms == 0 || now < before)
-        return 0;
+    if (dt_ms == 0 || now < before) return 0;
     return (double)(now - before) * 1000.0 / (double)dt_ms;
 }
 
@@ -98,21 +95,19 @@ static void sample(struct hub_stats *s)
         "{s:s,s:I,s:s,s:I,s:f,s:I,s:I,s:I,"
         "s:{s:I,s:I,s:I,s:I,s:I,s:I},"
         "s:{s:f,s:f,s:f,s:f,s:f},s:I}",
-        "type", "stats", "ts", (json_int_t)hub_wall_ms(), "instance",
-        s->instance, "interval_ms", (json_int_t)dt,
-        "uptime_s", up < 0 ? 0.0 : up, "connections", (json_int_t)nconns, "rooms",
-        (json_int_t)nrooms, "subscribers", (json_int_t)subs,
-        "totals", "messages_in", (json_int_t)cur.messages_in, "messages_out",
-        (json_int_t)cur.messages_out, "bytes_in", (json_int_t)cur.bytes_in, "bytes_out",
-        (json_int_t)cur.bytes_out, "dropped", (json_int_t)cur.dropped_backpressure,
-        "publishes", (json_int_t)cur.publishes,
-        "rate", "messages_in", rate(cur.messages_in, p->messages_in, dt), "messages_out",
+        "type", "stats", "ts", (json_int_t)hub_wall_ms(), "instance", s->instance, "interval_ms",
+        (json_int_t)dt, "uptime_s", up < 0 ? 0.0 : up, "connections", (json_int_t)nconns, "rooms",
+        (json_int_t)nrooms, "subscribers", (json_int_t)subs, "totals", "messages_in",
+        (json_int_t)cur.messages_in, "messages_out", (json_int_t)cur.messages_out, "bytes_in",
+        (json_int_t)cur.bytes_in, "bytes_out", (json_int_t)cur.bytes_out, "dropped",
+        (json_int_t)cur.dropped_backpressure, "publishes", (json_int_t)cur.publishes, "rate",
+        "messages_in", rate(cur.messages_in, p->messages_in, dt), "messages_out",
         rate(cur.messages_out, p->messages_out, dt), "bytes_in",
         rate(cur.bytes_in, p->bytes_in, dt), "bytes_out", rate(cur.bytes_out, p->bytes_out, dt),
-        "dropped", rate(cur.dropped_backpressure, p->dropped_backpressure, dt),
-        "rss_bytes", (json_int_t)rss_bytes());
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
-                   : NULL;
+        "dropped", rate(cur.dropped_backpressure, p->dropped_backpressure, dt), "rss_bytes",
+        (json_int_t)rss_bytes());
+    char *text =
+        o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(o);
     if (text) {
         free(s->last);
@@ -129,8 +124,7 @@ static void on_stats_tick(struct weft_timer *t)
 {
     struct hub_stats *s = (struct hub_stats *)((char *)t - offsetof(struct hub_stats, timer));
     sample(s);
-    if (s->last &&
-        weft_topic_count(s->h->server, HUB_STATS_TOPIC, sizeof HUB_STATS_TOPIC - 1) > 0)
+    if (s->last && weft_topic_count(s->h->server, HUB_STATS_TOPIC, sizeof HUB_STATS_TOPIC - 1) > 0)
         weft_publish(s->h->server, HUB_STATS_TOPIC, sizeof HUB_STATS_TOPIC - 1, s->last,
                      s->last_len, WEFT_OP_TEXT, NULL);
     weft_timer_start(s->h->loop, &s->timer, STATS_INTERVAL_MS);
@@ -140,8 +134,7 @@ static void on_stats_tick(struct weft_timer *t)
 int stats_init(struct hub *h)
 {
     struct hub_stats *s = calloc(1, sizeof *s);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     s->h = h;
     s->timer.cb = on_stats_tick;
     process_instance(s->instance, sizeof s->instance);
@@ -154,15 +147,13 @@ int stats_init(struct hub *h)
 /* Stops publishing (shutdown); see internal.h. */
 void stats_stop(struct hub *h)
 {
-    if (h->stats)
-        weft_timer_stop(&h->stats->timer);
+    if (h->stats) weft_timer_stop(&h->stats->timer);
 }
 
 /* Frees the sampler; see internal.h. */
 void stats_free(struct hub *h)
 {
-    if (!h->stats)
-        return;
+    if (!h->stats) return;
     weft_timer_stop(&h->stats->timer);
     free(h->stats->last);
     free(h->stats);
@@ -181,18 +172,15 @@ void stats_subscribe(struct hconn *hc, const json_t *id, bool on)
         proto_error(hc, id, "internal", "cannot subscribe");
         return;
     }
-    if (!on)
-        weft_unsubscribe(hc->c, HUB_STATS_TOPIC, sizeof HUB_STATS_TOPIC - 1);
+    if (!on) weft_unsubscribe(hc->c, HUB_STATS_TOPIC, sizeof HUB_STATS_TOPIC - 1);
     json_t *o = json_pack("{s:s,s:I}", "type", on ? "stats_subscribed" : "stats_unsubscribed",
                           "interval_ms", (json_int_t)STATS_INTERVAL_MS);
-    if (o && id)
-        json_object_set(o, "id", (json_t *)id);
+    if (o && id) json_object_set(o, "id", (json_t *)id);
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (text) {
         hub_send(hc, text, strlen(text));
         free(text);
     }
-    if (on && s->last)
-        hub_send(hc, s->last, s->last_len);
+    if (on && s->last) hub_send(hc, s->last, s->last_len);
 }

@@ -39,10 +39,10 @@ struct hub_web {
 
 /* Headers of every file response: no MIME sniffing, a strict content security policy (the
  * page loads only its own files and opens WebSockets to its own origin), no referrer. */
-#define SECURITY_HEADERS                                                                       \
-    "X-Content-Type-Options: nosniff\r\n"                                                      \
-    "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; "               \
-    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'\r\n"    \
+#define SECURITY_HEADERS                                                                           \
+    "X-Content-Type-Options: nosniff\r\n"                                                          \
+    "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; "                   \
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'\r\n"        \
     "Referrer-Policy: no-referrer\r\n"
 
 /* Content types by file extension (lower case, without the dot). */
@@ -77,8 +77,7 @@ static const char *content_type(const char *name)
     const char *dot = strrchr(slash ? slash : name, '.');
     if (dot)
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-            if (!strcasecmp(dot + 1, types[i].ext))
-                return types[i].type;
+            if (!strcasecmp(dot + 1, types[i].ext)) return types[i].type;
     return "application/octet-stream";
 }
 
@@ -86,15 +85,12 @@ static const char *content_type(const char *name)
  * that is ".", ".." or starts with a dot (hidden files, ".git"). */
 static bool path_safe(const char *p)
 {
-    if (p[0] != '/' || strchr(p, '\\'))
-        return false;
+    if (p[0] != '/' || strchr(p, '\\')) return false;
     for (const char *seg = p + 1; *seg;) {
         size_t n = strcspn(seg, "/");
-        if (n > 0 && seg[0] == '.')
-            return false;
+        if (n > 0 && seg[0] == '.') return false;
         seg += n;
-        if (*seg == '/')
-            seg++;
+        if (*seg == '/') seg++;
     }
     return true;
 }
@@ -148,8 +144,7 @@ int web_init(struct hub *h, char *err, size_t errcap)
             *slash = '\0';
             char dir[PATH_MAX + 32];
             snprintf(dir, sizeof dir, "%s/../share/weft/web", exe);
-            if (try_root(w, dir))
-                return 0;
+            if (try_root(w, dir)) return 0;
         }
     }
     if (!try_root(w, WEFT_WEB_DIR))
@@ -162,8 +157,7 @@ int web_init(struct hub *h, char *err, size_t errcap)
 /* Frees the web root; see internal.h. */
 void web_free(struct hub *h)
 {
-    if (!h->web)
-        return;
+    if (!h->web) return;
     free(h->web->root);
     free(h->web);
     h->web = NULL;
@@ -188,8 +182,7 @@ static bool etag_matches(const char *v, size_t len, const char *etag)
             item += 2;
             ilen -= 2;
         }
-        if ((ilen == 1 && item[0] == '*') || (ilen == el && !memcmp(item, etag, el)))
-            return true;
+        if ((ilen == 1 && item[0] == '*') || (ilen == el && !memcmp(item, etag, el))) return true;
     }
     return false;
 }
@@ -221,8 +214,7 @@ void web_http(struct weft_request *req, void *route_user)
     }
     char full[PATH_MAX + WEB_PATH_MAX + 16];
     size_t dl = strlen(path);
-    snprintf(full, sizeof full, "%s%s%s", w->root, path,
-             path[dl - 1] == '/' ? "index.html" : "");
+    snprintf(full, sizeof full, "%s%s%s", w->root, path, path[dl - 1] == '/' ? "index.html" : "");
     char *real = realpath(full, NULL);
     struct stat st;
     if (real && under_root(w, real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -241,8 +233,7 @@ void web_http(struct weft_request *req, void *route_user)
     free(real);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
         (uint64_t)st.st_size > WEB_FILE_MAX) {
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         not_found(req);
         return;
     }
@@ -256,8 +247,8 @@ void web_http(struct weft_request *req, void *route_user)
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     char headers[1024];
     snprintf(headers, sizeof headers,
-             "ETag: %s\r\nLast-Modified: %s\r\nCache-Control: no-cache\r\n" SECURITY_HEADERS,
-             etag, date);
+             "ETag: %s\r\nLast-Modified: %s\r\nCache-Control: no-cache\r\n" SECURITY_HEADERS, etag,
+             date);
     size_t vl;
     const char *inm = weft_request_header(req, "If-None-Match", &vl);
     const char *ims = inm ? NULL : weft_request_header(req, "If-Modified-Since", &vl);
@@ -272,10 +263,8 @@ void web_http(struct weft_request *req, void *route_user)
     size_t got = 0;
     while (body && got < size) {
         ssize_t r = read(fd, body + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
         got += (size_t)r;
     }
     close(fd);
@@ -316,8 +305,7 @@ char *web_name_from_query(const char *q, size_t len)
             if (n <= 0 || n > NAME_MAX_BYTES || !weft_utf8_valid((const uint8_t *)name, (size_t)n))
                 return NULL;
             for (long i = 0; i < n; i++)
-                if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-                    return NULL;
+                if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) return NULL;
             return strdup(name);
         }
         pos = end + 1;

@@ -55,7 +55,7 @@ struct hub_workers {
     struct wslot *slots;
     struct weft_group *group;
     pthread_mutex_t stats_lock; /* the wslot stats fields */
-    struct ipbook *ips;     /* the per-IP book shared by every hub (ipbook.h) */
+    struct ipbook *ips;         /* the per-IP book shared by every hub (ipbook.h) */
     atomic_uint_fast64_t conns_all;
     atomic_uint_fast64_t rooms_all; /* rooms of every worker (--max-total-rooms) */
     pthread_barrier_t barrier;
@@ -64,12 +64,22 @@ struct hub_workers {
     pthread_mutex_t gate_lock;
     pthread_cond_t gate_cond;
     int gate;
-    bool stopping;          /* worker 0's thread only (signals) */
+    bool stopping; /* worker 0's thread only (signals) */
 };
 
 /* What one worker asks another. */
-enum wop { W_JOIN, W_LEAVE, W_PUBLISH, W_PRESENCE, W_HISTORY, W_REPLY, W_SNAP, W_SNAP_REPLY,
-           W_SHUTDOWN, W_RELOAD_TLS };
+enum wop {
+    W_JOIN,
+    W_LEAVE,
+    W_PUBLISH,
+    W_PRESENCE,
+    W_HISTORY,
+    W_REPLY,
+    W_SNAP,
+    W_SNAP_REPLY,
+    W_SHUTDOWN,
+    W_RELOAD_TLS
+};
 
 /* Snapshots of every worker's counters for one /metrics request. */
 struct collect {
@@ -90,13 +100,13 @@ struct wmsg {
     char *data;                      /* publish: "data" as JSON text */
     bool has_since;
     uint64_t since, limit, t0;
-    enum wop req_op;                 /* the request a reply answers */
-    struct hist_budget budget;       /* join with since, history: the origin's room for a page */
-    char **outs;                     /* reply: texts to send, in order */
+    enum wop req_op;           /* the request a reply answers */
+    struct hist_budget budget; /* join with since, history: the origin's room for a page */
+    char **outs;               /* reply: texts to send, in order */
     size_t nouts;
-    const char *errcode;             /* reply: an error reply among outs (metrics) */
-    bool published;                  /* reply to a publish (latency sample) */
-    struct collect *mc;              /* W_SNAP / W_SNAP_REPLY */
+    const char *errcode; /* reply: an error reply among outs (metrics) */
+    bool published;      /* reply to a publish (latency sample) */
+    struct collect *mc;  /* W_SNAP / W_SNAP_REPLY */
     char room[HUB_ROOM_MAX + 1];
 };
 
@@ -151,15 +161,13 @@ static struct wmsg *request(struct hconn *hc, enum wop op, const char *room, con
                             bool want_reply)
 {
     struct wmsg *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
+    if (!m) return NULL;
     m->op = op;
     m->req_op = op;
     m->from = hc->h->worker;
     m->key = hc;
     snprintf(m->room, sizeof m->room, "%s", room);
-    if (id)
-        m->id = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (id) m->id = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
     if (want_reply) {
         m->hc = hc;
         hc->refs++;
@@ -170,8 +178,7 @@ static struct wmsg *request(struct hconn *hc, enum wop op, const char *room, con
 /* Appends a reply text (taken over). */
 static void add_out(struct wmsg *m, char *text)
 {
-    if (!text)
-        return;
+    if (!text) return;
     char **o = realloc(m->outs, (m->nouts + 1) * sizeof *o);
     if (!o) {
         free(text);
@@ -184,12 +191,10 @@ static void add_out(struct wmsg *m, char *text)
 /* Serialises obj (consumed) with the request's id (JSON text, may be NULL) added. */
 static char *dump_with_id(json_t *obj, const char *id)
 {
-    if (!obj)
-        return NULL;
+    if (!obj) return NULL;
     if (id) {
         json_t *v = json_loads(id, JSON_DECODE_ANY, NULL);
-        if (v)
-            json_object_set_new(obj, "id", v);
+        if (v) json_object_set_new(obj, "id", v);
     }
     char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);
@@ -200,9 +205,9 @@ static char *dump_with_id(json_t *obj, const char *id)
 static void add_error(struct wmsg *m, const char *code, const char *reason)
 {
     m->errcode = code;
-    add_out(m, dump_with_id(json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "reason",
-                                      reason),
-                            m->id));
+    add_out(
+        m, dump_with_id(json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "reason", reason),
+                        m->id));
 }
 
 /* Turns request m into its reply and sends it back to the origin worker. */
@@ -247,17 +252,15 @@ static void owner_join(struct hub *h, struct wmsg *m)
         add_error(m, "internal", "out of memory");
         return;
     }
-    add_out(m, dump_with_id(json_pack("{s:s,s:s,s:I,s:I}", "type", "joined", "room", m->room,
-                                      "seq", (json_int_t)r->seq, "members",
-                                      (json_int_t)r->nrmembers),
+    add_out(m, dump_with_id(json_pack("{s:s,s:s,s:I,s:I}", "type", "joined", "room", m->room, "seq",
+                                      (json_int_t)r->seq, "members", (json_int_t)r->nrmembers),
                             m->id));
-    if (!m->has_since)
-        return;
+    if (!m->has_since) return;
     json_t *id = m->id ? json_loads(m->id, JSON_DECODE_ANY, NULL) : NULL;
     const char *code;
     char why[256];
-    if (hist_local_catchup(&h->rooms, r, m->room, id, m->since, m->budget,
-                           weft_loop_now(h->loop), emit_out, m, &code, why, sizeof why) < 0)
+    if (hist_local_catchup(&h->rooms, r, m->room, id, m->since, m->budget, weft_loop_now(h->loop),
+                           emit_out, m, &code, why, sizeof why) < 0)
         add_error(m, code, why);
     json_decref(id);
 }
@@ -300,8 +303,8 @@ static void owner_publish(struct hub_workers *sh, struct hub *h, struct wmsg *m)
     h->m.deliveries += r->nrmembers ? r->nrmembers - 1 : 0;
     room_keep(&h->rooms, r, seq, weft_loop_now(h->loop), s, len);
     m->published = true;
-    add_out(m, dump_with_id(json_pack("{s:s,s:s,s:I}", "type", "published", "room", m->room,
-                                      "seq", (json_int_t)seq),
+    add_out(m, dump_with_id(json_pack("{s:s,s:s,s:I}", "type", "published", "room", m->room, "seq",
+                                      (json_int_t)seq),
                             m->id));
 }
 
@@ -315,8 +318,7 @@ static void owner_presence(struct hub *h, struct wmsg *m)
         json_array_append_new(ids, json_string(r->rmembers[i].name));
     json_t *o = json_pack("{s:s,s:s,s:I,s:o}", "type", "presence", "room", m->room, "count",
                           (json_int_t)n, "members", ids);
-    if (o && n > 1000)
-        json_object_set_new(o, "truncated", json_true());
+    if (o && n > 1000) json_object_set_new(o, "truncated", json_true());
     add_out(m, dump_with_id(o, m->id));
 }
 
@@ -327,9 +329,9 @@ static void owner_history(struct hub *h, struct wmsg *m)
     size_t len;
     const char *code;
     char why[256];
-    char *text = hist_local_reply(&h->rooms, rooms_find(&h->rooms, m->room), m->room, id,
-                                  m->since, m->limit, m->budget, weft_loop_now(h->loop), &len,
-                                  &code, why, sizeof why);
+    char *text =
+        hist_local_reply(&h->rooms, rooms_find(&h->rooms, m->room), m->room, id, m->since, m->limit,
+                         m->budget, weft_loop_now(h->loop), &len, &code, why, sizeof why);
     json_decref(id);
     if (text)
         add_out(m, text);
@@ -357,16 +359,13 @@ static void origin_reply(struct hub *h, struct wmsg *m)
                 json_decref(id);
                 break;
             }
-        if (m->errcode)
-            metrics_error(&h->m, m->errcode);
+        if (m->errcode) metrics_error(&h->m, m->errcode);
         if (m->req_op == W_JOIN && m->errcode && !strcmp(m->errcode, "rooms_full"))
             proto_unjoin(hc, m->room);
-        if (m->published && !m->errcode)
-            hub_latency_start(h, m->t0);
+        if (m->published && !m->errcode) hub_latency_start(h, m->t0);
     }
     hc->refs--;
-    if (hc->gone && !hc->refs)
-        hub_conn_release(hc);
+    if (hc->gone && !hc->refs) hub_conn_release(hc);
 }
 
 /* The graceful shutdown of one worker is over: its loop stops. */
@@ -393,14 +392,12 @@ static void dispatch(void *arg)
     case W_LEAVE:
         if (h) {
             struct room *r = rooms_find(&h->rooms, m->room);
-            if (r)
-                room_remove_rmember(&h->rooms, r, m->from, m->key);
+            if (r) room_remove_rmember(&h->rooms, r, m->from, m->key);
         }
         wmsg_free(m);
         return;
     case W_SNAP:
-        if (h)
-            metrics_snapshot(h, &m->mc->snaps[m->to]);
+        if (h) metrics_snapshot(h, &m->mc->snaps[m->to]);
         {
             unsigned origin = m->from;
             m->op = W_SNAP_REPLY;
@@ -410,21 +407,19 @@ static void dispatch(void *arg)
         return;
     case W_SNAP_REPLY:
         if (--m->mc->pending == 0) {
-            if (h)
-                metrics_respond_deferred(m->mc->d, m->mc->snaps, sh->n);
+            if (h) metrics_respond_deferred(m->mc->d, m->mc->snaps, sh->n);
             free(m->mc);
         }
         wmsg_free(m);
         return;
     case W_SHUTDOWN:
-        if (h)
-            hub_shutdown(h, WEFT_CLOSE_GOING_AWAY, worker_drained, w);
+        if (h) hub_shutdown(h, WEFT_CLOSE_GOING_AWAY, worker_drained, w);
         wmsg_free(m);
         return;
     case W_RELOAD_TLS:
         if (h && weft_server_reload_tls(h->server) == WEFT_OK)
-            hlog(&h->log, WEFT_LOG_INFO, NULL, json_pack("{s:s,s:i}", "event", "tls_reload",
-                                                         "worker", (int)m->to),
+            hlog(&h->log, WEFT_LOG_INFO, NULL,
+                 json_pack("{s:s,s:i}", "event", "tls_reload", "worker", (int)m->to),
                  "SIGHUP: TLS certificate reloaded from %s (worker %u)", h->cfg.tls_cert_file,
                  m->to);
         else if (h)
@@ -475,8 +470,7 @@ void workers_join(struct hconn *hc, const char *room, const json_t *id, bool has
 void workers_leave(struct hconn *hc, const char *room)
 {
     struct wmsg *m = request(hc, W_LEAVE, room, NULL, false);
-    if (m)
-        post(hc->h->sh, room_owner(hc->h->sh, room), m);
+    if (m) post(hc->h->sh, room_owner(hc->h->sh, room), m);
 }
 
 /* Forwards a publish to the room's owner; see internal.h. */
@@ -568,8 +562,7 @@ uint64_t hub_conns_all(const struct hub *h)
 /* Adds to the count across workers; see internal.h. */
 void workers_count(struct hub *h, int delta)
 {
-    if (!h->sh)
-        return;
+    if (!h->sh) return;
     if (delta > 0)
         atomic_fetch_add(&h->sh->conns_all, (uint_fast64_t)delta);
     else
@@ -578,11 +571,9 @@ void workers_count(struct hub *h, int delta)
 
 /* Publishes this worker's counters and returns the sums over every worker (each as of its
  * own last stats tick, at most a second old); see internal.h. */
-void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns,
-                       size_t *nrooms)
+void workers_stats_sum(struct hub *h, struct weft_server_stats *cur, size_t *nconns, size_t *nrooms)
 {
-    if (!h->sh)
-        return;
+    if (!h->sh) return;
     struct hub_workers *sh = h->sh;
     struct weft_server_stats sum = {0};
     size_t conns = 0, rooms = 0;
@@ -618,8 +609,7 @@ static void on_signal(int signo, void *arg)
     struct hub_workers *sh = arg;
     struct hub *h0 = sh->slots[0].h;
     if (sh->stopping) {
-        if (h0)
-            hlog(&h0->log, WEFT_LOG_WARN, NULL, NULL, "signal %d again: stopping now", signo);
+        if (h0) hlog(&h0->log, WEFT_LOG_WARN, NULL, NULL, "signal %d again: stopping now", signo);
         for (size_t i = 0; i < sh->n; i++)
             weft_loop_stop(sh->slots[i].loop);
         return;
@@ -650,8 +640,7 @@ static void on_sighup(int signo, void *arg)
     struct hub_workers *sh = arg;
     for (unsigned i = 0; i < sh->n; i++) {
         struct wmsg *m = calloc(1, sizeof *m);
-        if (!m)
-            continue;
+        if (!m) continue;
         m->op = W_RELOAD_TLS;
         m->from = 0;
         post(sh, i, m);
@@ -777,8 +766,7 @@ int workers_run(const struct hub_config *cfg0)
         h->worker = (unsigned)i;
         /* One self-check nonce for all: the kernel may hand /readyz's own connection to any
          * worker, which must know it (exempt from the per-IP limit, Origin and auth). */
-        if (i > 0)
-            memcpy(h->self_nonce, slots[0].h->self_nonce, sizeof h->self_nonce);
+        if (i > 0) memcpy(h->self_nonce, slots[0].h->self_nonce, sizeof h->self_nonce);
         /* --history-memory is divided between the workers (rooms spread by hash); the room
          * count is shared. */
         rooms_limits(&h->rooms, cfg.history_max_message, cfg.history_memory / n,
@@ -798,7 +786,8 @@ int workers_run(const struct hub_config *cfg0)
     for (size_t i = 0; i < n; i++)
         slots[i].h->started = true;
     hub_raise_nofile(&lg); /* once the setup succeeded: a bad file is the only line on stderr */
-    hlog(&lg, WEFT_LOG_INFO, NULL, json_pack("{s:s,s:I}", "event", "workers", "count", (json_int_t)n),
+    hlog(&lg, WEFT_LOG_INFO, NULL,
+         json_pack("{s:s,s:I}", "event", "workers", "count", (json_int_t)n),
          "%zu workers, one event loop each, sharing the port (SO_REUSEPORT)", n);
     hub_log_listening(slots[0].h);
     pthread_barrier_init(&sh->barrier, NULL, (unsigned)n);
@@ -806,8 +795,7 @@ int workers_run(const struct hub_config *cfg0)
         /* pthread_create returns its error (errno is not set). */
         int rc = pthread_create(&slots[i].thread, NULL, worker_thread, &slots[i]);
         if (rc != 0) {
-            hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "cannot start worker %zu: %s", i,
-                 strerror(rc));
+            hlog(&lg, WEFT_LOG_ERROR, NULL, NULL, "cannot start worker %zu: %s", i, strerror(rc));
             open_gate(sh, -1); /* the threads created return at once */
             for (size_t j = 1; j < i; j++)
                 pthread_join(slots[j].thread, NULL);
@@ -823,8 +811,7 @@ int workers_run(const struct hub_config *cfg0)
     created = 0; /* every hub was freed by its worker */
     status = 0;
     for (size_t i = 0; i < n; i++)
-        if (!slots[i].drained)
-            status = 1;
+        if (!slots[i].drained) status = 1;
 out:
     for (size_t i = 0; slots && i < n; i++) {
         if (i < created && slots[i].h) {

@@ -51,8 +51,7 @@ static void on_listen_io(struct weft_io *io, uint32_t events)
         socklen_t sl = sizeof ss;
         int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+            if (errno == EINTR || errno == ECONNABORTED) continue;
             listener_accept_failed(l, errno);
             return;
         }
@@ -65,8 +64,7 @@ static void on_retry(struct weft_timer *t)
 {
     struct weft_listener *l =
         (struct weft_listener *)((char *)t - offsetof(struct weft_listener, retry));
-    if (l->io.fd >= 0)
-        loop_listen(l->loop, l);
+    if (l->io.fd >= 0) loop_listen(l->loop, l);
 }
 
 /* Finishes setting up a bound socket: listen and register. */
@@ -93,8 +91,8 @@ static int start_listening(struct weft_loop *loop, struct weft_listener *l, int 
 }
 
 /* Listens on host:port; see net.h. */
-int listener_tcp(struct weft_loop *loop, struct weft_listener *l, const char *host,
-                 uint16_t port, int backlog, bool reuse_port)
+int listener_tcp(struct weft_loop *loop, struct weft_listener *l, const char *host, uint16_t port,
+                 int backlog, bool reuse_port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -113,8 +111,7 @@ int listener_tcp(struct weft_loop *loop, struct weft_listener *l, const char *ho
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuse_port)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         int e = errno;
         close(fd);
@@ -132,15 +129,12 @@ int listener_tcp(struct weft_loop *loop, struct weft_listener *l, const char *ho
 int listener_unix(struct weft_loop *loop, struct weft_listener *l, const char *path, int backlog)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    if (!path || strlen(path) >= sizeof sun.sun_path)
-        return WEFT_ERR_ADDRESS;
+    if (!path || strlen(path) >= sizeof sun.sun_path) return WEFT_ERR_ADDRESS;
     memcpy(sun.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return WEFT_ERR_IO;
+    if (fd < 0) return WEFT_ERR_IO;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-        unlink(path);
+    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path);
     if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
         int e = errno;
         close(fd);
@@ -163,20 +157,16 @@ uint16_t listener_port(const struct weft_listener *l)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (l->is_unix || getsockname(l->io.fd, (struct sockaddr *)&ss, &sl) != 0)
-        return 0;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (l->is_unix || getsockname(l->io.fd, (struct sockaddr *)&ss, &sl) != 0) return 0;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return 0;
 }
 
 /* Stops listening; see net.h. */
 void listener_close(struct weft_listener *l)
 {
-    if (l->io.fd < 0)
-        return;
+    if (l->io.fd < 0) return;
     weft_timer_stop(&l->retry);
     io_del(l->loop, &l->io);
     close(l->io.fd);

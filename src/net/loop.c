@@ -77,16 +77,14 @@ void loop_sock_closing(struct weft_sock *s)
 /* Starts accepting on l; see net.h. */
 int loop_listen(struct weft_loop *loop, struct weft_listener *l)
 {
-    if (loop->be_ops->listen)
-        return loop->be_ops->listen(loop, l);
+    if (loop->be_ops->listen) return loop->be_ops->listen(loop, l);
     return io_add(loop, &l->io, EPOLLIN);
 }
 
 /* Tells the backend that the owner paused reading s. */
 void loop_sock_paused(struct weft_sock *s)
 {
-    if (s->loop->be_ops->sock_paused)
-        s->loop->be_ops->sock_paused(s->loop, s);
+    if (s->loop->be_ops->sock_paused) s->loop->be_ops->sock_paused(s->loop, s);
 }
 
 /* Lets the backend read s when it delivers data itself (io_uring's receive ring). */
@@ -98,8 +96,7 @@ void loop_sock_read(struct weft_sock *s)
 /* Tells the backend that the kernel refused output on s. */
 void loop_sock_blocked(struct weft_sock *s)
 {
-    if (s->loop->be_ops->sock_blocked)
-        s->loop->be_ops->sock_blocked(s->loop, s);
+    if (s->loop->be_ops->sock_blocked) s->loop->be_ops->sock_blocked(s->loop, s);
 }
 
 /* ----------------------------------------------------------------- wake-ups and signals */
@@ -146,18 +143,14 @@ static void on_signal(struct weft_io *io, uint32_t events)
 /* Installs fn for signo; see weft.h. */
 int weft_loop_on_signal(struct weft_loop *loop, int signo, void (*fn)(int, void *), void *arg)
 {
-    if (signo <= 0 || signo >= 65)
-        return WEFT_ERR_INVAL;
+    if (signo <= 0 || signo >= 65) return WEFT_ERR_INVAL;
     sigaddset(&loop->sigmask, signo);
-    if (pthread_sigmask(SIG_BLOCK, &loop->sigmask, NULL) != 0)
-        return WEFT_ERR_IO;
+    if (pthread_sigmask(SIG_BLOCK, &loop->sigmask, NULL) != 0) return WEFT_ERR_IO;
     int fd = signalfd(loop->sig.fd, &loop->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (fd < 0)
-        return WEFT_ERR_IO;
+    if (fd < 0) return WEFT_ERR_IO;
     if (loop->sig.fd < 0) {
         loop->sig.fd = fd;
-        if (io_add(loop, &loop->sig, EPOLLIN) != 0)
-            return WEFT_ERR_IO;
+        if (io_add(loop, &loop->sig, EPOLLIN) != 0) return WEFT_ERR_IO;
     }
     loop->sighandlers[signo].fn = fn;
     loop->sighandlers[signo].arg = arg;
@@ -223,8 +216,7 @@ const char *weft_io_backend_name(enum weft_io_backend b)
 bool weft_io_backend_built(enum weft_io_backend b)
 {
 #ifdef WEFT_HAVE_URING
-    if (b == WEFT_IO_URING)
-        return true;
+    if (b == WEFT_IO_URING) return true;
 #endif
     return b == WEFT_IO_EPOLL;
 }
@@ -247,8 +239,7 @@ static enum weft_io_backend wanted_backend(const struct weft_loop_config *cfg)
     enum weft_io_backend b = cfg ? cfg->io_backend : WEFT_IO_DEFAULT;
     if (b == WEFT_IO_DEFAULT) {
         const char *env = getenv("WEFT_IO_BACKEND");
-        if (!env || !*env || weft_io_backend_parse(env, &b) != WEFT_OK)
-            b = WEFT_IO_EPOLL;
+        if (!env || !*env || weft_io_backend_parse(env, &b) != WEFT_OK) b = WEFT_IO_EPOLL;
     }
     return b;
 }
@@ -261,8 +252,7 @@ static int backend_init(struct weft_loop *loop, enum weft_io_backend want)
 #ifdef WEFT_HAVE_URING
         loop->be_ops = &loop_uring_backend;
         int r = loop->be_ops->init(loop);
-        if (r == 0)
-            return 0;
+        if (r == 0) return 0;
         loop->be_fallback_err = -r;
 #else
         loop->be_fallback_err = ENOTSUP;
@@ -276,8 +266,7 @@ static int backend_init(struct weft_loop *loop, enum weft_io_backend want)
 struct weft_loop *weft_loop_new_config(const struct weft_loop_config *cfg)
 {
     struct weft_loop *loop = calloc(1, sizeof *loop);
-    if (!loop)
-        return NULL;
+    if (!loop) return NULL;
     loop->rbuf = malloc(LOOP_RBUF_SIZE);
     loop->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     loop->wake.cb = on_wake;
@@ -322,16 +311,11 @@ int weft_loop_backend_error(const struct weft_loop *loop)
 /* Frees a loop; see weft.h. */
 void weft_loop_free(struct weft_loop *loop)
 {
-    if (!loop)
-        return;
-    if (tl_current == loop)
-        tl_current = NULL;
-    if (loop->be_ops)
-        loop->be_ops->fini(loop);
-    if (loop->wake.fd >= 0)
-        close(loop->wake.fd);
-    if (loop->sig.fd >= 0)
-        close(loop->sig.fd);
+    if (!loop) return;
+    if (tl_current == loop) tl_current = NULL;
+    if (loop->be_ops) loop->be_ops->fini(loop);
+    if (loop->wake.fd >= 0) close(loop->wake.fd);
+    if (loop->sig.fd >= 0) close(loop->sig.fd);
     while (loop->pool) {
         struct oq_block *b = loop->pool;
         loop->pool = b->next;
@@ -370,8 +354,7 @@ uint8_t *loop_rbuf(struct weft_loop *loop)
  * one). */
 uint8_t *loop_tls_buf(struct weft_loop *loop)
 {
-    if (!loop->tlsbuf)
-        loop->tlsbuf = malloc(TLS_RECORD_MAX);
+    if (!loop->tlsbuf) loop->tlsbuf = malloc(TLS_RECORD_MAX);
     return loop->tlsbuf;
 }
 
@@ -386,8 +369,7 @@ struct oq_block *loop_block_get(struct weft_loop *loop)
         loop->npool--;
     } else {
         b = malloc(sizeof *b);
-        if (!b)
-            return NULL;
+        if (!b) return NULL;
     }
     b->next = NULL;
     b->head = b->nseg = 0;
@@ -411,8 +393,7 @@ void loop_block_put(struct weft_loop *loop, struct oq_block *b)
 
 void loop_mark_dirty(struct weft_loop *loop, struct weft_sock *s)
 {
-    if (s->flags & (SOCK_DIRTY | SOCK_CLOSED))
-        return;
+    if (s->flags & (SOCK_DIRTY | SOCK_CLOSED)) return;
     s->flags |= SOCK_DIRTY;
     s->list_next = loop->dirty;
     loop->dirty = s;
@@ -420,8 +401,7 @@ void loop_mark_dirty(struct weft_loop *loop, struct weft_sock *s)
 
 void loop_mark_read(struct weft_loop *loop, struct weft_sock *s)
 {
-    if (s->flags & (SOCK_READ_MORE | SOCK_CLOSED))
-        return;
+    if (s->flags & (SOCK_READ_MORE | SOCK_CLOSED)) return;
     s->flags |= SOCK_READ_MORE;
     s->read_next = loop->read_again;
     loop->read_again = s;
@@ -441,24 +421,22 @@ static void list_remove(struct weft_sock **list, struct weft_sock *s, size_t off
 /* Removes s from the dirty, read-again and closed lists. */
 void loop_forget(struct weft_loop *loop, struct weft_sock *s)
 {
-    if (s->flags & SOCK_DIRTY)
-        list_remove(&loop->dirty, s, offsetof(struct weft_sock, list_next));
+    if (s->flags & SOCK_DIRTY) list_remove(&loop->dirty, s, offsetof(struct weft_sock, list_next));
     if (s->flags & SOCK_READ_MORE)
         list_remove(&loop->read_again, s, offsetof(struct weft_sock, read_next));
     if (s->flags & SOCK_CLOSED)
         list_remove(&loop->closed, s, offsetof(struct weft_sock, list_next));
-    s->flags &= (uint16_t)~(SOCK_DIRTY | SOCK_READ_MORE);
+    s->flags &= (uint16_t) ~(SOCK_DIRTY | SOCK_READ_MORE);
 }
 
 /* Called by sock_close: the socket leaves the flush and read lists and is freed (on_free)
  * once the iteration is over. */
 void loop_mark_closed(struct weft_loop *loop, struct weft_sock *s)
 {
-    if (s->flags & SOCK_DIRTY)
-        list_remove(&loop->dirty, s, offsetof(struct weft_sock, list_next));
+    if (s->flags & SOCK_DIRTY) list_remove(&loop->dirty, s, offsetof(struct weft_sock, list_next));
     if (s->flags & SOCK_READ_MORE)
         list_remove(&loop->read_again, s, offsetof(struct weft_sock, read_next));
-    s->flags &= (uint16_t)~(SOCK_DIRTY | SOCK_READ_MORE);
+    s->flags &= (uint16_t) ~(SOCK_DIRTY | SOCK_READ_MORE);
     s->list_next = loop->closed;
     loop->closed = s;
 }
@@ -478,12 +456,10 @@ static void slot_set(struct weft_loop *loop, size_t i, bool on)
 static void wheel_insert(struct weft_loop *loop, struct weft_timer *t)
 {
     uint64_t tick = t->expires / TICK_MS;
-    if (tick < loop->tick)
-        tick = loop->tick;
+    if (tick < loop->tick) tick = loop->tick;
     size_t i = (size_t)(tick & WHEEL_MASK);
     t->next = loop->slots[i];
-    if (t->next)
-        t->next->pprev = &t->next;
+    if (t->next) t->next->pprev = &t->next;
     t->pprev = &loop->slots[i];
     loop->slots[i] = t;
     slot_set(loop, i, true);
@@ -492,12 +468,10 @@ static void wheel_insert(struct weft_loop *loop, struct weft_timer *t)
 /* Starts (or restarts) a timer; see weft.h. */
 void weft_timer_start(struct weft_loop *loop, struct weft_timer *t, uint64_t ms)
 {
-    if (weft_timer_active(t))
-        weft_timer_stop(t);
+    if (weft_timer_active(t)) weft_timer_stop(t);
     /* Outside an iteration the cached clock may be arbitrarily old (the application blocked
      * between two polls): read it again so the timer is due ms from now. */
-    if (!loop->in_iteration)
-        loop->now = clock_ms();
+    if (!loop->in_iteration) loop->now = clock_ms();
     t->expires = loop->now + ms;
     wheel_insert(loop, t);
 }
@@ -506,8 +480,7 @@ void weft_timer_start(struct weft_loop *loop, struct weft_timer *t, uint64_t ms)
 static void timer_unlink(struct weft_timer *t)
 {
     *t->pprev = t->next;
-    if (t->next)
-        t->next->pprev = t->pprev;
+    if (t->next) t->next->pprev = t->pprev;
     t->next = NULL;
     t->pprev = NULL;
 }
@@ -515,8 +488,7 @@ static void timer_unlink(struct weft_timer *t)
 /* Stops a timer; see weft.h. The slot's occupied bit is cleared lazily by the wheel. */
 void weft_timer_stop(struct weft_timer *t)
 {
-    if (!weft_timer_active(t))
-        return;
+    if (!weft_timer_active(t)) return;
     timer_unlink(t);
 }
 
@@ -525,8 +497,7 @@ void weft_timer_stop(struct weft_timer *t)
 static void run_timers(struct weft_loop *loop)
 {
     uint64_t now_tick = loop->now / TICK_MS;
-    if (now_tick <= loop->tick)
-        return;
+    if (now_tick <= loop->tick) return;
     uint64_t end = now_tick;
     if (end - loop->tick > WHEEL_SLOTS)
         end = loop->tick + WHEEL_SLOTS; /* a long stall: visit every slot once */
@@ -534,8 +505,7 @@ static void run_timers(struct weft_loop *loop)
         size_t i = (size_t)(loop->tick & WHEEL_MASK);
         loop->tick++; /* timers started by callbacks land in a later slot */
         slot_set(loop, i, false);
-        if (!loop->slots[i])
-            continue;
+        if (!loop->slots[i]) continue;
         /* Detach the slot into a local list so callbacks may start/stop timers freely. */
         struct weft_timer *pending = loop->slots[i];
         loop->slots[i] = NULL;
@@ -564,8 +534,7 @@ static int next_timeout(struct weft_loop *loop)
             bits &= ~UINT64_C(0) << (start & 63);
         else if (k == words)
             bits &= (UINT64_C(1) << (start & 63)) - 1;
-        if (!bits)
-            continue;
+        if (!bits) continue;
         size_t slot = w * 64 + (size_t)__builtin_ctzll(bits);
         uint64_t tick = loop->tick + ((slot - start) & WHEEL_MASK);
         uint64_t at = (tick + 1) * TICK_MS;
@@ -580,8 +549,7 @@ static int next_timeout(struct weft_loop *loop)
  * in this iteration. */
 static void end_of_iteration(struct weft_loop *loop)
 {
-    if (loop->dirty)
-        loop->be_ops->flush_dirty(loop);
+    if (loop->dirty) loop->be_ops->flush_dirty(loop);
     while (loop->closed) {
         struct weft_sock *s = loop->closed;
         loop->closed = s->list_next;
@@ -599,8 +567,7 @@ static void run_read_again(struct weft_loop *loop)
         struct weft_sock *s = list;
         list = s->read_next;
         s->flags &= (uint16_t)~SOCK_READ_MORE;
-        if (!(s->flags & SOCK_CLOSED))
-            s->io.cb(&s->io, EPOLLIN | EPOLLRDHUP);
+        if (!(s->flags & SOCK_CLOSED)) s->io.cb(&s->io, EPOLLIN | EPOLLRDHUP);
     }
 }
 
@@ -613,12 +580,10 @@ int weft_loop_poll(struct weft_loop *loop, int timeout_ms)
         timeout = 0;
     else {
         int t = next_timeout(loop);
-        if (t >= 0 && (timeout < 0 || t < timeout))
-            timeout = t;
+        if (t >= 0 && (timeout < 0 || t < timeout)) timeout = t;
     }
     int n = loop->be_ops->wait(loop, timeout);
-    if (n < 0)
-        return n;
+    if (n < 0) return n;
     loop->now = clock_ms();
     loop->in_iteration = true;
     run_read_again(loop);
@@ -635,8 +600,7 @@ int weft_loop_run(struct weft_loop *loop)
     atomic_store(&loop->stop, false);
     while (!atomic_load(&loop->stop)) {
         int r = weft_loop_poll(loop, -1);
-        if (r < 0)
-            return r;
+        if (r < 0) return r;
     }
     return WEFT_OK;
 }

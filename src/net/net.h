@@ -79,19 +79,19 @@ struct sock_ops {
 };
 
 enum {
-    SOCK_DIRTY = 1 << 0,       /* on the loop's flush list */
-    SOCK_BLOCKED = 1 << 1,     /* the kernel refused data; waiting for EPOLLOUT */
-    SOCK_PAUSED = 1 << 2,      /* owner paused reading */
-    SOCK_SHUT_AFTER = 1 << 3,  /* shutdown(SHUT_WR) once the queue is empty */
-    SOCK_CLOSED = 1 << 4,      /* fd closed, waiting to be freed */
-    SOCK_EOF = 1 << 5,         /* peer closed or error: no more reads */
-    SOCK_READ_MORE = 1 << 6,   /* on the loop's read-again list */
-    SOCK_WR_SHUT = 1 << 7,     /* shutdown(SHUT_WR) done */
+    SOCK_DIRTY = 1 << 0,      /* on the loop's flush list */
+    SOCK_BLOCKED = 1 << 1,    /* the kernel refused data; waiting for EPOLLOUT */
+    SOCK_PAUSED = 1 << 2,     /* owner paused reading */
+    SOCK_SHUT_AFTER = 1 << 3, /* shutdown(SHUT_WR) once the queue is empty */
+    SOCK_CLOSED = 1 << 4,     /* fd closed, waiting to be freed */
+    SOCK_EOF = 1 << 5,        /* peer closed or error: no more reads */
+    SOCK_READ_MORE = 1 << 6,  /* on the loop's read-again list */
+    SOCK_WR_SHUT = 1 << 7,    /* shutdown(SHUT_WR) done */
     /* TLS sockets only (see tls.c) */
-    SOCK_TLS_HS = 1 << 8,      /* handshake in progress */
-    SOCK_TLS_WANT_RD = 1 << 9, /* SSL_write (or close_notify) needs the socket readable */
+    SOCK_TLS_HS = 1 << 8,       /* handshake in progress */
+    SOCK_TLS_WANT_RD = 1 << 9,  /* SSL_write (or close_notify) needs the socket readable */
     SOCK_TLS_WANT_WR = 1 << 10, /* SSL_read needs the socket writable */
-    SOCK_TLS_FAILED = 1 << 11, /* fatal TLS error: no close_notify may be sent */
+    SOCK_TLS_FAILED = 1 << 11,  /* fatal TLS error: no close_notify may be sent */
     /* The queue is counted in the memory budget (memory.c): a flush left bytes the kernel
      * refused. While set, every byte queued or consumed is counted at once; the flush that
      * empties the queue clears it. */
@@ -106,14 +106,14 @@ struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct weft_sock {
     struct weft_io io;
     uint16_t flags;
-    uint32_t tls_err;               /* TLS: OpenSSL error code of a fatal failure, 0 if none */
+    uint32_t tls_err; /* TLS: OpenSSL error code of a fatal failure, 0 if none */
     struct weft_loop *loop;
     const struct sock_ops *ops;
     struct oq_block *qhead, *qtail; /* output queue */
     size_t queued;                  /* bytes in the output queue */
     struct weft_sock *list_next;    /* dirty / read-again / closed lists */
     struct weft_sock *read_next;
-    struct ssl_st *ssl;             /* NULL for a plain socket */
+    struct ssl_st *ssl; /* NULL for a plain socket */
 };
 
 /* Attaches an accepted, non-blocking fd to the loop (edge-triggered in + out). */
@@ -190,8 +190,8 @@ struct weft_listener {
 
 /* Listens on host:port (TCP, IPv4 or IPv6). port 0 binds an ephemeral port. Returns WEFT_OK,
  * WEFT_ERR_ADDRESS or WEFT_ERR_IO (errno kept). */
-int listener_tcp(struct weft_loop *loop, struct weft_listener *l, const char *host,
-                 uint16_t port, int backlog, bool reuse_port);
+int listener_tcp(struct weft_loop *loop, struct weft_listener *l, const char *host, uint16_t port,
+                 int backlog, bool reuse_port);
 /* Listens on a Unix domain socket at path (an existing socket file is replaced). */
 int listener_unix(struct weft_loop *loop, struct weft_listener *l, const char *path, int backlog);
 /* The bound TCP port, 0 for Unix sockets. */

@@ -56,19 +56,15 @@ static void sock_read(struct weft_sock *s, bool hup)
     }
     uint8_t *rbuf = loop_rbuf(s->loop);
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        if (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF))
-            return;
+        if (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF)) return;
         ssize_t n = read(s->io.fd, rbuf, LOOP_RBUF_SIZE);
         if (n > 0) {
             s->ops->on_data(s, rbuf, (size_t)n);
-            if ((size_t)n < LOOP_RBUF_SIZE && !hup)
-                return;
+            if ((size_t)n < LOOP_RBUF_SIZE && !hup) return;
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n < 0 && errno == EINTR) continue;
         s->flags |= SOCK_EOF;
         s->ops->on_eof(s, n == 0 ? 0 : errno);
         return;
@@ -80,17 +76,13 @@ static void sock_read(struct weft_sock *s, bool hup)
 static void sock_on_io(struct weft_io *io, uint32_t events)
 {
     struct weft_sock *s = (struct weft_sock *)io;
-    if (s->flags & SOCK_CLOSED)
-        return;
+    if (s->flags & SOCK_CLOSED) return;
     if ((events & EPOLLOUT) && (s->flags & SOCK_BLOCKED)) {
         s->flags &= (uint16_t)~SOCK_BLOCKED;
         sock_flush(s);
-        if (s->flags & SOCK_CLOSED)
-            return;
-        if (!(s->flags & SOCK_BLOCKED) && s->ops->on_drain)
-            s->ops->on_drain(s);
-        if (s->flags & SOCK_CLOSED)
-            return;
+        if (s->flags & SOCK_CLOSED) return;
+        if (!(s->flags & SOCK_BLOCKED) && s->ops->on_drain) s->ops->on_drain(s);
+        if (s->flags & SOCK_CLOSED) return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         sock_read(s, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
@@ -101,11 +93,9 @@ static void sock_on_io(struct weft_io *io, uint32_t events)
 static struct oq_block *oq_tail(struct weft_sock *s, size_t need_bytes)
 {
     struct oq_block *t = s->qtail;
-    if (t && t->nseg < OQ_SEGS && t->used + need_bytes <= OQ_STORAGE)
-        return t;
+    if (t && t->nseg < OQ_SEGS && t->used + need_bytes <= OQ_STORAGE) return t;
     struct oq_block *nb = loop_block_get(s->loop);
-    if (!nb)
-        return NULL;
+    if (!nb) return NULL;
     if (t)
         t->next = nb;
     else
@@ -124,13 +114,11 @@ void sock_account(struct weft_sock *s)
 static int oq_push_ref(struct weft_sock *s, struct weft_buf *ref, const uint8_t *p, size_t len)
 {
     struct oq_block *t = oq_tail(s, 0);
-    if (!t)
-        return WEFT_ERR_NOMEM;
+    if (!t) return WEFT_ERR_NOMEM;
     buf_ref(ref);
     t->seg[t->nseg++] = (struct oq_seg){.ref = ref, .p = p, .len = len};
     s->queued += len;
-    if (s->flags & SOCK_HELD)
-        mem_charge(s->loop, len, true);
+    if (s->flags & SOCK_HELD) mem_charge(s->loop, len, true);
     return WEFT_OK;
 }
 
@@ -141,8 +129,7 @@ static uint8_t *oq_reserve(struct weft_sock *s, size_t len)
 {
     if (len > OQ_COPY_MAX) {
         struct weft_buf *nb = buf_new(len);
-        if (!nb)
-            return NULL;
+        if (!nb) return NULL;
         int r = oq_push_ref(s, nb, nb->data, len);
         buf_unref(nb); /* the queue holds the only reference now */
         return r == WEFT_OK ? nb->data : NULL;
@@ -155,26 +142,22 @@ static uint8_t *oq_reserve(struct weft_sock *s, size_t len)
         t->seg[t->nseg - 1].len += len;
     } else {
         t = oq_tail(s, len);
-        if (!t)
-            return NULL;
+        if (!t) return NULL;
         dst = t->bytes + t->used;
         t->seg[t->nseg++] = (struct oq_seg){.ref = NULL, .p = dst, .len = len};
     }
     t->used += (uint32_t)len;
     s->queued += len;
-    if (s->flags & SOCK_HELD)
-        mem_charge(s->loop, len, true);
+    if (s->flags & SOCK_HELD) mem_charge(s->loop, len, true);
     return dst;
 }
 
 /* Reserves len bytes of output for the caller to fill at once; see net.h. */
 uint8_t *sock_reserve(struct weft_sock *s, size_t len)
 {
-    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT))
-        return NULL;
+    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT)) return NULL;
     uint8_t *p = oq_reserve(s, len);
-    if (p && !(s->flags & SOCK_BLOCKED))
-        loop_mark_dirty(s->loop, s);
+    if (p && !(s->flags & SOCK_BLOCKED)) loop_mark_dirty(s->loop, s);
     return p;
 }
 
@@ -186,31 +169,23 @@ int sock_write(struct weft_sock *s, const void *data, size_t len)
 /* Queues a copy of a then b and marks the socket for flushing. */
 int sock_write2(struct weft_sock *s, const void *a, size_t alen, const void *b, size_t blen)
 {
-    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT))
-        return WEFT_ERR_CLOSED;
-    if (alen + blen == 0)
-        return WEFT_OK;
+    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT)) return WEFT_ERR_CLOSED;
+    if (alen + blen == 0) return WEFT_OK;
     uint8_t *dst = oq_reserve(s, alen + blen);
-    if (!dst)
-        return WEFT_ERR_NOMEM;
+    if (!dst) return WEFT_ERR_NOMEM;
     memcpy(dst, a, alen);
-    if (blen)
-        memcpy(dst + alen, b, blen);
-    if (!(s->flags & SOCK_BLOCKED))
-        loop_mark_dirty(s->loop, s);
+    if (blen) memcpy(dst + alen, b, blen);
+    if (!(s->flags & SOCK_BLOCKED)) loop_mark_dirty(s->loop, s);
     return WEFT_OK;
 }
 
 /* Queues a reference to part of a shared buffer and marks the socket for flushing. */
 int sock_write_buf(struct weft_sock *s, struct weft_buf *b, size_t off, size_t len)
 {
-    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT))
-        return WEFT_ERR_CLOSED;
-    if (len == 0)
-        return WEFT_OK;
+    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT)) return WEFT_ERR_CLOSED;
+    if (len == 0) return WEFT_OK;
     int r = oq_push_ref(s, b, b->data + off, len);
-    if (r == WEFT_OK && !(s->flags & SOCK_BLOCKED))
-        loop_mark_dirty(s->loop, s);
+    if (r == WEFT_OK && !(s->flags & SOCK_BLOCKED)) loop_mark_dirty(s->loop, s);
     return r;
 }
 
@@ -218,8 +193,7 @@ int sock_write_buf(struct weft_sock *s, struct weft_buf *b, size_t off, size_t l
 void oq_consume(struct weft_sock *s, size_t n)
 {
     s->queued -= n;
-    if (s->flags & SOCK_HELD)
-        mem_release(s->loop, n);
+    if (s->flags & SOCK_HELD) mem_release(s->loop, n);
     while (s->qhead) {
         struct oq_block *b = s->qhead;
         while (b->head < b->nseg) {
@@ -230,8 +204,7 @@ void oq_consume(struct weft_sock *s, size_t n)
                 return;
             }
             n -= seg->len;
-            if (seg->ref)
-                buf_unref(seg->ref);
+            if (seg->ref) buf_unref(seg->ref);
             b->head++;
         }
         if (b == s->qtail) {
@@ -283,8 +256,7 @@ int sock_fill_iov(const struct weft_sock *s, struct iovec *iov, int max, size_t 
  * end of the iteration, when the peer may have read meanwhile. */
 void sock_flush(struct weft_sock *s)
 {
-    if (s->flags & SOCK_CLOSED)
-        return;
+    if (s->flags & SOCK_CLOSED) return;
     bool was_blocked = (s->flags & SOCK_BLOCKED) != 0;
     if (s->ssl) /* the one test the plain path pays for TLS */
         tls_flush(s);
@@ -305,10 +277,8 @@ static void flush_plain(struct weft_sock *s)
         int n = sock_fill_iov(s, iov, IOV_BATCH, &total);
         ssize_t w = n == 1 ? send(s->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
                            : writev(s->io.fd, iov, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (!sock_wrote(s, w, total, w < 0 ? errno : 0))
-            return;
+        if (w < 0 && errno == EINTR) continue;
+        if (!sock_wrote(s, w, total, w < 0 ? errno : 0)) return;
     }
     sock_wrote(s, 0, 0, 0);
 }
@@ -329,15 +299,13 @@ bool sock_wrote(struct weft_sock *s, ssize_t w, size_t total, int err)
         }
         return false;
     }
-    if (w > 0)
-        oq_consume(s, (size_t)w);
+    if (w > 0) oq_consume(s, (size_t)w);
     if ((size_t)w < total) {
         s->flags |= SOCK_BLOCKED;
         loop_sock_blocked(s);
         return false;
     }
-    if (s->queued > 0)
-        return true; /* more than one batch was queued */
+    if (s->queued > 0) return true; /* more than one batch was queued */
     s->flags &= (uint16_t)~SOCK_BLOCKED;
     if ((s->flags & SOCK_SHUT_AFTER) && !(s->flags & SOCK_WR_SHUT)) {
         shutdown(s->io.fd, SHUT_WR);
@@ -349,21 +317,17 @@ bool sock_wrote(struct weft_sock *s, ssize_t w, size_t total, int err)
 /* Half-closes the socket once the queue is empty. */
 void sock_shutdown_after_flush(struct weft_sock *s)
 {
-    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT))
-        return;
+    if (s->flags & (SOCK_CLOSED | SOCK_WR_SHUT)) return;
     s->flags |= SOCK_SHUT_AFTER;
-    if (!(s->flags & SOCK_BLOCKED))
-        loop_mark_dirty(s->loop, s);
+    if (!(s->flags & SOCK_BLOCKED)) loop_mark_dirty(s->loop, s);
 }
 
 /* Closes the fd at once; the owner's on_free runs at the end of the iteration. */
 void sock_close(struct weft_sock *s)
 {
-    if (s->flags & SOCK_CLOSED)
-        return;
+    if (s->flags & SOCK_CLOSED) return;
     sock_discard(s);
-    if (s->ssl)
-        tls_close(s); /* close_notify (best effort), SSL_free */
+    if (s->ssl) tls_close(s); /* close_notify (best effort), SSL_free */
     loop_sock_closing(s);
     close(s->io.fd); /* also removes it from epoll */
     s->flags |= SOCK_CLOSED;
@@ -372,16 +336,14 @@ void sock_close(struct weft_sock *s)
 
 void sock_pause(struct weft_sock *s)
 {
-    if (!(s->flags & SOCK_PAUSED) && s->io.be)
-        loop_sock_paused(s);
+    if (!(s->flags & SOCK_PAUSED) && s->io.be) loop_sock_paused(s);
     s->flags |= SOCK_PAUSED;
 }
 
 /* Resumes reading; data that arrived meanwhile is read next iteration (edge-triggered). */
 void sock_resume(struct weft_sock *s)
 {
-    if (!(s->flags & SOCK_PAUSED))
-        return;
+    if (!(s->flags & SOCK_PAUSED)) return;
     s->flags &= (uint16_t)~SOCK_PAUSED;
     loop_mark_read(s->loop, s);
 }

@@ -57,8 +57,7 @@ static int sock_bio_write(BIO *b, const char *data, int len)
     do
         n = send(fd, data, (size_t)len, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        BIO_set_retry_write(b);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_write(b);
     return (int)n;
 }
 
@@ -97,8 +96,7 @@ static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 static void sock_bio_init(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft socket");
-    if (!m)
-        return;
+    if (!m) return;
     if (!BIO_meth_set_write(m, sock_bio_write) || !BIO_meth_set_read(m, sock_bio_read) ||
         !BIO_meth_set_ctrl(m, sock_bio_ctrl)) {
         BIO_meth_free(m);
@@ -111,11 +109,9 @@ static void sock_bio_init(void)
 static BIO *sock_bio_new(int fd)
 {
     pthread_once(&sock_bio_once, sock_bio_init);
-    if (!sock_bio_method)
-        return NULL;
+    if (!sock_bio_method) return NULL;
     BIO *b = BIO_new(sock_bio_method);
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     BIO_set_data(b, (void *)(intptr_t)fd);
     BIO_set_init(b, 1);
     return b;
@@ -235,8 +231,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     unsigned int i = 0;
     while (i < inlen) {
         unsigned int n = in[i];
-        if (i + 1 + n > inlen)
-            break;
+        if (i + 1 + n > inlen) break;
         if (n == alpn_http11[0] && memcmp(in + i + 1, alpn_http11 + 1, n) == 0) {
             *out = in + i + 1;
             *outlen = (unsigned char)n;
@@ -273,8 +268,7 @@ struct ssl_ctx_st *tls_server_new(const char *cert_file, const char *key_file, c
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         take_reason(why, sizeof why);
-        snprintf(err, errcap, "cannot load the certificate chain from '%s': %s", cert_file,
-                 why);
+        snprintf(err, errcap, "cannot load the certificate chain from '%s': %s", cert_file, why);
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -282,8 +276,10 @@ struct ssl_ctx_st *tls_server_new(const char *cert_file, const char *key_file, c
         unsigned long e = ERR_peek_error();
         take_reason(why, sizeof why);
         if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
-            snprintf(err, errcap, "the private key in '%s' does not match the certificate in "
-                     "'%s'", key_file, cert_file);
+            snprintf(err, errcap,
+                     "the private key in '%s' does not match the certificate in "
+                     "'%s'",
+                     key_file, cert_file);
         else
             snprintf(err, errcap, "cannot load the private key from '%s': %s", key_file, why);
         SSL_CTX_free(ctx);
@@ -304,9 +300,9 @@ struct ssl_ctx_st *tls_client_new(const struct tls_client_opts *opts, char *err,
 {
     static const struct tls_client_opts defaults = {0};
     char why[160];
-    if (!opts)
-        opts = &defaults;
-    if (!opts->insecure && opts->cacert_file && !readable("CA file", opts->cacert_file, err, errcap))
+    if (!opts) opts = &defaults;
+    if (!opts->insecure && opts->cacert_file &&
+        !readable("CA file", opts->cacert_file, err, errcap))
         return NULL;
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -330,8 +326,8 @@ struct ssl_ctx_st *tls_client_new(const struct tls_client_opts *opts, char *err,
     if (opts->cacert_file) {
         if (SSL_CTX_load_verify_locations(ctx, opts->cacert_file, NULL) != 1) {
             take_reason(why, sizeof why);
-            snprintf(err, errcap, "cannot load CA certificates from '%s': %s",
-                     opts->cacert_file, why);
+            snprintf(err, errcap, "cannot load CA certificates from '%s': %s", opts->cacert_file,
+                     why);
             SSL_CTX_free(ctx);
             return NULL;
         }
@@ -393,8 +389,7 @@ static int tls_handshake(struct weft_sock *s)
     }
     int saved = errno;
     int e = SSL_get_error(s->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-        return 0;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
     tls_fail(s, e, saved);
     return -1;
 }
@@ -409,8 +404,7 @@ static void tls_read(struct weft_sock *s)
     uint8_t *rbuf = loop_rbuf(s->loop);
     s->flags &= (uint16_t)~SOCK_TLS_WANT_WR;
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        if (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF))
-            return;
+        if (s->flags & (SOCK_PAUSED | SOCK_CLOSED | SOCK_EOF)) return;
         size_t fill = 0;
         int e = SSL_ERROR_NONE, saved = 0;
         while (fill < LOOP_RBUF_SIZE) {
@@ -423,12 +417,10 @@ static void tls_read(struct weft_sock *s)
             e = SSL_get_error(s->ssl, 0);
             break;
         }
-        if (e == SSL_ERROR_WANT_WRITE)
-            s->flags |= SOCK_TLS_WANT_WR;
+        if (e == SSL_ERROR_WANT_WRITE) s->flags |= SOCK_TLS_WANT_WR;
         if (fill) {
             s->ops->on_data(s, rbuf, fill);
-            if (s->flags & (SOCK_CLOSED | SOCK_EOF))
-                return;
+            if (s->flags & (SOCK_CLOSED | SOCK_EOF)) return;
         }
         switch (e) {
         case SSL_ERROR_NONE: /* the buffer is full: more may be waiting */
@@ -460,8 +452,7 @@ void tls_flush(struct weft_sock *s)
         sock_discard(s);
         return;
     }
-    if (s->flags & SOCK_TLS_HS)
-        return; /* sent when the handshake completes (tls_on_io) */
+    if (s->flags & SOCK_TLS_HS) return; /* sent when the handshake completes (tls_on_io) */
     ERR_clear_error();
     while (s->queued > 0) {
         const struct oq_block *b = s->qhead;
@@ -476,8 +467,7 @@ void tls_flush(struct weft_sock *s)
             for (const struct oq_block *k = b; k && len < TLS_RECORD_MAX; k = k->next)
                 for (uint16_t i = k->head; i < k->nseg && len < TLS_RECORD_MAX; i++) {
                     size_t take = k->seg[i].len;
-                    if (take > TLS_RECORD_MAX - len)
-                        take = TLS_RECORD_MAX - len;
+                    if (take > TLS_RECORD_MAX - len) take = TLS_RECORD_MAX - len;
                     memcpy(rec + len, k->seg[i].p, take);
                     len += take;
                 }
@@ -524,43 +514,36 @@ void tls_flush(struct weft_sock *s)
 /* Flushes a blocked queue again; tells the owner when it has drained (as sock.c does). */
 static void tls_unblock(struct weft_sock *s)
 {
-    s->flags &= (uint16_t)~(SOCK_BLOCKED | SOCK_TLS_WANT_RD);
+    s->flags &= (uint16_t) ~(SOCK_BLOCKED | SOCK_TLS_WANT_RD);
     tls_flush(s);
     sock_account(s);
-    if (s->flags & SOCK_CLOSED)
-        return;
-    if (!(s->flags & SOCK_BLOCKED) && s->ops->on_drain)
-        s->ops->on_drain(s);
+    if (s->flags & SOCK_CLOSED) return;
+    if (!(s->flags & SOCK_BLOCKED) && s->ops->on_drain) s->ops->on_drain(s);
 }
 
 /* epoll callback of a TLS socket: handshake, then blocked output, then input. */
 static void tls_on_io(struct weft_io *io, uint32_t events)
 {
     struct weft_sock *s = (struct weft_sock *)io;
-    if (s->flags & (SOCK_CLOSED | SOCK_TLS_FAILED))
-        return;
+    if (s->flags & (SOCK_CLOSED | SOCK_TLS_FAILED)) return;
     if (s->flags & SOCK_TLS_HS) {
-        if (tls_handshake(s) <= 0)
-            return;
+        if (tls_handshake(s) <= 0) return;
         if (s->queued) { /* written before the handshake completed */
             tls_flush(s);
             sock_account(s);
         }
-        if (s->flags & SOCK_CLOSED)
-            return;
+        if (s->flags & SOCK_CLOSED) return;
         events |= EPOLLIN; /* application data may have come with the last flight */
     }
     const uint32_t in = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
     if ((s->flags & SOCK_BLOCKED) &&
         ((events & EPOLLOUT) || ((events & in) && (s->flags & SOCK_TLS_WANT_RD)))) {
         tls_unblock(s);
-        if (s->flags & SOCK_CLOSED)
-            return;
+        if (s->flags & SOCK_CLOSED) return;
     }
     if ((events & in) || ((events & EPOLLOUT) && (s->flags & SOCK_TLS_WANT_WR))) {
         tls_read(s);
-        if (s->flags & SOCK_CLOSED)
-            return;
+        if (s->flags & SOCK_CLOSED) return;
         /* Reading may have processed what a blocked SSL_write was waiting for. */
         if ((s->flags & (SOCK_BLOCKED | SOCK_TLS_WANT_RD)) == (SOCK_BLOCKED | SOCK_TLS_WANT_RD))
             tls_unblock(s);
@@ -590,8 +573,7 @@ int tls_attach_server(struct weft_sock *s, struct ssl_ctx_st *ctx)
 {
     SSL *ssl;
     int r = tls_attach(s, ctx, &ssl);
-    if (r != WEFT_OK)
-        return r;
+    if (r != WEFT_OK) return r;
     SSL_set_accept_state(ssl);
     s->ssl = ssl;
     s->io.cb = tls_on_io;
@@ -608,8 +590,7 @@ int tls_attach_client(struct weft_sock *s, struct ssl_ctx_st *ctx, const char *h
         host++;
         n -= 2;
     }
-    if (n == 0 || n >= sizeof name)
-        return WEFT_ERR_INVAL;
+    if (n == 0 || n >= sizeof name) return WEFT_ERR_INVAL;
     memcpy(name, host, n);
     name[n] = '\0';
     struct in6_addr a6;
@@ -617,8 +598,7 @@ int tls_attach_client(struct weft_sock *s, struct ssl_ctx_st *ctx, const char *h
 
     SSL *ssl;
     int r = tls_attach(s, ctx, &ssl);
-    if (r != WEFT_OK)
-        return r;
+    if (r != WEFT_OK) return r;
     bool ok = true;
     if (!is_ip) /* SNI carries host names only (RFC 6066 §3) */
         ok = SSL_set_tlsext_host_name(ssl, name) == 1;

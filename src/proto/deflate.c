@@ -24,10 +24,8 @@ static bool eq_nocase(const char *s, size_t n, const char *z)
     size_t i = 0;
     for (; i < n && z[i]; i++) {
         char c = s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c + ('a' - 'A'));
-        if (c != z[i])
-            return false;
+        if (c >= 'A' && c <= 'Z') c = (char)(c + ('a' - 'A'));
+        if (c != z[i]) return false;
     }
     return i == n && z[i] == '\0';
 }
@@ -52,10 +50,8 @@ static int parse_bits(const char *v, size_t n)
         v++;
         n -= 2;
     }
-    if (n == 1 && (v[0] == '8' || v[0] == '9'))
-        return v[0] - '0';
-    if (n == 2 && v[0] == '1' && v[1] >= '0' && v[1] <= '5')
-        return 10 + (v[1] - '0');
+    if (n == 1 && (v[0] == '8' || v[0] == '9')) return v[0] - '0';
+    if (n == 2 && v[0] == '1' && v[1] >= '0' && v[1] <= '5') return 10 + (v[1] - '0');
     return 0;
 }
 
@@ -71,17 +67,14 @@ static int parse_element(const char *e, size_t n, struct weft_pmd_params *p)
     size_t i = 0, start = 0;
     bool first = true, in_quote = false;
     for (i = 0; i <= n; i++) {
-        if (i < n && e[i] == '"')
-            in_quote = !in_quote;
-        if (i < n && (e[i] != ';' || in_quote))
-            continue;
+        if (i < n && e[i] == '"') in_quote = !in_quote;
+        if (i < n && (e[i] != ';' || in_quote)) continue;
         size_t plen = i - start;
         const char *param = trim(e + start, &plen);
         start = i + 1;
         if (first) {
             first = false;
-            if (!eq_nocase(param, plen, PMD_NAME))
-                return 0;
+            if (!eq_nocase(param, plen, PMD_NAME)) return 0;
             continue;
         }
         const char *eqs = memchr(param, '=', plen);
@@ -90,35 +83,29 @@ static int parse_element(const char *e, size_t n, struct weft_pmd_params *p)
         size_t vlen = eqs ? plen - (size_t)(eqs - param) - 1 : 0;
         const char *val = eqs ? trim(eqs + 1, &vlen) : NULL;
         if (eq_nocase(name, nlen, "server_no_context_takeover")) {
-            if (val || p->server_no_context_takeover)
-                return -1;
+            if (val || p->server_no_context_takeover) return -1;
             p->server_no_context_takeover = true;
         } else if (eq_nocase(name, nlen, "client_no_context_takeover")) {
-            if (val || p->client_no_context_takeover)
-                return -1;
+            if (val || p->client_no_context_takeover) return -1;
             p->client_no_context_takeover = true;
         } else if (eq_nocase(name, nlen, "server_max_window_bits")) {
             int b = val ? parse_bits(val, vlen) : 0;
-            if (!b || seen_smwb)
-                return -1;
+            if (!b || seen_smwb) return -1;
             seen_smwb = true;
             p->server_max_window_bits = (uint8_t)b;
         } else if (eq_nocase(name, nlen, "client_max_window_bits")) {
-            if (p->client_max_window_bits_set)
-                return -1;
+            if (p->client_max_window_bits_set) return -1;
             p->client_max_window_bits_set = true;
             if (val) {
                 int b = parse_bits(val, vlen);
-                if (!b)
-                    return -1;
+                if (!b) return -1;
                 p->client_max_window_bits = (uint8_t)b;
             }
         } else {
             return -1; /* unknown parameter */
         }
     }
-    if (in_quote)
-        return -1;
+    if (in_quote) return -1;
     return 1;
 }
 
@@ -126,8 +113,7 @@ static int parse_element(const char *e, size_t n, struct weft_pmd_params *p)
 static bool put(char *out, size_t cap, size_t *len, const char *z)
 {
     size_t n = strlen(z);
-    if (*len + n + 1 > cap)
-        return false;
+    if (*len + n + 1 > cap) return false;
     memcpy(out + *len, z, n + 1);
     *len += n;
     return true;
@@ -148,8 +134,7 @@ static bool put_bits(char *out, size_t cap, size_t *len, const char *name, int b
 
 static int window_or_default(int bits, int lo)
 {
-    if (bits == 0)
-        return 15;
+    if (bits == 0) return 15;
     return bits < lo ? lo : bits > 15 ? 15 : bits;
 }
 
@@ -157,8 +142,7 @@ static int window_or_default(int bits, int lo)
 int weft_pmd_negotiate(const char *offers, size_t len, const struct weft_pmd_config *cfg,
                        struct weft_pmd_params *agreed, char *out, size_t cap)
 {
-    if (!cfg->enabled || !offers)
-        return 0;
+    if (!cfg->enabled || !offers) return 0;
     size_t pos = 0, elen;
     const char *e;
     while (weft_http_list_next(offers, len, &pos, &e, &elen)) {
@@ -190,8 +174,7 @@ int weft_pmd_negotiate(const char *offers, size_t len, const struct weft_pmd_con
             ok = ok && put_bits(out, cap, &n, "server_max_window_bits", a.server_max_window_bits);
         if (a.client_max_window_bits_set && a.client_max_window_bits < 15)
             ok = ok && put_bits(out, cap, &n, "client_max_window_bits", a.client_max_window_bits);
-        if (!ok)
-            return WEFT_ERR_SPACE;
+        if (!ok) return WEFT_ERR_SPACE;
         *agreed = a;
         return 1;
     }
@@ -204,15 +187,11 @@ int weft_pmd_offer(const struct weft_pmd_config *cfg, char *out, size_t cap)
     size_t n = 0;
     int ours = window_or_default(cfg->max_window_bits, 9);
     int peer = window_or_default(cfg->peer_max_window_bits, 8);
-    if (cap)
-        out[0] = '\0';
+    if (cap) out[0] = '\0';
     bool ok = put(out, cap, &n, PMD_NAME);
-    if (cfg->no_context_takeover)
-        ok = ok && put(out, cap, &n, "; client_no_context_takeover");
-    if (cfg->peer_no_context_takeover)
-        ok = ok && put(out, cap, &n, "; server_no_context_takeover");
-    if (peer < 15)
-        ok = ok && put_bits(out, cap, &n, "server_max_window_bits", peer);
+    if (cfg->no_context_takeover) ok = ok && put(out, cap, &n, "; client_no_context_takeover");
+    if (cfg->peer_no_context_takeover) ok = ok && put(out, cap, &n, "; server_no_context_takeover");
+    if (peer < 15) ok = ok && put_bits(out, cap, &n, "server_max_window_bits", peer);
     if (ours < 15)
         ok = ok && put_bits(out, cap, &n, "client_max_window_bits", ours);
     else
@@ -234,18 +213,15 @@ int weft_pmd_accept(const char *response, size_t len, const struct weft_pmd_conf
             return WEFT_ERR_PROTO; /* invalid, another extension, or two answers */
         found = true;
     }
-    if (!found)
-        return WEFT_ERR_PROTO;
+    if (!found) return WEFT_ERR_PROTO;
     int ours = window_or_default(cfg->max_window_bits, 9);
     int peer = window_or_default(cfg->peer_max_window_bits, 8);
     if (cfg->peer_no_context_takeover && !r.server_no_context_takeover)
         return WEFT_ERR_PROTO; /* we asked for it: the server must accept or decline */
-    if (r.server_max_window_bits > peer)
-        return WEFT_ERR_PROTO;
+    if (r.server_max_window_bits > peer) return WEFT_ERR_PROTO;
     struct weft_pmd_params a = r;
     a.client_no_context_takeover = r.client_no_context_takeover || cfg->no_context_takeover;
-    if (a.client_max_window_bits > ours)
-        a.client_max_window_bits = (uint8_t)ours;
+    if (a.client_max_window_bits > ours) a.client_max_window_bits = (uint8_t)ours;
     *agreed = a;
     return 0;
 }
@@ -604,8 +580,7 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
             /* The rest of the tail is dropped when the stream ended inside it; a stream that
              * ended on a frame boundary before the last frame (nothing fed, src NULL) still
              * gets the whole tail with the last frame. */
-            if (feeding_tail && src)
-                i->tail_fed = 4;
+            if (feeding_tail && src) i->tail_fed = 4;
             continue;
         }
         if (r == Z_DATA_ERROR || r == Z_NEED_DICT || r == Z_STREAM_ERROR) {
@@ -613,8 +588,7 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
             i->tail_fed = 0;
             return WEFT_ERR_PROTO;
         }
-        if (r == Z_MEM_ERROR)
-            return WEFT_ERR_NOMEM;
+        if (r == Z_MEM_ERROR) return WEFT_ERR_NOMEM;
         /* Z_OK or Z_BUF_ERROR (no progress possible). Done when all input (and, at the end
          * of the message, the tail) is in and zlib left output space unused. */
         bool input_done = used == len && (!fin || i->tail_fed == 4);
@@ -623,8 +597,7 @@ int weft_inflate(struct weft_inflater *i, const uint8_t *in, size_t len, bool fi
             *out_made = made;
             if (fin) {
                 i->tail_fed = 0;
-                if (reset)
-                    inflateReset(z);
+                if (reset) inflateReset(z);
             }
             return 0;
         }

@@ -67,8 +67,7 @@ static uint32_t random_upto(struct weft_client *cl, uint32_t bound)
 {
     uint32_t r;
     weft_random_bytes(&cl->ep.rnd, &r, sizeof r);
-    if (bound == UINT32_MAX)
-        return r;
+    if (bound == UINT32_MAX) return r;
     return (uint32_t)((uint64_t)r % ((uint64_t)bound + 1));
 }
 
@@ -84,10 +83,8 @@ static void report_error(struct weft_client *cl, int err, int status, const char
     va_end(ap);
     cl->failed = true;
     ep_log(&cl->ep, WEFT_LOG_INFO, "client %s: %s", cl->hosthdr, reason);
-    if (cl->owner)
-        cl->owner->error(cl->owner_arg, cl, err);
-    if (cl->opt.on_error)
-        cl->opt.on_error(cl, err, reason, status);
+    if (cl->owner) cl->owner->error(cl->owner_arg, cl, err);
+    if (cl->opt.on_error) cl->opt.on_error(cl, err, reason, status);
 }
 
 /* Drops the queued messages. */
@@ -112,22 +109,19 @@ static void drop_attempts(struct weft_client *cl)
 static void on_end_timer(struct weft_timer *t)
 {
     struct weft_client *cl = from_timer(t, offsetof(struct weft_client, end_timer));
-    if (cl->end_reported)
-        return;
+    if (cl->end_reported) return;
     cl->end_reported = true;
     if (cl->owner) {
         cl->owner->ended(cl->owner_arg, cl); /* frees cl */
         return;
     }
-    if (cl->opt.on_end)
-        cl->opt.on_end(cl); /* may free cl */
+    if (cl->opt.on_end) cl->opt.on_end(cl); /* may free cl */
 }
 
 /* Stops for good: no more attempts; on_end follows from a timer. */
 static void client_end(struct weft_client *cl)
 {
-    if (cl->state == CL_ENDED)
-        return;
+    if (cl->state == CL_ENDED) return;
     cl->state = CL_ENDED;
     if (cl->dns) {
         dns_cancel(cl->dns);
@@ -162,22 +156,18 @@ static void schedule_retry(struct weft_client *cl)
     cl->attempt++;
     uint32_t bound = weft_backoff_bound(o->backoff_base_ms, o->backoff_cap_ms, cl->attempt);
     uint64_t delay = random_upto(cl, bound);
-    if (cl->close_code == WEFT_CLOSE_TRY_AGAIN && delay < o->try_again_ms)
-        delay = o->try_again_ms;
-    if (cl->hint_ms >= 0 && delay < (uint64_t)cl->hint_ms)
-        delay = (uint64_t)cl->hint_ms;
+    if (cl->close_code == WEFT_CLOSE_TRY_AGAIN && delay < o->try_again_ms) delay = o->try_again_ms;
+    if (cl->hint_ms >= 0 && delay < (uint64_t)cl->hint_ms) delay = (uint64_t)cl->hint_ms;
     cl->state = CL_WAITING;
     weft_timer_start(cl->ep.loop, &cl->retry_timer, delay);
-    if (o->on_reconnecting)
-        o->on_reconnecting(cl, cl->attempt, (uint32_t)delay);
+    if (o->on_reconnecting) o->on_reconnecting(cl, cl->attempt, (uint32_t)delay);
 }
 
 /* Timer callback: the backoff delay is over. */
 static void on_retry_timer(struct weft_timer *t)
 {
     struct weft_client *cl = from_timer(t, offsetof(struct weft_client, retry_timer));
-    if (cl->state == CL_WAITING)
-        start_attempt(cl);
+    if (cl->state == CL_WAITING) start_attempt(cl);
 }
 
 /* The current attempt failed before a connection opened (the error was reported). */
@@ -198,8 +188,7 @@ static void attempt_failed(struct weft_client *cl)
 static void client_on_open(struct weft_conn *c)
 {
     struct weft_client *cl = (struct weft_client *)c->ep;
-    if (cl->opt.handlers.on_open)
-        cl->opt.handlers.on_open(c);
+    if (cl->opt.handlers.on_open) cl->opt.handlers.on_open(c);
 }
 
 /* Connection callback: the connection is over. Reports a protocol violation by the server as
@@ -214,8 +203,7 @@ static void client_on_close(struct weft_conn *c, uint16_t code, const char *reas
                      code == WEFT_CLOSE_TOO_BIG ? "message from the server too big"
                                                 : "protocol error by the server",
                      code, (int)reason_len, reason ? reason : "");
-    if (cl->opt.handlers.on_close)
-        cl->opt.handlers.on_close(c, code, reason, reason_len, clean);
+    if (cl->opt.handlers.on_close) cl->opt.handlers.on_close(c, code, reason, reason_len, clean);
 }
 
 /* Socket callback: end of stream. During the handshake that is a failure to report. */
@@ -242,11 +230,9 @@ static void client_on_eof(struct weft_sock *s, int err)
 static void client_conn_gone(struct weft_conn *c)
 {
     struct weft_client *cl = (struct weft_client *)c->ep;
-    if (cl->conn != c)
-        return;
+    if (cl->conn != c) return;
     cl->conn = NULL;
-    if (cl->state == CL_ENDED)
-        return;
+    if (cl->state == CL_ENDED) return;
     if (cl->app_closed) {
         client_end(cl);
         return;
@@ -259,8 +245,7 @@ static void client_conn_gone(struct weft_conn *c)
         return;
     }
     uint64_t now = weft_loop_now(cl->ep.loop);
-    if (now - cl->opened_at >= cl->opt.reset_after_ms)
-        cl->attempt = 0;
+    if (now - cl->opened_at >= cl->opt.reset_after_ms) cl->attempt = 0;
     schedule_retry(cl);
 }
 
@@ -271,13 +256,11 @@ static void take_retry_after(struct weft_client *cl, const struct weft_http_resp
 {
     const struct weft_http_header *h =
         weft_http_find_header(resp->headers, resp->num_headers, "Retry-After");
-    if (!h || !h->value_len)
-        return;
+    if (!h || !h->value_len) return;
     uint64_t v = 0;
     for (size_t i = 0; i < h->value_len; i++) {
         char ch = h->value[i];
-        if (ch < '0' || ch > '9')
-            return;
+        if (ch < '0' || ch > '9') return;
         v = v * 10 + (uint64_t)(ch - '0');
         if (v * 1000 > MAX_HINT_MS) {
             v = MAX_HINT_MS / 1000;
@@ -301,16 +284,14 @@ static void handshake_done(struct weft_client *cl, struct weft_conn *c,
 {
     if (res->protocol) {
         struct conn_extra *x = conn_extra_get(c);
-        if (x)
-            x->protocol = strndup(res->protocol, res->protocol_len);
+        if (x) x->protocol = strndup(res->protocol, res->protocol_len);
         if (!x || !x->protocol) {
             report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
             handshake_fail(c);
             return;
         }
     }
-    if (cl->pmd_agreed)
-        conn_enable_deflate(c, &cl->pmd);
+    if (cl->pmd_agreed) conn_enable_deflate(c, &cl->pmd);
     conn_start_frames(c);
     c->h = &cl->h; /* weft_conn_route_user: cl->opt.user (client_route_user) */
     c->state = CONN_OPEN;
@@ -328,12 +309,9 @@ static void handshake_done(struct weft_client *cl, struct weft_conn *c,
         weft_conn_send(c, m->data, m->len, (enum weft_opcode)m->opcode);
         free(m);
     }
-    if (!cl->qhead)
-        cl->qtail = NULL;
-    if (cl->owner)
-        cl->owner->opened(cl->owner_arg, cl);
-    if (c->state == CONN_OPEN && c->h->on_open)
-        c->h->on_open(c);
+    if (!cl->qhead) cl->qtail = NULL;
+    if (cl->owner) cl->owner->opened(cl->owner_arg, cl);
+    if (c->state == CONN_OPEN && c->h->on_open) c->h->on_open(c);
 }
 
 /* Checks a complete response head. Returns true when the connection is now open. */
@@ -345,8 +323,9 @@ static bool handle_response(struct weft_client *cl, struct weft_conn *c,
         if (cl->opt.no_retry_4xx && resp->status >= 400 && resp->status < 500 &&
             resp->status != 408 && resp->status != 429)
             cl->no_retry = true;
-        report_error(cl, WEFT_ERR_PROTO, resp->status, "handshake rejected with HTTP status %d %.*s",
-                     resp->status, (int)resp->reason_len, resp->reason ? resp->reason : "");
+        report_error(cl, WEFT_ERR_PROTO, resp->status,
+                     "handshake rejected with HTTP status %d %.*s", resp->status,
+                     (int)resp->reason_len, resp->reason ? resp->reason : "");
         handshake_fail(c);
         return false;
     }
@@ -361,8 +340,8 @@ static bool handle_response(struct weft_client *cl, struct weft_conn *c,
     }
     cl->pmd_agreed = false;
     if (res.extensions && res.extensions_len) {
-        if (!offer || weft_pmd_accept(res.extensions, res.extensions_len, &cl->opt.deflate,
-                                      &cl->pmd) != 0) {
+        if (!offer ||
+            weft_pmd_accept(res.extensions, res.extensions_len, &cl->opt.deflate, &cl->pmd) != 0) {
             report_error(cl, WEFT_ERR_PROTO, 0,
                          "bad handshake response: unacceptable extension answer '%.*s'",
                          (int)(res.extensions_len > 200 ? 200 : res.extensions_len),
@@ -384,8 +363,7 @@ static void client_on_head(struct weft_conn *c, uint8_t *data, size_t len)
     size_t max = cl->ep.cfg.max_head;
     struct head_in in;
     conn_head_begin(c, data, len, max, &in);
-    if (!in.ready)
-        return; /* stored; the head is not complete yet */
+    if (!in.ready) return; /* stored; the head is not complete yet */
     struct weft_http_response *resp = malloc(sizeof *resp);
     if (!resp) {
         report_error(cl, WEFT_ERR_NOMEM, 0, "out of memory");
@@ -438,8 +416,7 @@ static void connected(struct weft_client *cl, int fd, const struct dns_addr *add
     }
     if (!c || n < 0 || sock_attach(cl->ep.loop, &c->sock, fd, &client_conn_ops) != WEFT_OK ||
         (cl->tls && tls_attach_client(&c->sock, cl->tls, cl->host) != WEFT_OK)) {
-        if (c && c->sock.ssl)
-            tls_close(&c->sock);
+        if (c && c->sock.ssl) tls_close(&c->sock);
         close(fd);
         free(c);
         report_error(cl, n == WEFT_ERR_SPACE ? WEFT_ERR_INVAL : WEFT_ERR_NOMEM, 0,
@@ -484,8 +461,7 @@ static void on_connected(void *arg, int fd, const struct dns_addr *addr, int err
 static void on_connect_timer(struct weft_timer *t)
 {
     struct weft_client *cl = from_timer(t, offsetof(struct weft_client, connect_timer));
-    if (cl->state != CL_RESOLVING && cl->state != CL_CONNECTING)
-        return;
+    if (cl->state != CL_RESOLVING && cl->state != CL_CONNECTING) return;
     report_error(cl, WEFT_ERR_TIMEOUT, 0, "%s %s timed out after %u ms",
                  cl->state == CL_RESOLVING ? "resolving" : "connecting to", cl->hosthdr,
                  cl->opt.connect_timeout_ms);
@@ -493,8 +469,7 @@ static void on_connect_timer(struct weft_timer *t)
 }
 
 /* DNS callback: addresses (or an error) for the host. */
-static void on_resolved(void *arg, int err, const char *why, const struct dns_addr *addrs,
-                        size_t n)
+static void on_resolved(void *arg, int err, const char *why, const struct dns_addr *addrs, size_t n)
 {
     struct weft_client *cl = arg;
     cl->dns = NULL;
@@ -524,8 +499,8 @@ static void start_attempt(struct weft_client *cl)
     }
     int err;
     cl->state = CL_RESOLVING;
-    cl->dns = dns_resolve(cl->ep.loop, cl->host, cl->port, cl->opt.connect_timeout_ms,
-                          on_resolved, cl, &err);
+    cl->dns = dns_resolve(cl->ep.loop, cl->host, cl->port, cl->opt.connect_timeout_ms, on_resolved,
+                          cl, &err);
     if (!cl->dns) {
         report_error(cl, err, 0, "cannot start the DNS lookup of %s", cl->host);
         attempt_failed(cl);
@@ -537,8 +512,7 @@ static void start_attempt(struct weft_client *cl)
 /* Duplicates an optional string into *dst. Returns false on allocation failure. */
 static bool dup_opt(const char **dst)
 {
-    if (!*dst)
-        return true;
+    if (!*dst) return true;
     *dst = strdup(*dst);
     return *dst != NULL;
 }
@@ -546,9 +520,8 @@ static bool dup_opt(const char **dst)
 /* Frees what client_new allocated (no callbacks). */
 static void client_release(struct weft_client *cl)
 {
-    if (!cl->tls_shared)
-        tls_ctx_free(cl->tls); /* connections keep their own reference */
-    net_connector_free(cl->nc); /* its memory goes at the next loop turn */
+    if (!cl->tls_shared) tls_ctx_free(cl->tls); /* connections keep their own reference */
+    net_connector_free(cl->nc);                 /* its memory goes at the next loop turn */
     cl->tls = NULL;
     endpoint_release(&cl->ep); /* shared deflate codecs and scratch buffers */
     free(cl->host);
@@ -568,8 +541,7 @@ struct ssl_ctx_st *client_tls_new(const struct weft_client_options *o)
                                  .insecure = o && o->tls_insecure};
     char why[300];
     struct ssl_ctx_st *ctx = tls_client_new(&to, why, sizeof why);
-    if (!ctx)
-        tls_set_last_error(why);
+    if (!ctx) tls_set_last_error(why);
     return ctx;
 }
 
@@ -588,8 +560,7 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
         *err = WEFT_ERR_NOMEM;
         return NULL;
     }
-    if (opts)
-        cl->opt = *opts;
+    if (opts) cl->opt = *opts;
     struct weft_client_options *o = &cl->opt;
     bool ok = dup_opt(&o->headers) + dup_opt(&o->origin) + dup_opt(&o->protocols) == 3;
     cl->host = strndup(u.host, u.host_len);
@@ -600,14 +571,12 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     if (cl->hosthdr) {
         int k = snprintf(cl->hosthdr, hcap, "%s%.*s%s", v6 ? "[" : "", (int)u.host_len, u.host,
                          v6 ? "]" : "");
-        if (!dflt && k > 0)
-            snprintf(cl->hosthdr + k, hcap - (size_t)k, ":%u", (unsigned)u.port);
+        if (!dflt && k > 0) snprintf(cl->hosthdr + k, hcap - (size_t)k, ":%u", (unsigned)u.port);
     }
     cl->target = malloc(u.target_len + 2);
     if (cl->target) {
         size_t k = 0;
-        if (!u.target_len || u.target[0] != '/')
-            cl->target[k++] = '/';
+        if (!u.target_len || u.target[0] != '/') cl->target[k++] = '/';
         memcpy(cl->target + k, u.target, u.target_len);
         cl->target[k + u.target_len] = '\0';
     }
@@ -620,28 +589,17 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     cl->owner = owner;
     cl->owner_arg = owner_arg;
 
-    if (!o->max_message)
-        o->max_message = WEFT_DEF_CLIENT_MAX_MESSAGE;
-    if (!o->connect_timeout_ms)
-        o->connect_timeout_ms = WEFT_DEF_CONNECT_TIMEOUT_MS;
-    if (!o->handshake_timeout_ms)
-        o->handshake_timeout_ms = WEFT_DEF_HANDSHAKE_TIMEOUT_MS;
-    if (!o->pong_timeout_ms)
-        o->pong_timeout_ms = WEFT_DEF_PONG_TIMEOUT_MS;
-    if (!o->close_timeout_ms)
-        o->close_timeout_ms = WEFT_DEF_CLOSE_TIMEOUT_MS;
-    if (!o->max_backpressure)
-        o->max_backpressure = WEFT_DEF_MAX_BACKPRESSURE;
-    if (!o->backoff_base_ms)
-        o->backoff_base_ms = WEFT_DEF_BACKOFF_BASE_MS;
-    if (!o->backoff_cap_ms)
-        o->backoff_cap_ms = WEFT_DEF_BACKOFF_CAP_MS;
-    if (o->backoff_cap_ms < o->backoff_base_ms)
-        o->backoff_cap_ms = o->backoff_base_ms;
-    if (!o->reset_after_ms)
-        o->reset_after_ms = WEFT_DEF_RESET_AFTER_MS;
-    if (!o->try_again_ms)
-        o->try_again_ms = WEFT_DEF_TRY_AGAIN_MS;
+    if (!o->max_message) o->max_message = WEFT_DEF_CLIENT_MAX_MESSAGE;
+    if (!o->connect_timeout_ms) o->connect_timeout_ms = WEFT_DEF_CONNECT_TIMEOUT_MS;
+    if (!o->handshake_timeout_ms) o->handshake_timeout_ms = WEFT_DEF_HANDSHAKE_TIMEOUT_MS;
+    if (!o->pong_timeout_ms) o->pong_timeout_ms = WEFT_DEF_PONG_TIMEOUT_MS;
+    if (!o->close_timeout_ms) o->close_timeout_ms = WEFT_DEF_CLOSE_TIMEOUT_MS;
+    if (!o->max_backpressure) o->max_backpressure = WEFT_DEF_MAX_BACKPRESSURE;
+    if (!o->backoff_base_ms) o->backoff_base_ms = WEFT_DEF_BACKOFF_BASE_MS;
+    if (!o->backoff_cap_ms) o->backoff_cap_ms = WEFT_DEF_BACKOFF_CAP_MS;
+    if (o->backoff_cap_ms < o->backoff_base_ms) o->backoff_cap_ms = o->backoff_base_ms;
+    if (!o->reset_after_ms) o->reset_after_ms = WEFT_DEF_RESET_AFTER_MS;
+    if (!o->try_again_ms) o->try_again_ms = WEFT_DEF_TRY_AGAIN_MS;
 
     if (o->deflate.enabled &&
         weft_pmd_offer(&o->deflate, cl->pmd_offer, sizeof cl->pmd_offer) < 0) {
@@ -652,8 +610,10 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     /* The request is checked once here so bad headers fail weft_connect, not each attempt. */
     char req[REQUEST_MAX];
     static const char probe_key[25] = "dGhlIHNhbXBsZSBub25jZQ==";
-    struct weft_client_request cr = {.host = cl->hosthdr, .path = cl->target,
-                                     .origin = o->origin, .protocols = o->protocols,
+    struct weft_client_request cr = {.host = cl->hosthdr,
+                                     .path = cl->target,
+                                     .origin = o->origin,
+                                     .protocols = o->protocols,
                                      .extra_headers = o->headers};
     if (weft_handshake_request(req, sizeof req, &cr, probe_key) < 0) {
         client_release(cl);
@@ -706,8 +666,7 @@ struct weft_client *client_new(struct weft_loop *loop, const char *url,
     cl->retry_timer.cb = on_retry_timer;
     cl->end_timer.cb = on_end_timer;
     cl->numeric = dns_numeric(cl->host, cl->port, &cl->addrs[0]);
-    if (cl->numeric)
-        cl->naddrs = 1;
+    if (cl->numeric) cl->naddrs = 1;
     *err = WEFT_OK;
     start_attempt(cl);
     return cl;
@@ -731,23 +690,17 @@ struct weft_conn *weft_client_conn(const struct weft_client *cl)
 enum weft_send_result weft_client_send(struct weft_client *cl, const void *data, size_t len,
                                        enum weft_opcode opcode)
 {
-    if (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY)
-        return WEFT_SEND_CLOSED;
+    if (opcode != WEFT_OP_TEXT && opcode != WEFT_OP_BINARY) return WEFT_SEND_CLOSED;
     struct weft_conn *c = weft_client_conn(cl);
-    if (c)
-        return weft_conn_send(c, data, len, opcode);
-    if (cl->app_closed || cl->state == CL_ENDED || !cl->opt.queue_max)
-        return WEFT_SEND_CLOSED;
-    if (len > cl->opt.queue_max || cl->qbytes > cl->opt.queue_max - len)
-        return WEFT_SEND_DROPPED;
+    if (c) return weft_conn_send(c, data, len, opcode);
+    if (cl->app_closed || cl->state == CL_ENDED || !cl->opt.queue_max) return WEFT_SEND_CLOSED;
+    if (len > cl->opt.queue_max || cl->qbytes > cl->opt.queue_max - len) return WEFT_SEND_DROPPED;
     struct qmsg *m = malloc(sizeof *m + len);
-    if (!m)
-        return WEFT_SEND_DROPPED;
+    if (!m) return WEFT_SEND_DROPPED;
     m->next = NULL;
     m->len = len;
     m->opcode = (uint8_t)opcode;
-    if (len)
-        memcpy(m->data, data, len);
+    if (len) memcpy(m->data, data, len);
     if (cl->qtail)
         cl->qtail->next = m;
     else
@@ -760,8 +713,7 @@ enum weft_send_result weft_client_send(struct weft_client *cl, const void *data,
 /* Application close; see weft.h. */
 void weft_client_close(struct weft_client *cl, uint16_t code, const char *reason)
 {
-    if (cl->app_closed)
-        return;
+    if (cl->app_closed) return;
     cl->app_closed = true;
     queue_clear(cl);
     if (cl->conn) {
@@ -778,12 +730,10 @@ void weft_client_close(struct weft_client *cl, uint16_t code, const char *reason
 /* Frees a client at once; see weft.h. */
 void weft_client_free(struct weft_client *cl)
 {
-    if (!cl)
-        return;
+    if (!cl) return;
     cl->state = CL_ENDED;
     cl->end_reported = true;
-    if (cl->dns)
-        dns_cancel(cl->dns);
+    if (cl->dns) dns_cancel(cl->dns);
     cl->dns = NULL;
     drop_attempts(cl);
     weft_timer_stop(&cl->connect_timer);
@@ -793,8 +743,7 @@ void weft_client_free(struct weft_client *cl)
         struct weft_conn *c = cl->ep.conns;
         cl->ep.conns = c->next;
         c->h = NULL; /* no callbacks */
-        if (c->state != CONN_DEAD)
-            weft_conn_terminate(c);
+        if (c->state != CONN_DEAD) weft_conn_terminate(c);
         loop_forget(cl->ep.loop, &c->sock);
         conn_free(c);
     }
@@ -812,7 +761,6 @@ void weft_client_set_user(struct weft_client *cl, void *user)
 {
     cl->opt.user = user;
 }
-
 
 /* The owner argument of cl if its owner's hooks are ops; see client.h. */
 void *client_owner_arg(const struct weft_client *cl, const struct client_owner_ops *ops)

@@ -33,17 +33,17 @@ struct qmsg {
 struct client_owner_ops {
     void (*opened)(void *arg, struct weft_client *cl);         /* the connection opened */
     void (*error)(void *arg, struct weft_client *cl, int err); /* an error was reported */
-    void (*ended)(void *arg, struct weft_client *cl); /* last call: the owner frees cl */
+    void (*ended)(void *arg, struct weft_client *cl);          /* last call: the owner frees cl */
 };
 
 struct weft_client {
-    struct endpoint ep; /* first: connections point at it */
+    struct endpoint ep;             /* first: connections point at it */
     struct weft_client_options opt; /* strings below replace the caller's */
     struct weft_ws_handlers h;      /* what connections call: the caller's, on_open/on_close
                                        wrapped */
-    char *host;      /* NUL-terminated, no brackets */
-    char *hosthdr;   /* Host header value */
-    char *target;    /* request target, starts with '/' */
+    char *host;                     /* NUL-terminated, no brackets */
+    char *hosthdr;                  /* Host header value */
+    char *target;                   /* request target, starts with '/' */
     uint16_t port;
     struct ssl_ctx_st *tls; /* wss://: the TLS client context (net/tls.c); NULL for ws:// */
     bool tls_shared;        /* tls belongs to the pool (not freed with the client) */
@@ -52,27 +52,27 @@ struct weft_client {
     struct dns_query *dns;
     struct dns_addr addrs[CLIENT_MAX_ADDRS];
     size_t naddrs;
-    bool numeric;                   /* addrs[0] came from the URL, no DNS */
-    struct net_connector *nc;       /* the TCP connects of an attempt (net/connect.c) */
+    bool numeric;             /* addrs[0] came from the URL, no DNS */
+    struct net_connector *nc; /* the TCP connects of an attempt (net/connect.c) */
     struct weft_timer connect_timer, retry_timer, end_timer;
 
-    struct weft_conn *conn;         /* the connection of this attempt, NULL if none */
+    struct weft_conn *conn; /* the connection of this attempt, NULL if none */
     char key[25];
-    char pmd_offer[160];            /* our Sec-WebSocket-Extensions offer, "" when off */
-    struct weft_pmd_params pmd;     /* what the server accepted in this attempt */
+    char pmd_offer[160];        /* our Sec-WebSocket-Extensions offer, "" when off */
+    struct weft_pmd_params pmd; /* what the server accepted in this attempt */
     bool pmd_agreed;
     uint64_t opened_at;
     uint64_t proto_errors_at_open;
 
-    unsigned attempt;               /* consecutive reconnections so far */
-    bool app_closed;                /* weft_client_close was called */
+    unsigned attempt; /* consecutive reconnections so far */
+    bool app_closed;  /* weft_client_close was called */
     bool end_reported;
 
     /* outcome of the current attempt */
-    bool failed;                    /* an error was reported for this attempt */
+    bool failed; /* an error was reported for this attempt */
     bool had_open;
     bool no_retry;
-    int64_t hint_ms;                /* least delay asked by the server, -1 if none */
+    int64_t hint_ms; /* least delay asked by the server, -1 if none */
     uint16_t close_code;
 
     struct qmsg *qhead, *qtail;

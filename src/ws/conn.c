@@ -25,8 +25,7 @@ static inline struct weft_conn *to_conn(struct weft_sock *s)
  * budget (a message buffer is counted by its capacity from allocation to free). */
 static void rx_free_msg(struct endpoint *ep, struct conn_rx *rx)
 {
-    if (!rx->msg)
-        return;
+    if (!rx->msg) return;
     free(rx->msg);
     mem_release(ep->loop, rx->msg_cap);
     rx->msg = NULL;
@@ -37,8 +36,7 @@ static void rx_free_msg(struct endpoint *ep, struct conn_rx *rx)
  * ws.h. */
 void conn_drop_rx(struct weft_conn *c)
 {
-    if (!c->x || !c->x->rx)
-        return;
+    if (!c->x || !c->x->rx) return;
     rx_free_msg(c->ep, c->x->rx);
     free(c->x->rx);
     c->x->rx = NULL;
@@ -48,8 +46,7 @@ void conn_drop_rx(struct weft_conn *c)
 /* The side struct; see ws.h. */
 struct conn_extra *conn_extra_get(struct weft_conn *c)
 {
-    if (!c->x)
-        c->x = calloc(1, sizeof *c->x);
+    if (!c->x) c->x = calloc(1, sizeof *c->x);
     return c->x;
 }
 
@@ -67,8 +64,7 @@ void conn_extra_trim(struct weft_conn *c)
 /* Frees the stored head; see ws.h. */
 void conn_head_free(struct weft_conn *c)
 {
-    if (!c->x || !c->x->head)
-        return;
+    if (!c->x || !c->x->head) return;
     free(c->x->head);
     c->x->head = NULL;
     conn_extra_trim(c);
@@ -114,10 +110,9 @@ static void rx_init(struct weft_conn *c, struct conn_rx *rx)
     struct weft_msg_limits lim = {
         .frame = {.role = c->ep->role,
                   .allowed_rsv = c->pmd_on ? 4 : 0,
-                  .max_frame = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_frame)
-                                         : c->ep->cfg.max_frame},
-        .max_message = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_message)
-                                 : c->ep->cfg.max_message,
+                  .max_frame =
+                      c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_frame) : c->ep->cfg.max_frame},
+        .max_message = c->pmd_on ? pmd_wire_limit(c->ep->cfg.max_message) : c->ep->cfg.max_message,
         .validate_utf8 = true,
     };
     weft_msg_parser_init(&rx->mp, &lim);
@@ -156,13 +151,11 @@ void conn_arm_timer(struct weft_conn *c)
         /* the handshake deadline counts from accept, not from the last byte */
         break;
     case CONN_OPEN:
-        if (cfg->idle_timeout_ms)
-            due = last_rx + cfg->idle_timeout_ms;
+        if (cfg->idle_timeout_ms) due = last_rx + cfg->idle_timeout_ms;
         if (cfg->ping_interval_ms) {
             uint64_t p = c->ping_sent ? conn_time64(now, c->ping_sent) + cfg->pong_timeout_ms
                                       : last_rx + cfg->ping_interval_ms;
-            if (!due || p < due)
-                due = p;
+            if (!due || p < due) due = p;
         }
         break;
     case CONN_CLOSING:
@@ -246,8 +239,7 @@ static void on_timer(struct weft_timer *t)
 void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t reason_len,
                  bool clean)
 {
-    if (c->close_reported)
-        return;
+    if (c->close_reported) return;
     c->close_reported = true;
     /* The receive state is released by conn_feed_bytes or conn_free: it may be in use by the
      * caller right now. */
@@ -255,14 +247,13 @@ void conn_finish(struct weft_conn *c, uint16_t code, const char *reason, size_t 
         return;
     c->ep->stats.connections--;
     pubsub_conn_gone(c);
-    if (c->h->on_close)
-        c->h->on_close(c, code, reason, reason_len, clean);
+    if (c->h->on_close) c->h->on_close(c, code, reason, reason_len, clean);
 }
 
 /* Queues one whole frame: in the server role header + payload as they are, in the client
  * role with a fresh masking key and the payload masked in the queue. */
 int conn_write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const void *payload,
-                       size_t len)
+                     size_t len)
 {
     uint8_t hdr[WEFT_FRAME_HEADER_MAX];
     if (c->ep->role == WEFT_ROLE_SERVER) {
@@ -273,8 +264,7 @@ int conn_write_frame(struct weft_conn *c, uint8_t opcode, uint8_t rsv, const voi
     weft_random_bytes(&c->ep->rnd, key, sizeof key);
     size_t h = weft_frame_header_write(hdr, opcode, true, rsv, len, key);
     uint8_t *p = sock_reserve(&c->sock, h + len);
-    if (!p)
-        return WEFT_ERR_CLOSED;
+    if (!p) return WEFT_ERR_CLOSED;
     memcpy(p, hdr, h);
     if (len) {
         memcpy(p + h, payload, len);
@@ -303,8 +293,7 @@ bool conn_queue_full(struct weft_conn *c, size_t len)
     size_t queued = sock_queued(&c->sock), max = c->ep->cfg.max_backpressure;
     if (queued + len <= max) /* the common case: one comparison (len is a frame size) */
         return false;
-    if (queued == 0)
-        return false;
+    if (queued == 0) return false;
     if (!sock_blocked(&c->sock)) {
         /* We may be inside an application callback (or delivering a publish): a failed write
          * must not call back now, so conn_on_eof defers its report to the timer. */
@@ -312,8 +301,7 @@ bool conn_queue_full(struct weft_conn *c, size_t len)
         sock_flush(&c->sock);
         c->flushing = false;
         queued = sock_queued(&c->sock);
-        if (queued == 0 || queued + len <= max)
-            return false;
+        if (queued == 0 || queued + len <= max) return false;
     }
     return true;
 }
@@ -350,8 +338,7 @@ static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
         return;
     }
     struct conn_extra *x = conn_extra_get(c);
-    if (!x)
-        return; /* the ping simply goes unanswered */
+    if (!x) return; /* the ping simply goes unanswered */
     if (x->pong_owed) {
         c->ep->stats.dropped_backpressure++;
     } else {
@@ -362,8 +349,7 @@ static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
         }
     }
     x->pong_owed[0] = (uint8_t)len;
-    if (len)
-        memcpy(x->pong_owed + 1, data, len);
+    if (len) memcpy(x->pong_owed + 1, data, len);
 }
 
 /* Sends a close frame and stops accepting application sends. A code that may not appear on
@@ -371,8 +357,7 @@ static void send_pong(struct weft_conn *c, const uint8_t *data, size_t len)
 static void send_close(struct weft_conn *c, uint16_t code, const char *reason)
 {
     uint8_t payload[125];
-    if (!weft_close_code_valid(code))
-        code = WEFT_CLOSE_NO_STATUS;
+    if (!weft_close_code_valid(code)) code = WEFT_CLOSE_NO_STATUS;
     size_t n = weft_close_payload(payload, code == WEFT_CLOSE_NO_STATUS ? 0 : code, reason,
                                   reason ? strlen(reason) : 0);
     conn_send_ctl(c, WEFT_OP_CLOSE, payload, n);
@@ -382,8 +367,7 @@ static void send_close(struct weft_conn *c, uint16_t code, const char *reason)
 /* Starts the close handshake; see weft.h. */
 void weft_conn_close(struct weft_conn *c, uint16_t code, const char *reason)
 {
-    if (c->state != CONN_OPEN)
-        return;
+    if (c->state != CONN_OPEN) return;
     send_close(c, code ? code : WEFT_CLOSE_NORMAL, reason);
     c->state = CONN_CLOSING;
     conn_arm_timer(c);
@@ -392,12 +376,10 @@ void weft_conn_close(struct weft_conn *c, uint16_t code, const char *reason)
 /* Drops the connection without a close handshake; see weft.h. */
 void weft_conn_terminate(struct weft_conn *c)
 {
-    if (c->state == CONN_DEAD)
-        return;
+    if (c->state == CONN_DEAD) return;
     report_budget(c);
     /* After our close frame went unanswered, on_close reports the code we sent. */
-    conn_finish(c, c->state == CONN_CLOSING ? c->close_sent : WEFT_CLOSE_ABNORMAL, NULL, 0,
-                false);
+    conn_finish(c, c->state == CONN_CLOSING ? c->close_sent : WEFT_CLOSE_ABNORMAL, NULL, 0, false);
     sock_close(&c->sock);
     c->state = CONN_DEAD;
 }
@@ -408,8 +390,7 @@ static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
     c->ep->stats.protocol_errors++;
     conn_log(c, WEFT_LOG_DEBUG, "conn %llu: protocol error %u: %s", (unsigned long long)c->id, code,
              why ? why : "");
-    if (c->state == CONN_OPEN)
-        send_close(c, code, why);
+    if (c->state == CONN_OPEN) send_close(c, code, why);
     c->state = CONN_DRAINING;
     sock_shutdown_after_flush(&c->sock);
     conn_arm_timer(c);
@@ -424,30 +405,27 @@ static void protocol_error(struct weft_conn *c, uint16_t code, const char *why)
  * may run and no subscriber array may change. */
 void conn_budget_close(struct weft_conn *c)
 {
-    if (c->state == CONN_DEAD || c->budget_due)
-        return;
+    if (c->state == CONN_DEAD || c->budget_due) return;
     c->ep->stats.closed_memory++;
-    conn_log(c, WEFT_LOG_INFO, "conn %llu: closing (1013): over the memory budget, holding %zu bytes",
+    conn_log(c, WEFT_LOG_INFO,
+             "conn %llu: closing (1013): over the memory budget, holding %zu bytes",
              (unsigned long long)c->id, conn_held(c));
     if (sock_held(&c->sock))
         sock_discard(&c->sock); /* it does not read: a close frame could not reach it (and the
                                    frame being written is cut short), only the FIN */
     else if (c->state == CONN_OPEN)
         send_close(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON);
-    if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
-        c->budget_due = true;
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING) c->budget_due = true;
     c->state = CONN_DRAINING; /* no more reading or sending; closed after close_timeout */
     sock_shutdown_after_flush(&c->sock);
-    if (!c->feeding)
-        conn_drop_rx(c); /* else conn_feed_bytes frees it when it returns */
+    if (!c->feeding) conn_drop_rx(c); /* else conn_feed_bytes frees it when it returns */
     conn_arm_timer(c);
 }
 
 /* Reports a close for the memory budget still due (see conn_budget_close). */
 static void report_budget(struct weft_conn *c)
 {
-    if (!c->budget_due)
-        return;
+    if (!c->budget_due) return;
     c->budget_due = false;
     conn_finish(c, WEFT_CLOSE_TRY_AGAIN, BUDGET_REASON, sizeof BUDGET_REASON - 1, false);
 }
@@ -469,12 +447,9 @@ static struct weft_inflater *conn_inflater(struct weft_conn *c)
 {
     if (!c->peer_nct) {
         struct conn_extra *x = conn_extra_get(c);
-        if (!x)
-            return NULL;
-        if (!x->infl)
-            x->infl = weft_inflater_new(c->peer_bits);
-        if (!x->infl)
-            conn_extra_trim(c);
+        if (!x) return NULL;
+        if (!x->infl) x->infl = weft_inflater_new(c->peer_bits);
+        if (!x->infl) conn_extra_trim(c);
         return x->infl;
     }
     if (!c->ep->shared_infl)
@@ -496,8 +471,7 @@ static size_t zin_counted(size_t cap)
  * count. */
 static void zin_trim(struct endpoint *ep)
 {
-    if (ep->zin_cap <= ZIN_KEEP)
-        return;
+    if (ep->zin_cap <= ZIN_KEEP) return;
     mem_release(ep->loop, zin_counted(ep->zin_cap));
     free(ep->zin);
     ep->zin = NULL;
@@ -541,23 +515,21 @@ static int inflate_whole(struct weft_conn *c, struct weft_inflater *inf, const u
     size_t cap = ep->zin_cap;
     if (cap < 16384 || cap > max) {
         cap = 16384 < max ? 16384 : max;
-        if (cap > ep->zin_cap && !zin_grow(c, cap))
-            return -1;
+        if (cap > ep->zin_cap && !zin_grow(c, cap)) return -1;
     }
     for (;;) {
         int r = weft_inflate_message(inf, data, len, ep->zin, cap, made);
-        if (r == 0)
-            return 0;
+        if (r == 0) return 0;
         if (r == WEFT_ERR_SPACE && cap >= max) {
             zin_trim(ep);
-            protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
-                                                  "decompressed");
+            protocol_error(c, WEFT_CLOSE_TOO_BIG,
+                           "message larger than the maximum size once "
+                           "decompressed");
             return -1;
         }
         if (r == WEFT_ERR_SPACE) {
             cap = cap > max / 2 ? max : cap * 2;
-            if (cap > ep->zin_cap && !zin_grow(c, cap))
-                return -1;
+            if (cap > ep->zin_cap && !zin_grow(c, cap)) return -1;
             continue;
         }
         zin_trim(ep);
@@ -583,13 +555,13 @@ static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const 
             if (ep->zin_cap > max) {
                 weft_inflater_reset(inf);
                 zin_trim(ep);
-                protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size "
-                                                      "once decompressed");
+                protocol_error(c, WEFT_CLOSE_TOO_BIG,
+                               "message larger than the maximum size "
+                               "once decompressed");
                 return -1;
             }
             size_t cap = ep->zin_cap ? ep->zin_cap * 2 : 16384;
-            if (cap > max + 1)
-                cap = max + 1;
+            if (cap > max + 1) cap = max + 1;
             if (!zin_grow(c, cap)) {
                 weft_inflater_reset(inf);
                 return -1;
@@ -606,8 +578,7 @@ static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const 
                            "corrupt compressed message");
             return -1;
         }
-        if (r == 0)
-            break;
+        if (r == 0) break;
     }
     *made_out = made;
     return 0;
@@ -617,8 +588,7 @@ static int inflate_stream(struct weft_conn *c, struct weft_inflater *inf, const 
  * more than max_message bytes (1009 beyond), checks text as UTF-8 and delivers it. Messages
  * the peer compressed without context takeover go through libdeflate in one call, the others
  * through the connection's zlib stream (src/proto/deflate.c says why). */
-static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len,
-                               bool binary)
+static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len, bool binary)
 {
     struct endpoint *ep = c->ep;
     struct weft_inflater *inf = conn_inflater(c);
@@ -631,12 +601,12 @@ static void deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t 
     int r = weft_pmd_inflate_engine(c->peer_bits, true, c->peer_nct) == WEFT_PMD_LIBDEFLATE
                 ? inflate_whole(c, inf, data, len, max, &made)
                 : inflate_stream(c, inf, data, len, max, &made);
-    if (r < 0)
-        return;
+    if (r < 0) return;
     if (made > max) {
         zin_trim(ep);
-        protocol_error(c, WEFT_CLOSE_TOO_BIG, "message larger than the maximum size once "
-                                              "decompressed");
+        protocol_error(c, WEFT_CLOSE_TOO_BIG,
+                       "message larger than the maximum size once "
+                       "decompressed");
         return;
     }
     if (!binary && !weft_utf8_valid(ep->zin, made)) {
@@ -673,8 +643,7 @@ static bool rx_grow(struct weft_conn *c, struct conn_rx *rx, const struct weft_m
         cap *= 2;
     uint64_t most = c->pmd_on ? pmd_wire_limit(ep->cfg.max_message)
                               : ep->cfg.max_message; /* what the parser lets through */
-    if (most && cap > most)
-        cap = (size_t)most;
+    if (most && cap > most) cap = (size_t)most;
     size_t more = cap - rx->msg_cap;
     bool fits;
     if (!rx->msg)
@@ -708,8 +677,7 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
     if (c->state != CONN_OPEN && (c->state != CONN_CLOSING || c->ep->role != WEFT_ROLE_CLIENT))
         return;
     st->bytes_in += ev->len;
-    if (ev->fin)
-        st->messages_in++;
+    if (ev->fin) st->messages_in++;
     if (ev->compressed && ev->first && ev->fin) {
         deliver_compressed(c, ev->data, ev->len, binary);
         return;
@@ -727,21 +695,17 @@ static void on_data_event(struct weft_conn *c, struct conn_rx *rx, const struct 
     }
     if (ev->first && ev->fin) {
         /* The common case: a whole message straight from the receive buffer. */
-        if (h->on_message)
-            h->on_message(c, ev->data, ev->len, binary);
+        if (h->on_message) h->on_message(c, ev->data, ev->len, binary);
         return;
     }
     if (ev->first) {
         rx->msg_len = 0;
         rx->msg_binary = binary;
     }
-    if (rx->msg_len + ev->len > rx->msg_cap && !rx_grow(c, rx, ev))
-        return;
-    if (ev->len)
-        memcpy(rx->msg + rx->msg_len, ev->data, ev->len);
+    if (rx->msg_len + ev->len > rx->msg_cap && !rx_grow(c, rx, ev)) return;
+    if (ev->len) memcpy(rx->msg + rx->msg_len, ev->data, ev->len);
     rx->msg_len += ev->len;
-    if (!ev->fin)
-        return;
+    if (!ev->fin) return;
     /* Take the buffer out of rx first: the callback may close the connection. It stays
      * counted in the memory budget until it is freed. */
     struct endpoint *ep = c->ep;
@@ -763,13 +727,11 @@ static void on_control_event(struct weft_conn *c, const struct weft_msg_event *e
 {
     switch (ev->opcode) {
     case WEFT_OP_PING:
-        if (c->state == CONN_OPEN)
-            send_pong(c, ev->data, ev->len);
+        if (c->state == CONN_OPEN) send_pong(c, ev->data, ev->len);
         return;
     case WEFT_OP_PONG:
         c->ping_sent = 0;
-        if (c->state == CONN_OPEN && c->h->on_pong)
-            c->h->on_pong(c, ev->data, ev->len);
+        if (c->state == CONN_OPEN && c->h->on_pong) c->h->on_pong(c, ev->data, ev->len);
         return;
     case WEFT_OP_CLOSE:
         if (c->state == CONN_OPEN) {
@@ -808,8 +770,7 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
         enum weft_msg_event_type t = weft_msg_parse(&rx->mp, data, len, &used, &ev);
         data += used;
         len -= used;
-        if (t == WEFT_MSG_NEED_MORE)
-            break;
+        if (t == WEFT_MSG_NEED_MORE) break;
         if (t == WEFT_MSG_ERROR) {
             protocol_error(c, ev.close_code, ev.reason);
             break;
@@ -846,12 +807,10 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len)
 static void send_owed_pong(struct weft_conn *c)
 {
     uint8_t *owed = c->x ? c->x->pong_owed : NULL;
-    if (!owed)
-        return;
+    if (!owed) return;
     c->x->pong_owed = NULL;
     conn_extra_trim(c);
-    if (c->state == CONN_OPEN)
-        conn_send_ctl(c, WEFT_OP_PONG, owed + 1, owed[0]);
+    if (c->state == CONN_OPEN) conn_send_ctl(c, WEFT_OP_PONG, owed + 1, owed[0]);
     free(owed);
 }
 
@@ -866,8 +825,7 @@ static void flow_control(struct weft_conn *c)
     struct weft_sock *s = &c->sock;
     if (!sock_blocked(s)) {
         sock_flush(s);
-        if (c->state == CONN_DEAD)
-            return; /* the write failed: on_eof closed the connection */
+        if (c->state == CONN_DEAD) return; /* the write failed: on_eof closed the connection */
     }
     if (!sock_blocked(s)) {
         c->out_full = false;
@@ -895,12 +853,10 @@ void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len)
             /* Any traffic proves the peer alive. The timer still waits for the pong deadline:
              * re-arm it so the next ping follows ping_interval of silence, not the deadline. */
             c->ping_sent = 0;
-            if (c->state == CONN_OPEN)
-                conn_arm_timer(c);
+            if (c->state == CONN_OPEN) conn_arm_timer(c);
         }
         conn_feed_bytes(c, data, len);
-        if (c->out_full || sock_queued(s) > c->ep->cfg.max_backpressure)
-            flow_control(c);
+        if (c->out_full || sock_queued(s) > c->ep->cfg.max_backpressure) flow_control(c);
         if (mem_over()) /* output the kernel refused is counted at the flush: enforce here */
             conn_budget_enforce(c->ep);
         return;
@@ -918,13 +874,11 @@ void conn_on_drain(struct weft_sock *s)
     send_owed_pong(c);
     if (c->backpressured && c->state == CONN_OPEN) {
         c->backpressured = false;
-        if (c->h->on_drain)
-            c->h->on_drain(c);
+        if (c->h->on_drain) c->h->on_drain(c);
     }
     if (c->bp_paused && c->state != CONN_DEAD) {
         c->bp_paused = false;
-        if (!c->app_paused)
-            sock_resume(s);
+        if (!c->app_paused) sock_resume(s);
     }
 }
 
@@ -936,8 +890,7 @@ void conn_on_eof(struct weft_sock *s, int err)
     struct weft_conn *c = to_conn(s);
     if (c->flushing) {
         struct conn_extra *x = conn_extra_get(c);
-        if (x)
-            x->eof_err = err; /* without memory for it, on_timer reports EIO */
+        if (x) x->eof_err = err; /* without memory for it, on_timer reports EIO */
         c->eof_deferred = true;
         conn_arm_timer(c);
         return;
@@ -957,8 +910,7 @@ void conn_free(struct weft_conn *c)
     weft_timer_stop(&c->timer);
     struct conn_extra *x = c->x;
     if (x) {
-        if (x->rx)
-            rx_free_msg(c->ep, x->rx);
+        if (x->rx) rx_free_msg(c->ep, x->rx);
         free(x->rx);
         free(x->head);
         free(x->pong_owed);
@@ -981,10 +933,8 @@ void conn_on_free(struct weft_sock *s)
         c->prev->next = c->next;
     else
         ep->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     ep->nconns--;
-    if (ep->ops->on_gone)
-        ep->ops->on_gone(c);
+    if (ep->ops->on_gone) ep->ops->on_gone(c);
     conn_free(c);
 }

@@ -13,9 +13,9 @@ struct pool_member {
     struct pool_member *next;
     struct weft_pool *p;
     struct weft_client *cl;
-    bool open;      /* the connection is open */
-    bool busy;      /* handed out */
-    int err;        /* error of a failed attempt */
+    bool open; /* the connection is open */
+    bool busy; /* handed out */
+    int err;   /* error of a failed attempt */
 };
 
 struct pool_waiter {
@@ -47,11 +47,9 @@ static void waiter_unlink(struct weft_pool *p, struct pool_waiter *w)
         prev = *pp;
         pp = &(*pp)->next;
     }
-    if (!*pp)
-        return;
+    if (!*pp) return;
     *pp = w->next;
-    if (p->wtail == w)
-        p->wtail = prev;
+    if (p->wtail == w) p->wtail = prev;
     p->nwaiters--;
     weft_timer_stop(&w->timer);
 }
@@ -59,8 +57,7 @@ static void waiter_unlink(struct weft_pool *p, struct pool_waiter *w)
 /* Schedules a dispatch (waiters are always answered from a timer, never re-entrantly). */
 static void schedule_dispatch(struct weft_pool *p)
 {
-    if (!weft_timer_active(&p->dispatch_timer))
-        weft_timer_start(p->loop, &p->dispatch_timer, 0);
+    if (!weft_timer_active(&p->dispatch_timer)) weft_timer_start(p->loop, &p->dispatch_timer, 0);
 }
 
 static const struct client_owner_ops member_ops;
@@ -70,8 +67,7 @@ static const struct client_owner_ops member_ops;
 static int spawn_member(struct weft_pool *p)
 {
     struct pool_member *m = calloc(1, sizeof *m);
-    if (!m)
-        return WEFT_ERR_NOMEM;
+    if (!m) return WEFT_ERR_NOMEM;
     m->p = p;
     int err;
     struct weft_client *cl = client_new(p->loop, p->url, &p->opt, p->tls, &member_ops, m, &err);
@@ -107,8 +103,7 @@ static size_t connecting(const struct weft_pool *p)
 {
     size_t n = 0;
     for (const struct pool_member *m = p->members; m; m = m->next)
-        if (!m->open)
-            n++;
+        if (!m->open) n++;
     return n;
 }
 
@@ -123,8 +118,7 @@ static void dispatch(struct weft_pool *p)
                 idle = m;
                 break;
             }
-        if (!idle)
-            break;
+        if (!idle) break;
         struct pool_waiter *w = p->whead;
         waiter_unlink(p, w);
         idle->busy = true;
@@ -139,8 +133,7 @@ static void dispatch(struct weft_pool *p)
     while (want > 0 && p->whead && p->nmembers < p->max) {
         want--;
         int err = spawn_member(p);
-        if (err != WEFT_OK)
-            fail_oldest_waiter(p, err);
+        if (err != WEFT_OK) fail_oldest_waiter(p, err);
     }
 }
 
@@ -190,8 +183,7 @@ static void member_ended(void *arg, struct weft_client *cl)
     int err = m->err ? m->err : WEFT_ERR_IO;
     free(m);
     weft_client_free(cl);
-    if (never_opened && p->whead)
-        fail_oldest_waiter(p, err);
+    if (never_opened && p->whead) fail_oldest_waiter(p, err);
     schedule_dispatch(p);
 }
 
@@ -208,8 +200,7 @@ struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
                                 int *err)
 {
     int dummy;
-    if (!err)
-        err = &dummy;
+    if (!err) err = &dummy;
     struct weft_url u;
     if (!loop || !max_conns || weft_url_parse(url, &u, NULL) != WEFT_OK) {
         *err = WEFT_ERR_INVAL;
@@ -232,8 +223,7 @@ struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
     }
     p->loop = loop;
     p->max = max_conns;
-    if (opts)
-        p->opt = *opts;
+    if (opts) p->opt = *opts;
     p->opt.reconnect = false;
     p->opt.on_reconnecting = NULL;
     p->opt.on_end = NULL;
@@ -246,11 +236,9 @@ struct weft_pool *weft_pool_new(struct weft_loop *loop, const char *url,
 /* Queues a request for a connection; see weft.h. */
 int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb, void *arg)
 {
-    if (!cb)
-        return WEFT_ERR_INVAL;
+    if (!cb) return WEFT_ERR_INVAL;
     struct pool_waiter *w = calloc(1, sizeof *w);
-    if (!w)
-        return WEFT_ERR_NOMEM;
+    if (!w) return WEFT_ERR_NOMEM;
     w->p = p;
     w->cb = cb;
     w->arg = arg;
@@ -261,8 +249,7 @@ int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb,
         p->whead = w;
     p->wtail = w;
     p->nwaiters++;
-    if (timeout_ms)
-        weft_timer_start(p->loop, &w->timer, timeout_ms);
+    if (timeout_ms) weft_timer_start(p->loop, &w->timer, timeout_ms);
     schedule_dispatch(p);
     return WEFT_OK;
 }
@@ -270,12 +257,10 @@ int weft_pool_acquire(struct weft_pool *p, uint32_t timeout_ms, weft_pool_cb cb,
 /* Gives a connection back; see weft.h. */
 void weft_pool_release(struct weft_pool *p, struct weft_conn *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     struct weft_client *cl = weft_conn_client(c);
     struct pool_member *m = cl ? client_owner_arg(cl, &member_ops) : NULL;
-    if (!m || m->p != p)
-        return;
+    if (!m || m->p != p) return;
     m->busy = false;
     schedule_dispatch(p);
 }
@@ -289,16 +274,14 @@ size_t weft_pool_idle(const struct weft_pool *p)
 {
     size_t n = 0;
     for (const struct pool_member *m = p->members; m; m = m->next)
-        if (m->open && !m->busy && weft_client_conn(m->cl))
-            n++;
+        if (m->open && !m->busy && weft_client_conn(m->cl)) n++;
     return n;
 }
 
 /* Frees the pool; see weft.h. */
 void weft_pool_free(struct weft_pool *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     while (p->members) {
         struct pool_member *m = p->members;
         p->members = m->next;

@@ -26,8 +26,7 @@ static const struct sock_ops conn_ops = {
 static void ep_vlog(struct endpoint *ep, struct weft_conn *c, int level, const char *fmt,
                     va_list ap)
 {
-    if (!ep->cfg.log)
-        return;
+    if (!ep->cfg.log) return;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     ep->cfg.log(ep->cfg.log_user, level, c, msg);
@@ -73,8 +72,7 @@ void conn_link(struct endpoint *ep, struct weft_conn *c)
     c->last_rx = (uint32_t)weft_loop_now(ep->loop);
     c->prev = NULL;
     c->next = ep->conns;
-    if (ep->conns)
-        ep->conns->prev = c;
+    if (ep->conns) ep->conns->prev = c;
     ep->conns = c;
     ep->nconns++;
 }
@@ -183,8 +181,7 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
                                     int *err)
 {
     int dummy;
-    if (!err)
-        err = &dummy;
+    if (!err) err = &dummy;
     struct weft_server *s = calloc(1, sizeof *s);
     if (!s) {
         *err = WEFT_ERR_NOMEM;
@@ -195,22 +192,14 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
     s->ep.cfg = *cfg;
     s->ep.ops = &server_ep_ops;
     struct weft_server_config *c = &s->ep.cfg;
-    if (!c->port && !c->port_ephemeral)
-        c->port = WEFT_DEF_PORT;
-    if (!c->max_message)
-        c->max_message = WEFT_DEF_SERVER_MAX_MESSAGE;
-    if (!c->max_frame)
-        c->max_frame = c->max_message;
-    if (!c->max_head)
-        c->max_head = WEFT_HTTP_MAX_HEAD;
-    if (!c->handshake_timeout_ms)
-        c->handshake_timeout_ms = WEFT_DEF_HANDSHAKE_TIMEOUT_MS;
-    if (!c->pong_timeout_ms)
-        c->pong_timeout_ms = WEFT_DEF_PONG_TIMEOUT_MS;
-    if (!c->close_timeout_ms)
-        c->close_timeout_ms = WEFT_DEF_CLOSE_TIMEOUT_MS;
-    if (!c->max_backpressure)
-        c->max_backpressure = WEFT_DEF_MAX_BACKPRESSURE;
+    if (!c->port && !c->port_ephemeral) c->port = WEFT_DEF_PORT;
+    if (!c->max_message) c->max_message = WEFT_DEF_SERVER_MAX_MESSAGE;
+    if (!c->max_frame) c->max_frame = c->max_message;
+    if (!c->max_head) c->max_head = WEFT_HTTP_MAX_HEAD;
+    if (!c->handshake_timeout_ms) c->handshake_timeout_ms = WEFT_DEF_HANDSHAKE_TIMEOUT_MS;
+    if (!c->pong_timeout_ms) c->pong_timeout_ms = WEFT_DEF_PONG_TIMEOUT_MS;
+    if (!c->close_timeout_ms) c->close_timeout_ms = WEFT_DEF_CLOSE_TIMEOUT_MS;
+    if (!c->max_backpressure) c->max_backpressure = WEFT_DEF_MAX_BACKPRESSURE;
     if (c->tls_cert_file || c->tls_key_file) {
         int r = server_tls_load(s, c->tls_cert_file, c->tls_key_file);
         if (r != WEFT_OK) {
@@ -224,10 +213,9 @@ struct weft_server *weft_server_new(struct weft_loop *loop, const struct weft_se
     s->listener.user = s;
     s->listener.on_accept = on_accept;
     s->listener.io.fd = -1;
-    int r = c->unix_path
-                ? listener_unix(loop, &s->listener, c->unix_path, c->backlog)
-                : listener_tcp(loop, &s->listener, c->host, c->port_ephemeral ? 0 : c->port,
-                               c->backlog, c->reuse_port);
+    int r = c->unix_path ? listener_unix(loop, &s->listener, c->unix_path, c->backlog)
+                         : listener_tcp(loop, &s->listener, c->host,
+                                        c->port_ephemeral ? 0 : c->port, c->backlog, c->reuse_port);
     if (r != WEFT_OK) {
         int e = errno;
         server_tls_free(s);
@@ -258,19 +246,15 @@ void weft_server_stats(const struct weft_server *s, struct weft_server_stats *ou
 /* Adds a route to the table. */
 static int add_route(struct weft_server *s, const char *pattern, struct route *r)
 {
-    if (!pattern || pattern[0] == '\0')
-        return WEFT_ERR_INVAL;
+    if (!pattern || pattern[0] == '\0') return WEFT_ERR_INVAL;
     struct route *nr = realloc(s->routes, (s->nroutes + 1) * sizeof *nr);
-    if (!nr)
-        return WEFT_ERR_NOMEM;
+    if (!nr) return WEFT_ERR_NOMEM;
     s->routes = nr;
     r->pattern = strdup(pattern);
-    if (!r->pattern)
-        return WEFT_ERR_NOMEM;
+    if (!r->pattern) return WEFT_ERR_NOMEM;
     r->len = strlen(pattern);
     r->prefix = pattern[r->len - 1] == '*';
-    if (r->prefix)
-        r->len--;
+    if (r->prefix) r->len--;
     s->routes[s->nroutes++] = *r;
     return WEFT_OK;
 }
@@ -279,16 +263,14 @@ int weft_server_ws(struct weft_server *s, const char *pattern, const struct weft
                    void *route_user)
 {
     struct route r = {.is_ws = true, .user = route_user};
-    if (h)
-        r.ws = *h;
+    if (h) r.ws = *h;
     return add_route(s, pattern, &r);
 }
 
 int weft_server_http(struct weft_server *s, const char *method, const char *pattern,
                      weft_http_handler fn, void *route_user)
 {
-    if (!fn)
-        return WEFT_ERR_INVAL;
+    if (!fn) return WEFT_ERR_INVAL;
     struct route r = {.is_ws = false, .http = fn, .user = route_user, .method = method};
     return add_route(s, pattern, &r);
 }
@@ -299,8 +281,7 @@ static const struct route *find_route(const struct weft_server *s, bool ws, cons
 {
     for (size_t i = 0; i < s->nroutes; i++) {
         const struct route *r = &s->routes[i];
-        if (r->is_ws != ws)
-            continue;
+        if (r->is_ws != ws) continue;
         if (r->prefix ? (len < r->len || memcmp(path, r->pattern, r->len) != 0)
                       : (len != r->len || memcmp(path, r->pattern, len) != 0))
             continue;
@@ -328,10 +309,8 @@ static void respond_error(struct weft_conn *c, int status, const char *extra, co
 {
     char out[RESPONSE_MAX];
     int n = weft_http_error_response(out, sizeof out, status, extra, body);
-    if (n < 0)
-        n = weft_http_error_response(out, sizeof out, status, NULL, NULL);
-    if (n > 0)
-        sock_write(&c->sock, out, (size_t)n);
+    if (n < 0) n = weft_http_error_response(out, sizeof out, status, NULL, NULL);
+    if (n > 0) sock_write(&c->sock, out, (size_t)n);
     c->ep->stats.rejected_total++;
     if (status == 400 || status == 405 || status == 431)
         c->ep->stats.rejected_400++;
@@ -388,18 +367,15 @@ const char *weft_request_header(const struct weft_request *r, const char *name, 
 {
     const struct weft_http_header *h =
         weft_http_find_header(r->http->headers, r->http->num_headers, name);
-    if (!h)
-        return NULL;
-    if (len)
-        *len = h->value_len;
+    if (!h) return NULL;
+    if (len) *len = h->value_len;
     return h->value;
 }
 
 bool weft_request_header_at(const struct weft_request *r, size_t i, const char **name,
                             size_t *name_len, const char **value, size_t *value_len)
 {
-    if (i >= r->http->num_headers)
-        return false;
+    if (i >= r->http->num_headers) return false;
     *name = r->http->headers[i].name;
     *name_len = r->http->headers[i].name_len;
     *value = r->http->headers[i].value;
@@ -414,8 +390,7 @@ const char *weft_request_remote(const struct weft_request *r)
 
 const char *weft_request_protocols(const struct weft_request *r, size_t *len)
 {
-    if (!r->up || !r->up->protocols)
-        return NULL;
+    if (!r->up || !r->up->protocols) return NULL;
     *len = r->up->protocols_len;
     return r->up->protocols;
 }
@@ -425,8 +400,7 @@ const char *weft_request_protocols(const struct weft_request *r, size_t *len)
 void weft_request_accept(struct weft_request *r, const char *protocol, void *user,
                          const char *extra_headers)
 {
-    if (!r->up || r->decision)
-        return;
+    if (!r->up || r->decision) return;
     r->decision = 1;
     r->user = user;
     if (protocol && r->up->protocols) {
@@ -441,15 +415,13 @@ void weft_request_accept(struct weft_request *r, const char *protocol, void *use
     if (protocol && !r->protocol)
         conn_log(r->c, WEFT_LOG_WARN, "conn %llu: subprotocol '%s' was not offered",
                  (unsigned long long)r->c->id, protocol);
-    if (extra_headers)
-        r->extra = strdup(extra_headers);
+    if (extra_headers) r->extra = strdup(extra_headers);
 }
 
 void weft_request_reject(struct weft_request *r, int status, const char *extra_headers,
                          const char *body)
 {
-    if (r->decision)
-        return;
+    if (r->decision) return;
     r->decision = 2;
     respond_error(r->c, status, extra_headers, body);
 }
@@ -457,8 +429,7 @@ void weft_request_reject(struct weft_request *r, int status, const char *extra_h
 void weft_request_respond(struct weft_request *r, int status, const char *content_type,
                           const char *extra_headers, const void *body, size_t body_len)
 {
-    if (r->decision)
-        return;
+    if (r->decision) return;
     r->decision = 2;
     bool head_only = r->http->method_len == 4 && memcmp(r->http->method, "HEAD", 4) == 0;
     send_response(r->c, status, content_type, extra_headers, body, body_len, head_only);
@@ -475,11 +446,9 @@ struct weft_deferred {
 /* Suspends the HTTP exchange (reading paused, handshake timeout still running); see weft.h. */
 struct weft_deferred *weft_request_defer(struct weft_request *r)
 {
-    if (r->decision || r->up)
-        return NULL;
+    if (r->decision || r->up) return NULL;
     struct weft_deferred *d = malloc(sizeof *d);
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     d->s = conn_server(r->c);
     d->conn_id = r->c->id;
     d->head_only = r->http->method_len == 4 && memcmp(r->http->method, "HEAD", 4) == 0;
@@ -493,15 +462,13 @@ struct weft_deferred *weft_request_defer(struct weft_request *r)
 void weft_deferred_respond(struct weft_deferred *d, int status, const char *content_type,
                            const char *extra_headers, const void *body, size_t body_len)
 {
-    if (!d)
-        return;
+    if (!d) return;
     struct weft_conn *c = d->s->ep.conns;
     while (c && c->id != d->conn_id)
         c = c->next;
     bool head_only = d->head_only;
     free(d);
-    if (!c || c->state != CONN_HTTP)
-        return;
+    if (!c || c->state != CONN_HTTP) return;
     sock_resume(&c->sock);
     send_response(c, status, content_type, extra_headers, body, body_len, head_only);
 }
@@ -515,11 +482,11 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
     char out[RESPONSE_MAX];
     char ext[160];
     struct weft_pmd_params pmd;
-    bool deflate = req->up->extensions &&
-                   weft_pmd_negotiate(req->up->extensions, req->up->extensions_len,
-                                      &s->ep.cfg.deflate, &pmd, ext, sizeof ext) == 1;
-    int n = weft_handshake_response(out, sizeof out, req->up->key, req->up->key_len,
-                                    req->protocol, deflate ? ext : NULL, req->extra);
+    bool deflate =
+        req->up->extensions && weft_pmd_negotiate(req->up->extensions, req->up->extensions_len,
+                                                  &s->ep.cfg.deflate, &pmd, ext, sizeof ext) == 1;
+    int n = weft_handshake_response(out, sizeof out, req->up->key, req->up->key_len, req->protocol,
+                                    deflate ? ext : NULL, req->extra);
     free(req->extra);
     req->extra = NULL;
     if (n < 0 || (req->protocol && !conn_extra_get(c))) {
@@ -540,20 +507,17 @@ static void upgrade(struct weft_conn *c, struct weft_request *req)
         c->state = CONN_DEAD;
         return;
     }
-    if (req->protocol)
-        c->x->protocol = req->protocol; /* allocated above */
+    if (req->protocol) c->x->protocol = req->protocol; /* allocated above */
     conn_head_free(c);
     c->user = req->user;
     c->h = &req->route->ws; /* weft_conn_route_user: req->route->user */
     c->state = CONN_OPEN;
-    if (deflate)
-        conn_enable_deflate(c, &pmd);
+    if (deflate) conn_enable_deflate(c, &pmd);
     conn_start_frames(c);
     s->ep.stats.upgrades_total++;
     s->ep.stats.connections++;
     conn_arm_timer(c);
-    if (c->h->on_open)
-        c->h->on_open(c);
+    if (c->h->on_open) c->h->on_open(c);
 }
 
 /* Routes a complete request head: an HTTP answer, or the upgrade to a WebSocket. */
@@ -574,20 +538,19 @@ static void handle_request(struct weft_conn *c, const struct weft_http_request *
         return;
     }
 
-    const struct weft_http_header *uh = weft_http_find_header(http->headers, http->num_headers,
-                                                              "Upgrade");
+    const struct weft_http_header *uh =
+        weft_http_find_header(http->headers, http->num_headers, "Upgrade");
     bool wants_ws = uh && weft_http_list_has(uh->value, uh->value_len, "websocket");
     if (!wants_ws) {
         const struct route *r =
             find_route(s, false, req.path, req.path_len, http->method, http->method_len);
         if (!r) {
-            respond_error(c, find_route(s, true, req.path, req.path_len, NULL, 0) ? 426 : 404,
-                          NULL, NULL);
+            respond_error(c, find_route(s, true, req.path, req.path_len, NULL, 0) ? 426 : 404, NULL,
+                          NULL);
             return;
         }
         r->http(&req, r->user);
-        if (!req.decision)
-            respond_error(c, 500, NULL, "handler sent no response\n");
+        if (!req.decision) respond_error(c, 500, NULL, "handler sent no response\n");
         return;
     }
 
@@ -604,8 +567,7 @@ static void handle_request(struct weft_conn *c, const struct weft_http_request *
     }
     req.up = &up;
     req.route = r;
-    if (r->ws.on_upgrade)
-        r->ws.on_upgrade(&req, r->user);
+    if (r->ws.on_upgrade) r->ws.on_upgrade(&req, r->user);
     if (req.decision == 2) {
         free(req.protocol);
         free(req.extra);
@@ -626,18 +588,15 @@ static void server_handle_head(struct weft_conn *c, uint8_t *data, size_t len)
     struct weft_http_request http;
     struct head_in in;
     conn_head_begin(c, data, len, max, &in);
-    if (!in.ready)
-        return; /* stored; the head is not complete yet */
+    if (!in.ready) return; /* stored; the head is not complete yet */
     int r = weft_http_parse_request(in.buf, in.len, max, &http);
-    if (r == 0 && in.len >= max)
-        r = -431;
+    if (r == 0 && in.len >= max) r = -431;
     if (r < 0) {
         respond_error(c, -r, NULL, NULL);
         return;
     }
     if (r == 0) {
-        if (!conn_head_keep(c, data, len, max))
-            respond_error(c, 503, NULL, NULL);
+        if (!conn_head_keep(c, data, len, max)) respond_error(c, 503, NULL, NULL);
         return;
     }
     /* Complete: frames may follow the head in the same bytes. */
@@ -666,16 +625,14 @@ static void on_shutdown_deadline(struct weft_timer *t)
     struct weft_server *s =
         (struct weft_server *)((char *)t - offsetof(struct weft_server, shutdown_timer));
     for (struct weft_conn *c = s->ep.conns; c; c = c->next)
-        if (c->state != CONN_DEAD)
-            weft_conn_terminate(c);
+        if (c->state != CONN_DEAD) weft_conn_terminate(c);
 }
 
 /* Graceful shutdown; see weft.h. */
 void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadline_ms,
                           void (*done)(void *), void *arg)
 {
-    if (s->shutting_down)
-        return;
+    if (s->shutting_down) return;
     s->shutting_down = true;
     s->shutdown_done = done;
     s->shutdown_arg = arg;
@@ -691,8 +648,7 @@ void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadlin
     }
     if (s->ep.nconns == 0) {
         s->shutdown_done = NULL;
-        if (done)
-            done(arg);
+        if (done) done(arg);
         return;
     }
     s->shutdown_timer.cb = on_shutdown_deadline;
@@ -702,16 +658,13 @@ void weft_server_shutdown(struct weft_server *s, uint16_t code, uint32_t deadlin
 /* Frees a server and drops its connections at once; see weft.h. */
 void weft_server_free(struct weft_server *s)
 {
-    if (!s)
-        return;
-    if (s->listening)
-        listener_close(&s->listener);
+    if (!s) return;
+    if (s->listening) listener_close(&s->listener);
     weft_timer_stop(&s->shutdown_timer);
     s->shutdown_done = NULL;
     while (s->ep.conns) {
         struct weft_conn *c = s->ep.conns;
-        if (c->state != CONN_DEAD)
-            weft_conn_terminate(c);
+        if (c->state != CONN_DEAD) weft_conn_terminate(c);
         loop_forget(s->ep.loop, &c->sock);
         s->ep.conns = c->next;
         conn_free(c);

@@ -27,17 +27,17 @@
 
 /* Connection states. */
 enum conn_state {
-    CONN_HTTP = 0,   /* reading the request head */
-    CONN_OPEN,       /* WebSocket open */
-    CONN_CLOSING,    /* we sent a close frame, waiting for the peer's */
-    CONN_DRAINING,   /* close handshake over (or HTTP answered): waiting for the peer's FIN */
-    CONN_DEAD,       /* socket closed, waiting to be freed */
+    CONN_HTTP = 0, /* reading the request head */
+    CONN_OPEN,     /* WebSocket open */
+    CONN_CLOSING,  /* we sent a close frame, waiting for the peer's */
+    CONN_DRAINING, /* close handshake over (or HTTP answered): waiting for the peer's FIN */
+    CONN_DEAD,     /* socket closed, waiting to be freed */
 };
 
 struct route {
     char *pattern;
-    size_t len;       /* length without the trailing star */
-    bool prefix;      /* pattern ended with a star */
+    size_t len;  /* length without the trailing star */
+    bool prefix; /* pattern ended with a star */
     bool is_ws;
     const char *method; /* HTTP routes: NULL = any */
     struct weft_ws_handlers ws;
@@ -90,9 +90,9 @@ struct endpoint {
     enum weft_role role;
     struct weft_server_config cfg; /* limits and timeouts; clients fill the same fields */
     struct weft_server_stats stats;
-    struct weft_random rnd;        /* masking keys (client role) */
-    char addrbuf[64];              /* scratch for weft_conn_remote */
-    struct weft_conn *conns;       /* all connections, any state */
+    struct weft_random rnd;  /* masking keys (client role) */
+    char addrbuf[64];        /* scratch for weft_conn_remote */
+    struct weft_conn *conns; /* all connections, any state */
     size_t nconns;
     uint64_t next_id;
     const struct endpoint_ops *ops; /* the owner's hooks */
@@ -134,7 +134,7 @@ struct conn_extra {
 struct weft_conn {
     struct weft_sock sock; /* first: the socket layer hands us back this pointer */
     struct endpoint *ep;
-    struct weft_conn *prev, *next; /* endpoint's list of connections */
+    struct weft_conn *prev, *next;    /* endpoint's list of connections */
     const struct weft_ws_handlers *h; /* NULL until the connection is open; the route user
                                          follows from it (weft_conn_route_user) */
     void *user;
@@ -142,25 +142,25 @@ struct weft_conn {
     struct weft_timer timer;
     struct sub *subs;
     struct conn_extra *x; /* NULL unless a rare state needs it */
-    uint32_t last_rx;   /* loop time of the last bytes received (low 32 bits, conn_now) */
-    uint32_t ping_sent; /* loop time of an unanswered keep-alive ping, 0 if none (ditto) */
+    uint32_t last_rx;     /* loop time of the last bytes received (low 32 bits, conn_now) */
+    uint32_t ping_sent;   /* loop time of an unanswered keep-alive ping, 0 if none (ditto) */
     uint8_t state;
     bool close_reported : 1; /* on_close has been called */
     bool backpressured : 1;  /* a send returned QUEUED: on_drain is due */
     bool in_callback : 1;
-    bool app_paused : 1;     /* the application paused reading (weft_conn_pause) */
-    bool bp_paused : 1;      /* reading paused until the output backlog drains (flow control) */
-    bool out_full : 1;       /* the backpressure limit refused output since the queue was empty */
-    bool flushing : 1;       /* in an early flush from a send: on_eof must wait (eof_deferred) */
-    bool eof_deferred : 1;   /* on_eof came during that flush: reported from the timer */
-    bool feeding : 1;        /* inside conn_feed_bytes: its receive state is in use */
-    bool budget_due : 1;     /* closed for the memory budget: on_close (1013) is due from the
-                                timer (conn_budget_close) */
+    bool app_paused : 1;   /* the application paused reading (weft_conn_pause) */
+    bool bp_paused : 1;    /* reading paused until the output backlog drains (flow control) */
+    bool out_full : 1;     /* the backpressure limit refused output since the queue was empty */
+    bool flushing : 1;     /* in an early flush from a send: on_eof must wait (eof_deferred) */
+    bool eof_deferred : 1; /* on_eof came during that flush: reported from the timer */
+    bool feeding : 1;      /* inside conn_feed_bytes: its receive state is in use */
+    bool budget_due : 1;   /* closed for the memory budget: on_close (1013) is due from the
+                              timer (conn_budget_close) */
     /* permessage-deflate, when negotiated */
     bool pmd_on : 1;
-    bool our_nct : 1, peer_nct : 1; /* no context takeover: our compressor / the peer's */
+    bool our_nct : 1, peer_nct : 1;       /* no context takeover: our compressor / the peer's */
     unsigned our_bits : 4, peer_bits : 4; /* window bits, 8..15 */
-    uint16_t close_sent; /* code of the close frame we sent, 0 if none */
+    uint16_t close_sent;                  /* code of the close frame we sent, 0 if none */
     uint16_t nsubs, capsubs;
     /* the peer's address, for weft_conn_remote: AF_INET (4 bytes of addr), AF_INET6 or
      * AF_UNIX (anything else) */
@@ -217,8 +217,8 @@ void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len);
 struct head_in {
     const char *buf; /* what to parse: the read itself, or the stored head extended by it */
     size_t len;
-    size_t taken;    /* bytes of the read appended to a stored head */
-    bool ready;      /* worth parsing now; false: still incomplete, already stored */
+    size_t taken; /* bytes of the read appended to a stored head */
+    bool ready;   /* worth parsing now; false: still incomplete, already stored */
 };
 /* Starts parsing a head: see struct head_in. max: the head size limit. A read that extends a
  * stored head is only searched for the blank line ending the head (the new bytes and the two
@@ -232,8 +232,8 @@ bool conn_head_keep(struct weft_conn *c, const uint8_t *data, size_t len, size_t
 /* Detaches the stored head (if any) before the complete head is handled; pass the result to
  * conn_head_rest, which feeds the bytes that followed the head and frees it. */
 char *conn_head_detach(struct weft_conn *c);
-void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in,
-                    size_t head_len, uint8_t *data, size_t len);
+void conn_head_rest(struct weft_conn *c, char *stored, const struct head_in *in, size_t head_len,
+                    uint8_t *data, size_t len);
 /* Marks a connection open for frames (after the 101): the parser is created on first use. */
 void conn_start_frames(struct weft_conn *c);
 void conn_free(struct weft_conn *c);

@@ -1,7 +1,7 @@
 /*
- * fuzz_redis.c — libFuzzer target for the Redis reply handling of the broker (src/hub/brokers/redis.c,
- * `weft serve --redis`): replies built from fuzz input by hiredis' own parser (redisReader)
- * are given to the broker's reply callbacks, as hiredis' async API would.
+ * fuzz_redis.c — libFuzzer target for the Redis reply handling of the broker
+ * (src/hub/brokers/redis.c, `weft serve --redis`): replies built from fuzz input by hiredis' own
+ * parser (redisReader) are given to the broker's reply callbacks, as hiredis' async API would.
  *
  * redis.c is included here (its callbacks are static; the file is compiled unchanged) and
  * run with a broker that has no connection, on the real hub of hub_fixture.h (so deliveries,

@@ -90,13 +90,12 @@ static int count_lines(const char *text)
 {
     int n = 0;
     for (const char *p = text; *p; p++)
-        if (*p == '\n' || !p[1])
-            n++;
+        if (*p == '\n' || !p[1]) n++;
     return n;
 }
 
 struct run {
-    int status;     /* exit status, -1 if killed for time */
+    int status; /* exit status, -1 if killed for time */
     char out[65536];
     size_t out_len;
     char err[8192];
@@ -149,10 +148,8 @@ static void run_pipe(struct run *r, const char *const *args, const void *input, 
         poll(p, 3, 50);
         if (p[2].revents & (POLLOUT | POLLERR)) {
             ssize_t w = write(in[1], (const char *)input + written, in_len - written);
-            if (w > 0)
-                written += (size_t)w;
-            if (w < 0 && errno != EAGAIN)
-                written = in_len;
+            if (w > 0) written += (size_t)w;
+            if (w < 0 && errno != EAGAIN) written = in_len;
             if (written == in_len) {
                 close(in[1]);
                 in[1] = -1;
@@ -173,8 +170,7 @@ static void run_pipe(struct run *r, const char *const *args, const void *input, 
                 r->err_len += (size_t)n;
         }
     }
-    if (in[1] >= 0)
-        close(in[1]);
+    if (in[1] >= 0) close(in[1]);
     close(out[0]);
     close(err[0]);
     int st;
@@ -191,8 +187,7 @@ static void run_pipe(struct run *r, const char *const *args, const void *input, 
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
     }
-    if (r->status != 0)
-        fprintf(stderr, "weft connect exited %d; stderr:\n%s\n", r->status, r->err);
+    if (r->status != 0) fprintf(stderr, "weft connect exited %d; stderr:\n%s\n", r->status, r->err);
 }
 
 static char url[128];
@@ -201,8 +196,7 @@ static int group_setup(void **state)
 {
     (void)state;
     server.setup = setup_routes;
-    if (ts_start(&server) != 0)
-        return -1;
+    if (ts_start(&server) != 0) return -1;
     snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo", server.port);
     return 0;
 }
@@ -259,8 +253,7 @@ static void test_large_line(void **state)
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "1009"));
     assert_non_null(strstr(r.err, "too big"));
-    if (count_lines(r.err) != 1)
-        fail_msg("expected one line on stderr, got:\n%s", r.err);
+    if (count_lines(r.err) != 1) fail_msg("expected one line on stderr, got:\n%s", r.err);
     assert_int_equal(r.out_len, 0);
 }
 
@@ -389,7 +382,8 @@ static void test_failures(void **state)
     run_pipe(&r, usage, NULL, 0, 10000);
     assert_int_equal(r.status, 2);
     /* one line: the error and a hint, not the whole usage */
-    assert_string_equal(r.err, "weft connect: unknown option '--bogus' (see weft connect --help)\n");
+    assert_string_equal(r.err,
+                        "weft connect: unknown option '--bogus' (see weft connect --help)\n");
     const char *nourl[] = {NULL};
     run_pipe(&r, nourl, NULL, 0, 10000);
     assert_int_equal(r.status, 2);
@@ -440,12 +434,10 @@ static bool pty_expect(int mfd, const char *want, char *buf, size_t cap, int tim
         struct pollfd p = {.fd = mfd, .events = POLLIN};
         if (poll(&p, 1, 50) > 0) {
             ssize_t k = read(mfd, buf + n, cap - 1 - n);
-            if (k <= 0)
-                return strstr(buf, want) != NULL;
+            if (k <= 0) return strstr(buf, want) != NULL;
             n += (size_t)k;
             buf[n] = 0;
-            if (strstr(buf, want))
-                return true;
+            if (strstr(buf, want)) return true;
         }
     }
     return false;

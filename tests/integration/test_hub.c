@@ -66,7 +66,8 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
     f->workers = *state;
-    for (int i = 0; i < NC; i++) f->c[i].fd = -1;
+    for (int i = 0; i < NC; i++)
+        f->c[i].fd = -1;
     *state = f;
     return 0;
 }
@@ -75,7 +76,8 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     if (!f) return 0;
-    for (int i = 0; i < NC; i++) rc_close(&f->c[i]);
+    for (int i = 0; i < NC; i++)
+        rc_close(&f->c[i]);
     sp_kill(&f->sp);
     if (f->tmp[0]) unlink(f->tmp);
     free(f);
@@ -104,7 +106,8 @@ static void spawn(struct fx *f, const char *const *extra)
  * with no sanitizer report (AddressSanitizer, LeakSanitizer, UBSan) in its log. */
 static void finish(struct fx *f)
 {
-    for (int i = 0; i < NC; i++) rc_close(&f->c[i]);
+    for (int i = 0; i < NC; i++)
+        rc_close(&f->c[i]);
     sp_stop(&f->sp);
 }
 
@@ -133,7 +136,8 @@ static void expect_error(struct rc *c, const char *request, const char *code)
     hj_send(c, request);
     json_t *j = hj_expect_type(c, "error");
     const char *got = json_string_value(json_object_get(j, "code"));
-    if (!got || strcmp(got, code)) fail_msg("for %s: expected error %s, got %s", request, code, got ? got : "(none)");
+    if (!got || strcmp(got, code))
+        fail_msg("for %s: expected error %s, got %s", request, code, got ? got : "(none)");
     assert_true(json_is_string(json_object_get(j, "reason")));
     assert_true(strlen(json_string_value(json_object_get(j, "reason"))) > 0);
     json_decref(j);
@@ -153,7 +157,8 @@ static char *mint(const char *secret, const char *sub, long exp_delta, const cha
         snprintf(buf, sizeof buf, "{\"rooms\":%s}", rooms_json);
         assert_int_equal(jwt_add_grants_json(jwt, buf), 0);
     }
-    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)), 0);
+    assert_int_equal(
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)), 0);
     char *t = jwt_encode_str(jwt);
     jwt_free(jwt);
     assert_non_null(t);
@@ -294,7 +299,8 @@ static void test_hub_history_recovery(void **state)
     json_t *ms = json_object_get(j, "messages");
     assert_int_equal(json_array_size(ms), 3);
     for (size_t i = 0; i < 3; i++)
-        assert_int_equal(json_integer_value(json_object_get(json_array_get(ms, i), "seq")), 6 + (int)i);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(ms, i), "seq")),
+                         6 + (int)i);
     json_decref(j);
     /* since 2: message 3 is gone (only 5 kept) */
     expect_error(b, "{\"type\":\"history\",\"room\":\"h\",\"since\":2}", "history_gap");
@@ -328,7 +334,9 @@ static void test_hub_bad_input(void **state)
     size_t n = strlen(longroom);
     memset(longroom + n, 'x', 129);
     strcpy(longroom + n + 129, "\"}");
-    struct { const char *in, *code; } cases[] = {
+    struct {
+        const char *in, *code;
+    } cases[] = {
         {"not json", "bad_json"},
         {"{\"type\":\"join\",", "bad_json"},
         {"[1,2]", "not_object"},
@@ -384,12 +392,19 @@ static void test_hub_origin(void **state)
                                        "*.trusted.example", NULL};
     spawn(f, args);
     struct rc_http r;
-    assert_int_equal(open_ex(f, &f->c[0], "/hub", "Origin: https://good.example\r\n", NULL, &r), 101);
-    assert_int_equal(open_ex(f, &f->c[1], "/hub", "Origin: https://evil.example\r\n", NULL, &r), 403);
-    assert_int_equal(open_ex(f, &f->c[2], "/echo", "Origin: http://good.example\r\n", NULL, &r), 403);
-    assert_int_equal(open_ex(f, &f->c[3], "/hub", "Origin: https://app.trusted.example:8443\r\n", NULL, &r), 101);
-    assert_int_equal(open_ex(f, &f->c[4], "/hub", "Origin: https://trusted.example\r\n", NULL, &r), 403);
-    assert_int_equal(open_ex(f, &f->c[5], "/hub", NULL, NULL, &r), 101); /* no Origin: not a browser */
+    assert_int_equal(open_ex(f, &f->c[0], "/hub", "Origin: https://good.example\r\n", NULL, &r),
+                     101);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", "Origin: https://evil.example\r\n", NULL, &r),
+                     403);
+    assert_int_equal(open_ex(f, &f->c[2], "/echo", "Origin: http://good.example\r\n", NULL, &r),
+                     403);
+    assert_int_equal(
+        open_ex(f, &f->c[3], "/hub", "Origin: https://app.trusted.example:8443\r\n", NULL, &r),
+        101);
+    assert_int_equal(open_ex(f, &f->c[4], "/hub", "Origin: https://trusted.example\r\n", NULL, &r),
+                     403);
+    assert_int_equal(open_ex(f, &f->c[5], "/hub", NULL, NULL, &r),
+                     101); /* no Origin: not a browser */
     finish(f);
 }
 
@@ -415,8 +430,8 @@ static void test_hub_jwt(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "# none yet\n", 11), 11);
     close(fd);
-    const char *args[] = {"--auth-secret", SECRET, "--revoked", f->tmp, "--auth-allow-no-exp",
-                          NULL};
+    const char *args[] = {"--auth-secret",       SECRET, "--revoked", f->tmp,
+                          "--auth-allow-no-exp", NULL};
     spawn(f, args);
     char hdr[2048], proto[2048];
     struct rc_http r;
@@ -431,7 +446,8 @@ static void test_hub_jwt(void **state)
     json_decref(hj_expect_type(&f->c[0], "joined"));
     hj_send(&f->c[0], "{\"type\":\"presence\",\"room\":\"z\"}");
     json_t *j = hj_expect_type(&f->c[0], "presence");
-    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "members"), 0)), "alice");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "members"), 0)),
+                        "alice");
     json_decref(j);
 
     /* ?token= */
@@ -464,12 +480,15 @@ static void test_hub_jwt(void **state)
     rc_close(&f->c[1]);
     assert_int_equal(open_ex(f, &f->c[1], "/hub", hdr, NULL, &r), 401);
     rc_close(&f->c[1]);
-    assert_int_equal(open_ex(f, &f->c[1], "/hub", "Authorization: Bearer not.a.jwt\r\n", NULL, &r), 401);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", "Authorization: Bearer not.a.jwt\r\n", NULL, &r),
+                     401);
     rc_close(&f->c[1]);
     /* header {"alg":"none","typ":"JWT"}, payload {"sub":"x"}, no signature */
-    assert_int_equal(open_ex(f, &f->c[1], "/hub",
-                             "Authorization: Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.\r\n",
-                             NULL, &r), 401);
+    assert_int_equal(
+        open_ex(f, &f->c[1], "/hub",
+                "Authorization: Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.\r\n",
+                NULL, &r),
+        401);
     rc_close(&f->c[1]);
 
     /* a rooms claim restricts join */
@@ -626,7 +645,8 @@ static void test_hub_rate_limit(void **state)
         if (rc_send(b, WEFT_OP_TEXT, "{\"type\":\"ping\"}", 15) != 0) break;
     int pongs = 0;
     enum rc_event e;
-    while ((e = rc_recv(b, RC_TIMEOUT_MS)) == RC_MESSAGE) pongs++;
+    while ((e = rc_recv(b, RC_TIMEOUT_MS)) == RC_MESSAGE)
+        pongs++;
     assert_int_equal(e, RC_CLOSE);
     assert_int_equal(b->last.close_code, 1008);
     assert_true(pongs >= 5 && pongs < 30);
@@ -719,7 +739,8 @@ static void test_hub_metrics(void **state)
     hub_open(f, a, NULL, 0);
     hub_open(f, b, NULL, 0);
     struct rc_http r;
-    assert_int_equal(open_ex(f, &f->c[2], "/hub", "Origin: https://bad.example\r\n", NULL, &r), 403);
+    assert_int_equal(open_ex(f, &f->c[2], "/hub", "Origin: https://bad.example\r\n", NULL, &r),
+                     403);
     /* version 12 → 426 */
     assert_int_equal(
         raw_request(f, &f->c[3],
@@ -760,9 +781,13 @@ static void test_hub_metrics(void **state)
     uint64_t deadline = rc_now_ms() + 3000;
     do {
         assert_int_equal(sp_http_get(f->sp.port, "/metrics", body, sizeof body), 200);
-    } while (sp_metric(body, "weft_connections") != 0 && rc_now_ms() < deadline && usleep(50000) == 0);
+    } while (sp_metric(body, "weft_connections") != 0 && rc_now_ms() < deadline &&
+             usleep(50000) == 0);
     assert_non_null(strstr(body, "Content-Type: text/plain; version=0.0.4"));
-    struct { const char *name; double v; } want[] = {
+    struct {
+        const char *name;
+        double v;
+    } want[] = {
         {"weft_connections", 0},
         {"weft_connections_total", 2},
         {"weft_connections_closed_total{code=\"1000\"}", 1},
@@ -902,7 +927,8 @@ static void test_hub_logs(void **state)
     assert_int_equal(open_ex(f, &f->c[0], "/hub", "X-Request-Id: client-id.42\r\n", NULL, &r), 101);
     assert_true(rc_http_header(&r, "X-Request-Id", given, sizeof given));
     assert_string_equal(given, "client-id.42");
-    assert_int_equal(open_ex(f, &f->c[1], "/hub", "X-Request-Id: bad id with spaces\r\n", NULL, &r), 101);
+    assert_int_equal(open_ex(f, &f->c[1], "/hub", "X-Request-Id: bad id with spaces\r\n", NULL, &r),
+                     101);
     assert_true(rc_http_header(&r, "X-Request-Id", made, sizeof made));
     assert_string_not_equal(made, "bad id with spaces");
     assert_int_equal(strlen(made), 16);
@@ -923,10 +949,18 @@ static void test_hub_logs(void **state)
     rc_send_close(&f->c[1], 1001, NULL);
     assert_int_equal(rc_recv(&f->c[1], RC_TIMEOUT_MS), RC_CLOSE);
 
-    struct { const char *id, *event; bool found; } want[] = {
-        {given, "open", false}, {given, "close", false}, {made, "open", false},
-        {made, "close", false}, {refused, "rejected", false}, {toolong, "rejected", false},
-        {"proto-err.7", "library", false}, {"proto-err.7", "close", false},
+    struct {
+        const char *id, *event;
+        bool found;
+    } want[] = {
+        {given, "open", false},
+        {given, "close", false},
+        {made, "open", false},
+        {made, "close", false},
+        {refused, "rejected", false},
+        {toolong, "rejected", false},
+        {"proto-err.7", "library", false},
+        {"proto-err.7", "close", false},
     };
     uint64_t deadline = rc_now_ms() + 3000;
     bool all = false;
@@ -941,13 +975,15 @@ static void test_hub_logs(void **state)
             assert_true(json_is_string(json_object_get(j, "level")));
             assert_true(json_is_string(json_object_get(j, "msg")));
             for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-                if (!strcmp(hj_str(j, "conn"), want[i].id) && !strcmp(hj_str(j, "event"), want[i].event))
+                if (!strcmp(hj_str(j, "conn"), want[i].id) &&
+                    !strcmp(hj_str(j, "event"), want[i].event))
                     want[i].found = true;
             json_decref(j);
         }
         fclose(fp);
         all = true;
-        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) all &= want[i].found;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            all &= want[i].found;
         if (!all) usleep(50000);
     }
     if (!all) sp_dump_log(&f->sp);
@@ -1084,8 +1120,9 @@ static void test_hub_config(void **state)
     assert_int_equal(write(fd, conf, sizeof conf - 1), (ssize_t)(sizeof conf - 1));
     close(fd);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "WEFT_MAX_ROOMS=2 WEFT_RATE=4 %s serve --config %s --rate 5 --print-config",
-             WEFT_BIN, f->tmp);
+    snprintf(cmd, sizeof cmd,
+             "WEFT_MAX_ROOMS=2 WEFT_RATE=4 %s serve --config %s --rate 5 --print-config", WEFT_BIN,
+             f->tmp);
     const char *out = run_capture(cmd);
     assert_non_null(strstr(out, "\nmax-rooms = 2\n"));
     assert_non_null(strstr(out, "\nhistory-size = 7\n"));
@@ -1110,7 +1147,8 @@ static void test_hub_config(void **state)
     fd = open(f->tmp, O_WRONLY | O_APPEND);
     assert_int_equal(write(fd, "bogus = 1\n", 10), 10);
     close(fd);
-    snprintf(cmd, sizeof cmd, "%s serve --config %s --print-config 2>&1; echo status=$?", WEFT_BIN, f->tmp);
+    snprintf(cmd, sizeof cmd, "%s serve --config %s --print-config 2>&1; echo status=$?", WEFT_BIN,
+             f->tmp);
     out = run_capture(cmd);
     assert_non_null(strstr(out, ":5: unknown key 'bogus'"));
     assert_non_null(strstr(out, "status=2"));
@@ -1123,7 +1161,8 @@ static void test_hub_config(void **state)
     /* a line longer than the file format holds is refused as such, with its number */
     fd = open(f->tmp, O_WRONLY | O_TRUNC);
     char longline[320];
-    int ln = snprintf(longline, sizeof longline, "rate = 1\nallow-origin = https://%0250d.example\n", 0);
+    int ln =
+        snprintf(longline, sizeof longline, "rate = 1\nallow-origin = https://%0250d.example\n", 0);
     assert_int_equal(write(fd, longline, (size_t)ln), ln);
     close(fd);
     out = run_capture(cmd);
@@ -1132,10 +1171,12 @@ static void test_hub_config(void **state)
      * prints the same configuration again (found by fuzz_config) */
     char printed[96];
     snprintf(printed, sizeof printed, "%s.printed", f->tmp);
-    snprintf(cmd, sizeof cmd, "%s serve --rate 5 --allow-origin https://a.example --print-config >%s",
-             WEFT_BIN, printed);
+    snprintf(cmd, sizeof cmd,
+             "%s serve --rate 5 --allow-origin https://a.example --print-config >%s", WEFT_BIN,
+             printed);
     run_capture(cmd);
-    snprintf(cmd, sizeof cmd, "%s serve --config %s --print-config | tail -n +2", WEFT_BIN, printed);
+    snprintf(cmd, sizeof cmd, "%s serve --config %s --print-config | tail -n +2", WEFT_BIN,
+             printed);
     char *again = strdup(run_capture(cmd));
     snprintf(cmd, sizeof cmd, "tail -n +2 %s", printed);
     out = run_capture(cmd);
@@ -1146,7 +1187,10 @@ static void test_hub_config(void **state)
 }
 
 /* A test run once per --workers value (see setup). */
-#define WORKERS_TEST(fn, n) {#fn " --workers " #n, fn, setup, teardown, (void *)workers_##n}
+#define WORKERS_TEST(fn, n)                                                                        \
+    {                                                                                              \
+#fn " --workers " #n, fn, setup, teardown, (void *)workers_##n                             \
+    }
 static char workers_1[] = "1", workers_2[] = "2";
 
 int main(void)

@@ -102,8 +102,8 @@ static void redis_start(struct fx *f)
         dup2(devnull, 0);
         dup2(devnull, 1);
         dup2(devnull, 2);
-        execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-              "no", "--dir", f->dir, (char *)NULL);
+        execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+              "--dir", f->dir, (char *)NULL);
         _exit(127);
     }
     f->redis = pid;
@@ -177,7 +177,8 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
-    for (int i = 0; i < NCL; i++) f->c[i].fd = -1;
+    for (int i = 0; i < NCL; i++)
+        f->c[i].fd = -1;
     snprintf(f->dir, sizeof f->dir, "/tmp/weft-itest-redisdir-XXXXXX");
     if (!mkdtemp(f->dir)) return -1;
     f->rport = free_port();
@@ -189,8 +190,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
-    for (int i = 0; i < NNODES; i++) sp_kill(&f->n[i]);
+    for (int i = 0; i < NCL; i++)
+        rc_close(&f->c[i]);
+    for (int i = 0; i < NNODES; i++)
+        sp_kill(&f->n[i]);
     redis_kill(f);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
@@ -305,7 +308,8 @@ static void test_cross_node(void **state)
         assert_non_null(strstr(sp_http_body(body), "broker: redis"));
     }
     /* raw room: 2 clients per node; the first client of node 0 and of node 1 send. */
-    for (int i = 0; i < 6; i++) assert_int_equal(rc_open(&f->c[i], f->n[i / 2].port, "/ws/x"), 0);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(rc_open(&f->c[i], f->n[i / 2].port, "/ws/x"), 0);
     settle();
     enum { NR = 100 };
     for (int m = 0; m < NR; m++) {
@@ -319,7 +323,8 @@ static void test_cross_node(void **state)
         int want = (i == 0 || i == 2) ? NR : 2 * NR;
         for (int got = 0; got < want; got++) {
             enum rc_event ev = rc_recv(&f->c[i], 10000);
-            if (ev != RC_MESSAGE) fail_msg("raw client %d: event %d after %d of %d", i, ev, got, want);
+            if (ev != RC_MESSAGE)
+                fail_msg("raw client %d: event %d after %d of %d", i, ev, got, want);
             char tmp[32];
             size_t n = f->c[i].last.len < 31 ? f->c[i].last.len : 31;
             memcpy(tmp, f->c[i].last.data, n);
@@ -329,26 +334,33 @@ static void test_cross_node(void **state)
             assert_true(s == 0 || s == 1);
             assert_int_equal(f->c[i].last.opcode, s == 0 ? WEFT_OP_TEXT : WEFT_OP_BINARY);
             assert_false((i == 0 && s == 0) || (i == 2 && s == 1)); /* never its own */
-            if (m != next[s]) fail_msg("raw client %d: sender %d: got %d, expected %d", i, s, m, next[s]);
+            if (m != next[s])
+                fail_msg("raw client %d: sender %d: got %d, expected %d", i, s, m, next[s]);
             next[s]++;
         }
         assert_int_equal(rc_recv(&f->c[i], i == 5 ? 300 : 0), RC_TIMEOUT); /* no duplicate */
     }
-    for (int i = 0; i < 6; i++) rc_close(&f->c[i]);
+    for (int i = 0; i < 6; i++)
+        rc_close(&f->c[i]);
 
     /* /hub: one member per node. */
-    for (int i = 0; i < 3; i++) assert_int_equal(rc_open(&f->c[i], f->n[i].port, "/hub"), 0);
-    for (int i = 0; i < 3; i++) assert_int_equal(join(&f->c[i], "h"), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rc_open(&f->c[i], f->n[i].port, "/hub"), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(join(&f->c[i], "h"), 0);
     settle();
     hj_sendf(&f->c[2], "{\"type\":\"presence\",\"room\":\"h\"}");
     json_t *p = hj_expect_type(&f->c[2], "presence");
     assert_int_equal(hj_int(p, "count"), 3);
     json_decref(p);
     enum { NH = 20 };
-    for (int k = 1; k <= NH; k++) assert_int_equal(publish(&f->c[0], "h", k), k);
+    for (int k = 1; k <= NH; k++)
+        assert_int_equal(publish(&f->c[0], "h", k), k);
     for (int i = 1; i < 3; i++)
-        for (int k = 1; k <= NH; k++) assert_int_equal(expect_msg(&f->c[i], k), k);
-    for (int i = 0; i < 3; i++) assert_int_equal(rc_recv(&f->c[i], i == 2 ? 300 : 0), RC_TIMEOUT);
+        for (int k = 1; k <= NH; k++)
+            assert_int_equal(expect_msg(&f->c[i], k), k);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rc_recv(&f->c[i], i == 2 ? 300 : 0), RC_TIMEOUT);
     /* a publish from node 1 continues the same sequence */
     assert_int_equal(publish(&f->c[1], "h", 100), NH + 1);
     assert_int_equal(expect_msg(&f->c[0], 100), NH + 1);
@@ -365,15 +377,18 @@ static void test_cross_node(void **state)
     json_decref(h);
     /* recovery: node 1's member goes away; node 0 publishes; it comes back on node 2 */
     rc_close(&f->c[1]);
-    for (int k = 1; k <= 5; k++) assert_int_equal(publish(&f->c[0], "h", 200 + k), NH + 1 + k);
+    for (int k = 1; k <= 5; k++)
+        assert_int_equal(publish(&f->c[0], "h", 200 + k), NH + 1 + k);
     assert_int_equal(rc_open(&f->c[1], f->n[2].port, "/hub"), 0);
     hj_sendf(&f->c[1], "{\"type\":\"join\",\"room\":\"h\",\"since\":%d}", NH + 1);
     json_t *jn = hj_expect_type(&f->c[1], "joined");
     assert_int_equal(hj_int(jn, "seq"), NH + 6);
     json_decref(jn);
-    for (int k = 1; k <= 5; k++) assert_int_equal(expect_msg(&f->c[1], 200 + k), NH + 1 + k);
+    for (int k = 1; k <= 5; k++)
+        assert_int_equal(expect_msg(&f->c[1], 200 + k), NH + 1 + k);
     /* a since older than the kept history (50) is a gap */
-    for (int k = 0; k < 40; k++) publish(&f->c[0], "h", 300 + k);
+    for (int k = 0; k < 40; k++)
+        publish(&f->c[0], "h", 300 + k);
     hj_sendf(&f->c[1], "{\"type\":\"history\",\"room\":\"h\",\"since\":1}");
     json_t *e = hj_recv_json(&f->c[1]);
     while (!strcmp(json_string_value(json_object_get(e, "type")), "message")) {
@@ -393,8 +408,10 @@ static void test_cross_node(void **state)
         json_decref(x);
         if (is_p) break;
     }
-    for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
-    for (int i = 0; i < NNODES; i++) sp_stop(&f->n[i]);
+    for (int i = 0; i < NCL; i++)
+        rc_close(&f->c[i]);
+    for (int i = 0; i < NNODES; i++)
+        sp_stop(&f->n[i]);
 }
 
 /* Redis killed and restarted on the same port: 503 then 200, metrics, local delivery during
@@ -412,7 +429,8 @@ static void test_redis_restart(void **state)
     assert_int_equal(rc_open(&f->c[0], f->n[0].port, "/hub"), 0);
     assert_int_equal(rc_open(&f->c[1], f->n[0].port, "/hub"), 0);
     assert_int_equal(rc_open(&f->c[2], f->n[1].port, "/hub"), 0);
-    for (int i = 0; i < 3; i++) join(&f->c[i], "r");
+    for (int i = 0; i < 3; i++)
+        join(&f->c[i], "r");
     assert_int_equal(rc_open(&f->c[3], f->n[0].port, "/ws/q"), 0);
     assert_int_equal(rc_open(&f->c[4], f->n[0].port, "/ws/q"), 0);
     assert_int_equal(rc_open(&f->c[5], f->n[1].port, "/ws/q"), 0);
@@ -486,18 +504,23 @@ static void test_redis_restart(void **state)
     json_decref(p);
     /* recovery: the node-1 member leaves, misses 3 messages, recovers them via history */
     rc_close(&f->c[2]);
-    for (int k = 0; k < 3; k++) publish(&f->c[0], "r", 10 + k);
-    for (int k = 0; k < 3; k++) expect_msg(&f->c[1], 10 + k);
+    for (int k = 0; k < 3; k++)
+        publish(&f->c[0], "r", 10 + k);
+    for (int k = 0; k < 3; k++)
+        expect_msg(&f->c[1], 10 + k);
     assert_int_equal(rc_open(&f->c[2], f->n[1].port, "/hub"), 0);
     hj_sendf(&f->c[2], "{\"type\":\"history\",\"room\":\"r\",\"since\":%lld}", s1);
     json_t *h = hj_expect_type(&f->c[2], "history");
     json_t *msgs = json_object_get(h, "messages");
     assert_int_equal(json_array_size(msgs), 3);
     for (size_t i = 0; i < 3; i++)
-        assert_int_equal(hj_int(json_object_get(json_array_get(msgs, i), "data"), "n"), 10 + (int)i);
+        assert_int_equal(hj_int(json_object_get(json_array_get(msgs, i), "data"), "n"),
+                         10 + (int)i);
     json_decref(h);
-    for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
-    for (int i = 0; i < 2; i++) sp_stop(&f->n[i]);
+    for (int i = 0; i < NCL; i++)
+        rc_close(&f->c[i]);
+    for (int i = 0; i < 2; i++)
+        sp_stop(&f->n[i]);
 }
 
 /* Redis killed and restarted with its data (SAVE before SIGKILL): the seq goes on after the
@@ -678,7 +701,9 @@ static long long publish_pad(struct rc *c, const char *room, int k, size_t pad)
 {
     char *req = malloc(pad + 128);
     assert_non_null(req);
-    int n = snprintf(req, pad + 128, "{\"type\":\"publish\",\"room\":\"%s\",\"data\":{\"n\":%d,\"pad\":\"", room, k);
+    int n =
+        snprintf(req, pad + 128,
+                 "{\"type\":\"publish\",\"room\":\"%s\",\"data\":{\"n\":%d,\"pad\":\"", room, k);
     memset(req + n, 'x', pad);
     strcpy(req + n + pad, "\"}}");
     hj_send(c, req);
@@ -691,8 +716,7 @@ static long long publish_pad(struct rc *c, const char *room, int k, size_t pad)
 
 /* One history request through Redis: asserts the page holds seqs since + 1 .. since + n (at
  * most 256 KiB of messages) and its "more"/"next" marker; returns the next since. */
-static long long history_page(struct rc *c, const char *room, long long since, size_t n,
-                              bool more)
+static long long history_page(struct rc *c, const char *room, long long since, size_t n, bool more)
 {
     hj_sendf(c, "{\"type\":\"history\",\"room\":\"%s\",\"since\":%lld}", room, since);
     json_t *h = hj_expect_type(c, "history");
@@ -700,7 +724,8 @@ static long long history_page(struct rc *c, const char *room, long long since, s
     json_t *ms = json_object_get(h, "messages");
     assert_int_equal(json_array_size(ms), n);
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(json_integer_value(json_object_get(json_array_get(ms, i), "seq")), since + 1 + (long long)i);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(ms, i), "seq")),
+                         since + 1 + (long long)i);
     assert_int_equal(json_is_true(json_object_get(h, "more")), more);
     if (more) assert_int_equal(hj_int(h, "next"), since + (long long)n);
     json_decref(h);
@@ -714,7 +739,8 @@ static void test_redis_history_pages(void **state)
     struct fx *f = *state;
     redis_start(f);
     node_start_aged(f, 0, "1", "3600");
-    const char *const extra[] = {"--workers", "2", "--redis", f->url, "--history-size", "200", NULL};
+    const char *const extra[] = {"--workers",      "2",   "--redis", f->url,
+                                 "--history-size", "200", NULL};
     if (sp_try_start(&f->n[1], WEFT_BIN, "redis", extra) != 0) fail_msg("node 1 did not start");
     char body[4096];
     for (int i = 0; i < 2; i++)
@@ -724,7 +750,8 @@ static void test_redis_history_pages(void **state)
     assert_int_equal(rc_open(b, f->n[0].port, "/hub"), 0);
     assert_int_equal(rc_open(c, f->n[0].port, "/hub"), 0);
     join(a, "p");
-    for (int k = 1; k <= 150; k++) assert_int_equal(publish_pad(a, "p", k, 10), k);
+    for (int k = 1; k <= 150; k++)
+        assert_int_equal(publish_pad(a, "p", k, 10), k);
     long long s = history_page(b, "p", 0, 100, true);
     history_page(b, "p", s, 50, false);
     hj_sendf(c, "{\"type\":\"join\",\"room\":\"p\",\"since\":0}");
@@ -740,7 +767,8 @@ static void test_redis_history_pages(void **state)
     json_decref(more);
     /* by bytes: 10 x 60 KB, 4 per page */
     join(a, "big");
-    for (int k = 1; k <= 10; k++) assert_int_equal(publish_pad(a, "big", k, 60000), k);
+    for (int k = 1; k <= 10; k++)
+        assert_int_equal(publish_pad(a, "big", k, 60000), k);
     s = history_page(b, "big", 0, 4, true);
     s = history_page(b, "big", s, 4, true);
     history_page(b, "big", s, 2, false);
@@ -798,7 +826,8 @@ static void test_redis_script_flush(void **state)
 static void test_redis_absent_at_start(void **state)
 {
     struct fx *f = *state;
-    if (!redis_bin()) fail_msg("redis-server not found: run scripts/setup (it installs redis-server)");
+    if (!redis_bin())
+        fail_msg("redis-server not found: run scripts/setup (it installs redis-server)");
     node_start(f, 0, "1");
     char body[4096];
     assert_int_equal(sp_http_get(f->n[0].port, "/readyz", body, sizeof body), 503);
@@ -826,8 +855,10 @@ static void test_redis_absent_at_start(void **state)
     settle();
     assert_int_equal(rc_send(&f->c[0], WEFT_OP_TEXT, "x", 1), 0);
     assert_int_equal(rc_recv(&f->c[4], 5000), RC_MESSAGE);
-    for (int i = 0; i < NCL; i++) rc_close(&f->c[i]);
-    for (int i = 0; i < 2; i++) sp_stop(&f->n[i]);
+    for (int i = 0; i < NCL; i++)
+        rc_close(&f->c[i]);
+    for (int i = 0; i < 2; i++)
+        sp_stop(&f->n[i]);
 }
 
 int main(void)

@@ -90,8 +90,7 @@ static void test_negotiate_invalid_offers_declined(void **state)
         "permessage-deflate; client_max_window_bits; client_max_window_bits=9",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (negotiate(bad[i], &defaults, &a, out) != 0)
-            fail_msg("offer accepted: %s", bad[i]);
+        if (negotiate(bad[i], &defaults, &a, out) != 0) fail_msg("offer accepted: %s", bad[i]);
     }
     /* The first acceptable offer of several is taken. */
     assert_int_equal(negotiate("permessage-deflate; foo=1, x-other, "
@@ -160,16 +159,13 @@ static long inflate_all(struct weft_inflater *inf, const uint8_t *in, size_t len
         size_t used_total = 0;
         for (;;) {
             size_t used, got, room = cap - made < ostep ? cap - made : ostep;
-            int r = weft_inflate(inf, in + off + used_total, n - used_total, fin, reset,
-                                 out + made, room, &used, &got);
-            if (r < 0)
-                return r;
+            int r = weft_inflate(inf, in + off + used_total, n - used_total, fin, reset, out + made,
+                                 room, &used, &got);
+            if (r < 0) return r;
             used_total += used;
             made += got;
-            if (r == 0)
-                break;
-            if (made == cap)
-                return WEFT_ERR_SPACE;
+            if (r == 0) break;
+            if (made == cap) return WEFT_ERR_SPACE;
         }
         off += n;
     } while (off < len);
@@ -204,8 +200,8 @@ static void test_rfc_examples(void **state)
     assert_int_equal(inflate_all(inf, stored, sizeof stored, 3, text, sizeof text, 2, true), 5);
     assert_memory_equal(text, "Hello", 5);
     /* §7.2.3.5: two deflate blocks in one message. */
-    const uint8_t two[] = {0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff,
-                           0xca, 0xc9, 0xc9, 0x07, 0x00};
+    const uint8_t two[] = {0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff,
+                           0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00};
     struct weft_inflater *fresh = weft_inflater_new(15);
     assert_int_equal(inflate_all(fresh, two, sizeof two, 5, text, sizeof text, 64, true), 5);
     assert_memory_equal(text, "Hello", 5);
@@ -235,8 +231,8 @@ static void test_roundtrip_sizes_and_windows(void **state)
                 for (int which = 0; which < 2; which++) {
                     const uint8_t *src = which ? noise : text;
                     size_t len = sizes[k];
-                    long n = weft_deflate_message(d, src, len, comp, weft_deflate_bound(len),
-                                                  !takeover);
+                    long n =
+                        weft_deflate_message(d, src, len, comp, weft_deflate_bound(len), !takeover);
                     assert_true(n >= 0);
                     assert_true((size_t)n <= weft_deflate_bound(len));
                     if (!which && len >= 4096)
@@ -244,8 +240,7 @@ static void test_roundtrip_sizes_and_windows(void **state)
                     long m = inflate_all(inf, comp, (size_t)n, 1000, back, (1 << 20) + 1, 777,
                                          !takeover);
                     assert_int_equal(m, (long)len);
-                    if (len)
-                        assert_memory_equal(back, src, len);
+                    if (len) assert_memory_equal(back, src, len);
                 }
             }
             weft_deflater_free(d);
@@ -392,9 +387,9 @@ static void test_inflate_message_forms(void **state)
         {{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, 7, 5},       /* BFINAL without the 0x00 */
         {{0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00},
          13,
-         5},                                                            /* §7.2.3.5 */
-        {{0x00}, 1, 0},                                                 /* §7.2.3.6, empty */
-        {{0}, 0, 0},                                                    /* no payload at all */
+         5},            /* §7.2.3.5 */
+        {{0x00}, 1, 0}, /* §7.2.3.6, empty */
+        {{0}, 0, 0},    /* no payload at all */
         {{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00},
          15,
          10}, /* two streams, each ending with BFINAL */
@@ -471,12 +466,10 @@ static int inflate_frames(struct weft_inflater *inf, const uint8_t *in, const si
             size_t used, made;
             int r = weft_inflate(inf, in + pos, cuts[k] - pos, k + 1 == ncuts, false, out,
                                  sizeof out, &used, &made);
-            if (r < 0)
-                return r;
+            if (r < 0) return r;
             pos += used;
             *made_total += made;
-            if (r == 0)
-                break;
+            if (r == 0) break;
         }
         start = cuts[k];
     }

@@ -73,26 +73,18 @@ struct sub {
 /* One hiredis connection on the loop. */
 struct rconn {
     struct rbroker *b;
-    redisAsyncContext *ac;  /* NULL while disconnected */
+    redisAsyncContext *ac; /* NULL while disconnected */
     bool connected;
     bool is_sub;
-    bool ever_up;           /* connected once (later connects are reconnects) */
+    bool ever_up; /* connected once (later connects are reconnects) */
     uint32_t backoff_ms;
     uint64_t attempts;
     struct weft_timer retry;
 };
 
-/* The Lua scripts (redis/NAME.lua), sent once per connection with SCRIPT LOAD and run with EVALSHA, so
- * a publish does not carry a kilobyte of script text for Redis to hash every time. */
-enum script {
-    S_PUBLISH,
-    S_STATE,
-    S_PRESENCE,
-    S_WRITEBACK,
-    S_PRESENCE_RESET,
-    S_HEARTBEAT,
-    S_COUNT
-};
+/* The Lua scripts (redis/NAME.lua), sent once per connection with SCRIPT LOAD and run with EVALSHA,
+ * so a publish does not carry a kilobyte of script text for Redis to hash every time. */
+enum script { S_PUBLISH, S_STATE, S_PRESENCE, S_WRITEBACK, S_PRESENCE_RESET, S_HEARTBEAT, S_COUNT };
 
 struct rbroker {
     struct broker base; /* first: a struct broker * of this broker is its rbroker */
@@ -105,8 +97,8 @@ struct rbroker {
     bool closing;
     bool was_up;
     uint64_t down_since_ms;
-    uint64_t dropped_gap;   /* messages not sent to Redis during the current gap */
-    uint64_t written_back;  /* /hub messages of the gap written back to Redis */
+    uint64_t dropped_gap;  /* messages not sent to Redis during the current gap */
+    uint64_t written_back; /* /hub messages of the gap written back to Redis */
     struct weft_timer heartbeat;
     char sha[S_COUNT][2 * SHA_DIGEST_LENGTH + 1]; /* SHA-1 of each script, hex */
 };
@@ -120,10 +112,10 @@ struct writeback {
 
 /* A /hub request waiting for its EVAL reply. */
 struct pending {
-    struct hconn *hc;       /* reference held (hc->refs) */
+    struct hconn *hc; /* reference held (hc->refs) */
     enum { P_PUBLISH, P_JOIN, P_HISTORY, P_PRESENCE } op;
-    char *id;               /* the request's "id" as JSON text, NULL if none */
-    char *prefix, *suffix;  /* publish: the delivery around its seq */
+    char *id;              /* the request's "id" as JSON text, NULL if none */
+    char *prefix, *suffix; /* publish: the delivery around its seq */
     bool has_since;
     uint64_t since, t0, limit;
     char room[HUB_ROOM_MAX + 1];
@@ -145,7 +137,7 @@ static struct rbroker *rb_of(struct broker *b)
 
 /* Parses redis://host[:port][/db] into host/port/db. Returns 0 or -1 with err filled. */
 int redis_parse_url(const char *url, char *host, size_t hcap, int *port, int *db, char *err,
-                     size_t cap)
+                    size_t cap)
 {
     static const char scheme[] = "redis://";
     if (strncmp(url, scheme, sizeof scheme - 1)) {
@@ -201,8 +193,7 @@ static void update_state(struct rbroker *b)
 {
     struct hub *h = b->h;
     bool up = rb_up(b);
-    if (up == b->was_up)
-        return;
+    if (up == b->was_up) return;
     b->was_up = up;
     uint64_t now = weft_loop_now(h->loop);
     if (!up) {
@@ -212,7 +203,8 @@ static void update_state(struct rbroker *b)
         hlog(&h->log, WEFT_LOG_WARN, NULL,
              json_pack("{s:s,s:s,s:i}", "event", "broker_lost", "host", b->host, "port", b->port),
              "redis %s:%d lost: local delivery continues, messages of this gap do not reach "
-             "other nodes", b->host, b->port);
+             "other nodes",
+             b->host, b->port);
         return;
     }
     if (b->pub.ever_up && b->down_since_ms) {
@@ -227,8 +219,8 @@ static void update_state(struct rbroker *b)
              (unsigned long long)b->written_back);
     } else {
         hlog(&h->log, WEFT_LOG_INFO, NULL,
-             json_pack("{s:s,s:s,s:i,s:s}", "event", "broker_up", "host", b->host, "port",
-                       b->port, "node", node_id),
+             json_pack("{s:s,s:s,s:i,s:s}", "event", "broker_up", "host", b->host, "port", b->port,
+                       "node", node_id),
              "redis %s:%d connected (node %s)", b->host, b->port, node_id);
     }
     b->down_since_ms = 0;
@@ -244,11 +236,9 @@ static void on_retry(struct weft_timer *t)
 /* Schedules the next connection attempt with exponential backoff. */
 static void schedule_retry(struct rconn *rc)
 {
-    if (rc->b->closing)
-        return;
+    if (rc->b->closing) return;
     rc->backoff_ms = rc->backoff_ms ? rc->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (rc->backoff_ms > BACKOFF_MAX_MS)
-        rc->backoff_ms = BACKOFF_MAX_MS;
+    if (rc->backoff_ms > BACKOFF_MAX_MS) rc->backoff_ms = BACKOFF_MAX_MS;
     weft_timer_start(rc->b->h->loop, &rc->retry, rc->backoff_ms);
 }
 
@@ -268,9 +258,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
                        ac->errstr),
              "redis %s:%d (%s) attempt %llu failed: %s; retrying in %u ms", b->host, b->port,
              rc->is_sub ? "sub" : "pub", (unsigned long long)rc->attempts, ac->errstr,
-             rc->backoff_ms ? (rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                                   : rc->backoff_ms * 2)
-                            : BACKOFF_MIN_MS);
+             rc->backoff_ms
+                 ? (rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rc->backoff_ms * 2)
+                 : BACKOFF_MIN_MS);
         rc->ac = NULL; /* hiredis frees the context after this callback */
         schedule_retry(rc);
         update_state(b);
@@ -296,8 +286,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     (void)status;
     rc->ac = NULL;
     rc->connected = false;
-    if (b->closing)
-        return;
+    if (b->closing) return;
     hlog(&b->h->log, WEFT_LOG_WARN, NULL,
          json_pack("{s:s,s:s,s:s}", "event", "broker_disconnected", "conn",
                    rc->is_sub ? "sub" : "pub", "error", ac->errstr[0] ? ac->errstr : "closed"),
@@ -323,8 +312,8 @@ static void rconn_start(struct rconn *rc)
     hlog(&b->h->log, rc->attempts > 1 ? WEFT_LOG_INFO : WEFT_LOG_DEBUG, NULL,
          json_pack("{s:s,s:s,s:I}", "event", "broker_connecting", "conn",
                    rc->is_sub ? "sub" : "pub", "attempt", (json_int_t)rc->attempts),
-         "redis %s:%d (%s): connection attempt %llu", b->host, b->port,
-         rc->is_sub ? "sub" : "pub", (unsigned long long)rc->attempts);
+         "redis %s:%d (%s): connection attempt %llu", b->host, b->port, rc->is_sub ? "sub" : "pub",
+         (unsigned long long)rc->attempts);
     redisAsyncContext *ac = redisAsyncConnect(b->host, b->port);
     if (!ac || ac->err) {
         hlog(&b->h->log, WEFT_LOG_WARN, NULL,
@@ -332,14 +321,13 @@ static void rconn_start(struct rconn *rc)
                        (json_int_t)rc->attempts),
              "redis %s:%d: attempt %llu failed: %s", b->host, b->port,
              (unsigned long long)rc->attempts, ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
+        if (ac) redisAsyncFree(ac);
         schedule_retry(rc);
         return;
     }
     if (redis_loop_attach(ac, b->h->loop, on_gone, rc) < 0) {
-        hlog(&b->h->log, WEFT_LOG_WARN, NULL, NULL, "redis %s:%d: attempt %llu failed: %s",
-             b->host, b->port, (unsigned long long)rc->attempts, "out of memory");
+        hlog(&b->h->log, WEFT_LOG_WARN, NULL, NULL, "redis %s:%d: attempt %llu failed: %s", b->host,
+             b->port, (unsigned long long)rc->attempts, "out of memory");
         redisAsyncFree(ac);
         schedule_retry(rc);
         return;
@@ -348,8 +336,7 @@ static void rconn_start(struct rconn *rc)
     ac->data = rc;
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     redisAsyncSetConnectCallback(ac, on_connect); /* arms the first write event */
-    if (b->db)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", b->db);
+    if (b->db) redisAsyncCommand(ac, NULL, NULL, "SELECT %d", b->db);
 }
 
 /* ------------------------------------------------------------------ subscriptions */
@@ -391,12 +378,11 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
     (void)ac;
     struct rbroker *b = priv;
     redisReply *rep = r;
-    if (!rep || b->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
-        return;
+    if (!rep || b->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) return;
     redisReply *kind = rep->element[0], *ch = rep->element[1], *pl = rep->element[2];
     if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") ||
-        ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING ||
-        ch->len <= 5 || pl->len < NODE_ID_LEN + 1)
+        ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING || ch->len <= 5 ||
+        pl->len < NODE_ID_LEN + 1)
         return;
     const char *topic = ch->str + 5; /* "weft:" */
     bool hub = !strncmp(topic, "hub:", 4);
@@ -414,8 +400,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
 /* Sends SUBSCRIBE or UNSUBSCRIBE for one topic's channel (if the sub connection is up). */
 static void sub_command(struct rbroker *b, const char *verb, const char *topic, size_t len)
 {
-    if (!b->sub.connected || !b->sub.ac)
-        return;
+    if (!b->sub.connected || !b->sub.ac) return;
     if (verb[0] == 'S')
         redisAsyncCommand(b->sub.ac, on_sub_reply, b, "SUBSCRIBE weft:%b", topic, len);
     else
@@ -435,8 +420,7 @@ static void resubscribe_all(struct rbroker *b)
  * unsubscribes after the last. */
 static void rb_ref(struct rbroker *b, const char *topic, size_t len, int delta)
 {
-    if (!b)
-        return;
+    if (!b) return;
     struct sub **pp = &b->subs[hub_fnv1a(topic, len) % SUB_BUCKETS];
     while (*pp && ((*pp)->len != len || memcmp((*pp)->topic, topic, len)))
         pp = &(*pp)->next;
@@ -444,8 +428,7 @@ static void rb_ref(struct rbroker *b, const char *topic, size_t len, int delta)
     if (delta > 0) {
         if (!s) {
             s = calloc(1, sizeof *s + len + 1);
-            if (!s)
-                return;
+            if (!s) return;
             memcpy(s->topic, topic, len);
             s->len = len;
             *pp = s;
@@ -454,8 +437,7 @@ static void rb_ref(struct rbroker *b, const char *topic, size_t len, int delta)
         s->refs++;
         return;
     }
-    if (!s)
-        return;
+    if (!s) return;
     if (--s->refs == 0) {
         *pp = s->next;
         sub_command(b, "UNSUBSCRIBE", topic, len);
@@ -468,7 +450,7 @@ static void rb_ref(struct rbroker *b, const char *topic, size_t len, int delta)
 /* Publishes a raw room message (already delivered locally) to the other nodes; see
  * internal.h. */
 static void rb_publish_raw(struct rbroker *b, const char *topic, size_t topic_len, const void *data,
-                        size_t len, bool binary)
+                           size_t len, bool binary)
 {
     if (!rb_up(b)) {
         b->h->m.broker_dropped++;
@@ -529,8 +511,7 @@ static bool scripts_missing(struct rbroker *b, const redisReply *rep)
 {
     if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0)
         return false;
-    if (b->pub.connected && b->pub.ac)
-        scripts_load(b);
+    if (b->pub.connected && b->pub.ac) scripts_load(b);
     return true;
 }
 
@@ -539,8 +520,7 @@ static void pending_done(struct pending *p)
 {
     struct hconn *hc = p->hc;
     hc->refs--;
-    if (hc->gone && !hc->refs)
-        hub_conn_release(hc);
+    if (hc->gone && !hc->refs) hub_conn_release(hc);
     free(p->id);
     free(p->prefix);
     free(p->suffix);
@@ -551,8 +531,7 @@ static void pending_done(struct pending *p)
 static struct pending *pending_new(struct hconn *hc, int op, const char *room, const json_t *id)
 {
     struct pending *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     p->hc = hc;
     p->op = op;
     snprintf(p->room, sizeof p->room, "%s", room);
@@ -567,12 +546,10 @@ static struct pending *pending_new(struct hconn *hc, int op, const char *room, c
 /* Sends obj (consumed) to p's connection with the request id added. */
 static void pending_reply(struct pending *p, json_t *obj)
 {
-    if (!obj)
-        return;
+    if (!obj) return;
     if (p->id) {
         json_t *v = json_loads(p->id, JSON_DECODE_ANY, NULL);
-        if (v)
-            json_object_set_new(obj, "id", v);
+        if (v) json_object_set_new(obj, "id", v);
     }
     char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);
@@ -622,10 +599,8 @@ static void publish_done(struct pending *p, const redisReply *rep)
     free(msg);
     h->m.publishes++;
     h->m.deliveries += n;
-    if (hc->gone)
-        return;
-    if (n)
-        hub_latency_start(h, p->t0);
+    if (hc->gone) return;
+    if (n) hub_latency_start(h, p->t0);
     pending_reply(p, json_pack("{s:s,s:s,s:I}", "type", "published", "room", p->room, "seq",
                                (json_int_t)seq));
 }
@@ -653,8 +628,7 @@ static void page_done(struct pending *p, const redisReply *msgs, size_t nm, uint
             n++;
         }
     struct hist_page pg;
-    hist_pick(n, lens, seqs, p->since, p->op == P_JOIN ? 0 : p->limit, hist_budget_of(p->hc),
-              &pg);
+    hist_pick(n, lens, seqs, p->since, p->op == P_JOIN ? 0 : p->limit, hist_budget_of(p->hc), &pg);
     if (pg.blocked) {
         hist_blocked_reason(why, sizeof why);
         pending_error(p, "backpressure", why);
@@ -670,8 +644,7 @@ static void page_done(struct pending *p, const redisReply *msgs, size_t nm, uint
             }
         }
         char *t = pg.more ? hist_more_text(p->room, id, seq, pg.next) : NULL;
-        if (t)
-            hub_send(p->hc, t, strlen(t));
+        if (t) hub_send(p->hc, t, strlen(t));
         free(t);
         goto out;
     }
@@ -708,14 +681,12 @@ static void state_done(struct pending *p, const redisReply *rep)
     if (p->op == P_JOIN)
         pending_reply(p, json_pack("{s:s,s:s,s:I,s:I}", "type", "joined", "room", p->room, "seq",
                                    (json_int_t)seq, "members", (json_int_t)members));
-    if (p->op == P_JOIN && !p->has_since)
-        return;
+    if (p->op == P_JOIN && !p->has_since) return;
     if (gap) {
         char why[200];
         snprintf(why, sizeof why,
                  "messages after seq %llu are no longer all kept (kept: %llu..%llu)",
-                 (unsigned long long)p->since, (unsigned long long)first,
-                 (unsigned long long)seq);
+                 (unsigned long long)p->since, (unsigned long long)first, (unsigned long long)seq);
         pending_error(p, "history_gap", why);
         return;
     }
@@ -733,8 +704,7 @@ static void presence_done(struct pending *p, const redisReply *rep)
             json_array_append_new(ids, json_stringn(rep->element[i]->str, rep->element[i]->len));
     json_t *o = json_pack("{s:s,s:s,s:I,s:o}", "type", "presence", "room", p->room, "count",
                           (json_int_t)n, "members", ids);
-    if (o && n > 1000)
-        json_object_set_new(o, "truncated", json_true());
+    if (o && n > 1000) json_object_set_new(o, "truncated", json_true());
     pending_reply(p, o);
 }
 
@@ -748,12 +718,10 @@ static void on_hub_reply(redisAsyncContext *ac, void *r, void *priv)
     bool closing = hc->h->broker == NULL || rb_of(hc->h->broker)->closing;
     if (!closing && (!rep || rep->type == REDIS_REPLY_ERROR)) {
         scripts_missing(rb_of(hc->h->broker), rep); /* this request fails; the next finds them */
-        if (p->op == P_PUBLISH)
-            hc->h->m.broker_dropped++;
+        if (p->op == P_PUBLISH) hc->h->m.broker_dropped++;
         if (!hc->gone) {
             char why[200];
-            snprintf(why, sizeof why, "broker: %s; retry",
-                     rep ? rep->str : "connection lost");
+            snprintf(why, sizeof why, "broker: %s; retry", rep ? rep->str : "connection lost");
             pending_error(p, "unavailable", why);
         }
     } else if (!closing && !hc->gone) {
@@ -791,8 +759,7 @@ static void age_args(const struct hub *h, char *age, size_t acap, char *now, siz
 }
 
 /* Runs the state script for p (join registers hc). Returns false if not sent. */
-static bool send_state(struct rbroker *b, struct pending *p, bool register_member,
-                       uint64_t limit)
+static bool send_state(struct rbroker *b, struct pending *p, bool register_member, uint64_t limit)
 {
     char kseq[HUB_ROOM_MAX + 16], khist[HUB_ROOM_MAX + 16], kpres[HUB_ROOM_MAX + 20];
     snprintf(kseq, sizeof kseq, "weft:seq:%s", p->room);
@@ -804,26 +771,24 @@ static bool send_state(struct rbroker *b, struct pending *p, bool register_membe
         member_field(p->hc, field, sizeof field);
         name = p->hc->user ? p->hc->user : p->hc->id;
     }
-    if (p->has_since)
-        snprintf(since, sizeof since, "%llu", (unsigned long long)p->since);
+    if (p->has_since) snprintf(since, sizeof since, "%llu", (unsigned long long)p->since);
     snprintf(lim, sizeof lim, "%llu", (unsigned long long)limit);
     worker_keys(b->h, live, sizeof live, set, sizeof set);
     age_args(b->h, age, sizeof age, now, sizeof now);
     return redisAsyncCommand(b->pub.ac, on_hub_reply, p,
-                             "EVALSHA %s 4 %s %s %s %s %s %s %s %s %s %s %s", b->sha[S_STATE], kseq, khist,
-                             kpres, set, field, name, since, lim, p->room, age, now) == REDIS_OK;
+                             "EVALSHA %s 4 %s %s %s %s %s %s %s %s %s %s %s", b->sha[S_STATE], kseq,
+                             khist, kpres, set, field, name, since, lim, p->room, age,
+                             now) == REDIS_OK;
 }
 
 /* /hub join through Redis; see internal.h. */
 static bool rb_hub_join(struct hconn *hc, const char *room, const json_t *id, bool has_since,
-                     uint64_t since)
+                        uint64_t since)
 {
     struct rbroker *b = rb_of(hc->h->broker);
-    if (!rb_up(b))
-        return false;
+    if (!rb_up(b)) return false;
     struct pending *p = pending_new(hc, P_JOIN, room, id);
-    if (!p)
-        return false;
+    if (!p) return false;
     p->has_since = has_since;
     p->since = since;
     if (!send_state(b, p, true, HIST_PAGE_COUNT + 1)) {
@@ -835,14 +800,12 @@ static bool rb_hub_join(struct hconn *hc, const char *room, const json_t *id, bo
 
 /* /hub history through Redis; see internal.h. */
 static bool rb_hub_history(struct hconn *hc, const char *room, const json_t *id, uint64_t since,
-                        uint64_t limit)
+                           uint64_t limit)
 {
     struct rbroker *b = rb_of(hc->h->broker);
-    if (!rb_up(b))
-        return false;
+    if (!rb_up(b)) return false;
     struct pending *p = pending_new(hc, P_HISTORY, room, id);
-    if (!p)
-        return false;
+    if (!p) return false;
     p->has_since = true;
     p->since = since;
     p->limit = limit;
@@ -857,13 +820,11 @@ static bool rb_hub_history(struct hconn *hc, const char *room, const json_t *id,
 static bool rb_hub_presence(struct hconn *hc, const char *room, const json_t *id)
 {
     struct rbroker *b = rb_of(hc->h->broker);
-    if (!rb_up(b))
-        return false;
+    if (!rb_up(b)) return false;
     struct pending *p = pending_new(hc, P_PRESENCE, room, id);
-    if (!p)
-        return false;
-    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVALSHA %s 1 weft:presence:%s", b->sha[S_PRESENCE],
-                          room) != REDIS_OK) {
+    if (!p) return false;
+    if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVALSHA %s 1 weft:presence:%s",
+                          b->sha[S_PRESENCE], room) != REDIS_OK) {
         pending_done(p);
         return false;
     }
@@ -876,8 +837,7 @@ static bool rb_hub_presence(struct hconn *hc, const char *room, const json_t *id
 static void rb_hub_leave(struct hconn *hc, const char *room)
 {
     struct rbroker *b = rb_of(hc->h->broker);
-    if (!b || !b->pub.connected || !b->pub.ac)
-        return;
+    if (!b || !b->pub.connected || !b->pub.ac) return;
     char field[96];
     member_field(hc, field, sizeof field);
     redisAsyncCommand(b->pub.ac, NULL, NULL, "HDEL weft:presence:%s %s", room, field);
@@ -894,8 +854,7 @@ static void register_presence(struct rbroker *b)
     redisAsyncCommand(b->pub.ac, NULL, NULL, "EVALSHA %s 1 %s %s", b->sha[S_PRESENCE_RESET], set,
                       prefix);
     for (struct hconn *hc = b->h->conns; hc; hc = hc->next) {
-        if (hc->kind != HC_HUB || hc->self_check)
-            continue;
+        if (hc->kind != HC_HUB || hc->self_check) continue;
         char field[96];
         member_field(hc, field, sizeof field);
         for (uint32_t i = 0; i < hc->nrooms; i++) {
@@ -913,8 +872,7 @@ static void on_heartbeat_reply(redisAsyncContext *ac, void *r, void *priv)
     (void)ac;
     struct rbroker *b = priv;
     redisReply *rep = r;
-    if (!b->closing && scripts_missing(b, rep))
-        return;
+    if (!b->closing && scripts_missing(b, rep)) return;
     if (!rep || b->closing || rep->type != REDIS_REPLY_INTEGER || rep->integer != 0 ||
         !b->pub.connected)
         return;
@@ -994,8 +952,8 @@ static size_t writeback_room(struct rbroker *b, struct room *r)
     age_args(h, age, sizeof age, now, sizeof now);
     snprintf(tag, sizeof tag, "%st", node_id);
     snprintf(nums[nmsg], sizeof nums[nmsg], "%llu", (unsigned long long)r->seq);
-    const char *fixed[11] = {"EVALSHA", b->sha[S_WRITEBACK], "2", kseq, khist, nums[nmsg],
-                             nsize,  age,           now, chan, tag};
+    const char *fixed[11] = {
+        "EVALSHA", b->sha[S_WRITEBACK], "2", kseq, khist, nums[nmsg], nsize, age, now, chan, tag};
     for (size_t i = 0; i < 11; i++) {
         argv[i] = fixed[i];
         lens[i] = strlen(fixed[i]);
@@ -1035,20 +993,18 @@ static void resync(struct rbroker *b)
 
 /* /hub publish through Redis; see internal.h. */
 static bool rb_hub_publish(struct hconn *hc, const char *room, const json_t *id, const json_t *data,
-                        uint64_t t0)
+                           uint64_t t0)
 {
     struct hub *h = hc->h;
     struct rbroker *b = rb_of(h->broker);
-    if (!b)
-        return false;
+    if (!b) return false;
     if (!rb_up(b)) {
         h->m.broker_dropped++;
         b->dropped_gap++;
         return false;
     }
     struct pending *p = pending_new(hc, P_PUBLISH, room, id);
-    if (!p)
-        return false;
+    if (!p) return false;
     p->t0 = t0;
     json_t *from = json_string(hc->user ? hc->user : hc->id);
     char *fs = from ? json_dumps(from, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
@@ -1061,10 +1017,8 @@ static bool rb_hub_publish(struct hconn *hc, const char *room, const json_t *id,
     free(fs);
     free(ds);
     if (a < 0 || c < 0) {
-        if (a < 0)
-            p->prefix = NULL;
-        if (c < 0)
-            p->suffix = NULL;
+        if (a < 0) p->prefix = NULL;
+        if (c < 0) p->suffix = NULL;
         pending_done(p);
         return false;
     }
@@ -1076,14 +1030,13 @@ static bool rb_hub_publish(struct hconn *hc, const char *room, const json_t *id,
     /* A delivery over --history-max-message is published but not kept (history size 0). */
     size_t dlen = strlen(p->prefix) + 20 + strlen(p->suffix);
     bool keep = dlen <= h->cfg.history_max_message;
-    if (!keep && h->cfg.history_size)
-        h->rooms.hist_skipped++;
+    if (!keep && h->cfg.history_size) h->rooms.hist_skipped++;
     snprintf(nsize, sizeof nsize, "%u", keep ? h->cfg.history_size : 0u);
     snprintf(tag, sizeof tag, "%st", node_id);
     age_args(h, age, sizeof age, now, sizeof now);
     if (redisAsyncCommand(b->pub.ac, on_hub_reply, p, "EVALSHA %s 2 %s %s %s %s %s %s %s %s %s",
-                          b->sha[S_PUBLISH], kseq, khist, p->prefix, p->suffix, nsize, chan, tag, age,
-                          now) != REDIS_OK) {
+                          b->sha[S_PUBLISH], kseq, khist, p->prefix, p->suffix, nsize, chan, tag,
+                          age, now) != REDIS_OK) {
         pending_done(p);
         return false;
     }
@@ -1101,8 +1054,7 @@ struct broker *redis_broker_new(struct hub *h, const char *url, char *err, size_
         return NULL;
     }
     scripts_hash(b);
-    if (redis_parse_url(url, b->host, sizeof b->host, &b->port, &b->db, err, cap) <
-        0) {
+    if (redis_parse_url(url, b->host, sizeof b->host, &b->port, &b->db, err, cap) < 0) {
         free(b);
         return NULL;
     }
@@ -1131,8 +1083,7 @@ struct broker *redis_broker_new(struct hub *h, const char *url, char *err, size_
 /* Closes both connections and frees the broker; see internal.h. */
 static void rb_free(struct rbroker *b)
 {
-    if (!b)
-        return;
+    if (!b) return;
     b->closing = true;
     weft_timer_stop(&b->heartbeat);
     struct rconn *rcs[2] = {&b->pub, &b->sub};
@@ -1141,8 +1092,7 @@ static void rb_free(struct rbroker *b)
         weft_timer_stop(&rc->retry);
         if (rc->ac && rc->connected) /* presence removals of the last connections */
             redis_loop_flush(rc->ac, FLUSH_MS);
-        if (rc->ac)
-            redisAsyncFree(rc->ac); /* pending callbacks run with a NULL reply */
+        if (rc->ac) redisAsyncFree(rc->ac); /* pending callbacks run with a NULL reply */
     }
     for (size_t i = 0; i < SUB_BUCKETS; i++)
         while (b->subs[i]) {
@@ -1169,15 +1119,15 @@ static void op_ref(struct broker *b, const char *topic, size_t len, int delta)
 }
 
 /* broker_ops.publish_raw. */
-static void op_publish_raw(struct broker *b, const char *topic, size_t topic_len,
-                           const void *data, size_t len, bool binary)
+static void op_publish_raw(struct broker *b, const char *topic, size_t topic_len, const void *data,
+                           size_t len, bool binary)
 {
     rb_publish_raw(rb_of(b), topic, topic_len, data, len, binary);
 }
 
 /* broker_ops.hub_publish (b is hc's hub's broker). */
-static bool op_hub_publish(struct broker *b, struct hconn *hc, const char *room,
-                           const json_t *id, const json_t *data, uint64_t t0)
+static bool op_hub_publish(struct broker *b, struct hconn *hc, const char *room, const json_t *id,
+                           const json_t *data, uint64_t t0)
 {
     (void)b;
     return rb_hub_publish(hc, room, id, data, t0);
@@ -1192,16 +1142,15 @@ static bool op_hub_join(struct broker *b, struct hconn *hc, const char *room, co
 }
 
 /* broker_ops.hub_history. */
-static bool op_hub_history(struct broker *b, struct hconn *hc, const char *room,
-                           const json_t *id, uint64_t since, uint64_t limit)
+static bool op_hub_history(struct broker *b, struct hconn *hc, const char *room, const json_t *id,
+                           uint64_t since, uint64_t limit)
 {
     (void)b;
     return rb_hub_history(hc, room, id, since, limit);
 }
 
 /* broker_ops.hub_presence. */
-static bool op_hub_presence(struct broker *b, struct hconn *hc, const char *room,
-                            const json_t *id)
+static bool op_hub_presence(struct broker *b, struct hconn *hc, const char *room, const json_t *id)
 {
     (void)b;
     return rb_hub_presence(hc, room, id);

@@ -1,9 +1,11 @@
 /*
  * fuzz_redis.c — libFuzzer target for the Redis reply handling of the broker
- * (src/hub/brokers/redis.c, `weft serve --redis`): replies built from fuzz input by hiredis' own
- * parser (redisReader) are given to the broker's reply callbacks, as hiredis' async API would.
+ * (src/hub/brokers/redis.c and redis_hub.c, `weft serve --redis`): replies built from fuzz input
+ * by hiredis' own parser (redisReader) are given to the broker's reply callbacks, as hiredis'
+ * async API would.
  *
- * redis.c is included here (its callbacks are static; the file is compiled unchanged) and
+ * redis.c and redis_hub.c are included here (their callbacks are static; the files are
+ * compiled unchanged) and
  * run with a broker that has no connection, on the real hub of hub_fixture.h (so deliveries,
  * replies and the room's seq go through the real code). Byte 0 picks the first callback; the
  * rest is RESP2/RESP3 text; reply k goes to callback (byte 0 + k) mod 9:
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "hub/brokers/redis.c"
+#include "hub/brokers/redis_hub.c"
 #include "hub_fixture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

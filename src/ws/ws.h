@@ -206,13 +206,20 @@ struct weft_request {
     char *extra; /* extra headers for the 101 */
 };
 
-/* conn.c (receiving, closing, timers), conn_send.c (sending, accessors), conn_head.c (HTTP
- * heads) */
+/* conn.c (receiving, closing, timers), conn_inflate.c (compressed messages in), conn_send.c
+ * (sending, accessors), conn_head.c (HTTP heads) */
 void conn_on_data(struct weft_sock *s, uint8_t *data, size_t len);
 void conn_on_drain(struct weft_sock *s);
 void conn_on_eof(struct weft_sock *s, int err);
 void conn_on_free(struct weft_sock *s);
 void conn_feed_bytes(struct weft_conn *c, uint8_t *data, size_t len);
+/* The peer broke the protocol: closes c with code (reason why), reports it (on_close) and
+ * stops reading. */
+void conn_protocol_error(struct weft_conn *c, uint16_t code, const char *why);
+/* conn_inflate.c: inflates a whole compressed message (at most max_message bytes, 1009
+ * beyond), checks text as UTF-8 and delivers it; on failure closes c (1007, 1009, 1011 or
+ * 1013). Returns nothing. */
+void conn_deliver_compressed(struct weft_conn *c, const uint8_t *data, size_t len, bool binary);
 /* Reading an HTTP head (request or response) that may arrive over several reads. */
 struct head_in {
     const char *buf; /* what to parse: the read itself, or the stored head extended by it */

@@ -11,9 +11,9 @@ import json
 import statistics
 import sys
 
-COLORS = {"weft": "#1f77b4", "weft2": "#6baed6", "lws": "#d62728", "node": "#2ca02c",
+COLORS = {"weft": "#1f77b4", "weftu": "#17becf", "weft2": "#6baed6", "lws": "#d62728", "node": "#2ca02c",
           "py": "#9467bd", "raw": "#7f7f7f"}
-NAMES = {"weft": "weft", "weft2": "weft, 2 workers", "lws": "libwebsockets", "node": "Node ws",
+NAMES = {"weft": "weft", "weftu": "weft, io_uring", "weft2": "weft, 2 workers", "lws": "libwebsockets", "node": "Node ws",
          "py": "Python websockets", "raw": "raw-byte echo (limit)"}
 LABELS = {
     "echo64": "echo 64 B × 100 × 8", "echo64tls": "echo 64 B, TLS", "echo64w2": "echo 64 B, workers",
